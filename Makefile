@@ -1,0 +1,31 @@
+# The two set-up commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test typecheck bench clean
+
+$(BIN)/receiver: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## run: install into .venv and serve on 127.0.0.1:9095 with SQLite under ./data
+run: $(BIN)/receiver
+	$(BIN)/receiver serve --config examples/receiver.yml
+
+## test: install into .venv and run the whole test suite (needs prometheus-alertmanager)
+test: $(BIN)/receiver
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+typecheck: $(BIN)/receiver
+	$(BIN)/mypy
+
+bench: $(BIN)/receiver
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) data .bench

@@ -1,0 +1,96 @@
+"""The command line: ``receiver serve`` and ``receiver config check``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import disable_created_metrics
+
+from receiver import __version__, config, logs
+from receiver.app import create_app
+from receiver.web.tls import TlsError, server_context
+
+EXIT_CONFIG = 2
+log = logging.getLogger("receiver")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command named on the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _check(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="receiver", description="Alertmanager webhook receiver.")
+    parser.add_argument("--version", action="version", version=f"receiver {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the daemon")
+    serve.add_argument("--config", type=Path, help="YAML settings file (default: built-in safe defaults)")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="override the listen address")
+    serve.add_argument("--data-dir", type=Path, metavar="DIR", help="override the data directory")
+    check = commands.add_parser("config", help="work with settings files").add_subparsers(dest="action", required=True)
+    check.add_parser("check", help="validate a settings file and exit").add_argument("file", type=Path)
+    return parser
+
+
+def _load(path: Path | None, overrides: dict[str, Any]) -> config.Settings | None:
+    try:
+        return config.load(path, os.environ, overrides)
+    except config.ConfigError as err:
+        where = f"{path}: " if path else ""
+        for key, message in err.problems:
+            print(f"{where}{key}: {message}", file=sys.stderr)
+        return None
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = _load(args.file, {})
+    if settings is None:
+        return EXIT_CONFIG
+    if settings.tls is not None:
+        try:
+            server_context(settings.tls)
+        except TlsError as err:
+            print(f"{args.file}: {err}", file=sys.stderr)
+            return EXIT_CONFIG
+    print(f"{args.file}: ok")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides = {k: v for k, v in (("listen", args.listen), ("data_dir", args.data_dir)) if v is not None}
+    settings = _load(args.config, overrides)
+    if settings is None:
+        return EXIT_CONFIG
+    logs.setup(settings.log_level)
+    disable_created_metrics()
+    try:
+        ssl_context = server_context(settings.tls) if settings.tls else None
+    except TlsError as err:
+        log.error("cannot start: %s", err)
+        return EXIT_CONFIG
+    web.run_app(
+        create_app(settings),
+        host=settings.listen.host,
+        port=settings.listen.port,
+        ssl_context=ssl_context,
+        shutdown_timeout=settings.shutdown_timeout.total_seconds(),
+        access_log=None,
+        print=None,
+    )
+    log.info("receiver stopped")
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Typed settings: a YAML file, secrets from the environment, validated once.
+
+Settings are loaded strictly, as Alertmanager loads its own: an unknown key or
+a value of the wrong type stops the daemon at start with a message naming the
+key path (``store.max_pending: ...``). Nothing deeper in the code reads the
+environment; ``load`` is the only place that does, and only for secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+
+from receiver.dedup import DedupPolicy
+
+ENV_SECRETS: Mapping[str, tuple[str, ...]] = {
+    "RECEIVER_WEBHOOK_TOKEN": ("webhook", "bearer_token"),
+    "RECEIVER_WEBHOOK_PASSWORD": ("webhook", "basic_auth", "password"),
+    "RECEIVER_API_TOKEN": ("api", "token"),
+}
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")
+
+
+class ConfigError(ValueError):
+    """The settings are unusable; ``problems`` pairs a key path with the reason."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(f"{key}: {msg}" for key, msg in problems))
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``90``/``1.5`` (seconds) or Go-style ``1h30m``, ``5m``, ``10s``, ``250ms``."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration like 30s, 5m or 1h, or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value.strip())) and any(m.groups()):
+        h, mins, s, ms = (int(g or 0) for g in m.groups())
+        seconds = h * 3600 + mins * 60 + s + ms / 1000
+    else:
+        raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h")
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, pydantic.PlainValidator(parse_duration)]
+FilePath = Annotated[pydantic.FilePath, pydantic.Field(strict=False)]
+DirPath = Annotated[Path, pydantic.Field(strict=False)]
+Secret = Annotated[pydantic.SecretStr, pydantic.Field(strict=False, min_length=1)]
+
+
+class _Section(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Listen(_Section):
+    """Where the HTTP server listens."""
+
+    host: str
+    port: Annotated[int, pydantic.Field(ge=0, le=65535)]
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(value: object) -> Listen:
+    """Parse ``HOST:PORT`` (``[::1]:9095`` for IPv6)."""
+    if isinstance(value, Listen):
+        return value
+    if not isinstance(value, str) or (m := _LISTEN.match(value)) is None:
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    port = int(m["port"])
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range")
+    return Listen(host=m["v6"] or m["host"] or "0.0.0.0", port=port)
+
+
+class BasicAuth(_Section):
+    """HTTP basic auth, as Alertmanager's ``http_config.basic_auth`` sends it."""
+
+    username: Annotated[str, pydantic.Field(min_length=1)]
+    password: Secret
+
+
+class WebhookSettings(_Section):
+    """The Alertmanager-facing endpoint. No credentials configured means no auth."""
+
+    bearer_token: Secret | None = None
+    basic_auth: BasicAuth | None = None
+    max_body_bytes: Annotated[int, pydantic.Field(ge=1024)] = 4 * 1024 * 1024
+
+
+class ApiSettings(_Section):
+    """The incident/alert API. When a token is set, every API call needs it."""
+
+    token: Secret | None = None
+
+
+class TlsSettings(_Section):
+    """Serve HTTPS; with ``client_ca_file``, require client certificates (mTLS)."""
+
+    cert_file: FilePath
+    key_file: FilePath
+    client_ca_file: FilePath | None = None
+
+
+class StoreSettings(_Section):
+    """The embedded SQLite store and the commit queue in front of it."""
+
+    backend: Literal["sqlite"] = "sqlite"
+    path: DirPath | None = None
+    """Database file; defaults to ``<data_dir>/receiver.db``."""
+    synchronous: Literal["full", "normal"] = "full"
+    """``full`` survives power loss; ``normal`` survives process crashes only."""
+    busy_timeout: Duration = timedelta(seconds=5)
+    max_pending: Annotated[int, pydantic.Field(ge=1)] = 2048
+    """Notifications waiting for commit before the webhook answers 503."""
+    max_batch: Annotated[int, pydantic.Field(ge=1)] = 512
+    """Most notifications committed in one transaction (group commit)."""
+
+
+class AlertSettings(_Section):
+    """How alerts expire and when they count as flapping."""
+
+    expire_after: Duration = timedelta(hours=12)
+    expiry_check_interval: Duration = timedelta(minutes=1)
+    flap_threshold: Annotated[int, pydantic.Field(ge=1)] = 4
+    flap_window: Duration = timedelta(hours=1)
+
+    def policy(self) -> DedupPolicy:
+        """The dedup policy these settings describe."""
+        return DedupPolicy(
+            expire_after=self.expire_after,
+            flap_threshold=self.flap_threshold,
+            flap_window=self.flap_window,
+        )
+
+
+class Settings(_Section):
+    """Everything the daemon is configured with."""
+
+    listen: Annotated[Listen, pydantic.PlainValidator(parse_listen)] = Listen(host="127.0.0.1", port=9095)
+    data_dir: DirPath = Path("data")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_timeout: Duration = timedelta(seconds=10)
+    webhook: WebhookSettings = WebhookSettings()
+    api: ApiSettings = ApiSettings()
+    tls: TlsSettings | None = None
+    store: StoreSettings = StoreSettings()
+    alerts: AlertSettings = AlertSettings()
+
+    @property
+    def database_path(self) -> Path:
+        """Where the SQLite database lives."""
+        return self.store.path or self.data_dir / "receiver.db"
+
+
+def load(
+    path: Path | None,
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from a file (or defaults), secret env vars and CLI overrides."""
+    raw = _read_file(path) if path is not None else {}
+    for var, key_path in ENV_SECRETS.items():
+        if env.get(var):
+            _set_path(raw, key_path, env[var])
+    raw.update(overrides or {})
+    try:
+        return Settings.model_validate(raw)
+    except pydantic.ValidationError as err:
+        raise ConfigError([_problem(e) for e in err.errors()]) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError([(str(path), f"cannot read: {err.strerror}")]) from None
+    except yaml.YAMLError as err:
+        raise ConfigError([(str(path), f"not valid YAML: {err}")]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([(str(path), "the top level must be a mapping of settings")])
+    return data
+
+
+def _set_path(raw: dict[str, Any], key_path: tuple[str, ...], value: str) -> None:
+    node = raw
+    for key in key_path[:-1]:
+        if node.get(key) is None:
+            node[key] = {}
+        child = node[key]
+        if not isinstance(child, dict):
+            return  # a wrong type in the file: validation reports it
+        node = child
+    node[key_path[-1]] = value
+
+
+def _problem(error: Any) -> tuple[str, str]:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return key, "unknown setting"
+    if error["type"] == "missing":
+        return key, "required setting is missing"
+    return key, str(error["msg"]).removeprefix("Value error, ")

@@ -1,0 +1,62 @@
+"""Label matchers in Alertmanager's syntax: ``name="value"``, ``!=``, ``=~``, ``!~``.
+
+Used to filter alerts in the API (and later by severity rules and playbook
+triggers). Regular expressions are anchored at both ends, as in Prometheus.
+Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Op = Literal["=", "!=", "=~", "!~"]
+_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"]*?))\s*$')
+
+
+class InvalidMatcher(ValueError):
+    """The text is not a label matcher."""
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """One condition on one label; a missing label matches as the empty string."""
+
+    name: str
+    op: Op
+    value: str
+    pattern: re.Pattern[str] | None = None
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether ``labels`` satisfy this matcher."""
+        actual = labels.get(self.name, "")
+        if self.pattern is not None:
+            return (self.pattern.fullmatch(actual) is not None) == (self.op == "=~")
+        return (actual == self.value) == (self.op == "=")
+
+
+def parse(text: str) -> Matcher:
+    """Parse one matcher such as ``namespace="prod"`` or ``severity=~"crit.*"``."""
+    m = _MATCHER.match(text)
+    if m is None:
+        raise InvalidMatcher(f'{text!r} is not a matcher like name="value", name!="v", name=~"re" or name!~"re"')
+    name, op, quoted, bare = m.groups()
+    value = _unescape(quoted) if quoted is not None else bare
+    pattern = None
+    if op in ("=~", "!~"):
+        try:
+            pattern = re.compile(value)
+        except re.error as err:
+            raise InvalidMatcher(f"{text!r}: invalid regular expression: {err}") from None
+    return Matcher(name, op, value, pattern)  # type: ignore[arg-type]
+
+
+def match_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
+    """Whether ``labels`` satisfy every matcher."""
+    return all(m.matches(labels) for m in matchers)
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]), value)

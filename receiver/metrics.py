@@ -1,0 +1,104 @@
+"""The daemon's own Prometheus metrics, on a registry that is passed in.
+
+Every metric is created on the injected ``CollectorRegistry`` (tests make a
+fresh one). Labels are bounded: results, statuses, outcomes, routes; never a
+fingerprint or an alert name. Values that are state (alerts by status, the
+commit queue's depth) are read at scrape time by ``refresh``.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from receiver import __version__
+from receiver.dedup import Decision, Outcome, Status
+
+NOTIFICATION_RESULTS = (
+    "accepted",
+    "duplicate",
+    "rejected_auth",
+    "rejected_invalid",
+    "rejected_too_large",
+    "overloaded",
+    "store_error",
+)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    """Every metric the daemon exports, and the few ways they change."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.notifications = Counter(
+            "receiver_notifications", "Webhook notifications received, by result.", ["result"], registry=registry
+        )
+        self.alerts_received = Counter(
+            "receiver_alerts_received", "Alert updates received, by their status.", ["status"], registry=registry
+        )
+        self.alert_updates = Counter(
+            "receiver_alert_updates", "Alert updates by what dedup made of them.", ["outcome"], registry=registry
+        )
+        self.duplicates = Counter(
+            "receiver_alert_duplicates", "Alert updates that were duplicates (HA peers, repeats).", registry=registry
+        )
+        self.flapping = Counter(
+            "receiver_alerts_flapping", "Times an alert started flapping.", registry=registry
+        )
+        self.expired = Counter(
+            "receiver_alerts_expired", "Firing alerts expired after no update for too long.", registry=registry
+        )
+        self.alerts = Gauge("receiver_alerts", "Alerts known, by status (read at scrape time).", ["status"], registry=registry)
+        self.active_alerts = Gauge("receiver_active_alerts", "Alerts firing now (read at scrape time).", registry=registry)
+        self.queue_depth = Gauge(
+            "receiver_ingest_queue_depth", "Notifications waiting for commit (read at scrape time).", registry=registry
+        )
+        self.request_duration = Histogram(
+            "receiver_http_request_duration_seconds",
+            "HTTP request duration, by route and method.",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.commit_duration = Histogram(
+            "receiver_store_commit_duration_seconds",
+            "Duration of one store commit (one batch of notifications).",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.commit_batch = Histogram(
+            "receiver_store_commit_batch_size", "Notifications per store commit.", buckets=_BATCH_BUCKETS, registry=registry
+        )
+        build = Info("receiver_build", "Version of the receiver and of Python.", registry=registry)
+        build.info({"version": __version__, "python": platform.python_version()})
+        for result in NOTIFICATION_RESULTS:
+            self.notifications.labels(result)
+        for outcome in Outcome:
+            self.alert_updates.labels(outcome.value)
+        for status in ("firing", "resolved"):
+            self.alerts_received.labels(status)
+
+    def observe_decisions(self, decisions: Iterable[Decision]) -> None:
+        """Count what dedup made of each alert update of one notification."""
+        for d in decisions:
+            self.alert_updates.labels(d.outcome.value).inc()
+            if d.outcome is Outcome.DUPLICATE:
+                self.duplicates.inc()
+            if d.became_flapping:
+                self.flapping.inc()
+
+    def observe_commit(self, seconds: float, batch: int) -> None:
+        """Record one store commit."""
+        self.commit_duration.observe(seconds)
+        self.commit_batch.observe(batch)
+
+    def refresh(self, counts: Mapping[Status, int], queue_depth: int) -> None:
+        """Set the state gauges from values read just now, at scrape time."""
+        for status in Status:
+            self.alerts.labels(status.value).set(counts.get(status, 0))
+        self.active_alerts.set(counts.get(Status.FIRING, 0))
+        self.queue_depth.set(queue_depth)

@@ -1,0 +1,78 @@
+"""The store interface: what the daemon keeps, independent of the database.
+
+The engine and the web layer depend on ``Store`` only. The SQLite backend
+serves one replica; a PostgreSQL backend will implement the same protocol so
+that several replicas can share state. Only modules in this package speak SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from receiver.alertmanager import Alert, Notification
+from receiver.dedup import AlertState, Decision, Status
+
+Decide = Callable[[AlertState | None, Alert], Decision]
+"""The pure dedup decision, with ``now`` and the policy already bound."""
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (locked, full, broken): retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What the store made of one notification, committed."""
+
+    decisions: tuple[Decision, ...]
+    notification_id: int | None
+    """Set when the notification carried news and was recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One entry of the ordered log of alert news the engine consumes."""
+
+    seq: int
+    fingerprint: str
+    kind: str
+    """``fired``, ``resolved``, ``resolved_unseen`` or ``expired``."""
+    starts_at: datetime
+    ends_at: datetime | None
+    at: datetime
+    notification_id: int | None
+
+
+class Store(Protocol):
+    """Durable state. Every method either completes or changes nothing."""
+
+    async def accept(self, batch: Sequence[Notification], decide: Decide) -> list[Accepted]:
+        """Apply ``decide`` to every alert of ``batch`` and commit, all or nothing."""
+        ...
+
+    async def list_alerts(self, statuses: frozenset[Status] | None = None) -> list[AlertState]:
+        """Alerts with one of ``statuses`` (all when None), most recently changed first."""
+        ...
+
+    async def count_alerts(self) -> Mapping[Status, int]:
+        """How many alerts are in each status."""
+        ...
+
+    async def expire(self, cutoff: datetime, now: datetime) -> list[str]:
+        """Mark firing alerts last seen before ``cutoff`` expired; their fingerprints."""
+        ...
+
+    async def events(self, after: int = 0, limit: int = 1000) -> list[AlertEvent]:
+        """Alert news with ``seq`` above ``after``, oldest first."""
+        ...
+
+    async def ping(self) -> None:
+        """Prove the store is writable now; raise StoreError when it is not."""
+        ...
+
+    async def close(self) -> None:
+        """Finish what is running and release the database."""
+        ...

@@ -1,0 +1,91 @@
+"""``GET /api/v1/alerts``: the alerts the receiver knows, with their state.
+
+Query parameters: ``status`` (repeatable or comma-separated: firing,
+resolved, expired), ``filter`` (repeatable label matchers such as
+``namespace="prod"``), ``limit`` and ``offset``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from receiver import matchers
+from receiver.dedup import AlertState, DedupPolicy, Status, is_flapping
+from receiver.store import Store
+from receiver.web.auth import Credentials, unauthorized
+from receiver.web.errors import json_error
+
+MAX_LIMIT = 10_000
+DEFAULT_LIMIT = 500
+
+
+class AlertsApi:
+    """Lists alerts."""
+
+    def __init__(
+        self, store: Store, credentials: Credentials, policy: DedupPolicy, clock: Callable[[], datetime]
+    ) -> None:
+        self._store = store
+        self._credentials = credentials
+        self._policy = policy
+        self._clock = clock
+
+    async def list(self, request: web.Request) -> web.Response:
+        """Answer one listing request."""
+        if not self._credentials.allows(request):
+            return unauthorized("receiver-api")
+        try:
+            statuses, wanted, limit, offset = _parse_query(request)
+        except ValueError as err:
+            return json_error(400, str(err))
+        now = self._clock()
+        alerts = [a for a in await self._store.list_alerts(statuses) if matchers.match_all(wanted, a.labels)]
+        page = alerts[offset : offset + limit]
+        return web.json_response(
+            {"total": len(alerts), "offset": offset, "alerts": [self._render(a, now) for a in page]}
+        )
+
+    def _render(self, alert: AlertState, now: datetime) -> dict[str, Any]:
+        return {
+            "fingerprint": alert.fingerprint,
+            "status": alert.status.value,
+            "labels": dict(alert.labels),
+            "annotations": dict(alert.annotations),
+            "startsAt": alert.starts_at.isoformat(),
+            "endsAt": alert.ends_at.isoformat() if alert.ends_at else None,
+            "generatorURL": alert.generator_url,
+            "firstSeen": alert.first_seen.isoformat(),
+            "lastSeen": alert.last_seen.isoformat(),
+            "lastChanged": alert.last_changed.isoformat(),
+            "flapping": is_flapping(alert, now, self._policy),
+        }
+
+
+def _parse_query(request: web.Request) -> tuple[frozenset[Status] | None, list[matchers.Matcher], int, int]:
+    raw_statuses = [s for value in request.query.getall("status", []) for s in value.split(",") if s]
+    try:
+        statuses = frozenset(Status(s) for s in raw_statuses) or None
+    except ValueError:
+        raise ValueError(f"status: must be among {', '.join(s.value for s in Status)}") from None
+    try:
+        wanted = [matchers.parse(text) for text in request.query.getall("filter", [])]
+    except matchers.InvalidMatcher as err:
+        raise ValueError(f"filter: {err}") from None
+    limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = _int_param(request, "offset", 0, 0, None)
+    return statuses, wanted, limit, offset
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int | None) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    value = int(text) if text.isdigit() else -1
+    if value < low or (high is not None and value > high):
+        upper = f" to {high}" if high is not None else " or more"
+        raise ValueError(f"{name}: must be a whole number, {low}{upper}")
+    return value

@@ -1,0 +1,112 @@
+"""``POST /api/v1/alerts``: Alertmanager's webhook.
+
+Authenticate, bound the body, decode, hand the notification to the ingestor
+and answer only once it is committed. Status codes follow what Alertmanager
+does with them: 4xx only for requests that can never succeed (it stops
+retrying them), 503 for "not now" (it retries with backoff).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from receiver.alertmanager import InvalidNotification, Notification, decode
+from receiver.ingest import Ingestor, Overloaded
+from receiver.metrics import Metrics
+from receiver.store import Accepted, StoreError
+from receiver.web.auth import Credentials, unauthorized
+from receiver.web.errors import json_error
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = "5"
+LOGGED_NEWS = 50
+"""At most this many fingerprints are named in one log line."""
+
+
+class WebhookHandler:
+    """Receives Alertmanager notifications."""
+
+    def __init__(self, ingestor: Ingestor, credentials: Credentials, metrics: Metrics, max_body_bytes: int) -> None:
+        self._ingestor = ingestor
+        self._credentials = credentials
+        self._metrics = metrics
+        self._max_body = max_body_bytes
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        """Handle one webhook delivery."""
+        if not self._credentials.allows(request):
+            return self._reject("rejected_auth", request, unauthorized("receiver"))
+        body = await self._read_body(request)
+        if body is None:
+            message = f"request body is larger than {self._max_body} bytes"
+            return self._reject("rejected_too_large", request, json_error(413, message, limit=self._max_body))
+        try:
+            notification = decode(body)
+        except InvalidNotification as err:
+            problems = [{"field": field, "message": msg} for field, msg in err.problems]
+            return self._reject("rejected_invalid", request, json_error(400, "invalid notification", problems=problems))
+        return await self._accept(notification, request)
+
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        if request.content_length is not None and request.content_length > self._max_body:
+            return None
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > self._max_body:
+                return None
+        return bytes(body)
+
+    async def _accept(self, notification: Notification, request: web.Request) -> web.Response:
+        try:
+            accepted = await self._ingestor.submit(notification)
+        except Overloaded as err:
+            return self._unavailable("overloaded", str(err), notification)
+        except StoreError as err:
+            return self._unavailable("store_error", "the store cannot commit right now", notification, err)
+        result = "accepted" if accepted.notification_id is not None else "duplicate"
+        self._observe(result, notification, accepted)
+        return web.json_response(_summary(result, accepted))
+
+    def _observe(self, result: str, notification: Notification, accepted: Accepted) -> None:
+        self._metrics.notifications.labels(result).inc()
+        for alert in notification.alerts:
+            self._metrics.alerts_received.labels(alert.status).inc()
+        self._metrics.observe_decisions(accepted.decisions)
+        log.info(
+            "notification %s",
+            result,
+            extra={
+                "group_key": notification.group_key,
+                "alerts": len(notification.alerts),
+                "news": [f"{d.state.fingerprint}:{d.outcome.value}" for d in accepted.decisions if d.is_news][:LOGGED_NEWS],
+                "truncated_alerts": notification.truncated_alerts,
+            },
+        )
+
+    def _unavailable(
+        self, result: str, message: str, notification: Notification, err: Exception | None = None
+    ) -> web.Response:
+        self._metrics.notifications.labels(result).inc()
+        log.warning(
+            "notification refused: %s",
+            message,
+            extra={"group_key": notification.group_key, "error": str(err) if err else None},
+        )
+        response = json_error(503, message, retryable=True)
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
+
+    def _reject(self, result: str, request: web.Request, response: web.Response) -> web.Response:
+        self._metrics.notifications.labels(result).inc()
+        log.warning("notification rejected: %s", result, extra={"remote": request.remote, "status": response.status})
+        return response
+
+
+def _summary(result: str, accepted: Accepted) -> dict[str, object]:
+    outcomes: dict[str, int] = {}
+    for d in accepted.decisions:
+        outcomes[d.outcome.value] = outcomes.get(d.outcome.value, 0) + 1
+    return {"status": result, "alerts": len(accepted.decisions), "outcomes": outcomes}
