@@ -18,6 +18,7 @@ run: $(BIN)/receiver
 
 ## test: install into .venv and run the whole test suite (needs prometheus-alertmanager)
 test: $(BIN)/receiver
+	$(BIN)/ruff check receiver tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 

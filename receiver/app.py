@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -37,7 +37,7 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     """The real clock."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def create_app(
@@ -85,11 +85,11 @@ def _routes(
         ingestor, Credentials.for_webhook(settings.webhook), metrics, settings.webhook.max_body_bytes
     )
     alerts = AlertsApi(store, Credentials.for_api(settings.api), ingestor.policy, clock)
-    app.router.add_post("/api/v1/alerts", webhook)
+    app.router.add_post("/api/v1/alerts", webhook.handle)
     app.router.add_get("/api/v1/alerts", alerts.list)
     app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", health.Readiness(store))
-    app.router.add_get("/metrics", Scrape(metrics, store, lambda: ingestor.pending))
+    app.router.add_get("/readyz", health.Readiness(store).handle)
+    app.router.add_get("/metrics", Scrape(metrics, store, lambda: ingestor.pending).handle)
 
 
 async def _opened(_: web.Application, *, store: SQLiteStore) -> AsyncIterator[None]:
@@ -124,9 +124,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _expire_loop(
-    store: Store, policy: DedupPolicy, clock: Clock, metrics: Metrics, settings: Settings
-) -> None:
+async def _expire_loop(store: Store, policy: DedupPolicy, clock: Clock, metrics: Metrics, settings: Settings) -> None:
     interval = settings.alerts.expiry_check_interval.total_seconds()
     while True:
         now = clock()

@@ -72,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_CONFIG
     logs.setup(settings.log_level)
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # _created series only add noise
     try:
         ssl_context = server_context(settings.tls) if settings.tls else None
     except TlsError as err:

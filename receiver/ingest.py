@@ -128,7 +128,9 @@ class Ingestor:
                 self._queue.task_done()
 
 
-def _settle(done: asyncio.Future[Accepted], *, result: Accepted | None = None, exception: Exception | None = None) -> None:
+def _settle(
+    done: asyncio.Future[Accepted], *, result: Accepted | None = None, exception: Exception | None = None
+) -> None:
     if done.done():  # the request went away; what it sent is committed all the same
         return
     if exception is not None:

@@ -46,14 +46,16 @@ class Metrics:
         self.duplicates = Counter(
             "receiver_alert_duplicates", "Alert updates that were duplicates (HA peers, repeats).", registry=registry
         )
-        self.flapping = Counter(
-            "receiver_alerts_flapping", "Times an alert started flapping.", registry=registry
-        )
+        self.flapping = Counter("receiver_alerts_flapping", "Times an alert started flapping.", registry=registry)
         self.expired = Counter(
             "receiver_alerts_expired", "Firing alerts expired after no update for too long.", registry=registry
         )
-        self.alerts = Gauge("receiver_alerts", "Alerts known, by status (read at scrape time).", ["status"], registry=registry)
-        self.active_alerts = Gauge("receiver_active_alerts", "Alerts firing now (read at scrape time).", registry=registry)
+        self.alerts = Gauge(
+            "receiver_alerts", "Alerts known, by status (read at scrape time).", ["status"], registry=registry
+        )
+        self.active_alerts = Gauge(
+            "receiver_active_alerts", "Alerts firing now (read at scrape time).", registry=registry
+        )
         self.queue_depth = Gauge(
             "receiver_ingest_queue_depth", "Notifications waiting for commit (read at scrape time).", registry=registry
         )
@@ -71,7 +73,10 @@ class Metrics:
             registry=registry,
         )
         self.commit_batch = Histogram(
-            "receiver_store_commit_batch_size", "Notifications per store commit.", buckets=_BATCH_BUCKETS, registry=registry
+            "receiver_store_commit_batch_size",
+            "Notifications per store commit.",
+            buckets=_BATCH_BUCKETS,
+            registry=registry,
         )
         build = Info("receiver_build", "Version of the receiver and of Python.", registry=registry)
         build.info({"version": __version__, "python": platform.python_version()})

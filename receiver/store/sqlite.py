@@ -14,7 +14,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -23,7 +23,7 @@ from receiver.dedup import AlertState, Decision, Outcome, Status
 from receiver.store import Accepted, AlertEvent, Decide, StoreError
 
 T = TypeVar("T")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 SCHEMA_VERSION = 1
@@ -115,7 +115,7 @@ class SQLiteStore:
         return await self._read(lambda db: _events(db, after, limit))
 
     async def ping(self) -> None:
-        now = _micros(datetime.now(timezone.utc))
+        now = _micros(datetime.now(UTC))
         await self._write(lambda db: db.execute("INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?)", (now,)))
 
     async def close(self) -> None:

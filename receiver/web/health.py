@@ -22,7 +22,7 @@ class Readiness:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def __call__(self, _: web.Request) -> web.Response:
+    async def handle(self, _: web.Request) -> web.Response:
         """Answer one readiness probe."""
         try:
             await asyncio.wait_for(self._store.ping(), READY_TIMEOUT_SECONDS)

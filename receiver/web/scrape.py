@@ -19,7 +19,7 @@ class Scrape:
         self._store = store
         self._queue_depth = queue_depth
 
-    async def __call__(self, _: web.Request) -> web.Response:
+    async def handle(self, _: web.Request) -> web.Response:
         """Refresh the state gauges, then render every metric."""
         try:
             counts = await self._store.count_alerts()

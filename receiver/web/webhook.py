@@ -34,7 +34,7 @@ class WebhookHandler:
         self._metrics = metrics
         self._max_body = max_body_bytes
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         """Handle one webhook delivery."""
         if not self._credentials.allows(request):
             return self._reject("rejected_auth", request, unauthorized("receiver"))
@@ -81,7 +81,9 @@ class WebhookHandler:
             extra={
                 "group_key": notification.group_key,
                 "alerts": len(notification.alerts),
-                "news": [f"{d.state.fingerprint}:{d.outcome.value}" for d in accepted.decisions if d.is_news][:LOGGED_NEWS],
+                "news": [f"{d.state.fingerprint}:{d.outcome.value}" for d in accepted.decisions if d.is_news][
+                    :LOGGED_NEWS
+                ],
                 "truncated_alerts": notification.truncated_alerts,
             },
         )

@@ -1,0 +1,56 @@
+"""Shared test helpers: fixtures on disk, a settable clock, a settings factory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receiver import config
+
+FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager-0.25"
+T0 = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+
+
+def fixture_bytes(name: str) -> bytes:
+    """A captured Alertmanager webhook body."""
+    return (FIXTURES / name).read_bytes()
+
+
+def fixture_json(name: str) -> dict[str, Any]:
+    """A captured Alertmanager webhook body, parsed."""
+    data: dict[str, Any] = json.loads(fixture_bytes(name))
+    return data
+
+
+class Clock:
+    """A clock a test moves by hand."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., config.Settings]:
+    """Settings with the data directory under the test's tmp_path."""
+
+    def make(**raw: Any) -> config.Settings:
+        raw.setdefault("data_dir", str(tmp_path / "data"))
+        return config.load(None, {}, raw)
+
+    return make

@@ -1,0 +1,126 @@
+"""Settings: strict loading, key paths in errors, secrets from the environment."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from receiver import cli, config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "receiver.yml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_safe() -> None:
+    settings = config.load(None, {})
+    assert str(settings.listen) == "127.0.0.1:9095"
+    assert settings.database_path == Path("data/receiver.db")
+    assert settings.webhook.bearer_token is None and settings.webhook.basic_auth is None
+    assert settings.store.synchronous == "full"
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).parent.parent / "examples" / "receiver.yml"
+    assert config.load(example, {}).store.max_batch == 512
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("bogus: 1", "bogus", "unknown setting"),
+        ("store: {max_pending: '10'}", "store.max_pending", "valid integer"),
+        ("store: {max_pending: 0}", "store.max_pending", "greater than or equal to 1"),
+        ("store: {synchronous: off}", "store.synchronous", "'full' or 'normal'"),
+        ("store: {nope: 1}", "store.nope", "unknown setting"),
+        ("listen: 9095", "listen", "HOST:PORT"),
+        ("listen: 'localhost:99999'", "listen", "out of range"),
+        ("alerts: {expire_after: 5x}", "alerts.expire_after", "duration"),
+        ("alerts: {expire_after: -5}", "alerts.expire_after", "positive"),
+        ("alerts: {flap_threshold: true}", "alerts.flap_threshold", "valid integer"),
+        ("webhook: {basic_auth: {password: x}}", "webhook.basic_auth.username", "missing"),
+        ("webhook: {bearer_token: ''}", "webhook.bearer_token", "at least 1"),
+        ("tls: {cert_file: /nonexistent, key_file: /nonexistent}", "tls.cert_file", "does not point to a file"),
+        ("log_level: loud", "log_level", "'debug'"),
+        ("webhook: [1]", "webhook", "valid dictionary"),
+    ],
+)
+def test_bad_settings_name_the_key(tmp_path: Path, text: str, key: str, message: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(write(tmp_path, text), {})
+    problems = dict(caught.value.problems)
+    assert key in problems, caught.value.problems
+    assert message in problems[key]
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "a: [", "just a string"])
+def test_file_that_is_not_a_mapping_is_refused(tmp_path: Path, text: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(write(tmp_path, text), {})
+    assert caught.value.problems[0][0] == str(tmp_path / "receiver.yml")
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match="cannot read"):
+        config.load(tmp_path / "nope.yml", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), (90, 90), (1.5, 1.5), ("2h", 7200)],
+)
+def test_durations(text: Any, expected: float) -> None:
+    assert config.parse_duration(text) == timedelta(seconds=expected)
+
+
+def test_secrets_come_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "webhook: {basic_auth: {username: am}}\napi: {}")
+    env = {"RECEIVER_WEBHOOK_TOKEN": "t1", "RECEIVER_WEBHOOK_PASSWORD": "p1", "RECEIVER_API_TOKEN": "a1"}
+    settings = config.load(path, env)
+    assert settings.webhook.bearer_token is not None
+    assert settings.webhook.bearer_token.get_secret_value() == "t1"
+    assert settings.webhook.basic_auth is not None
+    assert settings.webhook.basic_auth.password.get_secret_value() == "p1"
+    assert settings.api.token is not None and settings.api.token.get_secret_value() == "a1"
+    assert "t1" not in repr(settings)
+
+
+def test_environment_wins_over_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "webhook: {bearer_token: from-file}")
+    settings = config.load(path, {"RECEIVER_WEBHOOK_TOKEN": "from-env"})
+    assert settings.webhook.bearer_token is not None
+    assert settings.webhook.bearer_token.get_secret_value() == "from-env"
+
+
+def test_command_line_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "listen: 127.0.0.1:1000\ndata_dir: /somewhere")
+    settings = config.load(path, {}, {"listen": "[::1]:2000", "data_dir": str(tmp_path)})
+    assert (settings.listen.host, settings.listen.port) == ("::1", 2000)
+    assert settings.database_path == tmp_path / "receiver.db"
+
+
+def test_config_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, "store: {max_batch: 10}")
+    assert cli.main(["config", "check", str(good)]) == 0
+    assert capsys.readouterr().out.strip() == f"{good}: ok"
+    bad = write(tmp_path, "store: {max_batch: ten, extra: 1}")
+    assert cli.main(["config", "check", str(bad)]) == cli.EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert f"{bad}: store.max_batch: Input should be a valid integer" in err
+    assert f"{bad}: store.extra: unknown setting" in err
+
+
+def test_config_check_loads_tls_material(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    (tmp_path / "key.pem").write_text("not a key")
+    path = write(tmp_path, f"tls: {{cert_file: {tmp_path}/cert.pem, key_file: {tmp_path}/key.pem}}")
+    assert cli.main(["config", "check", str(path)]) == cli.EXIT_CONFIG
+    assert "cannot load certificates" in capsys.readouterr().err
