@@ -1,0 +1,45 @@
+"""Fixtures that start real processes and always stop them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.e2e.harness import Alertmanager, DelayProxy, Receiver
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        yield session
+
+
+@pytest.fixture
+async def processes(tmp_path: Path, http: aiohttp.ClientSession) -> AsyncIterator[dict[str, Callable[..., Any]]]:
+    """Factories for receivers, Alertmanagers and proxies, all closed at the end."""
+    made: list[Receiver | Alertmanager | DelayProxy] = []
+
+    def receiver(settings: dict[str, Any] | None = None) -> Receiver:
+        r = Receiver(tmp_path, http, settings)
+        made.append(r)
+        return r
+
+    def alertmanager(name: str = "am") -> Alertmanager:
+        am = Alertmanager(tmp_path, http, name)
+        made.append(am)
+        return am
+
+    def proxy(target: str, delay: float) -> DelayProxy:
+        p = DelayProxy(target, delay, http)
+        made.append(p)
+        return p
+
+    yield {"receiver": receiver, "alertmanager": alertmanager, "proxy": proxy}
+    for thing in reversed(made):
+        await thing.close()

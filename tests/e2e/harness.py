@@ -1,0 +1,284 @@
+"""Real processes for end-to-end tests: ``receiver serve`` and Alertmanager.
+
+Everything listens on 127.0.0.1 with ports picked by the kernel; every wait is
+a bounded poll that fails with a message saying what did not happen. A missing
+Alertmanager binary fails the test (CI installs it): it never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from receiver.store.sqlite import SQLiteStore
+
+T = TypeVar("T")
+RECEIVER_BIN = Path(sys.executable).parent / "receiver"
+
+
+def require_binary(name: str) -> str:
+    """The path of ``name``, or a test failure that says how to get it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run `apt-get install -y prometheus-alertmanager` (.ci/run does)")
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0) -> T:
+    """Poll ``check`` until it returns something truthy, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            last = await check()
+            if last:
+                return last  # type: ignore[no-any-return]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last seen: {last!r})")
+
+
+class Receiver:
+    """A ``receiver serve`` child process with its own data directory."""
+
+    def __init__(self, workdir: Path, http: aiohttp.ClientSession, settings: dict[str, Any] | None = None) -> None:
+        self.workdir = workdir
+        self.http = http
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = workdir / "receiver.yml"
+        self.config.write_text(yaml.safe_dump({"log_level": "debug", **(settings or {})}))
+        self.env = {**os.environ, "RECEIVER_WEBHOOK_TOKEN": "e2e-token"}
+        self.proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    async def start(self) -> None:
+        """Start the process and wait until /readyz answers 200."""
+        self.starts += 1
+        log = (self.workdir / f"receiver-{self.starts}.log").open("wb")
+        self.proc = await asyncio.create_subprocess_exec(
+            str(RECEIVER_BIN),
+            "serve",
+            "--config",
+            str(self.config),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--data-dir",
+            str(self.data_dir),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+            env=self.env,
+        )
+        log.close()
+        await eventually(self._ready, f"receiver on port {self.port} to be ready ({self.log_tail()})", 20)
+
+    async def _ready(self) -> bool:
+        if self.proc is not None and self.proc.returncode is not None:
+            raise AssertionError(f"receiver exited with {self.proc.returncode}: {self.log_tail()}")
+        async with self.http.get(self.url + "/readyz") as response:
+            return response.status == 200
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def wait_exit(self, timeout: float) -> int:
+        """Wait for the process to end; its exit status."""
+        assert self.proc is not None
+        return await asyncio.wait_for(self.proc.wait(), timeout)
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        self.signal(signal.SIGKILL)
+        await self.wait_exit(10)
+
+    async def alerts(self, **query: str) -> list[dict[str, Any]]:
+        async with self.http.get(self.url + "/api/v1/alerts", params={"limit": "10000", **query}) as response:
+            assert response.status == 200, await response.text()
+            data: list[dict[str, Any]] = (await response.json())["alerts"]
+            return data
+
+    async def metric(self, name: str, **labels: str) -> float:
+        async with self.http.get(self.url + "/metrics") as response:
+            text = await response.text()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return float(sample.value)
+        return 0.0
+
+    def log_tail(self, lines: int = 5) -> str:
+        logs = sorted(self.workdir.glob("receiver-*.log"))
+        return " | ".join(logs[-1].read_text().splitlines()[-lines:]) if logs else "no log"
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class Alertmanager:
+    """A real Alertmanager (Debian's prometheus-alertmanager) on loopback."""
+
+    def __init__(self, workdir: Path, http: aiohttp.ClientSession, name: str = "am") -> None:
+        self.binary = require_binary("prometheus-alertmanager")
+        self.workdir = workdir / name
+        self.workdir.mkdir()
+        self.http = http
+        self.port = free_port()
+        self.cluster_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, config: dict[str, Any], *, peers: list[int] | None = None, peer_timeout: str = "15s") -> None:
+        """Start with ``config``; clustered with ``peers`` (their cluster ports) when given."""
+        (self.workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
+        cluster = (
+            [f"--cluster.listen-address=127.0.0.1:{self.cluster_port}", "--cluster.gossip-interval=50ms"]
+            + [f"--cluster.peer=127.0.0.1:{p}" for p in peers]
+            + [f"--cluster.peer-timeout={peer_timeout}", "--cluster.settle-timeout=3s"]
+            if peers is not None
+            else ["--cluster.listen-address="]
+        )
+        log = (self.workdir / "alertmanager.log").open("wb")
+        self.proc = await asyncio.create_subprocess_exec(
+            self.binary,
+            f"--config.file={self.workdir / 'alertmanager.yml'}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            *cluster,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+        log.close()
+        await eventually(self._ready, f"Alertmanager on port {self.port} to be ready", 20)
+
+    async def _ready(self) -> bool:
+        async with self.http.get(self.url + "/-/ready") as response:
+            return response.status == 200
+
+    async def push(self, alerts: list[dict[str, Any]]) -> None:
+        """Post alerts as Prometheus does (``POST /api/v2/alerts``)."""
+        async with self.http.post(self.url + "/api/v2/alerts", json=alerts) as response:
+            assert response.status == 200, await response.text()
+
+    async def webhook_deliveries(self) -> float:
+        """How many notifications this peer delivered to webhooks."""
+        async with self.http.get(self.url + "/metrics") as response:
+            text = await response.text()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "alertmanager_notifications_total" and sample.labels == {"integration": "webhook"}:
+                    return float(sample.value)
+        return 0.0
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+def alertmanager_config(webhook_url: str, **route: Any) -> dict[str, Any]:
+    """An Alertmanager config with one webhook receiver and fast timings."""
+    return {
+        "route": {
+            "receiver": "receiver",
+            "group_by": ["alertname"],
+            "group_wait": "1s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+            **route,
+        },
+        "receivers": [
+            {
+                "name": "receiver",
+                "webhook_configs": [
+                    {
+                        "url": webhook_url,
+                        "send_resolved": True,
+                        "http_config": {"authorization": {"type": "Bearer", "credentials": "e2e-token"}},
+                    }
+                ],
+            }
+        ],
+    }
+
+
+class DelayProxy:
+    """Forwards HTTP requests to a target after a delay: a slow network hop.
+
+    Two clustered Alertmanagers only both deliver a notification when the
+    first delivery is still in flight when the second peer's turn comes;
+    that is how HA duplicates happen in production, and how a test makes them.
+    """
+
+    def __init__(self, target: str, delay: float, http: aiohttp.ClientSession) -> None:
+        self.target = target
+        self.delay = delay
+        self.http = http
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        await asyncio.sleep(self.delay)
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+        async with self.http.request(request.method, self.target + request.path_qs, data=body, headers=headers) as r:
+            return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def read_events(data_dir: Path) -> list[tuple[str, str]]:
+    """(fingerprint, kind) of every alert event in a stopped receiver's store."""
+    store = SQLiteStore(data_dir / "receiver.db")
+    await store.open()
+    try:
+        return [(e.fingerprint, e.kind) for e in await store.events(limit=1_000_000)]
+    finally:
+        await store.close()
+
+
+def iso(t: float) -> str:
+    """An RFC 3339 UTC timestamp for a time.time() value."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"

@@ -1,0 +1,111 @@
+"""A real Alertmanager posting to a real ``receiver serve`` process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+from tests.e2e.harness import alertmanager_config, eventually, iso, read_events
+
+
+def prom_alert(name: str, starts: float, ends: float | None = None, **labels: str) -> dict[str, Any]:
+    """An alert as Prometheus posts it to Alertmanager."""
+    alert: dict[str, Any] = {"labels": {"alertname": name, **labels}, "startsAt": iso(starts)}
+    if ends is not None:
+        alert["endsAt"] = iso(ends)
+    return alert
+
+
+async def test_alerts_fire_then_resolve_and_the_receiver_follows(processes: dict[str, Any]) -> None:
+    receiver = processes["receiver"]({"webhook": {"max_body_bytes": 65536}})
+    await receiver.start()
+    am = processes["alertmanager"]()
+    await am.start(alertmanager_config(receiver.url + "/api/v1/alerts"))
+    started = time.time()
+    alerts = [prom_alert("E2EHighErrorRate", started, service=s, namespace="prod") for s in ("api", "web")]
+    await am.push(alerts)
+
+    async def firing() -> list[dict[str, Any]]:
+        found = await receiver.alerts(status="firing")
+        return found if len(found) == 2 else []
+
+    fired = await eventually(firing, "two firing alerts in the receiver")
+    assert {a["labels"]["service"] for a in fired} == {"api", "web"}
+    assert all(a["endsAt"] is None for a in fired)
+
+    await am.push([{**a, "endsAt": iso(time.time())} for a in alerts])
+
+    async def resolved() -> list[dict[str, Any]]:
+        found = await receiver.alerts(status="resolved")
+        return found if len(found) == 2 else []
+
+    done = await eventually(resolved, "both alerts resolved in the receiver")
+    assert {a["fingerprint"] for a in done} == {a["fingerprint"] for a in fired}
+    assert await receiver.metric("receiver_notifications_total", result="rejected_auth") == 0
+    assert await receiver.alerts(status="firing") == []
+    await receiver.kill()
+    kinds = Counter(kind for _, kind in await read_events(receiver.data_dir))
+    assert kinds == {"fired": 2, "resolved": 2}
+
+
+async def test_clustered_peers_deliver_duplicates_and_each_update_is_stored_once(processes: dict[str, Any]) -> None:
+    receiver = processes["receiver"]()
+    await receiver.start()
+    slow = processes["proxy"](receiver.url, 2.0)  # the first delivery is still in flight at the peer's turn
+    await slow.start()
+    config = alertmanager_config(slow.url + "/api/v1/alerts")
+    first, second = processes["alertmanager"]("am1"), processes["alertmanager"]("am2")
+    await first.start(config, peers=[], peer_timeout="500ms")
+    await second.start(config, peers=[first.cluster_port], peer_timeout="500ms")
+    alerts = [prom_alert("E2EHaDuplicate", time.time(), pod=f"p{i}") for i in range(3)]
+    for am in (first, second):  # Prometheus sends every alert to every Alertmanager
+        await am.push(alerts)
+
+    async def received() -> float:
+        accepted = await receiver.metric("receiver_notifications_total", result="accepted")
+        duplicates = await receiver.metric("receiver_notifications_total", result="duplicate")
+        return accepted + duplicates if accepted + duplicates >= 2 else 0
+
+    total = await eventually(received, "deliveries from both Alertmanager peers", 45)
+    assert await first.webhook_deliveries() >= 1, "the first peer delivered nothing"
+    assert await second.webhook_deliveries() >= 1, "the second peer delivered nothing"
+    assert await receiver.metric("receiver_notifications_total", result="accepted") == 1
+    assert await receiver.metric("receiver_notifications_total", result="duplicate") == total - 1
+    assert await receiver.metric("receiver_alert_duplicates_total") == 3 * (total - 1)
+    assert len(await receiver.alerts(status="firing")) == 3
+    await receiver.kill()
+    events = await read_events(receiver.data_dir)
+    assert sorted(kind for _, kind in events) == ["fired"] * 3
+    assert len({fp for fp, _ in events}) == 3
+
+
+async def test_sigkill_while_alertmanager_sends_loses_nothing_it_delivered(processes: dict[str, Any]) -> None:
+    receiver = processes["receiver"]()
+    await receiver.start()
+    am = processes["alertmanager"]()
+    await am.start(alertmanager_config(receiver.url + "/api/v1/alerts"))
+    names = [f"E2EKill{i:02d}" for i in range(24)]  # one group each: once delivered, never re-sent (repeat 1h)
+
+    async def push_all() -> None:
+        for name in names:
+            await am.push([prom_alert(name, time.time(), namespace="prod")])
+            await asyncio.sleep(0.1)
+
+    pushing = asyncio.create_task(push_all())
+    await asyncio.sleep(1.2)
+    await receiver.kill()
+    delivered_before_kill = await am.webhook_deliveries()
+    await asyncio.sleep(1.0)  # Alertmanager meets a closed port meanwhile and retries
+    await receiver.start()
+    await pushing
+
+    async def all_present() -> bool:
+        return {a["labels"]["alertname"] for a in await receiver.alerts()} == set(names)
+
+    await eventually(all_present, "every alert Alertmanager was given to reach the receiver", 60)
+    assert delivered_before_kill >= 1, "the kill came before any delivery: the test proved nothing"
+    await receiver.kill()
+    events = await read_events(receiver.data_dir)
+    assert Counter(kind for _, kind in events) == {"fired": len(names)}
