@@ -47,9 +47,9 @@ def free_port() -> int:
         return port
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0) -> T:
-    """Poll ``check`` until it returns something truthy, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, seconds: float = 30.0) -> T:
+    """Poll ``check`` until it returns something truthy, for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
     last: Any = None
     while time.monotonic() < deadline:
         with contextlib.suppress(aiohttp.ClientError, OSError):
@@ -57,7 +57,7 @@ async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeou
             if last:
                 return last  # type: ignore[no-any-return]
         await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last seen: {last!r})")
+    raise AssertionError(f"timed out after {seconds}s waiting for {what} (last seen: {last!r})")
 
 
 class Receiver:
@@ -108,10 +108,10 @@ class Receiver:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
-    async def wait_exit(self, timeout: float) -> int:
+    async def wait_exit(self, seconds: float) -> int:
         """Wait for the process to end; its exit status."""
         assert self.proc is not None
-        return await asyncio.wait_for(self.proc.wait(), timeout)
+        return await asyncio.wait_for(self.proc.wait(), seconds)
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""
