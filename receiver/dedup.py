@@ -14,7 +14,6 @@ that fires again after resolving a new startsAt.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -60,15 +59,12 @@ class DedupPolicy:
 
 @dataclass(frozen=True, slots=True)
 class AlertState:
-    """Everything the receiver keeps about one alert (one fingerprint)."""
+    """What dedup tracks about one alert (one fingerprint); its labels live beside it."""
 
     fingerprint: str
     status: Status
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
     starts_at: datetime
     ends_at: datetime | None
-    generator_url: str
     first_seen: datetime
     last_seen: datetime
     """Last time any update arrived, duplicates included: proof of life."""
@@ -156,11 +152,8 @@ def _fresh_state(alert: Alert, now: datetime) -> AlertState:
     return AlertState(
         fingerprint=alert.fingerprint,
         status=Status(alert.status),
-        labels=alert.labels,
-        annotations=alert.annotations,
         starts_at=alert.starts_at,
         ends_at=alert.ends_at,
-        generator_url=alert.generator_url,
         first_seen=now,
         last_seen=now,
         last_changed=now,

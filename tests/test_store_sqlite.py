@@ -39,7 +39,8 @@ async def test_accept_records_alerts_events_and_notification(store: SQLiteStore)
     assert accepted.notification_id is not None
     assert [d.outcome for d in accepted.decisions] == [Outcome.FIRED] * 3
     alerts = await store.list_alerts()
-    assert {a.fingerprint for a in alerts} == {a.fingerprint for a in FIRING.alerts}
+    assert {a.state.fingerprint for a in alerts} == {a.fingerprint for a in FIRING.alerts}
+    assert {a.labels["pod"] for a in alerts} == {"api-7d9f-a", "api-7d9f-b", "api-7d9f-c"}
     events = await store.events()
     assert [(e.kind, e.notification_id) for e in events] == [("fired", accepted.notification_id)] * 3
 
@@ -51,7 +52,7 @@ async def test_duplicates_in_one_batch_and_across_batches_are_stored_once(store:
     [again] = await store.accept([FIRING], at(5))
     assert again.notification_id is None
     assert len(await store.events()) == 3
-    [alert] = [a for a in await store.list_alerts() if a.fingerprint == FIRING.alerts[0].fingerprint]
+    [alert] = [a.state for a in await store.list_alerts() if a.state.fingerprint == FIRING.alerts[0].fingerprint]
     assert alert.last_seen == T0 + timedelta(minutes=5)
     assert alert.last_changed == T0
 
@@ -98,7 +99,7 @@ async def test_expire_marks_only_silent_firing_alerts(store: SQLiteStore) -> Non
     await store.accept([replace(MIXED, alerts=MIXED.alerts[:1])], at(31))  # a resolves
     expired = await store.expire(cutoff=T0 + timedelta(minutes=10), now=T0 + timedelta(minutes=40))
     assert expired == [c.fingerprint]
-    statuses = {s.fingerprint: s.status for s in await store.list_alerts()}
+    statuses = {s.state.fingerprint: s.state.status for s in await store.list_alerts()}
     assert statuses == {a.fingerprint: Status.RESOLVED, b.fingerprint: Status.FIRING, c.fingerprint: Status.EXPIRED}
     assert [(e.kind, e.fingerprint) for e in await store.events()][-1] == ("expired", c.fingerprint)
     assert await store.expire(cutoff=T0 + timedelta(minutes=10), now=T0 + timedelta(minutes=41)) == []
@@ -108,7 +109,7 @@ async def test_list_filters_by_status(store: SQLiteStore) -> None:
     await store.accept([FIRING], at())
     await store.accept([MIXED], at(1))
     resolved = await store.list_alerts(frozenset({Status.RESOLVED}))
-    assert [a.status for a in resolved] == [Status.RESOLVED]
+    assert [a.state.status for a in resolved] == [Status.RESOLVED]
 
 
 async def test_events_page_in_order(store: SQLiteStore) -> None:

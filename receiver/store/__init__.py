@@ -33,6 +33,16 @@ class Accepted:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An alert as listed: its dedup state and its latest labels and annotations."""
+
+    state: AlertState
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    generator_url: str
+
+
+@dataclass(frozen=True, slots=True)
 class AlertEvent:
     """One entry of the ordered log of alert news the engine consumes."""
 
@@ -53,7 +63,7 @@ class Store(Protocol):
         """Apply ``decide`` to every alert of ``batch`` and commit, all or nothing."""
         ...
 
-    async def list_alerts(self, statuses: frozenset[Status] | None = None) -> list[AlertState]:
+    async def list_alerts(self, statuses: frozenset[Status] | None = None) -> list[StoredAlert]:
         """Alerts with one of ``statuses`` (all when None), most recently changed first."""
         ...
 

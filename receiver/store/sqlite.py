@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from receiver.alertmanager import Notification
+from receiver.alertmanager import Alert, Notification
 from receiver.dedup import AlertState, Decision, Outcome, Status
-from receiver.store import Accepted, AlertEvent, Decide, StoreError
+from receiver.store import Accepted, AlertEvent, Decide, StoredAlert, StoreError
 
 T = TypeVar("T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,7 +40,7 @@ CREATE TABLE alerts (
     last_seen     INTEGER NOT NULL,
     last_changed  INTEGER NOT NULL,
     flips         TEXT NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX alerts_by_status ON alerts (status, last_seen);
 CREATE TABLE notifications (
     id               INTEGER PRIMARY KEY,
@@ -63,10 +63,8 @@ CREATE TABLE alert_events (
 );
 CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
 """
-_ALERT_COLUMNS = (
-    "fingerprint, status, labels, annotations, starts_at, ends_at, generator_url,"
-    " first_seen, last_seen, last_changed, flips"
-)
+_STATE_COLUMNS = "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips"
+_ALERT_COLUMNS = f"{_STATE_COLUMNS}, labels, annotations, generator_url"
 
 
 class SQLiteStore:
@@ -99,7 +97,7 @@ class SQLiteStore:
     async def accept(self, batch: Sequence[Notification], decide: Decide) -> list[Accepted]:
         return await self._write(lambda db: _accept(db, batch, decide))
 
-    async def list_alerts(self, statuses: frozenset[Status] | None = None) -> list[AlertState]:
+    async def list_alerts(self, statuses: frozenset[Status] | None = None) -> list[StoredAlert]:
         return await self._read(lambda db: _list_alerts(db, statuses))
 
     async def count_alerts(self) -> Mapping[Status, int]:
@@ -185,7 +183,7 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 def _accept(db: sqlite3.Connection, batch: Sequence[Notification], decide: Decide) -> list[Accepted]:
     known = _load_states(db, {a.fingerprint for n in batch for a in n.alerts})
-    changed: dict[str, AlertState] = {}
+    changed: dict[str, tuple[AlertState, Alert]] = {}
     seen: dict[str, AlertState] = {}
     results = []
     for notification in batch:
@@ -193,28 +191,21 @@ def _accept(db: sqlite3.Connection, batch: Sequence[Notification], decide: Decid
         for alert in notification.alerts:
             decision = decide(known.get(alert.fingerprint), alert)
             known[alert.fingerprint] = decision.state
-            _track(decision, changed, seen)
+            if decision.outcome is Outcome.DUPLICATE:
+                seen[alert.fingerprint] = decision.state
+            elif decision.outcome is not Outcome.STALE:
+                changed[alert.fingerprint] = (decision.state, alert)
             decisions.append(decision)
         results.append(_record(db, notification, tuple(decisions)))
     db.executemany(
         f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (_alert_row(state) for state in changed.values()),
+        (_alert_row(state, alert) for state, alert in changed.values()),
     )
     db.executemany(
         "UPDATE alerts SET last_seen = ? WHERE fingerprint = ?",
-        ((_micros(s.last_seen), fp) for fp, s in seen.items() if fp not in changed),
+        ((_micros(state.last_seen), fp) for fp, state in seen.items() if fp not in changed),
     )
     return results
-
-
-def _track(decision: Decision, changed: dict[str, AlertState], seen: dict[str, AlertState]) -> None:
-    fp = decision.state.fingerprint
-    if decision.outcome is Outcome.DUPLICATE:
-        seen[fp] = decision.state
-        if fp in changed:
-            changed[fp] = decision.state
-    elif decision.outcome is not Outcome.STALE:
-        changed[fp] = decision.state
 
 
 def _record(db: sqlite3.Connection, notification: Notification, decisions: tuple[Decision, ...]) -> Accepted:
@@ -265,18 +256,19 @@ def _load_states(db: sqlite3.Connection, fingerprints: set[str]) -> dict[str, Al
     fps = list(fingerprints)
     for i in range(0, len(fps), 500):
         chunk = fps[i : i + 500]
-        query = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE fingerprint IN ({','.join('?' * len(chunk))})"
+        query = f"SELECT {_STATE_COLUMNS} FROM alerts WHERE fingerprint IN ({','.join('?' * len(chunk))})"
         states.update((row[0], _state(row)) for row in db.execute(query, chunk))
     return states
 
 
-def _list_alerts(db: sqlite3.Connection, statuses: frozenset[Status] | None) -> list[AlertState]:
+def _list_alerts(db: sqlite3.Connection, statuses: frozenset[Status] | None) -> list[StoredAlert]:
     query = f"SELECT {_ALERT_COLUMNS} FROM alerts"
     args: list[str] = []
     if statuses is not None:
         args = sorted(statuses)
         query += f" WHERE status IN ({','.join('?' * len(args))})"
-    return [_state(row) for row in db.execute(query + " ORDER BY last_changed DESC, fingerprint", args)]
+    rows = db.execute(query + " ORDER BY last_changed DESC, fingerprint", args)
+    return [StoredAlert(_state(row[:8]), json.loads(row[8]), json.loads(row[9]), row[10]) for row in rows]
 
 
 def _events(db: sqlite3.Connection, after: int, limit: int) -> list[AlertEvent]:
@@ -291,36 +283,33 @@ def _events(db: sqlite3.Connection, after: int, limit: int) -> list[AlertEvent]:
     ]
 
 
-def _alert_row(s: AlertState) -> tuple[Any, ...]:
+def _alert_row(s: AlertState, alert: Alert) -> tuple[Any, ...]:
     return (
         s.fingerprint,
         s.status.value,
-        _json(s.labels),
-        _json(s.annotations),
         _micros(s.starts_at),
         _opt_micros(s.ends_at),
-        s.generator_url,
         _micros(s.first_seen),
         _micros(s.last_seen),
         _micros(s.last_changed),
         json.dumps([_micros(f) for f in s.flips]),
+        _json(alert.labels),
+        _json(alert.annotations),
+        alert.generator_url,
     )
 
 
 def _state(row: Sequence[Any]) -> AlertState:
-    fp, status, labels, annotations, starts, ends, url, first, last, changed, flips = row
+    fp, status, starts, ends, first, last, changed, flips = row
     return AlertState(
         fingerprint=fp,
         status=Status(status),
-        labels=json.loads(labels),
-        annotations=json.loads(annotations),
         starts_at=_time(starts),
         ends_at=_opt_time(ends),
-        generator_url=url,
         first_seen=_time(first),
         last_seen=_time(last),
         last_changed=_time(changed),
-        flips=tuple(_time(f) for f in json.loads(flips)),
+        flips=tuple(_time(f) for f in json.loads(flips)) if flips != "[]" else (),
     )
 
 

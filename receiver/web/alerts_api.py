@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from receiver import matchers
-from receiver.dedup import AlertState, DedupPolicy, Status, is_flapping
-from receiver.store import Store
+from receiver.dedup import DedupPolicy, Status, is_flapping
+from receiver.store import Store, StoredAlert
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error
 
@@ -49,19 +49,20 @@ class AlertsApi:
             {"total": len(alerts), "offset": offset, "alerts": [self._render(a, now) for a in page]}
         )
 
-    def _render(self, alert: AlertState, now: datetime) -> dict[str, Any]:
+    def _render(self, alert: StoredAlert, now: datetime) -> dict[str, Any]:
+        state = alert.state
         return {
-            "fingerprint": alert.fingerprint,
-            "status": alert.status.value,
+            "fingerprint": state.fingerprint,
+            "status": state.status.value,
             "labels": dict(alert.labels),
             "annotations": dict(alert.annotations),
-            "startsAt": alert.starts_at.isoformat(),
-            "endsAt": alert.ends_at.isoformat() if alert.ends_at else None,
+            "startsAt": state.starts_at.isoformat(),
+            "endsAt": state.ends_at.isoformat() if state.ends_at else None,
             "generatorURL": alert.generator_url,
-            "firstSeen": alert.first_seen.isoformat(),
-            "lastSeen": alert.last_seen.isoformat(),
-            "lastChanged": alert.last_changed.isoformat(),
-            "flapping": is_flapping(alert, now, self._policy),
+            "firstSeen": state.first_seen.isoformat(),
+            "lastSeen": state.last_seen.isoformat(),
+            "lastChanged": state.last_changed.isoformat(),
+            "flapping": is_flapping(state, now, self._policy),
         }
 
 

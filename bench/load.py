@@ -1,0 +1,195 @@
+"""The load generator: realistic notifications, closed-loop peak and open-loop rate.
+
+Notifications carry 5 alerts each, like a real group; 20% of requests repeat
+an earlier notification byte for byte, as HA peers and repeat_interval do.
+The open-loop mode sends on a fixed schedule whatever the server does and
+measures latency from the scheduled instant, so a stalled server cannot hide
+its stall (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from receiver.alertmanager import fingerprint
+
+ALERTS_PER_NOTIFICATION = 5
+DUPLICATE_SHARE = 0.2
+
+
+def notifications(count: int, *, offset: int = 0, duplicate_share: float = DUPLICATE_SHARE) -> list[bytes]:
+    """``count`` encoded notifications, a ``duplicate_share`` of them repeats of recent ones."""
+    rng = random.Random(offset)
+    bodies: list[bytes] = []
+    for i in range(count):
+        if bodies and rng.random() < duplicate_share:
+            bodies.append(rng.choice(bodies[-1000:]))
+        else:
+            bodies.append(_notification(offset + i))
+    return bodies
+
+
+def distinct_notifications(count: int, offset: int = 0) -> Iterator[bytes]:
+    """Notifications whose every alert is new."""
+    return (_notification(offset + i) for i in range(count))
+
+
+def _notification(n: int) -> bytes:
+    service = f"svc-{n % 40}"
+    alerts = [
+        _with_fingerprint(a)
+        for a in (
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": "KubePodCrashLooping",
+                    "namespace": f"team-{n % 7}",
+                    "service": service,
+                    "pod": f"{service}-{n}-{k}",
+                    "severity": "warning",
+                    "cluster": "prod-eu-1",
+                },
+                "annotations": {
+                    "summary": f"Pod {service}-{n}-{k} is crash looping",
+                    "runbook_url": "https://runbooks.example.com/KubePodCrashLooping",
+                },
+                "startsAt": "2026-11-22T09:22:35.123456789Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph?g0.expr=kube_pod_container_status_restarts_total",
+            }
+            for k in range(ALERTS_PER_NOTIFICATION)
+        )
+    ]
+    return json.dumps(
+        {
+            "receiver": "receiver",
+            "status": "firing",
+            "alerts": alerts,
+            "groupLabels": {"alertname": "KubePodCrashLooping", "namespace": f"team-{n % 7}"},
+            "commonLabels": {"alertname": "KubePodCrashLooping", "severity": "warning"},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "version": "4",
+            "groupKey": f'{{}}:{{alertname="KubePodCrashLooping", namespace="team-{n % 7}", n="{n}"}}',
+            "truncatedAlerts": 0,
+        }
+    ).encode()
+
+
+def _with_fingerprint(alert: dict[str, Any]) -> dict[str, Any]:
+    """Alertmanager always sends the fingerprint; so does the benchmark."""
+    return {**alert, "fingerprint": fingerprint(alert["labels"])}
+
+
+@dataclass
+class Result:
+    """What one load phase measured."""
+
+    sent: int
+    ok: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
+
+
+def _session(concurrency: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency),
+        timeout=aiohttp.ClientTimeout(total=30),
+        headers={"Authorization": "Bearer bench-token", "Content-Type": "application/json"},
+    )
+
+
+async def closed_loop(url: str, bodies: list[bytes], *, concurrency: int, seconds: float) -> Result:
+    """``concurrency`` workers send back to back for ``seconds``: the peak rate."""
+    latencies: list[float] = []
+    errors = 0
+    next_body = iter(range(len(bodies)))
+    deadline = time.perf_counter() + seconds
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        for i in next_body:
+            if time.perf_counter() >= deadline:
+                return
+            started = time.perf_counter()
+            async with session.post(url, data=bodies[i]) as response:
+                await response.read()
+                if response.status == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+    async with _session(concurrency) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Result(len(latencies) + errors, len(latencies), errors, elapsed, latencies)
+
+
+async def open_loop(url: str, bodies: list[bytes], *, rate: float, seconds: float) -> Result:
+    """Send at a fixed ``rate`` for ``seconds``, latency counted from each scheduled time."""
+    count = min(len(bodies), int(rate * seconds))
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(session: aiohttp.ClientSession, body: bytes, scheduled: float) -> None:
+        nonlocal errors
+        async with session.post(url, data=body) as response:
+            await response.read()
+            if response.status == 200:
+                latencies.append(time.perf_counter() - scheduled)
+            else:
+                errors += 1
+
+    async with _session(512) as session:
+        start = time.perf_counter() + 0.05
+        tasks = []
+        for i in range(count):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, bodies[i], scheduled)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return Result(count, len(latencies), errors, elapsed, latencies)
+
+
+async def send_all(url: str, bodies: Iterator[bytes], *, concurrency: int) -> Result:
+    """Send every body once, ``concurrency`` at a time."""
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        for body in bodies:
+            started = time.perf_counter()
+            async with session.post(url, data=body) as response:
+                await response.read()
+                if response.status == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+    async with _session(concurrency) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Result(len(latencies) + errors, len(latencies), errors, elapsed, latencies)

@@ -1,0 +1,181 @@
+"""Runs the whole benchmark: bare ceiling vs receiver, latency at half peak, RSS.
+
+Both servers run as separate processes on 127.0.0.1 and meet the same load
+from the same generator in the same run. The receiver runs as deployed:
+SQLite with ``synchronous: full`` (every acknowledged notification survives
+power loss), bearer auth, JSON logs to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bench.load import (
+    ALERTS_PER_NOTIFICATION,
+    Result,
+    closed_loop,
+    distinct_notifications,
+    notifications,
+    open_loop,
+    send_all,
+)
+
+RECEIVER = Path(sys.executable).parent / "receiver"
+
+
+@dataclass
+class Server:
+    """A server process under test."""
+
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def rss_mib(self) -> tuple[float, float]:
+        """(current, peak) resident memory in MiB, from /proc."""
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines() if ":" in line
+        )
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def _serving(name: str, command: Sequence[str], port: int, log: Path) -> AsyncIterator[Server]:
+    env = {**os.environ, "RECEIVER_WEBHOOK_TOKEN": "bench-token"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=out, env=env)
+    server = Server(name, f"http://127.0.0.1:{port}/api/v1/alerts", proc)
+    try:
+        await _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{url}: the server exited with {proc.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} never became ready")
+
+
+def _receiver(workdir: Path, port: int, tag: str) -> tuple[list[str], Path]:
+    config = workdir / f"{tag}.yml"
+    config.write_text(f"data_dir: {workdir / tag}\nstore:\n  synchronous: full\n")
+    return [str(RECEIVER), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"], workdir / f"{tag}.log"
+
+
+async def _throughput(
+    server: Server, peak_bodies: list[bytes], half_bodies: list[bytes], args: argparse.Namespace
+) -> tuple[Result, Result]:
+    await closed_loop(
+        server.url, list(distinct_notifications(2000, offset=9_000_000)), concurrency=args.concurrency, seconds=2
+    )
+    peak = await closed_loop(server.url, peak_bodies, concurrency=args.concurrency, seconds=args.seconds)
+    half = await open_loop(server.url, half_bodies, rate=peak.rate / 2, seconds=args.seconds)
+    return peak, half
+
+
+def _row(name: str, peak: Result, half: Result) -> str:
+    return (
+        f"| {name} | {peak.rate:,.0f} | {peak.rate * ALERTS_PER_NOTIFICATION:,.0f} | {peak.percentile(50) * 1000:.1f}"
+        f" | {peak.percentile(99) * 1000:.1f} | {half.rate:,.0f} | {half.percentile(50) * 1000:.1f}"
+        f" | {half.percentile(99) * 1000:.1f} | {peak.errors + half.errors} |"
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="receiver-bench-"))
+    peak_bodies = notifications(args.count, offset=0)
+    half_bodies = notifications(args.count, offset=1_000_000)
+    results = {}
+    port = _free_port()
+    bare_cmd = [sys.executable, "-m", "bench.bare", "--port", str(port)]
+    async with _serving("bare", bare_cmd, port, workdir / "bare.log") as bare:
+        results["bare aiohttp + json.loads"] = await _throughput(bare, peak_bodies, half_bodies, args)
+    port = _free_port()
+    cmd, log = _receiver(workdir, port, "throughput")
+    async with _serving("receiver", cmd, port, log) as receiver:
+        results["receiver (SQLite, synchronous=full)"] = await _throughput(receiver, peak_bodies, half_bodies, args)
+    (bare_peak, _), (recv_peak, recv_half) = results.values()
+
+    port = _free_port()
+    cmd, log = _receiver(workdir, port, "rss")
+    async with _serving("receiver", cmd, port, log) as receiver:
+        filled = await send_all(
+            receiver.url,
+            distinct_notifications(args.active // ALERTS_PER_NOTIFICATION, offset=5_000_000),
+            concurrency=args.concurrency,
+        )
+        active = await _active_alerts(receiver.url.replace("/api/v1/alerts", "/metrics"))
+        rss, peak_rss = receiver.rss_mib()
+
+    ratio = recv_peak.rate / bare_peak.rate
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    )
+    print(
+        f"load: {ALERTS_PER_NOTIFICATION} alerts per notification, 20% duplicates, {args.concurrency} connections, {args.seconds}s per phase\n"
+    )
+    print(
+        "| server | peak notifications/s | peak alerts/s | peak p50 ms | peak p99 ms | half-peak rate/s | half-peak p50 ms | half-peak p99 ms | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, (peak, half) in results.items():
+        print(_row(name, peak, half))
+    print(
+        f"\nratio receiver/bare (peak notifications/s): {ratio:.2f}  (target >= 0.5: {'PASS' if ratio >= 0.5 else 'FAIL'})"
+    )
+    p99 = recv_half.percentile(99) * 1000
+    print(f"receiver p99 at half its peak rate: {p99:.1f} ms  (target <= 25 ms: {'PASS' if p99 <= 25 else 'FAIL'})")
+    print(
+        f"receiver RSS with {active:,.0f} active alerts ({filled.ok:,} notifications in {filled.seconds:.1f}s):"
+        f" {rss:.0f} MiB now, {peak_rss:.0f} MiB peak  (target <= 300 MB: {'PASS' if peak_rss * 1.048576 <= 300 else 'FAIL'})"
+    )
+    return 0
+
+
+async def _active_alerts(metrics_url: str) -> float:
+    async with aiohttp.ClientSession() as session, session.get(metrics_url) as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith("receiver_active_alerts "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured phase")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections in the closed-loop phase")
+    parser.add_argument("--count", type=int, default=60_000, help="notifications generated per phase")
+    parser.add_argument("--active", type=int, default=100_000, help="distinct active alerts for the RSS phase")
+    sys.exit(asyncio.run(run(parser.parse_args())))
