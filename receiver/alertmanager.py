@@ -9,6 +9,7 @@ is a tree of frozen values; nothing downstream ever sees raw JSON.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -90,6 +91,13 @@ def parse_time(value: object) -> datetime | None:
     """
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 timestamp string")
+    return _parse_time_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_time_text(value: str) -> datetime | None:
+    # Cached: the alerts of a group share their timestamps, and every firing
+    # alert carries the same zero endsAt. Errors are raised, never cached.
     match = _RFC3339.match(value)
     if match is None:
         raise ValueError(f"{value!r} is not an RFC 3339 timestamp")

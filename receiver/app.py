@@ -55,17 +55,12 @@ def create_app(
             settings.database_path,
             synchronous=settings.store.synchronous,
             busy_timeout=settings.store.busy_timeout,
+            max_batch=settings.store.max_batch,
+            on_commit=metrics.observe_commit,
         )
         app.cleanup_ctx.append(functools.partial(_opened, store=owned))
         store = owned
-    ingestor = Ingestor(
-        store,
-        policy=settings.alerts.policy(),
-        clock=clock,
-        metrics=metrics,
-        max_pending=settings.store.max_pending,
-        max_batch=settings.store.max_batch,
-    )
+    ingestor = Ingestor(store, policy=settings.alerts.policy(), clock=clock, max_pending=settings.store.max_pending)
     _routes(app, settings, metrics, store, ingestor, clock)
     app.cleanup_ctx.append(
         functools.partial(_running, ingestor=ingestor, store=store, clock=clock, metrics=metrics, settings=settings)
@@ -103,19 +98,13 @@ async def _opened(_: web.Application, *, store: SQLiteStore) -> AsyncIterator[No
 async def _running(
     _: web.Application, *, ingestor: Ingestor, store: Store, clock: Clock, metrics: Metrics, settings: Settings
 ) -> AsyncIterator[None]:
-    committer = asyncio.create_task(ingestor.run(), name="ingest")
     expiry = asyncio.create_task(_expire_loop(store, ingestor.policy, clock, metrics, settings), name="expiry")
     _log_start(settings)
     try:
         yield
     finally:
         await _cancel(expiry)
-        await _stop_ingest(ingestor, committer)
-
-
-async def _stop_ingest(ingestor: Ingestor, committer: asyncio.Task[None]) -> None:
-    await ingestor.close()
-    await committer
+        await ingestor.close()
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

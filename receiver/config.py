@@ -124,9 +124,9 @@ class StoreSettings(_Section):
     """``full`` survives power loss; ``normal`` survives process crashes only."""
     busy_timeout: Duration = timedelta(seconds=5)
     max_pending: Annotated[int, pydantic.Field(ge=1)] = 2048
-    """Notifications waiting for commit before the webhook answers 503."""
+    """Notifications waiting for their commit before the webhook answers 503."""
     max_batch: Annotated[int, pydantic.Field(ge=1)] = 512
-    """Most notifications committed in one transaction (group commit)."""
+    """Most notifications the writer commits in one transaction (group commit)."""
 
 
 class AlertSettings(_Section):

@@ -8,12 +8,15 @@ commit queue's depth) are read at scrape time by ``refresh``.
 
 from __future__ import annotations
 
+import collections
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from receiver import __version__
+from receiver.alertmanager import Notification
 from receiver.dedup import Decision, Outcome, Status
 
 NOTIFICATION_RESULTS = (
@@ -80,21 +83,36 @@ class Metrics:
         )
         build = Info("receiver_build", "Version of the receiver and of Python.", registry=registry)
         build.info({"version": __version__, "python": platform.python_version()})
-        for result in NOTIFICATION_RESULTS:
-            self.notifications.labels(result)
-        for outcome in Outcome:
-            self.alert_updates.labels(outcome.value)
-        for status in ("firing", "resolved"):
-            self.alerts_received.labels(status)
+        # Children bound once: ``labels()`` costs a lock and a lookup per call.
+        self._results = {r: self.notifications.labels(r) for r in NOTIFICATION_RESULTS}
+        self._outcomes = {o: self.alert_updates.labels(o.value) for o in Outcome}
+        self._received = {s: self.alerts_received.labels(s) for s in ("firing", "resolved")}
+        self._routes: dict[tuple[str, str], Any] = {}
 
-    def observe_decisions(self, decisions: Iterable[Decision]) -> None:
-        """Count what dedup made of each alert update of one notification."""
-        for d in decisions:
-            self.alert_updates.labels(d.outcome.value).inc()
-            if d.outcome is Outcome.DUPLICATE:
-                self.duplicates.inc()
-            if d.became_flapping:
-                self.flapping.inc()
+    def count_notification(self, result: str) -> None:
+        """Count one webhook notification by its result (one of NOTIFICATION_RESULTS)."""
+        self._results[result].inc()
+
+    def observe_notification(self, notification: Notification, decisions: Sequence[Decision]) -> None:
+        """Count the alerts of one accepted notification and what dedup made of them."""
+        statuses = collections.Counter(a.status for a in notification.alerts)
+        for status, n in statuses.items():
+            self._received[status].inc(n)
+        outcomes = collections.Counter(d.outcome for d in decisions)
+        for outcome, n in outcomes.items():
+            self._outcomes[outcome].inc(n)
+        if outcomes[Outcome.DUPLICATE]:
+            self.duplicates.inc(outcomes[Outcome.DUPLICATE])
+        flapping = sum(1 for d in decisions if d.became_flapping)
+        if flapping:
+            self.flapping.inc(flapping)
+
+    def observe_request(self, route: str, method: str, seconds: float) -> None:
+        """Record one HTTP request's duration."""
+        child = self._routes.get((route, method))
+        if child is None:
+            child = self._routes[(route, method)] = self.request_duration.labels(route, method)
+        child.observe(seconds)
 
     def observe_commit(self, seconds: float, batch: int) -> None:
         """Record one store commit."""

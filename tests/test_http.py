@@ -197,16 +197,16 @@ async def test_saturated_queue_gets_503_and_stores_nothing_of_it(make_client: Ma
     inner = SQLiteStore(tmp_path / "gated.db")
     await inner.open()
     store = GatedStore(inner)
-    client = await make_client(store_impl=store, store={"max_pending": 2, "max_batch": 1})
+    client = await make_client(store_impl=store, store={"max_pending": 3})
     first = asyncio.create_task(client.post("/api/v1/alerts", data=body(alert("A1"))))
-    await asyncio.wait_for(store.entered.wait(), 5)  # A1 is being committed
+    await asyncio.wait_for(store.entered.wait(), 5)  # A1 waits for its commit
     queued = [asyncio.create_task(client.post("/api/v1/alerts", data=body(alert(f"A{i}")))) for i in (2, 3)]
 
     async def queue_full() -> bool:
         text = await (await client.get("/metrics")).text()
-        return "receiver_ingest_queue_depth 2.0" in text
+        return "receiver_ingest_queue_depth 3.0" in text
 
-    await _wait_for(queue_full, "two queued notifications")
+    await _wait_for(queue_full, "three notifications waiting for commit")
     refused = await client.post("/api/v1/alerts", data=body(alert("A4")))
     assert refused.status == 503
     assert refused.headers["Retry-After"] == "5"

@@ -37,6 +37,6 @@ def middleware(metrics: Metrics) -> Any:
             resource = request.match_info.route.resource
             route = resource.canonical if resource is not None else "unmatched"
             method = request.method if request.method in _METHODS else "other"
-            metrics.request_duration.labels(route, method).observe(time.perf_counter() - started)
+            metrics.observe_request(route, method, time.perf_counter() - started)
 
     return observe

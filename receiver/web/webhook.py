@@ -52,12 +52,10 @@ class WebhookHandler:
     async def _read_body(self, request: web.Request) -> bytes | None:
         if request.content_length is not None and request.content_length > self._max_body:
             return None
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > self._max_body:
-                return None
-        return bytes(body)
+        try:
+            return await request.read()  # bounded by the app's client_max_size = max_body_bytes
+        except web.HTTPRequestEntityTooLarge:
+            return None
 
     async def _accept(self, notification: Notification, request: web.Request) -> web.Response:
         try:
@@ -71,11 +69,11 @@ class WebhookHandler:
         return web.json_response(_summary(result, accepted))
 
     def _observe(self, result: str, notification: Notification, accepted: Accepted) -> None:
-        self._metrics.notifications.labels(result).inc()
-        for alert in notification.alerts:
-            self._metrics.alerts_received.labels(alert.status).inc()
-        self._metrics.observe_decisions(accepted.decisions)
-        log.info(
+        self._metrics.count_notification(result)
+        self._metrics.observe_notification(notification, accepted.decisions)
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        log.debug(
             "notification %s",
             result,
             extra={
@@ -91,7 +89,7 @@ class WebhookHandler:
     def _unavailable(
         self, result: str, message: str, notification: Notification, err: Exception | None = None
     ) -> web.Response:
-        self._metrics.notifications.labels(result).inc()
+        self._metrics.count_notification(result)
         log.warning(
             "notification refused: %s",
             message,
@@ -102,7 +100,7 @@ class WebhookHandler:
         return response
 
     def _reject(self, result: str, request: web.Request, response: web.Response) -> web.Response:
-        self._metrics.notifications.labels(result).inc()
+        self._metrics.count_notification(result)
         log.warning("notification rejected: %s", result, extra={"remote": request.remote, "status": response.status})
         return response
 

@@ -1,0 +1,320 @@
+"""The SQLite store's tables: schema, migration, and the SQL of each operation.
+
+Functions here run on a connection handed to them, inside a transaction the
+caller opened; they never start threads or touch the event loop. Times are
+stored as integer microseconds since the epoch, label sets as sorted JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import orjson
+
+from receiver.alertmanager import Alert, Notification
+from receiver.dedup import AlertState, Decision, Outcome, Status
+from receiver.store import Accepted, AlertEvent, Decide, StoredAlert, StoreError
+from receiver.store.cache import StateCache
+
+T = TypeVar("T")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE alerts (
+    fingerprint   TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    labels        TEXT NOT NULL,
+    annotations   TEXT NOT NULL,
+    starts_at     INTEGER NOT NULL,
+    ends_at       INTEGER,
+    generator_url TEXT NOT NULL,
+    first_seen    INTEGER NOT NULL,
+    last_seen     INTEGER NOT NULL,
+    last_changed  INTEGER NOT NULL,
+    flips         TEXT NOT NULL
+);
+CREATE INDEX alerts_by_status ON alerts (status, last_seen);
+CREATE TABLE notifications (
+    id               INTEGER PRIMARY KEY,
+    received_at      INTEGER NOT NULL,
+    receiver         TEXT NOT NULL,
+    group_key        TEXT NOT NULL,
+    group_labels     TEXT NOT NULL,
+    external_url     TEXT NOT NULL,
+    truncated_alerts INTEGER NOT NULL,
+    alert_count      INTEGER NOT NULL
+);
+CREATE TABLE alert_events (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint     TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    starts_at       INTEGER NOT NULL,
+    ends_at         INTEGER,
+    at              INTEGER NOT NULL,
+    notification_id INTEGER REFERENCES notifications (id)
+);
+CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+"""
+_STATE_COLUMNS = "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips"
+_ALERT_COLUMNS = f"{_STATE_COLUMNS}, labels, annotations, generator_url"
+
+
+def _from_json_rows(columns: str) -> str:
+    """``SELECT`` the columns of each row of a JSON array of arrays passed as the one parameter."""
+    values = ", ".join(f"value ->> {i}" for i in range(len(columns.split(", "))))
+    return f"SELECT {values} FROM json_each(?) WHERE true"
+
+
+_NOTIFICATION_COLUMNS = (
+    "id, received_at, receiver, group_key, group_labels, external_url, truncated_alerts, alert_count"
+)
+_EVENT_COLUMNS = "fingerprint, kind, starts_at, ends_at, at, notification_id"
+_INSERT_NOTIFICATIONS = f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) {_from_json_rows(_NOTIFICATION_COLUMNS)}"
+_INSERT_EVENTS = f"INSERT INTO alert_events ({_EVENT_COLUMNS}) {_from_json_rows(_EVENT_COLUMNS)}"
+_UPSERT_ALERTS = (
+    f"INSERT INTO alerts ({_ALERT_COLUMNS}) {_from_json_rows(_ALERT_COLUMNS)} ON CONFLICT (fingerprint) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS.split(", ") if c not in ("fingerprint", "first_seen"))
+)
+_LAST_SEEN = _ALERT_COLUMNS.split(", ").index("last_seen")
+_UPDATE_LAST_SEEN = (
+    "UPDATE alerts SET last_seen = seen.value ->> 1 FROM json_each(?) AS seen"
+    " WHERE alerts.fingerprint = seen.value ->> 0"
+)
+
+
+def transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``work`` in one write transaction: committed whole, or rolled back whole."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Create the schema in a new database; refuse one from a newer receiver."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version != 0:
+        raise StoreError(f"database schema version {version} is newer than this receiver ({SCHEMA_VERSION})")
+    db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+
+
+def accept(
+    db: sqlite3.Connection, parts: Sequence[tuple[Sequence[Notification], Decide]], cache: StateCache
+) -> tuple[list[list[Accepted]], list[AlertState]]:
+    """Decide and write every alert of every part; the results per part, and the states to cache.
+
+    Rows are gathered first and written with one statement per table (rows
+    passed as one JSON array), so the work stays inside SQLite instead of
+    crossing into Python once per row.
+    """
+    fingerprints = {a.fingerprint for batch, _ in parts for n in batch for a in n.alerts}
+    known = _known_states(db, fingerprints, cache)
+    rows = _Rows(next_id=db.execute("SELECT coalesce(max(id), 0) + 1 FROM notifications").fetchone()[0])
+    results = []
+    for batch, decide in parts:
+        accepted = []
+        for notification in batch:
+            decisions = []
+            for alert in notification.alerts:
+                decision = decide(known.get(alert.fingerprint), alert)
+                known[alert.fingerprint] = decision.state
+                rows.alert(decision, alert)
+                decisions.append(decision)
+            accepted.append(rows.notification(notification, tuple(decisions)))
+        results.append(accepted)
+    rows.write(db)
+    return results, list(known.values())
+
+
+class _Rows:
+    """What one accept transaction writes, table by table."""
+
+    def __init__(self, next_id: int) -> None:
+        self.next_id = next_id
+        self.notifications: list[list[Any]] = []
+        self.events: list[list[Any]] = []
+        self.changed: dict[str, list[Any]] = {}
+        self.seen: dict[str, int] = {}
+
+    def alert(self, decision: Decision, alert: Alert) -> None:
+        fp = alert.fingerprint
+        if decision.outcome is Outcome.DUPLICATE:
+            self.seen[fp] = micros(decision.state.last_seen)
+            if fp in self.changed:
+                self.changed[fp][_LAST_SEEN] = self.seen[fp]
+        elif decision.outcome is not Outcome.STALE:
+            self.changed[fp] = _alert_row(decision.state, alert)
+            self.seen.pop(fp, None)
+
+    def notification(self, notification: Notification, decisions: tuple[Decision, ...]) -> Accepted:
+        news = [d for d in decisions if d.is_news]
+        if not news:
+            return Accepted(decisions, None)
+        nid, self.next_id = self.next_id, self.next_id + 1
+        at = micros(news[0].state.last_seen)
+        self.notifications.append(
+            [
+                nid,
+                at,
+                notification.receiver,
+                notification.group_key,
+                _json(notification.group_labels),
+                notification.external_url,
+                notification.truncated_alerts,
+                len(notification.alerts),
+            ]
+        )
+        self.events.extend(
+            [d.state.fingerprint, d.outcome.value, micros(d.state.starts_at), opt_micros(d.state.ends_at), at, nid]
+            for d in news
+        )
+        return Accepted(decisions, nid)
+
+    def write(self, db: sqlite3.Connection) -> None:
+        for sql, rows in (
+            (_INSERT_NOTIFICATIONS, self.notifications),
+            (_INSERT_EVENTS, self.events),
+            (_UPSERT_ALERTS, list(self.changed.values())),
+            (_UPDATE_LAST_SEEN, [[fp, at] for fp, at in self.seen.items() if fp not in self.changed]),
+        ):
+            if rows:
+                db.execute(sql, (orjson.dumps(rows).decode(),))
+
+
+def _known_states(db: sqlite3.Connection, fingerprints: set[str], cache: StateCache) -> dict[str, AlertState]:
+    known: dict[str, AlertState] = {}
+    misses = []
+    for fp in fingerprints:
+        state = cache.get(fp)
+        if state is None:
+            misses.append(fp)
+        else:
+            known[fp] = state
+    known.update(_load_states(db, misses))
+    return known
+
+
+def expire(db: sqlite3.Connection, cutoff: int, now: int) -> list[str]:
+    """Mark firing alerts last seen before ``cutoff`` expired, with an event each."""
+    rows = db.execute(
+        "SELECT fingerprint, starts_at, ends_at FROM alerts WHERE status = 'firing' AND last_seen < ?", (cutoff,)
+    ).fetchall()
+    db.executemany(
+        "UPDATE alerts SET status = 'expired', last_changed = ? WHERE fingerprint = ?", ((now, fp) for fp, _, _ in rows)
+    )
+    db.executemany(
+        "INSERT INTO alert_events (fingerprint, kind, starts_at, ends_at, at) VALUES (?, 'expired', ?, ?, ?)",
+        ((fp, starts, ends, now) for fp, starts, ends in rows),
+    )
+    return [fp for fp, _, _ in rows]
+
+
+def _load_states(db: sqlite3.Connection, fps: list[str]) -> dict[str, AlertState]:
+    states: dict[str, AlertState] = {}
+    for i in range(0, len(fps), 500):
+        chunk = fps[i : i + 500]
+        query = f"SELECT {_STATE_COLUMNS} FROM alerts WHERE fingerprint IN ({','.join('?' * len(chunk))})"
+        states.update((row[0], _state(row)) for row in db.execute(query, chunk))
+    return states
+
+
+def list_alerts(db: sqlite3.Connection, statuses: frozenset[Status] | None) -> list[StoredAlert]:
+    """Alerts in ``statuses`` (all when None), most recently changed first."""
+    query = f"SELECT {_ALERT_COLUMNS} FROM alerts"
+    args: list[str] = []
+    if statuses is not None:
+        args = sorted(statuses)
+        query += f" WHERE status IN ({','.join('?' * len(args))})"
+    rows = db.execute(query + " ORDER BY last_changed DESC, fingerprint", args)
+    return [StoredAlert(_state(row[:8]), json.loads(row[8]), json.loads(row[9]), row[10]) for row in rows]
+
+
+def events(db: sqlite3.Connection, after: int, limit: int) -> list[AlertEvent]:
+    """Alert events after ``after``, oldest first."""
+    rows = db.execute(
+        "SELECT seq, fingerprint, kind, starts_at, ends_at, at, notification_id FROM alert_events"
+        " WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after, limit),
+    )
+    return [
+        AlertEvent(seq, fp, kind, _time(starts), _opt_time(ends), _time(at), nid)
+        for seq, fp, kind, starts, ends, at, nid in rows
+    ]
+
+
+def _alert_row(s: AlertState, alert: Alert) -> list[Any]:
+    return [
+        s.fingerprint,
+        s.status.value,
+        micros(s.starts_at),
+        opt_micros(s.ends_at),
+        micros(s.first_seen),
+        micros(s.last_seen),
+        micros(s.last_changed),
+        json.dumps([micros(f) for f in s.flips]) if s.flips else "[]",
+        _json(alert.labels),
+        _json(alert.annotations),
+        alert.generator_url,
+    ]
+
+
+def _state(row: Sequence[Any]) -> AlertState:
+    fp, status, starts, ends, first, last, changed, flips = row
+    return AlertState(
+        fingerprint=fp,
+        status=Status(status),
+        starts_at=_time(starts),
+        ends_at=_opt_time(ends),
+        first_seen=_time(first),
+        last_seen=_time(last),
+        last_changed=_time(changed),
+        flips=tuple(_time(f) for f in json.loads(flips)) if flips != "[]" else (),
+    )
+
+
+def _json(mapping: Mapping[str, str]) -> str:
+    return orjson.dumps(mapping, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def micros(t: datetime) -> int:
+    """A time as integer microseconds since the epoch."""
+    return (t - _EPOCH) // _MICRO
+
+
+def opt_micros(t: datetime | None) -> int | None:
+    return None if t is None else micros(t)
+
+
+def _time(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _opt_time(micros: int | None) -> datetime | None:
+    return None if micros is None else _time(micros)
+
+
+def count_alerts(db: sqlite3.Connection) -> dict[Status, int]:
+    """How many alerts are in each status."""
+    counts = {status: 0 for status in Status}
+    counts.update(
+        {Status(status): n for status, n in db.execute("SELECT status, count(*) FROM alerts GROUP BY status")}
+    )
+    return counts
+
+
+def heartbeat(db: sqlite3.Connection, now: datetime) -> None:
+    """A real write, to prove the database takes writes."""
+    db.execute("INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?)", (micros(now),))

@@ -1,0 +1,218 @@
+"""The SQLite writer thread: one connection, jobs in order, accepts committed together.
+
+SQLite takes one writer at a time, so one thread owns the write connection
+and runs every write job in arrival order. Accept jobs that are waiting when
+the thread comes round are merged into a single transaction (group commit):
+one fsync serves many webhook requests, and the thread never waits for the
+event loop between commits. Each job's future is settled on its own loop,
+only after COMMIT returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from receiver.alertmanager import Notification
+from receiver.store import Accepted, Decide, StoreError
+from receiver.store import sqlite_tables as tables
+from receiver.store.cache import StateCache
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+OnCommit = Callable[[float, int], None]
+"""Told each accept commit's duration in seconds and its number of notifications."""
+
+
+@dataclass
+class _Job:
+    """A write that runs alone: ``work(db)`` inside its own transaction or not, as it wishes."""
+
+    work: Callable[[sqlite3.Connection], Any]
+    done: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass
+class _AcceptJob:
+    """Notifications to decide and store; mergeable with its neighbours."""
+
+    batch: Sequence[Notification]
+    decide: Decide
+    done: asyncio.Future[list[Accepted]]
+    loop: asyncio.AbstractEventLoop
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = len(self.batch)
+
+
+class _Stop:
+    """Put last on the queue: the thread ends once it reaches it."""
+
+
+_STOP = _Stop()
+
+
+class Writer:
+    """Owns the write connection and the thread that uses it."""
+
+    def __init__(
+        self,
+        name: str,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        max_batch: int,
+        cache: StateCache,
+        on_commit: OnCommit,
+    ) -> None:
+        self._name = name
+        self._connect = connect
+        self._max_batch = max_batch
+        self._cache = cache
+        self._on_commit = on_commit
+        self._jobs: queue.SimpleQueue[_Job | _AcceptJob | _Stop] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._running = False
+
+    async def start(self) -> None:
+        """Start the thread and wait until the connection is open (or failed to open)."""
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        self._thread = threading.Thread(target=self._main, args=(loop, opened), name="store-writer", daemon=True)
+        self._thread.start()
+        self._running = True
+        try:
+            await opened
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Finish the queued jobs, close the connection and end the thread."""
+        thread, self._thread = self._thread, None
+        self._running = False
+        if thread is not None:
+            self._jobs.put(_STOP)
+            await asyncio.to_thread(thread.join)
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work(db)`` on the writer thread, in order with everything else."""
+        loop = self._loop_if_running()
+        done: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(work, done, loop))
+        return await done
+
+    async def accept(self, batch: Sequence[Notification], decide: Decide) -> list[Accepted]:
+        """Decide and store ``batch``, committed with whatever else is waiting."""
+        loop = self._loop_if_running()
+        done: asyncio.Future[list[Accepted]] = loop.create_future()
+        self._jobs.put(_AcceptJob(batch, decide, done, loop))
+        return await done
+
+    def _loop_if_running(self) -> asyncio.AbstractEventLoop:
+        if not self._running:
+            raise StoreError("the store is closed")
+        return asyncio.get_running_loop()
+
+    def _main(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None]) -> None:
+        try:
+            db = self._connect()
+        except BaseException as err:  # reported to start(), which raises it
+            _settle_on(loop, opened, exception=_wrap(self._name, err) if isinstance(err, Exception) else err)
+            return
+        _settle_on(loop, opened)
+        try:
+            self._serve(db)
+        finally:
+            db.close()
+
+    def _serve(self, db: sqlite3.Connection) -> None:
+        pending: _Job | _AcceptJob | _Stop | None = None
+        while True:
+            job = pending if pending is not None else self._jobs.get()
+            pending = None
+            if isinstance(job, _Stop):
+                return
+            if isinstance(job, _Job):
+                self._run_one(db, job)
+            else:
+                group, pending = self._gather(job)
+                self._accept_group(db, group)
+
+    def _gather(self, first: _AcceptJob) -> tuple[list[_AcceptJob], _Job | _Stop | None]:
+        """``first`` and the accept jobs queued right behind it, up to max_batch notifications."""
+        group, size = [first], first.size
+        while size < self._max_batch:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(job, _AcceptJob):
+                return group, job
+            group.append(job)
+            size += job.size
+        return group, None
+
+    def _run_one(self, db: sqlite3.Connection, job: _Job) -> None:
+        try:
+            result = job.work(db)
+        except Exception as err:
+            _settle_on(job.loop, job.done, exception=_wrap(self._name, err))
+        else:
+            _settle_on(job.loop, job.done, result=result)
+
+    def _accept_group(self, db: sqlite3.Connection, group: list[_AcceptJob]) -> None:
+        started = time.perf_counter()
+        try:
+            results, states = tables.transaction(
+                db, lambda db: tables.accept(db, [(j.batch, j.decide) for j in group], self._cache)
+            )
+        except Exception as err:
+            if not isinstance(err, sqlite3.Error):
+                log.error("accept failed", exc_info=True)
+            for job in group:
+                _settle_on(job.loop, job.done, exception=_wrap(self._name, err))
+            return
+        self._cache.put_all(states)  # committed: the cache may know it now
+        self._on_commit(time.perf_counter() - started, sum(j.size for j in group))
+        for job, result in zip(group, results, strict=True):
+            _settle_on(job.loop, job.done, result=result)
+
+
+def _wrap(name: str, err: Exception) -> Exception:
+    if isinstance(err, sqlite3.Error):
+        wrapped = StoreError(f"{name}: {err}")
+        wrapped.__cause__ = err
+        return wrapped
+    return err
+
+
+def _settle_on(
+    loop: asyncio.AbstractEventLoop,
+    done: asyncio.Future[Any],
+    *,
+    result: Any = None,
+    exception: BaseException | None = None,
+) -> None:
+    """From the writer thread: have ``done`` settled on ``loop``."""
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+        loop.call_soon_threadsafe(lambda: _settle(done, result=result, exception=exception))
+
+
+def _settle(done: asyncio.Future[Any], *, result: Any, exception: BaseException | None) -> None:
+    """On the future's own loop: set it, unless whoever awaited it went away."""
+    if done.done():  # a request that went away; its commit stands all the same
+        return
+    if exception is not None:
+        done.set_exception(exception)
+    else:
+        done.set_result(result)
