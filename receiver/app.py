@@ -20,9 +20,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from receiver.config import Settings
-from receiver.dedup import DedupPolicy, expiry_cutoff
+from receiver.dedup import expiry_cutoff
 from receiver.ingest import Ingestor
 from receiver.metrics import Metrics
+from receiver.processor import Processor
 from receiver.store import Store, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.web import errors, health
@@ -33,6 +34,8 @@ from receiver.web.webhook import WebhookHandler
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+PROCESSOR = web.AppKey("processor", Processor)
+"""The app's processor, for tests that must wait until the inbox is processed."""
 
 
 def utc_now() -> datetime:
@@ -60,10 +63,27 @@ def create_app(
         )
         app.cleanup_ctx.append(functools.partial(_opened, store=owned))
         store = owned
-    ingestor = Ingestor(store, policy=settings.alerts.policy(), clock=clock, max_pending=settings.store.max_pending)
+    policy = settings.alerts.policy()
+    processor = Processor(store, policy=policy, metrics=metrics, batch_size=settings.store.max_batch)
+    ingestor = Ingestor(
+        store,
+        processor,
+        clock=clock,
+        max_pending=settings.store.max_pending,
+        max_backlog=settings.store.max_backlog,
+    )
     _routes(app, settings, metrics, store, ingestor, clock)
+    app[PROCESSOR] = processor
     app.cleanup_ctx.append(
-        functools.partial(_running, ingestor=ingestor, store=store, clock=clock, metrics=metrics, settings=settings)
+        functools.partial(
+            _running,
+            ingestor=ingestor,
+            processor=processor,
+            store=store,
+            clock=clock,
+            metrics=metrics,
+            settings=settings,
+        )
     )
     return app
 
@@ -79,7 +99,7 @@ def _routes(
     webhook = WebhookHandler(
         ingestor, Credentials.for_webhook(settings.webhook), metrics, settings.webhook.max_body_bytes
     )
-    alerts = AlertsApi(store, Credentials.for_api(settings.api), ingestor.policy, clock)
+    alerts = AlertsApi(store, Credentials.for_api(settings.api), settings.alerts.policy(), clock)
     app.router.add_post("/api/v1/alerts", webhook.handle)
     app.router.add_get("/api/v1/alerts", alerts.list)
     app.router.add_get("/healthz", health.healthz)
@@ -96,15 +116,24 @@ async def _opened(_: web.Application, *, store: SQLiteStore) -> AsyncIterator[No
 
 
 async def _running(
-    _: web.Application, *, ingestor: Ingestor, store: Store, clock: Clock, metrics: Metrics, settings: Settings
+    _: web.Application,
+    *,
+    ingestor: Ingestor,
+    processor: Processor,
+    store: Store,
+    clock: Clock,
+    metrics: Metrics,
+    settings: Settings,
 ) -> AsyncIterator[None]:
-    expiry = asyncio.create_task(_expire_loop(store, ingestor.policy, clock, metrics, settings), name="expiry")
+    processing = asyncio.create_task(processor.run(), name="processor")
+    upkeep = asyncio.create_task(_upkeep_loop(store, clock, metrics, settings), name="upkeep")
     _log_start(settings)
     try:
         yield
     finally:
-        await _cancel(expiry)
+        await _cancel(upkeep)
         await ingestor.close()
+        await _cancel(processing)  # what is left in the inbox is processed at the next start
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -113,19 +142,23 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _expire_loop(store: Store, policy: DedupPolicy, clock: Clock, metrics: Metrics, settings: Settings) -> None:
-    interval = settings.alerts.expiry_check_interval.total_seconds()
+async def _upkeep_loop(store: Store, clock: Clock, metrics: Metrics, settings: Settings) -> None:
+    """Expire silent alerts and prune old inbox entries, every expiry_check_interval."""
+    policy = settings.alerts.policy()
     while True:
         now = clock()
         try:
             expired = await store.expire(expiry_cutoff(now, policy), now)
+            pruned = await store.prune_inbox(now - settings.store.inbox_retention)
         except StoreError as err:
-            log.error("expiry failed", extra={"error": str(err)})
+            log.error("upkeep failed", extra={"error": str(err)})
         else:
             metrics.expired.inc(len(expired))
             for fingerprint in expired:
                 log.info("alert expired: no update for %s", policy.expire_after, extra={"fingerprint": fingerprint})
-        await asyncio.sleep(interval)
+            if pruned:
+                log.info("pruned %d processed inbox entries", pruned)
+        await asyncio.sleep(settings.alerts.expiry_check_interval.total_seconds())
 
 
 def _log_start(settings: Settings) -> None:

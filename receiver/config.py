@@ -126,7 +126,11 @@ class StoreSettings(_Section):
     max_pending: Annotated[int, pydantic.Field(ge=1)] = 2048
     """Notifications waiting for their commit before the webhook answers 503."""
     max_batch: Annotated[int, pydantic.Field(ge=1)] = 512
-    """Most notifications the writer commits in one transaction (group commit)."""
+    """Most notifications in one commit: inbox appends (group commit) and processing."""
+    max_backlog: Annotated[int, pydantic.Field(ge=1)] = 100_000
+    """Accepted notifications waiting for processing before the webhook answers 503."""
+    inbox_retention: Duration = timedelta(hours=24)
+    """How long processed webhook bodies are kept, as received, for audit and replay."""
 
 
 class AlertSettings(_Section):

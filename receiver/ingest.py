@@ -1,71 +1,85 @@
 """Ingestion: admission in front of the store, so overload is refused, not dropped.
 
-Each webhook request hands its decoded notification to ``Ingestor.submit``
-and waits until the store has committed it: the request is answered 200 only
-after its alerts are durable. The store commits concurrent requests together
-(group commit). At most ``max_pending`` notifications may wait for a commit;
-beyond that ``submit`` refuses at once with ``Overloaded`` and the webhook
-answers 503, so Alertmanager retries instead of being told that something it
-will never see was accepted.
+Each webhook request hands its validated body to ``Ingestor.submit`` and
+waits until the store has appended it to the inbox durably: the request is
+answered 200 only then. The store commits concurrent requests together
+(group commit). ``submit`` refuses at once with ``Overloaded`` when too many
+requests already wait for a commit, or when the processor has fallen too far
+behind; the webhook then answers 503, so Alertmanager retries instead of
+being told that something it will never see was accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable
 from datetime import datetime
 
-from receiver.alertmanager import Notification
-from receiver.dedup import DedupPolicy, decide
-from receiver.store import Accepted, Store
+from receiver.processor import Processor
+from receiver.store import Store
 
 
 class Overloaded(RuntimeError):
-    """Too many notifications wait for a commit, or ingestion is shutting down."""
+    """Too much waits already (commits or processing), or ingestion is shutting down."""
 
 
 class Ingestor:
-    """Admits notifications to the store, a bounded number at a time."""
+    """Admits webhook bodies to the store, a bounded number at a time."""
 
-    def __init__(self, store: Store, *, policy: DedupPolicy, clock: Callable[[], datetime], max_pending: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        processor: Processor,
+        *,
+        clock: Callable[[], datetime],
+        max_pending: int,
+        max_backlog: int,
+    ) -> None:
         self._store = store
-        self._policy = policy
+        self._processor = processor
         self._clock = clock
         self._max_pending = max_pending
+        self._max_backlog = max_backlog
         self._pending = 0
+        self._last_seq = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
 
     @property
-    def policy(self) -> DedupPolicy:
-        """The dedup policy commits are decided with."""
-        return self._policy
-
-    @property
     def pending(self) -> int:
-        """Notifications waiting for a commit."""
+        """Bodies waiting for their commit."""
         return self._pending
 
-    async def submit(self, notification: Notification) -> Accepted:
-        """Wait until ``notification`` is committed. Raises Overloaded or StoreError."""
-        if self._closing:
-            raise Overloaded("shutting down")
-        if self._pending >= self._max_pending:
-            raise Overloaded(f"{self._pending} notifications are already waiting for commit")
+    @property
+    def backlog(self) -> int:
+        """Accepted bodies the processor has not reached yet (as far as this process knows)."""
+        return max(0, self._last_seq - self._processor.cursor)
+
+    async def submit(self, body: bytes) -> int:
+        """Wait until ``body`` is durably in the inbox; its seq. Raises Overloaded or StoreError."""
+        self._admit()
         self._pending += 1
         self._idle.clear()
         try:
-            decider = functools.partial(decide, now=self._clock(), policy=self._policy)
-            [accepted] = await self._store.accept([notification], decider)
-            return accepted
+            seq = await self._store.accept(body, self._clock())
         finally:
             self._pending -= 1
             if self._pending == 0:
                 self._idle.set()
+        self._last_seq = max(self._last_seq, seq)
+        self._processor.wake()
+        return seq
 
     async def close(self) -> None:
-        """Refuse new notifications and wait for those admitted to be committed."""
+        """Refuse new bodies and wait for those admitted to be committed."""
         self._closing = True
         await self._idle.wait()
+
+    def _admit(self) -> None:
+        if self._closing:
+            raise Overloaded("shutting down")
+        if self._pending >= self._max_pending:
+            raise Overloaded(f"{self._pending} notifications are already waiting for commit")
+        if self.backlog >= self._max_backlog:
+            raise Overloaded(f"{self.backlog} accepted notifications wait for processing")

@@ -38,7 +38,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.notifications = Counter(
-            "receiver_notifications", "Webhook notifications received, by result.", ["result"], registry=registry
+            "receiver_notifications",
+            "Webhook notifications by result: refused at the door, or processed (accepted: carried news).",
+            ["result"],
+            registry=registry,
         )
         self.alerts_received = Counter(
             "receiver_alerts_received", "Alert updates received, by their status.", ["status"], registry=registry
@@ -62,6 +65,11 @@ class Metrics:
         self.queue_depth = Gauge(
             "receiver_ingest_queue_depth", "Notifications waiting for commit (read at scrape time).", registry=registry
         )
+        self.backlog = Gauge(
+            "receiver_inbox_backlog",
+            "Accepted notifications waiting for processing (read at scrape time).",
+            registry=registry,
+        )
         self.request_duration = Histogram(
             "receiver_http_request_duration_seconds",
             "HTTP request duration, by route and method.",
@@ -71,7 +79,7 @@ class Metrics:
         )
         self.commit_duration = Histogram(
             "receiver_store_commit_duration_seconds",
-            "Duration of one store commit (one batch of notifications).",
+            "Duration of one inbox commit (one group of webhook bodies).",
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
@@ -119,9 +127,10 @@ class Metrics:
         self.commit_duration.observe(seconds)
         self.commit_batch.observe(batch)
 
-    def refresh(self, counts: Mapping[Status, int], queue_depth: int) -> None:
+    def refresh(self, counts: Mapping[Status, int], queue_depth: int, backlog: int) -> None:
         """Set the state gauges from values read just now, at scrape time."""
         for status in Status:
             self.alerts.labels(status.value).set(counts.get(status, 0))
         self.active_alerts.set(counts.get(Status.FIRING, 0))
         self.queue_depth.set(queue_depth)
+        self.backlog.set(backlog)

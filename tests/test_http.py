@@ -10,7 +10,8 @@ import asyncio
 import base64
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from receiver.alertmanager import Notification
-from receiver.app import create_app
+from receiver.app import PROCESSOR, create_app
 from receiver.config import Settings
-from receiver.store import Accepted, Decide
 from receiver.store.sqlite import SQLiteStore
 from tests.conftest import Clock, fixture_bytes
 from tests.payloads import alert, body
@@ -48,7 +47,13 @@ def sample(client: Client, name: str, **labels: str) -> float:
     return 0.0 if value is None else float(value)
 
 
+async def processed(client: Client) -> None:
+    """Wait until every accepted notification is processed."""
+    await client.server.app[PROCESSOR].drain()
+
+
 async def stored(client: Client) -> list[dict[str, Any]]:
+    await processed(client)
     response = await client.get("/api/v1/alerts")
     assert response.status == 200
     data: list[dict[str, Any]] = (await response.json())["alerts"]
@@ -63,7 +68,7 @@ async def test_accepts_a_notification_and_answers_after_commit(make_client: Make
     client = await make_client()
     response = await client.post("/api/v1/alerts", data=fixture_bytes("02-firing-crashlooping-3-pods.json"))
     assert response.status == 200
-    assert await response.json() == {"status": "accepted", "alerts": 3, "outcomes": {"fired": 3}}
+    assert await response.json() == {"status": "accepted", "alerts": 3, "inbox_seq": 1}
     assert len(await stored(client)) == 3
     assert sample(client, "receiver_notifications_total", result="accepted") == 1
     assert sample(client, "receiver_alerts_received_total", status="firing") == 3
@@ -76,7 +81,6 @@ async def test_ha_duplicate_is_counted_and_changes_nothing(make_client: MakeClie
     clock.advance(seconds=1)
     response = await client.post("/api/v1/alerts", data=fixture_bytes("06-ha-peer-b.json"))
     assert response.status == 200
-    assert (await response.json())["status"] == "duplicate"
     after = await stored(client)
     assert [{**a, "lastSeen": None} for a in after] == [{**a, "lastSeen": None} for a in before]
     assert sample(client, "receiver_notifications_total", result="duplicate") == 1
@@ -176,10 +180,10 @@ class GatedStore:
         self.gate = asyncio.Event()
         self.entered = asyncio.Event()
 
-    async def accept(self, batch: Sequence[Notification], decide: Decide) -> list[Accepted]:
+    async def accept(self, body: bytes, received_at: datetime) -> int:
         self.entered.set()
         await self.gate.wait()
-        return await self.inner.accept(batch, decide)
+        return await self.inner.accept(body, received_at)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -218,6 +222,38 @@ async def test_saturated_queue_gets_503_and_stores_nothing_of_it(make_client: Ma
     assert sample(client, "receiver_notifications_total", result="overloaded") == 1
     retried = await client.post("/api/v1/alerts", data=body(alert("A4")))
     assert retried.status == 200
+    await inner.close()
+
+
+class StalledProcessingStore(GatedStore):
+    """A real SQLite store whose processing waits until the test opens the gate."""
+
+    async def accept(self, body: bytes, received_at: datetime) -> int:
+        return await self.inner.accept(body, received_at)
+
+    async def apply(self, entries: Any, decide: Any) -> Any:
+        self.entered.set()
+        await self.gate.wait()
+        return await self.inner.apply(entries, decide)
+
+
+async def test_processing_backlog_over_the_limit_gets_503(make_client: MakeClient, tmp_path: Path) -> None:
+    inner = SQLiteStore(tmp_path / "stalled.db")
+    await inner.open()
+    store = StalledProcessingStore(inner)
+    client = await make_client(store_impl=store, store={"max_backlog": 2})
+    for i in (1, 2):
+        assert (await client.post("/api/v1/alerts", data=body(alert(f"B{i}")))).status == 200
+    await asyncio.wait_for(store.entered.wait(), 5)  # processing is stuck on B1
+    refused = await client.post("/api/v1/alerts", data=body(alert("B3")))
+    assert refused.status == 503
+    assert "wait for processing" in (await refused.json())["error"]
+    text = await (await client.get("/metrics")).text()
+    assert "receiver_inbox_backlog 2.0" in text
+    store.gate.set()
+    names = sorted(a["labels"]["alertname"] for a in await stored(client))
+    assert names == ["B1", "B2"]
+    assert (await client.post("/api/v1/alerts", data=body(alert("B3")))).status == 200
     await inner.close()
 
 
@@ -260,6 +296,7 @@ async def test_unknown_route_and_method_get_json_errors(make_client: MakeClient)
 async def _post_all(client: Client, *alerts: dict[str, Any]) -> None:
     response = await client.post("/api/v1/alerts", data=body(*alerts))
     assert response.status == 200
+    await processed(client)
 
 
 async def test_alert_listing_filters(make_client: MakeClient) -> None:
@@ -331,6 +368,8 @@ async def test_metrics_exposition(make_client: MakeClient) -> None:
         "receiver_alerts",
         "receiver_http_request_duration_seconds",
         "receiver_store_commit_duration_seconds",
+        "receiver_inbox_backlog",
+        "receiver_ingest_queue_depth",
         "receiver_build_info",
     ]:
         assert name in families, name

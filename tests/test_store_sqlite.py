@@ -1,4 +1,4 @@
-"""The SQLite store: atomic accept, persistence across reopen, expiry, locking."""
+"""The SQLite store: durable inbox, atomic processing, cursor, expiry, locking."""
 
 from __future__ import annotations
 
@@ -6,24 +6,29 @@ import functools
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from receiver.alertmanager import Alert, Notification, decode
 from receiver.dedup import AlertState, Decision, DedupPolicy, Outcome, Status, decide
-from receiver.store import StoreError
+from receiver.store import InboxEntry, Processed, StoreError
 from receiver.store.sqlite import SQLiteStore
 from tests.conftest import T0, fixture_bytes
 
-POLICY = DedupPolicy()
-FIRING = decode(fixture_bytes("02-firing-crashlooping-3-pods.json"))
+DECIDE = functools.partial(decide, policy=DedupPolicy())
+FIRING_BODY = fixture_bytes("02-firing-crashlooping-3-pods.json")
+FIRING = decode(FIRING_BODY)
 MIXED = decode(fixture_bytes("03-mixed-one-resolved.json"))
 
 
-def at(minutes: float = 0) -> functools.partial[Decision]:
-    return functools.partial(decide, now=T0 + timedelta(minutes=minutes), policy=POLICY)
+def at(minutes: float = 0) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def entry(seq: int, notification: Notification | None, minutes: float = 0) -> tuple[InboxEntry, Notification | None]:
+    return InboxEntry(seq, at(minutes), b"{}"), notification
 
 
 @pytest.fixture
@@ -34,41 +39,71 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await s.close()
 
 
-async def test_accept_records_alerts_events_and_notification(store: SQLiteStore) -> None:
-    [accepted] = await store.accept([FIRING], at())
-    assert accepted.notification_id is not None
-    assert [d.outcome for d in accepted.decisions] == [Outcome.FIRED] * 3
+async def test_accept_appends_bodies_in_order(store: SQLiteStore) -> None:
+    seqs = [await store.accept(b'{"n": %d}' % i, at(i)) for i in range(3)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    entries = await store.inbox(after=0, limit=10)
+    assert [(e.seq, e.body, e.received_at) for e in entries] == [(seqs[i], b'{"n": %d}' % i, at(i)) for i in range(3)]
+    assert await store.backlog() == 3
+    assert await store.cursor() == 0
+
+
+async def test_apply_records_alerts_events_and_notification_and_moves_the_cursor(store: SQLiteStore) -> None:
+    seq = await store.accept(FIRING_BODY, at())
+    [processed] = await store.apply([entry(seq, FIRING)], DECIDE)
+    assert processed.notification_id == seq
+    assert [d.outcome for d in processed.decisions] == [Outcome.FIRED] * 3
     alerts = await store.list_alerts()
     assert {a.state.fingerprint for a in alerts} == {a.fingerprint for a in FIRING.alerts}
     assert {a.labels["pod"] for a in alerts} == {"api-7d9f-a", "api-7d9f-b", "api-7d9f-c"}
-    events = await store.events()
-    assert [(e.kind, e.notification_id) for e in events] == [("fired", accepted.notification_id)] * 3
+    assert [(e.kind, e.notification_id) for e in await store.events()] == [("fired", seq)] * 3
+    assert (await store.cursor(), await store.backlog()) == (seq, 0)
 
 
 async def test_duplicates_in_one_batch_and_across_batches_are_stored_once(store: SQLiteStore) -> None:
-    results = await store.accept([FIRING, FIRING], at())
+    results = await store.apply([entry(1, FIRING), entry(2, FIRING)], DECIDE)
     assert results[1].notification_id is None
     assert all(d.outcome is Outcome.DUPLICATE for d in results[1].decisions)
-    [again] = await store.accept([FIRING], at(5))
+    [again] = await store.apply([entry(3, FIRING, minutes=5)], DECIDE)
     assert again.notification_id is None
     assert len(await store.events()) == 3
     [alert] = [a.state for a in await store.list_alerts() if a.state.fingerprint == FIRING.alerts[0].fingerprint]
-    assert alert.last_seen == T0 + timedelta(minutes=5)
-    assert alert.last_changed == T0
+    assert alert.last_seen == at(5)
+    assert alert.last_changed == at(0)
+
+
+async def test_dedup_decides_with_the_receipt_time_not_the_processing_time(store: SQLiteStore) -> None:
+    await store.apply([entry(1, FIRING, minutes=-30)], DECIDE)
+    [alert, *_] = await store.list_alerts()
+    assert alert.state.first_seen == at(-30)
+
+
+async def test_a_processed_entry_is_never_applied_twice(store: SQLiteStore) -> None:
+    await store.apply([entry(1, FIRING), entry(2, MIXED)], DECIDE)
+    with pytest.raises(StoreError, match="processed already"):
+        await store.apply([entry(2, MIXED)], DECIDE)
+    assert len(await store.events()) == 4
+
+
+async def test_undecodable_entry_is_skipped_but_passed(store: SQLiteStore) -> None:
+    [skipped, ok] = await store.apply([entry(1, None), entry(2, FIRING)], DECIDE)
+    assert skipped == Processed(1, None)
+    assert ok.notification_id == 2
+    assert await store.cursor() == 2
 
 
 async def test_state_survives_reopen(tmp_path: Path) -> None:
     first = SQLiteStore(tmp_path / "r.db")
     await first.open()
-    await first.accept([FIRING], at())
-    await first.accept([MIXED], at(1))
+    await first.apply([entry(1, FIRING), entry(2, MIXED, minutes=1)], DECIDE)
     before = await first.list_alerts()
     await first.close()
     second = SQLiteStore(tmp_path / "r.db")
     await second.open()
     try:
         assert await second.list_alerts() == before
-        [dup] = await second.accept([MIXED], at(2))
+        assert await second.cursor() == 2
+        [dup] = await second.apply([entry(3, MIXED, minutes=2)], DECIDE)
         assert {d.outcome for d in dup.decisions} == {Outcome.DUPLICATE}
         counts = await second.count_alerts()
         assert (counts[Status.FIRING], counts[Status.RESOLVED]) == (2, 1)
@@ -76,49 +111,67 @@ async def test_state_survives_reopen(tmp_path: Path) -> None:
         await second.close()
 
 
-async def test_a_failing_batch_writes_nothing(store: SQLiteStore) -> None:
+async def test_a_failing_batch_writes_nothing_and_keeps_the_cursor(store: SQLiteStore) -> None:
     calls = 0
 
-    def explode_on_fourth(prev: AlertState | None, alert: Alert) -> Decision:
+    def explode_on_fourth(prev: AlertState | None, alert: Alert, now: datetime) -> Decision:
         nonlocal calls
         calls += 1
         if calls == 4:
             raise RuntimeError("boom")
-        return decide(prev, alert, T0, POLICY)
+        return DECIDE(prev, alert, now)
 
     with pytest.raises(RuntimeError):
-        await store.accept([FIRING, MIXED], explode_on_fourth)
+        await store.apply([entry(1, FIRING), entry(2, MIXED)], explode_on_fourth)
     assert await store.list_alerts() == []
     assert await store.events() == []
+    assert await store.cursor() == 0
+    await store.apply([entry(1, FIRING)], DECIDE)  # and the cache did not learn the rolled-back states
+    assert len(await store.events()) == 3
 
 
 async def test_expire_marks_only_silent_firing_alerts(store: SQLiteStore) -> None:
     a, b, c = FIRING.alerts
-    await store.accept([FIRING], at())
-    await store.accept([replace(FIRING, alerts=(b,))], at(30))  # a repeat keeps b alive
-    await store.accept([replace(MIXED, alerts=MIXED.alerts[:1])], at(31))  # a resolves
-    expired = await store.expire(cutoff=T0 + timedelta(minutes=10), now=T0 + timedelta(minutes=40))
+    await store.apply(
+        [
+            entry(1, FIRING),
+            entry(2, replace(FIRING, alerts=(b,)), minutes=30),  # a repeat keeps b alive
+            entry(3, replace(MIXED, alerts=MIXED.alerts[:1]), minutes=31),  # a resolves
+        ],
+        DECIDE,
+    )
+    expired = await store.expire(cutoff=at(10), now=at(40))
     assert expired == [c.fingerprint]
     statuses = {s.state.fingerprint: s.state.status for s in await store.list_alerts()}
     assert statuses == {a.fingerprint: Status.RESOLVED, b.fingerprint: Status.FIRING, c.fingerprint: Status.EXPIRED}
     assert [(e.kind, e.fingerprint) for e in await store.events()][-1] == ("expired", c.fingerprint)
-    assert await store.expire(cutoff=T0 + timedelta(minutes=10), now=T0 + timedelta(minutes=41)) == []
+    assert await store.expire(cutoff=at(10), now=at(41)) == []
+    [revived] = await store.apply([entry(4, replace(FIRING, alerts=(c,)), minutes=42)], DECIDE)
+    assert revived.decisions[0].outcome is Outcome.FIRED  # the cache forgot c's pre-expiry state
 
 
 async def test_list_filters_by_status(store: SQLiteStore) -> None:
-    await store.accept([FIRING], at())
-    await store.accept([MIXED], at(1))
+    await store.apply([entry(1, FIRING), entry(2, MIXED, minutes=1)], DECIDE)
     resolved = await store.list_alerts(frozenset({Status.RESOLVED}))
     assert [a.state.status for a in resolved] == [Status.RESOLVED]
 
 
 async def test_events_page_in_order(store: SQLiteStore) -> None:
-    await store.accept([FIRING], at())
-    await store.accept([MIXED], at(1))
+    await store.apply([entry(1, FIRING), entry(2, MIXED, minutes=1)], DECIDE)
     first = await store.events(limit=2)
     rest = await store.events(after=first[-1].seq)
     assert [e.seq for e in first + rest] == sorted(e.seq for e in first + rest)
     assert len(first + rest) == 4
+
+
+async def test_prune_forgets_only_processed_old_entries(store: SQLiteStore) -> None:
+    old = await store.accept(b"old", at(0))
+    processed_new = await store.accept(b"new", at(10))
+    waiting = await store.accept(b"waiting", at(0))
+    await store.apply([entry(old, None), entry(processed_new, None)], DECIDE)
+    assert await store.prune_inbox(before=at(5)) == 1
+    assert [e.body for e in await store.inbox(after=0, limit=10)] == [b"new", b"waiting"]
+    assert waiting > processed_new
 
 
 async def test_locked_database_raises_store_error_and_keeps_nothing(tmp_path: Path) -> None:
@@ -128,22 +181,22 @@ async def test_locked_database_raises_store_error_and_keeps_nothing(tmp_path: Pa
     try:
         blocker.execute("BEGIN EXCLUSIVE")
         with pytest.raises(StoreError, match="locked"):
-            await store.accept([FIRING], at())
+            await store.accept(FIRING_BODY, at())
         with pytest.raises(StoreError):
             await store.ping()
         blocker.execute("ROLLBACK")
-        assert await store.list_alerts() == []
+        assert await store.inbox(after=0, limit=10) == []
         await store.ping()
     finally:
         blocker.close()
         await store.close()
 
 
-async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+async def test_other_schema_is_refused(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "r.db")
     db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(StoreError, match="newer"):
+    with pytest.raises(StoreError, match="schema version 99"):
         await SQLiteStore(tmp_path / "r.db").open()
 
 
@@ -152,10 +205,10 @@ async def test_closed_store_refuses_work(tmp_path: Path) -> None:
     await store.open()
     await store.close()
     with pytest.raises(StoreError, match="closed"):
-        await store.accept([FIRING], at())
+        await store.accept(FIRING_BODY, at())
 
 
-async def test_empty_notification_is_accepted_without_news(store: SQLiteStore) -> None:
+async def test_empty_notification_is_processed_without_news(store: SQLiteStore) -> None:
     empty = Notification("r", "firing", (), "{}:{}", {}, {}, {}, "", 0)
-    [result] = await store.accept([empty], at())
+    [result] = await store.apply([entry(1, empty)], DECIDE)
     assert result.decisions == () and result.notification_id is None

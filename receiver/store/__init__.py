@@ -1,5 +1,11 @@
 """The store interface: what the daemon keeps, independent of the database.
 
+Two stages share one store. ``accept`` appends a webhook body, as received,
+to the inbox and returns once that is durable: this is all the webhook waits
+for. The processor then reads the inbox in order and ``apply``-s dedup
+decisions to alert state, advancing a cursor in the same transaction, so a
+crash anywhere loses nothing and processes nothing twice.
+
 The engine and the web layer depend on ``Store`` only. The SQLite backend
 serves one replica; a PostgreSQL backend will implement the same protocol so
 that several replicas can share state. Only modules in this package speak SQL.
@@ -15,8 +21,8 @@ from typing import Protocol
 from receiver.alertmanager import Alert, Notification
 from receiver.dedup import AlertState, Decision, Status
 
-Decide = Callable[[AlertState | None, Alert], Decision]
-"""The pure dedup decision, with ``now`` and the policy already bound."""
+Decide = Callable[[AlertState | None, Alert, datetime], Decision]
+"""The pure dedup decision (previous state, update, receipt time), policy bound."""
 
 
 class StoreError(RuntimeError):
@@ -24,11 +30,23 @@ class StoreError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class Accepted:
-    """What the store made of one notification, committed."""
+class InboxEntry:
+    """One accepted webhook body, in the order it was committed."""
 
-    decisions: tuple[Decision, ...]
-    notification_id: int | None
+    seq: int
+    received_at: datetime
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What processing made of one inbox entry."""
+
+    seq: int
+    notification: Notification | None
+    """None when the body could not be decoded (it was skipped)."""
+    decisions: tuple[Decision, ...] = ()
+    notification_id: int | None = None
     """Set when the notification carried news and was recorded."""
 
 
@@ -59,8 +77,28 @@ class AlertEvent:
 class Store(Protocol):
     """Durable state. Every method either completes or changes nothing."""
 
-    async def accept(self, batch: Sequence[Notification], decide: Decide) -> list[Accepted]:
-        """Apply ``decide`` to every alert of ``batch`` and commit, all or nothing."""
+    async def accept(self, body: bytes, received_at: datetime) -> int:
+        """Append a webhook body to the inbox, durably; its sequence number."""
+        ...
+
+    async def inbox(self, after: int, limit: int) -> list[InboxEntry]:
+        """Inbox entries with ``seq`` above ``after``, oldest first."""
+        ...
+
+    async def cursor(self) -> int:
+        """The sequence number of the last processed inbox entry."""
+        ...
+
+    async def backlog(self) -> int:
+        """How many inbox entries wait for processing."""
+        ...
+
+    async def apply(self, entries: Sequence[tuple[InboxEntry, Notification | None]], decide: Decide) -> list[Processed]:
+        """Decide every alert of ``entries`` and advance the cursor past them, all or nothing."""
+        ...
+
+    async def prune_inbox(self, before: datetime) -> int:
+        """Forget processed inbox entries received before ``before``; how many."""
         ...
 
     async def list_alerts(self, statuses: frozenset[Status] | None = None) -> list[StoredAlert]:

@@ -18,7 +18,7 @@ from typing import Literal, TypeVar
 
 from receiver.alertmanager import Notification
 from receiver.dedup import Status
-from receiver.store import Accepted, AlertEvent, Decide, StoredAlert, StoreError
+from receiver.store import AlertEvent, Decide, InboxEntry, Processed, StoredAlert, StoreError
 from receiver.store import sqlite_tables as tables
 from receiver.store.cache import StateCache
 from receiver.store.sqlite_writer import OnCommit, Writer
@@ -47,9 +47,7 @@ class SQLiteStore:
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout / timedelta(milliseconds=1))
         self._cache = StateCache(cache_size)
-        self._writer = Writer(
-            str(path), self._connect_writer, max_batch=max_batch, cache=self._cache, on_commit=on_commit
-        )
+        self._writer = Writer(str(path), self._connect_writer, max_batch=max_batch, on_commit=on_commit)
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._reader: sqlite3.Connection | None = None
 
@@ -62,8 +60,30 @@ class SQLiteStore:
             await self.close()
             raise
 
-    async def accept(self, batch: Sequence[Notification], decide: Decide) -> list[Accepted]:
-        return await self._writer.accept(batch, decide)
+    async def accept(self, body: bytes, received_at: datetime) -> int:
+        return await self._writer.accept(body, received_at)
+
+    async def inbox(self, after: int, limit: int) -> list[InboxEntry]:
+        return await self._read(lambda db: tables.inbox(db, after, limit))
+
+    async def cursor(self) -> int:
+        return await self._read(tables.cursor)
+
+    async def backlog(self) -> int:
+        return await self._read(tables.backlog)
+
+    async def apply(self, entries: Sequence[tuple[InboxEntry, Notification | None]], decide: Decide) -> list[Processed]:
+        def work(db: sqlite3.Connection) -> list[Processed]:
+            processed, states = tables.transaction(db, lambda db: tables.apply(db, entries, decide, self._cache))
+            self._cache.put_all(states)  # committed: the cache may know it now (it lives on this thread)
+            return processed
+
+        return await self._write(work)
+
+    async def prune_inbox(self, before: datetime) -> int:
+        return await self._write(
+            lambda db: tables.transaction(db, lambda db: tables.prune_inbox(db, tables.micros(before)))
+        )
 
     async def list_alerts(self, statuses: frozenset[Status] | None = None) -> list[StoredAlert]:
         return await self._read(lambda db: tables.list_alerts(db, statuses))

@@ -3,6 +3,9 @@
 Functions here run on a connection handed to them, inside a transaction the
 caller opened; they never start threads or touch the event loop. Times are
 stored as integer microseconds since the epoch, label sets as sorted JSON.
+Batches are written with one statement per table, their rows passed as one
+JSON array, so the work stays inside SQLite instead of crossing into Python
+once per row.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import orjson
 
 from receiver.alertmanager import Alert, Notification
 from receiver.dedup import AlertState, Decision, Outcome, Status
-from receiver.store import Accepted, AlertEvent, Decide, StoredAlert, StoreError
+from receiver.store import AlertEvent, Decide, InboxEntry, Processed, StoredAlert, StoreError
 from receiver.store.cache import StateCache
 
 T = TypeVar("T")
@@ -26,22 +29,29 @@ _MICRO = timedelta(microseconds=1)
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
+CREATE TABLE inbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at INTEGER NOT NULL,
+    body        BLOB NOT NULL
+);
+CREATE TABLE progress (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+INSERT INTO progress (name, seq) VALUES ('inbox', 0);
 CREATE TABLE alerts (
-    fingerprint   TEXT PRIMARY KEY,
+    fingerprint   TEXT PRIMARY KEY NOT NULL,
     status        TEXT NOT NULL,
-    labels        TEXT NOT NULL,
-    annotations   TEXT NOT NULL,
     starts_at     INTEGER NOT NULL,
     ends_at       INTEGER,
-    generator_url TEXT NOT NULL,
     first_seen    INTEGER NOT NULL,
     last_seen     INTEGER NOT NULL,
     last_changed  INTEGER NOT NULL,
-    flips         TEXT NOT NULL
+    flips         TEXT NOT NULL,
+    labels        TEXT NOT NULL,
+    annotations   TEXT NOT NULL,
+    generator_url TEXT NOT NULL
 );
-CREATE INDEX alerts_by_status ON alerts (status, last_seen);
+CREATE INDEX alerts_by_status ON alerts (status);
 CREATE TABLE notifications (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY,  -- the inbox seq it came from
     received_at      INTEGER NOT NULL,
     receiver         TEXT NOT NULL,
     group_key        TEXT NOT NULL,
@@ -83,8 +93,8 @@ _UPSERT_ALERTS = (
 )
 _LAST_SEEN = _ALERT_COLUMNS.split(", ").index("last_seen")
 _UPDATE_LAST_SEEN = (
-    "UPDATE alerts SET last_seen = seen.value ->> 1 FROM json_each(?) AS seen"
-    " WHERE alerts.fingerprint = seen.value ->> 0"
+    "UPDATE alerts SET last_seen = seen.value ->> 1"
+    " FROM json_each(?) AS seen WHERE alerts.fingerprint = seen.value ->> 0"
 )
 
 
@@ -107,43 +117,84 @@ def migrate(db: sqlite3.Connection) -> None:
     if version == SCHEMA_VERSION:
         return
     if version != 0:
-        raise StoreError(f"database schema version {version} is newer than this receiver ({SCHEMA_VERSION})")
+        raise StoreError(f"database schema version {version} is not {SCHEMA_VERSION}, the one this receiver knows")
     db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
 
-def accept(
-    db: sqlite3.Connection, parts: Sequence[tuple[Sequence[Notification], Decide]], cache: StateCache
-) -> tuple[list[list[Accepted]], list[AlertState]]:
-    """Decide and write every alert of every part; the results per part, and the states to cache.
+def append_inbox(db: sqlite3.Connection, entries: Sequence[tuple[bytes, datetime]]) -> list[int]:
+    """Append webhook bodies to the inbox; their sequence numbers, in order."""
+    return [
+        db.execute("INSERT INTO inbox (received_at, body) VALUES (?, ?)", (micros(at), body)).lastrowid or 0
+        for body, at in entries
+    ]
 
-    Rows are gathered first and written with one statement per table (rows
-    passed as one JSON array), so the work stays inside SQLite instead of
-    crossing into Python once per row.
+
+def inbox(db: sqlite3.Connection, after: int, limit: int) -> list[InboxEntry]:
+    """Inbox entries after ``after``, oldest first."""
+    rows = db.execute("SELECT seq, received_at, body FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+    return [InboxEntry(seq, _time(at), body) for seq, at, body in rows]
+
+
+def cursor(db: sqlite3.Connection) -> int:
+    """The last processed inbox seq."""
+    seq: int = db.execute("SELECT seq FROM progress WHERE name = 'inbox'").fetchone()[0]
+    return seq
+
+
+def backlog(db: sqlite3.Connection) -> int:
+    """Inbox entries after the cursor."""
+    n: int = db.execute(
+        "SELECT count(*) FROM inbox WHERE seq > (SELECT seq FROM progress WHERE name = 'inbox')"
+    ).fetchone()[0]
+    return n
+
+
+def prune_inbox(db: sqlite3.Connection, before: int) -> int:
+    """Delete processed inbox entries received before ``before``."""
+    cursor = db.execute(
+        "DELETE FROM inbox WHERE received_at < ? AND seq <= (SELECT seq FROM progress WHERE name = 'inbox')", (before,)
+    )
+    return cursor.rowcount
+
+
+def apply(
+    db: sqlite3.Connection,
+    entries: Sequence[tuple[InboxEntry, Notification | None]],
+    decide: Decide,
+    cache: StateCache,
+) -> tuple[list[Processed], list[AlertState]]:
+    """Decide every alert of ``entries``, write the results, advance the cursor past them.
+
+    Returns what each entry became and the alert states to cache once committed.
     """
-    fingerprints = {a.fingerprint for batch, _ in parts for n in batch for a in n.alerts}
-    known = _known_states(db, fingerprints, cache)
-    rows = _Rows(next_id=db.execute("SELECT coalesce(max(id), 0) + 1 FROM notifications").fetchone()[0])
-    results = []
-    for batch, decide in parts:
-        accepted = []
-        for notification in batch:
-            decisions = []
-            for alert in notification.alerts:
-                decision = decide(known.get(alert.fingerprint), alert)
-                known[alert.fingerprint] = decision.state
-                rows.alert(decision, alert)
-                decisions.append(decision)
-            accepted.append(rows.notification(notification, tuple(decisions)))
-        results.append(accepted)
+    if not entries:
+        return [], []
+    expected = cursor(db)
+    if entries[0][0].seq <= expected:
+        raise StoreError(f"inbox entry {entries[0][0].seq} was processed already (cursor at {expected})")
+    known = _known_states(db, {a.fingerprint for _, n in entries if n for a in n.alerts}, cache)
+    rows = _Rows()
+    processed = []
+    for entry, notification in entries:
+        if notification is None:
+            processed.append(Processed(entry.seq, None))
+            continue
+        decisions = []
+        for alert in notification.alerts:
+            decision = decide(known.get(alert.fingerprint), alert, entry.received_at)
+            known[alert.fingerprint] = decision.state
+            rows.alert(decision, alert)
+            decisions.append(decision)
+        processed.append(rows.notification(entry, notification, tuple(decisions)))
     rows.write(db)
-    return results, list(known.values())
+    db.execute("UPDATE progress SET seq = ? WHERE name = 'inbox'", (entries[-1][0].seq,))
+    return processed, list(known.values())
 
 
 class _Rows:
-    """What one accept transaction writes, table by table."""
+    """What one apply transaction writes, table by table."""
 
-    def __init__(self, next_id: int) -> None:
-        self.next_id = next_id
+    def __init__(self) -> None:
         self.notifications: list[list[Any]] = []
         self.events: list[list[Any]] = []
         self.changed: dict[str, list[Any]] = {}
@@ -159,15 +210,14 @@ class _Rows:
             self.changed[fp] = _alert_row(decision.state, alert)
             self.seen.pop(fp, None)
 
-    def notification(self, notification: Notification, decisions: tuple[Decision, ...]) -> Accepted:
+    def notification(self, entry: InboxEntry, notification: Notification, decisions: tuple[Decision, ...]) -> Processed:
         news = [d for d in decisions if d.is_news]
         if not news:
-            return Accepted(decisions, None)
-        nid, self.next_id = self.next_id, self.next_id + 1
-        at = micros(news[0].state.last_seen)
+            return Processed(entry.seq, notification, decisions)
+        at = micros(entry.received_at)
         self.notifications.append(
             [
-                nid,
+                entry.seq,
                 at,
                 notification.receiver,
                 notification.group_key,
@@ -178,10 +228,17 @@ class _Rows:
             ]
         )
         self.events.extend(
-            [d.state.fingerprint, d.outcome.value, micros(d.state.starts_at), opt_micros(d.state.ends_at), at, nid]
+            [
+                d.state.fingerprint,
+                d.outcome.value,
+                micros(d.state.starts_at),
+                opt_micros(d.state.ends_at),
+                at,
+                entry.seq,
+            ]
             for d in news
         )
-        return Accepted(decisions, nid)
+        return Processed(entry.seq, notification, decisions, entry.seq)
 
     def write(self, db: sqlite3.Connection) -> None:
         for sql, rows in (

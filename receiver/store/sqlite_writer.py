@@ -1,7 +1,7 @@
-"""The SQLite writer thread: one connection, jobs in order, accepts committed together.
+"""The SQLite writer thread: one connection, jobs in order, inbox appends committed together.
 
 SQLite takes one writer at a time, so one thread owns the write connection
-and runs every write job in arrival order. Accept jobs that are waiting when
+and runs every write job in arrival order. Inbox appends that are waiting when
 the thread comes round are merged into a single transaction (group commit):
 one fsync serves many webhook requests, and the thread never waits for the
 event loop between commits. Each job's future is settled on its own loop,
@@ -17,19 +17,18 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
-from receiver.alertmanager import Notification
-from receiver.store import Accepted, Decide, StoreError
+from receiver.store import StoreError
 from receiver.store import sqlite_tables as tables
-from receiver.store.cache import StateCache
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 OnCommit = Callable[[float, int], None]
-"""Told each accept commit's duration in seconds and its number of notifications."""
+"""Told each inbox commit's duration in seconds and how many webhook bodies it held."""
 
 
 @dataclass
@@ -43,16 +42,12 @@ class _Job:
 
 @dataclass
 class _AcceptJob:
-    """Notifications to decide and store; mergeable with its neighbours."""
+    """A webhook body to append to the inbox; mergeable with its neighbours."""
 
-    batch: Sequence[Notification]
-    decide: Decide
-    done: asyncio.Future[list[Accepted]]
+    body: bytes
+    received_at: datetime
+    done: asyncio.Future[int]
     loop: asyncio.AbstractEventLoop
-    size: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.size = len(self.batch)
 
 
 class _Stop:
@@ -71,13 +66,11 @@ class Writer:
         connect: Callable[[], sqlite3.Connection],
         *,
         max_batch: int,
-        cache: StateCache,
         on_commit: OnCommit,
     ) -> None:
         self._name = name
         self._connect = connect
         self._max_batch = max_batch
-        self._cache = cache
         self._on_commit = on_commit
         self._jobs: queue.SimpleQueue[_Job | _AcceptJob | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -111,11 +104,11 @@ class Writer:
         self._jobs.put(_Job(work, done, loop))
         return await done
 
-    async def accept(self, batch: Sequence[Notification], decide: Decide) -> list[Accepted]:
-        """Decide and store ``batch``, committed with whatever else is waiting."""
+    async def accept(self, body: bytes, received_at: datetime) -> int:
+        """Append ``body`` to the inbox, committed with whatever else is waiting; its seq."""
         loop = self._loop_if_running()
-        done: asyncio.Future[list[Accepted]] = loop.create_future()
-        self._jobs.put(_AcceptJob(batch, decide, done, loop))
+        done: asyncio.Future[int] = loop.create_future()
+        self._jobs.put(_AcceptJob(body, received_at, done, loop))
         return await done
 
     def _loop_if_running(self) -> asyncio.AbstractEventLoop:
@@ -149,9 +142,9 @@ class Writer:
                 self._accept_group(db, group)
 
     def _gather(self, first: _AcceptJob) -> tuple[list[_AcceptJob], _Job | _Stop | None]:
-        """``first`` and the accept jobs queued right behind it, up to max_batch notifications."""
-        group, size = [first], first.size
-        while size < self._max_batch:
+        """``first`` and the accept jobs queued right behind it, up to max_batch of them."""
+        group = [first]
+        while len(group) < self._max_batch:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
@@ -159,7 +152,6 @@ class Writer:
             if not isinstance(job, _AcceptJob):
                 return group, job
             group.append(job)
-            size += job.size
         return group, None
 
     def _run_one(self, db: sqlite3.Connection, job: _Job) -> None:
@@ -173,19 +165,16 @@ class Writer:
     def _accept_group(self, db: sqlite3.Connection, group: list[_AcceptJob]) -> None:
         started = time.perf_counter()
         try:
-            results, states = tables.transaction(
-                db, lambda db: tables.accept(db, [(j.batch, j.decide) for j in group], self._cache)
-            )
+            seqs = tables.transaction(db, lambda db: tables.append_inbox(db, [(j.body, j.received_at) for j in group]))
         except Exception as err:
             if not isinstance(err, sqlite3.Error):
-                log.error("accept failed", exc_info=True)
+                log.error("inbox append failed", exc_info=True)
             for job in group:
                 _settle_on(job.loop, job.done, exception=_wrap(self._name, err))
             return
-        self._cache.put_all(states)  # committed: the cache may know it now
-        self._on_commit(time.perf_counter() - started, sum(j.size for j in group))
-        for job, result in zip(group, results, strict=True):
-            _settle_on(job.loop, job.done, result=result)
+        self._on_commit(time.perf_counter() - started, len(group))
+        for job, seq in zip(group, seqs, strict=True):
+            _settle_on(job.loop, job.done, result=seq)
 
 
 def _wrap(name: str, err: Exception) -> Exception:

@@ -23,8 +23,9 @@ class Scrape:
         """Refresh the state gauges, then render every metric."""
         try:
             counts = await self._store.count_alerts()
-        except StoreError:
-            counts = {}  # the counters still tell the story; readiness reports the store
-        self._metrics.refresh(counts, self._queue_depth())
+            backlog = await self._store.backlog()
+        except StoreError:  # the counters still tell the story; readiness reports the store
+            counts, backlog = {}, 0
+        self._metrics.refresh(counts, self._queue_depth(), backlog)
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,7 +1,7 @@
 """``POST /api/v1/alerts``: Alertmanager's webhook.
 
-Authenticate, bound the body, decode, hand the notification to the ingestor
-and answer only once it is committed. Status codes follow what Alertmanager
+Authenticate, bound the body, validate it, hand it to the ingestor and answer
+only once it is durably in the inbox (the processor does the rest). Status codes follow what Alertmanager
 does with them: 4xx only for requests that can never succeed (it stops
 retrying them), 503 for "not now" (it retries with backoff).
 """
@@ -15,14 +15,12 @@ from aiohttp import web
 from receiver.alertmanager import InvalidNotification, Notification, decode
 from receiver.ingest import Ingestor, Overloaded
 from receiver.metrics import Metrics
-from receiver.store import Accepted, StoreError
+from receiver.store import StoreError
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "5"
-LOGGED_NEWS = 50
-"""At most this many fingerprints are named in one log line."""
 
 
 class WebhookHandler:
@@ -47,7 +45,7 @@ class WebhookHandler:
         except InvalidNotification as err:
             problems = [{"field": field, "message": msg} for field, msg in err.problems]
             return self._reject("rejected_invalid", request, json_error(400, "invalid notification", problems=problems))
-        return await self._accept(notification, request)
+        return await self._accept(body, notification)
 
     async def _read_body(self, request: web.Request) -> bytes | None:
         if request.content_length is not None and request.content_length > self._max_body:
@@ -57,34 +55,14 @@ class WebhookHandler:
         except web.HTTPRequestEntityTooLarge:
             return None
 
-    async def _accept(self, notification: Notification, request: web.Request) -> web.Response:
+    async def _accept(self, body: bytes, notification: Notification) -> web.Response:
         try:
-            accepted = await self._ingestor.submit(notification)
+            seq = await self._ingestor.submit(body)
         except Overloaded as err:
             return self._unavailable("overloaded", str(err), notification)
         except StoreError as err:
             return self._unavailable("store_error", "the store cannot commit right now", notification, err)
-        result = "accepted" if accepted.notification_id is not None else "duplicate"
-        self._observe(result, notification, accepted)
-        return web.json_response(_summary(result, accepted))
-
-    def _observe(self, result: str, notification: Notification, accepted: Accepted) -> None:
-        self._metrics.count_notification(result)
-        self._metrics.observe_notification(notification, accepted.decisions)
-        if not log.isEnabledFor(logging.DEBUG):
-            return
-        log.debug(
-            "notification %s",
-            result,
-            extra={
-                "group_key": notification.group_key,
-                "alerts": len(notification.alerts),
-                "news": [f"{d.state.fingerprint}:{d.outcome.value}" for d in accepted.decisions if d.is_news][
-                    :LOGGED_NEWS
-                ],
-                "truncated_alerts": notification.truncated_alerts,
-            },
-        )
+        return web.json_response({"status": "accepted", "alerts": len(notification.alerts), "inbox_seq": seq})
 
     def _unavailable(
         self, result: str, message: str, notification: Notification, err: Exception | None = None
@@ -103,10 +81,3 @@ class WebhookHandler:
         self._metrics.count_notification(result)
         log.warning("notification rejected: %s", result, extra={"remote": request.remote, "status": response.status})
         return response
-
-
-def _summary(result: str, accepted: Accepted) -> dict[str, object]:
-    outcomes: dict[str, int] = {}
-    for d in accepted.decisions:
-        outcomes[d.outcome.value] = outcomes.get(d.outcome.value, 0) + 1
-    return {"status": result, "alerts": len(accepted.decisions), "outcomes": outcomes}

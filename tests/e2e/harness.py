@@ -279,6 +279,16 @@ async def read_events(data_dir: Path) -> list[tuple[str, str]]:
         await store.close()
 
 
+async def read_inbox(data_dir: Path) -> list[bytes]:
+    """Every webhook body in a stopped receiver's inbox, oldest first."""
+    store = SQLiteStore(data_dir / "receiver.db")
+    await store.open()
+    try:
+        return [e.body for e in await store.inbox(after=0, limit=1_000_000)]
+    finally:
+        await store.close()
+
+
 def iso(t: float) -> str:
     """An RFC 3339 UTC timestamp for a time.time() value."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
