@@ -64,7 +64,7 @@ def create_app(
         app.cleanup_ctx.append(functools.partial(_opened, store=owned))
         store = owned
     policy = settings.alerts.policy()
-    processor = Processor(store, policy=policy, metrics=metrics, batch_size=settings.store.max_batch)
+    processor = Processor(store, policy=policy, metrics=metrics, batch_size=settings.store.process_batch)
     ingestor = Ingestor(
         store,
         processor,

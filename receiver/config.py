@@ -126,7 +126,9 @@ class StoreSettings(_Section):
     max_pending: Annotated[int, pydantic.Field(ge=1)] = 2048
     """Notifications waiting for their commit before the webhook answers 503."""
     max_batch: Annotated[int, pydantic.Field(ge=1)] = 512
-    """Most notifications in one commit: inbox appends (group commit) and processing."""
+    """Most webhook bodies appended to the inbox in one commit (group commit)."""
+    process_batch: Annotated[int, pydantic.Field(ge=1)] = 32
+    """Most inbox entries processed in one transaction; small keeps webhook latency low."""
     max_backlog: Annotated[int, pydantic.Field(ge=1)] = 100_000
     """Accepted notifications waiting for processing before the webhook answers 503."""
     inbox_retention: Duration = timedelta(hours=24)

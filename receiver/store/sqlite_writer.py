@@ -1,24 +1,26 @@
-"""The SQLite writer thread: one connection, jobs in order, inbox appends committed together.
+"""The SQLite writer thread: one connection, inbox appends committed together.
 
-SQLite takes one writer at a time, so one thread owns the write connection
-and runs every write job in arrival order. Inbox appends that are waiting when
-the thread comes round are merged into a single transaction (group commit):
-one fsync serves many webhook requests, and the thread never waits for the
-event loop between commits. Each job's future is settled on its own loop,
-only after COMMIT returned.
+SQLite takes one writer at a time, so one thread owns the write connection.
+Inbox appends that are waiting when the thread comes round are merged into a
+single transaction (group commit): one fsync serves many webhook requests,
+and the thread never waits for the event loop between commits. Appends go
+before other writes, since a webhook request waits on each; another write
+that has waited ``MAX_DEFER_SECONDS`` goes first, so processing keeps moving
+under any load. Other writes run in arrival order. Each job's future is
+settled on its own loop, only after COMMIT returned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -31,6 +33,9 @@ OnCommit = Callable[[float, int], None]
 """Told each inbox commit's duration in seconds and how many webhook bodies it held."""
 
 
+MAX_DEFER_SECONDS = 0.02
+
+
 @dataclass
 class _Job:
     """A write that runs alone: ``work(db)`` inside its own transaction or not, as it wishes."""
@@ -38,6 +43,7 @@ class _Job:
     work: Callable[[sqlite3.Connection], Any]
     done: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -72,7 +78,9 @@ class Writer:
         self._connect = connect
         self._max_batch = max_batch
         self._on_commit = on_commit
-        self._jobs: queue.SimpleQueue[_Job | _AcceptJob | _Stop] = queue.SimpleQueue()
+        self._accepts: collections.deque[_AcceptJob] = collections.deque()
+        self._others: collections.deque[_Job | _Stop] = collections.deque()
+        self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
         self._running = False
 
@@ -94,21 +102,21 @@ class Writer:
         thread, self._thread = self._thread, None
         self._running = False
         if thread is not None:
-            self._jobs.put(_STOP)
+            self._put(_STOP)
             await asyncio.to_thread(thread.join)
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work(db)`` on the writer thread, in order with everything else."""
         loop = self._loop_if_running()
         done: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(work, done, loop))
+        self._put(_Job(work, done, loop))
         return await done
 
     async def accept(self, body: bytes, received_at: datetime) -> int:
         """Append ``body`` to the inbox, committed with whatever else is waiting; its seq."""
         loop = self._loop_if_running()
         done: asyncio.Future[int] = loop.create_future()
-        self._jobs.put(_AcceptJob(body, received_at, done, loop))
+        self._put(_AcceptJob(body, received_at, done, loop))
         return await done
 
     def _loop_if_running(self) -> asyncio.AbstractEventLoop:
@@ -128,31 +136,37 @@ class Writer:
         finally:
             db.close()
 
-    def _serve(self, db: sqlite3.Connection) -> None:
-        pending: _Job | _AcceptJob | _Stop | None = None
-        while True:
-            job = pending if pending is not None else self._jobs.get()
-            pending = None
-            if isinstance(job, _Stop):
-                return
-            if isinstance(job, _Job):
-                self._run_one(db, job)
+    def _put(self, job: _Job | _AcceptJob | _Stop) -> None:
+        with self._ready:
+            if isinstance(job, _AcceptJob):
+                self._accepts.append(job)
             else:
-                group, pending = self._gather(job)
-                self._accept_group(db, group)
+                self._others.append(job)
+            self._ready.notify()
 
-    def _gather(self, first: _AcceptJob) -> tuple[list[_AcceptJob], _Job | _Stop | None]:
-        """``first`` and the accept jobs queued right behind it, up to max_batch of them."""
-        group = [first]
-        while len(group) < self._max_batch:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if not isinstance(job, _AcceptJob):
-                return group, job
-            group.append(job)
-        return group, None
+    def _serve(self, db: sqlite3.Connection) -> None:
+        while True:
+            work = self._next()
+            if isinstance(work, _Stop):
+                return
+            if isinstance(work, _Job):
+                self._run_one(db, work)
+            else:
+                self._accept_group(db, work)
+
+    def _next(self) -> list[_AcceptJob] | _Job | _Stop:
+        """The waiting appends (up to max_batch), unless another write is overdue."""
+        with self._ready:
+            while not self._accepts and not self._others:
+                self._ready.wait()
+            if self._accepts and not self._other_overdue():
+                count = min(len(self._accepts), self._max_batch)
+                return [self._accepts.popleft() for _ in range(count)]
+            return self._others.popleft()
+
+    def _other_overdue(self) -> bool:
+        oldest = self._others[0] if self._others else None
+        return isinstance(oldest, _Job) and time.monotonic() - oldest.queued_at > MAX_DEFER_SECONDS
 
     def _run_one(self, db: sqlite3.Connection, job: _Job) -> None:
         try:
