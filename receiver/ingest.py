@@ -15,8 +15,9 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
+from receiver.alertmanager import Notification
 from receiver.processor import Processor
-from receiver.store import Store
+from receiver.store import InboxEntry, Store
 
 
 class Overloaded(RuntimeError):
@@ -56,19 +57,23 @@ class Ingestor:
         """Accepted bodies the processor has not reached yet (as far as this process knows)."""
         return max(0, self._last_seq - self._processor.cursor)
 
-    async def submit(self, body: bytes) -> int:
-        """Wait until ``body`` is durably in the inbox; its seq. Raises Overloaded or StoreError."""
+    async def submit(self, body: bytes, notification: Notification) -> int:
+        """Wait until ``body`` is durably in the inbox; its seq. Raises Overloaded or StoreError.
+
+        ``notification`` is what ``body`` decodes to: the processor takes it as it is.
+        """
         self._admit()
         self._pending += 1
         self._idle.clear()
+        received_at = self._clock()
         try:
-            seq = await self._store.accept(body, self._clock())
+            seq = await self._store.accept(body, received_at)
         finally:
             self._pending -= 1
             if self._pending == 0:
                 self._idle.set()
         self._last_seq = max(self._last_seq, seq)
-        self._processor.wake()
+        self._processor.offer(InboxEntry(seq, received_at, body), notification)
         return seq
 
     async def close(self) -> None:

@@ -1,11 +1,13 @@
 """The processor: turns accepted webhook bodies into alert state, in order.
 
-The webhook only appends bodies to the store's inbox. The processor reads
-the inbox after the store's cursor, decodes each body, and has the store
-apply the dedup decisions and advance the cursor in one transaction. The
-webhook wakes it after each accept; after a restart it resumes from the
-cursor, so nothing accepted is lost and nothing is processed twice. Dedup
-decides with each body's receipt time, so processing later changes nothing.
+The webhook only appends bodies to the store's inbox. The processor takes
+the entries after the store's cursor, in order, and has the store apply the
+dedup decisions and advance the cursor in one transaction. The webhook hands
+over each notification it has just decoded and committed, so the usual path
+decodes nothing twice; whatever was not handed over (after a restart, or
+beyond ``HANDOFF_LIMIT``) is read back from the inbox and decoded. Nothing
+accepted is lost, nothing is processed twice, and since dedup decides with
+each body's receipt time, processing later changes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from receiver.store import InboxEntry, Processed, Store, StoreError
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
+HANDOFF_LIMIT = 10_000
+"""Most decoded notifications kept in memory for the processor; the rest wait in the inbox."""
 
 
 class Processor:
@@ -33,11 +37,14 @@ class Processor:
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._one_at_a_time = asyncio.Lock()
+        self._handed: dict[int, tuple[InboxEntry, Notification]] = {}
         self.cursor = 0
         """The last inbox seq processed."""
 
-    def wake(self) -> None:
-        """Say that the inbox has something new."""
+    def offer(self, entry: InboxEntry, notification: Notification) -> None:
+        """Say that ``entry`` is committed to the inbox, and what it decodes to."""
+        if entry.seq > self.cursor and len(self._handed) < HANDOFF_LIMIT:
+            self._handed[entry.seq] = (entry, notification)
         self._wake.set()
 
     async def run(self) -> None:
@@ -58,14 +65,29 @@ class Processor:
     async def step(self) -> int:
         """Process the next batch of the inbox; how many entries it held."""
         async with self._one_at_a_time:
-            entries = await self._store.inbox(after=self.cursor, limit=self._batch_size)
+            entries = self._take_handed() or await self._read_inbox()
             if not entries:
                 return 0
-            processed = await self._store.apply([(e, _decode(e)) for e in entries], self._decide)
-            self.cursor = entries[-1].seq
+            processed = await self._store.apply(entries, self._decide)
+            self.cursor = entries[-1][0].seq
         for item in processed:
             self._observe(item)
         return len(entries)
+
+    def _take_handed(self) -> list[tuple[InboxEntry, Notification | None]]:
+        """The handed-over entries that continue the cursor without a gap."""
+        taken: list[tuple[InboxEntry, Notification | None]] = []
+        seq = self.cursor + 1
+        while len(taken) < self._batch_size and seq in self._handed:
+            taken.append(self._handed.pop(seq))
+            seq += 1
+        return taken
+
+    async def _read_inbox(self) -> list[tuple[InboxEntry, Notification | None]]:
+        entries = await self._store.inbox(after=self.cursor, limit=self._batch_size)
+        for stale in [seq for seq in self._handed if seq <= self.cursor]:
+            del self._handed[stale]
+        return [(e, self._handed.pop(e.seq, (e, None))[1] or _decode(e)) for e in entries]
 
     async def drain(self) -> None:
         """Process until the inbox is empty (for shutdown and tests)."""

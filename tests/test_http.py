@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from receiver.app import PROCESSOR, create_app
 from receiver.config import Settings
-from receiver.store.sqlite import SQLiteStore
+from receiver.store.sqlite import SQLiteStore, inbox_path
 from tests.conftest import Clock, fixture_bytes
 from tests.payloads import alert, body
 
@@ -259,8 +259,7 @@ async def test_processing_backlog_over_the_limit_gets_503(make_client: MakeClien
 
 async def test_store_failure_gets_503_and_readyz_fails(make_client: MakeClient, tmp_path: Path) -> None:
     client = await make_client(store={"busy_timeout": "100ms"})
-    db_path = tmp_path / "data" / "receiver.db"
-    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker = sqlite3.connect(inbox_path(tmp_path / "data" / "receiver.db"), isolation_level=None)
     try:
         blocker.execute("BEGIN EXCLUSIVE")
         response = await client.post("/api/v1/alerts", data=body(alert("A")))

@@ -1,15 +1,21 @@
-"""The embedded SQLite store: WAL mode, one writer thread, one reader thread.
+"""The embedded SQLite store: two database files, two writer threads, one reader.
 
-Writes go to the writer thread (``sqlite_writer``), which commits waiting
-accepts together; reads use their own connection on their own thread, so a
-large listing never stalls ingestion (WAL lets readers and the writer
-overlap). The SQL itself lives in ``sqlite_tables``.
+Webhook bodies go to the inbox database, written by their own thread, so an
+accept never waits behind processing. Everything derived from them (alert
+state, events, the processing cursor) lives in the state database, written
+by another thread. SQLite takes one writer per database, so the two never
+contend; their SQL runs in parallel, outside the GIL. Reads use a third
+connection on a third thread, with the inbox attached; WAL lets readers and
+writers overlap. A checkpointer thread keeps both write-ahead logs short,
+so no commit ever pays for a checkpoint. The SQL lives in ``sqlite_tables``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -20,18 +26,24 @@ from receiver.alertmanager import Notification
 from receiver.dedup import Status
 from receiver.store import AlertEvent, Decide, InboxEntry, Processed, StoredAlert, StoreError
 from receiver.store import sqlite_tables as tables
-from receiver.store.cache import StateCache
 from receiver.store.sqlite_writer import OnCommit, Writer
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+CHECKPOINT_SECONDS = 1.0
 
 
 def _ignore_commit(seconds: float, size: int) -> None:
     return None
 
 
+def inbox_path(path: Path) -> Path:
+    """The inbox database that goes with the state database at ``path``."""
+    return path.with_name(f"{path.stem}-inbox{path.suffix}")
+
+
 class SQLiteStore:
-    """A ``Store`` in one SQLite file; ``await open()`` before use, ``close()`` after."""
+    """A ``Store`` in two SQLite files; ``await open()`` before use, ``close()`` after."""
 
     def __init__(
         self,
@@ -40,28 +52,33 @@ class SQLiteStore:
         synchronous: Literal["full", "normal"] = "full",
         busy_timeout: timedelta = timedelta(seconds=5),
         max_batch: int = 512,
-        cache_size: int = 200_000,
         on_commit: OnCommit = _ignore_commit,
     ) -> None:
         self._path = path
+        self._inbox_path = inbox_path(path)
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout / timedelta(milliseconds=1))
-        self._cache = StateCache(cache_size)
-        self._writer = Writer(str(path), self._connect_writer, max_batch=max_batch, on_commit=on_commit)
+        self._inbox = Writer(str(self._inbox_path), self._connect_inbox, max_batch=max_batch, on_commit=on_commit)
+        self._state = Writer(str(path), self._connect_state, max_batch=max_batch, on_commit=_ignore_commit)
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._reader: sqlite3.Connection | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
 
     async def open(self) -> None:
-        """Open (creating and migrating when needed) the database."""
+        """Open (creating and migrating when needed) both databases."""
         try:
-            await self._writer.start()
-            self._reader = await self._on_reader(self._connect)
+            await self._inbox.start()
+            await self._state.start()
+            self._reader = await self._on_reader(self._connect_reader)
         except BaseException:
             await self.close()
             raise
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="store-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     async def accept(self, body: bytes, received_at: datetime) -> int:
-        return await self._writer.accept(body, received_at)
+        return await self._inbox.accept(body, received_at)
 
     async def inbox(self, after: int, limit: int) -> list[InboxEntry]:
         return await self._read(lambda db: tables.inbox(db, after, limit))
@@ -73,23 +90,13 @@ class SQLiteStore:
         return await self._read(tables.backlog)
 
     async def apply(self, entries: Sequence[tuple[InboxEntry, Notification | None]], decide: Decide) -> list[Processed]:
-        def work(db: sqlite3.Connection) -> list[Processed]:
-            # Derived state needs no fsync of its own: the inbox it comes from was synced when
-            # accepted, and the cursor moves in the same transaction, so a power loss can only
-            # roll both back together, and the entries are processed again.
-            db.execute("PRAGMA synchronous = NORMAL")
-            try:
-                processed, states = tables.transaction(db, lambda db: tables.apply(db, entries, decide, self._cache))
-            finally:
-                db.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
-            self._cache.put_all(states)  # committed: the cache may know it now (it lives on this thread)
-            return processed
-
-        return await self._write(work)
+        return await self._state.run(lambda db: tables.transaction(db, lambda db: tables.apply(db, entries, decide)))
 
     async def prune_inbox(self, before: datetime) -> int:
-        return await self._write(
-            lambda db: tables.transaction(db, lambda db: tables.prune_inbox(db, tables.micros(before)))
+        processed = await self.cursor()
+        cutoff = tables.micros(before)
+        return await self._inbox.run(
+            lambda db: tables.transaction(db, lambda db: tables.prune_inbox(db, cutoff, processed))
         )
 
     async def list_alerts(self, statuses: frozenset[Status] | None = None) -> list[StoredAlert]:
@@ -99,51 +106,79 @@ class SQLiteStore:
         return await self._read(tables.count_alerts)
 
     async def expire(self, cutoff: datetime, now: datetime) -> list[str]:
-        def work(db: sqlite3.Connection) -> list[str]:
-            expired = tables.transaction(db, lambda db: tables.expire(db, tables.micros(cutoff), tables.micros(now)))
-            self._cache.discard_all(expired)  # the cache lives on this thread
-            return expired
-
-        return await self._write(work)
+        return await self._state.run(
+            lambda db: tables.transaction(db, lambda db: tables.expire(db, tables.micros(cutoff), tables.micros(now)))
+        )
 
     async def events(self, after: int = 0, limit: int = 1000) -> list[AlertEvent]:
         return await self._read(lambda db: tables.events(db, after, limit))
 
     async def ping(self) -> None:
         now = datetime.now(UTC)
-        await self._write(lambda db: tables.transaction(db, lambda db: tables.heartbeat(db, now)))
+        for writer in (self._inbox, self._state):
+            await writer.run(lambda db: tables.transaction(db, lambda db: tables.heartbeat(db, now)))
 
     async def close(self) -> None:
-        await self._writer.stop()
+        self._stop_checkpoints.set()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
+        await self._inbox.stop()
+        await self._state.stop()
         if self._reader is not None:
             await self._on_reader(self._reader.close)
             self._reader = None
         self._reader_thread.shutdown(wait=True)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, isolation_level=None)
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None)
         db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         return db
 
-    def _connect_writer(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._connect()
+    def _connect_inbox(self) -> sqlite3.Connection:
+        return self._connect_writer(self._inbox_path, tables.INBOX_SCHEMA, self._synchronous)
+
+    def _connect_state(self) -> sqlite3.Connection:
+        # Derived state needs no fsync of its own: the inbox it comes from was synced when
+        # accepted, and the cursor moves in the same transaction as the state, so a power
+        # loss can only roll both back together, and the entries are processed again.
+        return self._connect_writer(self._path, tables.STATE_SCHEMA, "normal")
+
+    def _connect_writer(self, path: Path, schema: str, synchronous: str) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._connect(path)
         try:
             if db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
-                raise StoreError(f"{self._path}: cannot switch the database to WAL mode")
-            db.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
-            db.execute("PRAGMA wal_autocheckpoint = 10000")  # fewer, larger checkpoints
-            tables.migrate(db)
+                raise StoreError(f"{path}: cannot switch the database to WAL mode")
+            db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it, off the commit path
+            tables.migrate(db, schema)
         except sqlite3.Error as err:
             db.close()
-            raise StoreError(f"{self._path}: {err}") from err
+            raise StoreError(f"{path}: {err}") from err
         except BaseException:
             db.close()
             raise
         return db
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._writer.run(work)
+    def _connect_reader(self) -> sqlite3.Connection:
+        db = self._connect(self._path)
+        db.execute("ATTACH DATABASE ? AS " + tables.INBOX_ALIAS, (str(self._inbox_path),))
+        return db
+
+    def _checkpoint_loop(self) -> None:
+        """Copy both write-ahead logs into their databases, without ever blocking a writer."""
+        connections = [self._connect(self._inbox_path), self._connect(self._path)]
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
+                for db in connections:
+                    try:
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    except sqlite3.Error as err:
+                        log.warning("checkpoint failed", extra={"error": str(err)})
+        finally:
+            for db in connections:
+                db.close()
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         db = self._reader

@@ -21,19 +21,21 @@ import orjson
 from receiver.alertmanager import Alert, Notification
 from receiver.dedup import AlertState, Decision, Outcome, Status
 from receiver.store import AlertEvent, Decide, InboxEntry, Processed, StoredAlert, StoreError
-from receiver.store.cache import StateCache
 
 T = TypeVar("T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 SCHEMA_VERSION = 1
-_SCHEMA = """
+INBOX_SCHEMA = """
 CREATE TABLE inbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at INTEGER NOT NULL,
-    body        BLOB NOT NULL
+    body        TEXT NOT NULL  -- as received: JSON, validated (so UTF-8) before it was accepted
 );
+CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+"""
+STATE_SCHEMA = """
 CREATE TABLE progress (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 INSERT INTO progress (name, seq) VALUES ('inbox', 0);
 CREATE TABLE alerts (
@@ -71,6 +73,8 @@ CREATE TABLE alert_events (
 );
 CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
 """
+INBOX_ALIAS = "ib"
+"""The name under which connections to the state database attach the inbox database."""
 _STATE_COLUMNS = "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips"
 _ALERT_COLUMNS = f"{_STATE_COLUMNS}, labels, annotations, generator_url"
 
@@ -91,6 +95,7 @@ _UPSERT_ALERTS = (
     f"INSERT INTO alerts ({_ALERT_COLUMNS}) {_from_json_rows(_ALERT_COLUMNS)} ON CONFLICT (fingerprint) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS.split(", ") if c not in ("fingerprint", "first_seen"))
 )
+_APPEND_INBOX = f"INSERT INTO inbox (received_at, body) {_from_json_rows('received_at, body')}"
 _LAST_SEEN = _ALERT_COLUMNS.split(", ").index("last_seen")
 _UPDATE_LAST_SEEN = (
     "UPDATE alerts SET last_seen = seen.value ->> 1"
@@ -111,28 +116,29 @@ def transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T])
     return result
 
 
-def migrate(db: sqlite3.Connection) -> None:
-    """Create the schema in a new database; refuse one from a newer receiver."""
+def migrate(db: sqlite3.Connection, schema: str) -> None:
+    """Create ``schema`` in a new database; refuse one of another version."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return
     if version != 0:
         raise StoreError(f"database schema version {version} is not {SCHEMA_VERSION}, the one this receiver knows")
-    db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+    db.executescript(f"BEGIN; {schema} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
 
 def append_inbox(db: sqlite3.Connection, entries: Sequence[tuple[bytes, datetime]]) -> list[int]:
-    """Append webhook bodies to the inbox; their sequence numbers, in order."""
-    return [
-        db.execute("INSERT INTO inbox (received_at, body) VALUES (?, ?)", (micros(at), body)).lastrowid or 0
-        for body, at in entries
-    ]
+    """Append webhook bodies (valid UTF-8 JSON) to the inbox; their sequence numbers, in order."""
+    rows = [[micros(at), body.decode()] for body, at in entries]
+    db.execute(_APPEND_INBOX, (orjson.dumps(rows).decode(),))
+    last: int = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+    return list(range(last - len(entries) + 1, last + 1))  # one writer: one statement's seqs are contiguous
 
 
 def inbox(db: sqlite3.Connection, after: int, limit: int) -> list[InboxEntry]:
-    """Inbox entries after ``after``, oldest first."""
-    rows = db.execute("SELECT seq, received_at, body FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
-    return [InboxEntry(seq, _time(at), body) for seq, at, body in rows]
+    """Inbox entries after ``after``, oldest first (on a state connection, inbox attached)."""
+    query = f"SELECT seq, received_at, body FROM {INBOX_ALIAS}.inbox WHERE seq > ? ORDER BY seq LIMIT ?"
+    rows = db.execute(query, (after, limit))
+    return [InboxEntry(seq, _time(at), body.encode()) for seq, at, body in rows]
 
 
 def cursor(db: sqlite3.Connection) -> int:
@@ -149,30 +155,21 @@ def backlog(db: sqlite3.Connection) -> int:
     return n
 
 
-def prune_inbox(db: sqlite3.Connection, before: int) -> int:
-    """Delete processed inbox entries received before ``before``."""
-    cursor = db.execute(
-        "DELETE FROM inbox WHERE received_at < ? AND seq <= (SELECT seq FROM progress WHERE name = 'inbox')", (before,)
-    )
-    return cursor.rowcount
+def prune_inbox(db: sqlite3.Connection, before: int, processed: int) -> int:
+    """Delete inbox entries received before ``before`` and processed (seq up to ``processed``)."""
+    return db.execute("DELETE FROM inbox WHERE received_at < ? AND seq <= ?", (before, processed)).rowcount
 
 
 def apply(
-    db: sqlite3.Connection,
-    entries: Sequence[tuple[InboxEntry, Notification | None]],
-    decide: Decide,
-    cache: StateCache,
-) -> tuple[list[Processed], list[AlertState]]:
-    """Decide every alert of ``entries``, write the results, advance the cursor past them.
-
-    Returns what each entry became and the alert states to cache once committed.
-    """
+    db: sqlite3.Connection, entries: Sequence[tuple[InboxEntry, Notification | None]], decide: Decide
+) -> list[Processed]:
+    """Decide every alert of ``entries``, write the results, advance the cursor past them."""
     if not entries:
-        return [], []
+        return []
     expected = cursor(db)
     if entries[0][0].seq <= expected:
         raise StoreError(f"inbox entry {entries[0][0].seq} was processed already (cursor at {expected})")
-    known = _known_states(db, {a.fingerprint for _, n in entries if n for a in n.alerts}, cache)
+    known = _load_states(db, list({a.fingerprint for _, n in entries if n for a in n.alerts}))
     rows = _Rows()
     processed = []
     for entry, notification in entries:
@@ -188,7 +185,7 @@ def apply(
         processed.append(rows.notification(entry, notification, tuple(decisions)))
     rows.write(db)
     db.execute("UPDATE progress SET seq = ? WHERE name = 'inbox'", (entries[-1][0].seq,))
-    return processed, list(known.values())
+    return processed
 
 
 class _Rows:
@@ -249,19 +246,6 @@ class _Rows:
         ):
             if rows:
                 db.execute(sql, (orjson.dumps(rows).decode(),))
-
-
-def _known_states(db: sqlite3.Connection, fingerprints: set[str], cache: StateCache) -> dict[str, AlertState]:
-    known: dict[str, AlertState] = {}
-    misses = []
-    for fp in fingerprints:
-        state = cache.get(fp)
-        if state is None:
-            misses.append(fp)
-        else:
-            known[fp] = state
-    known.update(_load_states(db, misses))
-    return known
 
 
 def expire(db: sqlite3.Connection, cutoff: int, now: int) -> list[str]:

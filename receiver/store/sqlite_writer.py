@@ -1,12 +1,12 @@
-"""The SQLite writer thread: one connection, inbox appends committed together.
+"""A SQLite writer thread: one connection, inbox appends committed together.
 
-SQLite takes one writer at a time, so one thread owns the write connection.
+SQLite takes one writer per database, so one thread owns its write connection.
 Inbox appends that are waiting when the thread comes round are merged into a
 single transaction (group commit): one fsync serves many webhook requests,
 and the thread never waits for the event loop between commits. Appends go
 before other writes, since a webhook request waits on each; another write
-that has waited ``MAX_DEFER_SECONDS`` goes first, so processing keeps moving
-under any load. Other writes run in arrival order. Each job's future is
+that has waited ``MAX_DEFER_SECONDS`` goes first (a readiness heartbeat, an
+inbox prune), so nothing starves under load. Other writes run in arrival order. Each job's future is
 settled on its own loop, only after COMMIT returned.
 """
 

@@ -57,7 +57,7 @@ class WebhookHandler:
 
     async def _accept(self, body: bytes, notification: Notification) -> web.Response:
         try:
-            seq = await self._ingestor.submit(body)
+            seq = await self._ingestor.submit(body, notification)
         except Overloaded as err:
             return self._unavailable("overloaded", str(err), notification)
         except StoreError as err:

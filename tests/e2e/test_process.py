@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from receiver.store.sqlite import inbox_path
 from tests.e2e.harness import RECEIVER_BIN, Receiver, eventually, free_port, read_inbox
 from tests.payloads import alert, body
 
@@ -36,6 +37,7 @@ async def test_serve_without_config_uses_safe_defaults(tmp_path: Path, http: aio
         async with http.post(f"http://127.0.0.1:{port}/api/v1/alerts", data=body(alert("A"))) as response:
             assert response.status == 200
         assert (tmp_path / "data" / "receiver.db").is_file()
+        assert (tmp_path / "data" / "receiver-inbox.db").is_file()
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
         assert proc.stderr is not None
@@ -89,7 +91,7 @@ async def test_sigterm_finishes_the_request_in_flight_then_exits(
 ) -> None:
     receiver: Receiver = processes["receiver"]({"shutdown_timeout": "10s", "store": {"busy_timeout": "20s"}})
     await receiver.start()
-    blocker = sqlite3.connect(receiver.data_dir / "receiver.db", isolation_level=None)
+    blocker = sqlite3.connect(inbox_path(receiver.data_dir / "receiver.db"), isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database: the commit must wait
     try:
         request = asyncio.create_task(
