@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from receiver.alertmanager import Alert
 from receiver.dedup import AlertState, DedupPolicy, Outcome, Status, decide, expiry_cutoff, is_flapping
@@ -155,3 +157,42 @@ def test_expired_alert_can_still_resolve() -> None:
 
 def test_expiry_cutoff() -> None:
     assert expiry_cutoff(T0, POLICY) == T0 - timedelta(hours=1)
+
+
+# Properties: what HA peers and retries do to a sequence of updates changes nothing.
+
+_EPISODE_UPDATES = st.lists(st.tuples(st.sampled_from([F, R]), st.integers(0, 5)), min_size=1, max_size=12)
+
+
+def _updates(steps: list[tuple[str, int]]) -> list[Alert]:
+    return [alert(status, ep * 10, ep * 10 + 5 if status == R else None) for status, ep in steps]
+
+
+def _news(updates: list[Alert]) -> list[tuple[Outcome, str]]:
+    state: AlertState | None = None
+    news = []
+    for i, update in enumerate(updates):
+        decision = decide(state, update, T0 + timedelta(seconds=i), POLICY)
+        state = decision.state
+        if decision.is_news:
+            news.append((decision.outcome, update.status + str(update.starts_at)))
+    return news
+
+
+@given(_EPISODE_UPDATES, st.data())
+def test_redelivering_any_update_later_adds_no_news(steps: list[tuple[str, int]], data: st.DataObject) -> None:
+    """An HA peer or a retry delivers a copy of an update, at any later point."""
+    updates = _updates(steps)
+    redelivered = list(updates)
+    for _ in range(data.draw(st.integers(1, 6))):
+        original = data.draw(st.integers(0, len(updates) - 1))
+        first = redelivered.index(updates[original])
+        redelivered.insert(data.draw(st.integers(first + 1, len(redelivered))), updates[original])
+    assert _news(redelivered) == _news(updates)
+
+
+@given(_EPISODE_UPDATES)
+def test_news_never_goes_back_in_time(steps: list[tuple[str, int]]) -> None:
+    starts = [when for _, when in _news(_updates(steps))]
+    episodes = [s.removeprefix("firing").removeprefix("resolved") for s in starts]
+    assert episodes == sorted(episodes)
