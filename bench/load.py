@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
 from collections.abc import Iterator
@@ -118,18 +119,25 @@ def _session(concurrency: int) -> aiohttp.ClientSession:
 
 async def closed_loop(url: str, bodies: list[bytes], *, concurrency: int, seconds: float) -> Result:
     """``concurrency`` workers send back to back for ``seconds``: the peak rate."""
+    return await _workers(url, iter(bodies), concurrency=concurrency, deadline=time.perf_counter() + seconds)
+
+
+async def send_all(url: str, bodies: Iterator[bytes], *, concurrency: int) -> Result:
+    """Send every body once, ``concurrency`` at a time."""
+    return await _workers(url, bodies, concurrency=concurrency, deadline=math.inf)
+
+
+async def _workers(url: str, bodies: Iterator[bytes], *, concurrency: int, deadline: float) -> Result:
     latencies: list[float] = []
     errors = 0
-    next_body = iter(range(len(bodies)))
-    deadline = time.perf_counter() + seconds
 
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal errors
-        for i in next_body:
+        for body in bodies:
             if time.perf_counter() >= deadline:
                 return
             started = time.perf_counter()
-            async with session.post(url, data=bodies[i]) as response:
+            async with session.post(url, data=body) as response:
                 await response.read()
                 if response.status == 200:
                     latencies.append(time.perf_counter() - started)
@@ -170,26 +178,3 @@ async def open_loop(url: str, bodies: list[bytes], *, rate: float, seconds: floa
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
     return Result(count, len(latencies), errors, elapsed, latencies)
-
-
-async def send_all(url: str, bodies: Iterator[bytes], *, concurrency: int) -> Result:
-    """Send every body once, ``concurrency`` at a time."""
-    latencies: list[float] = []
-    errors = 0
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal errors
-        for body in bodies:
-            started = time.perf_counter()
-            async with session.post(url, data=body) as response:
-                await response.read()
-                if response.status == 200:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
-
-    async with _session(concurrency) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return Result(len(latencies) + errors, len(latencies), errors, elapsed, latencies)
