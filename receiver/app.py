@@ -3,8 +3,9 @@
 ``create_app`` builds everything from explicit arguments; nothing is global.
 Long-lived resources open in ``cleanup_ctx`` generators, so each is closed if
 and only if it was opened, in reverse order: at shutdown aiohttp stops
-listening, lets in-flight requests finish, then the expiry loop stops, the
-ingestor commits what is still queued, and the store closes.
+listening and lets in-flight requests finish; then the upkeep loop stops, the
+ingestor waits for the commits it admitted, the processor stops (the inbox
+keeps what it did not reach) and the store closes.
 """
 
 from __future__ import annotations

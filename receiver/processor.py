@@ -13,6 +13,7 @@ each body's receipt time, processing later changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 
@@ -55,10 +56,15 @@ class Processor:
             try:
                 if await self.step():
                     continue
-            except StoreError as err:
-                log.error("processing failed; retrying", extra={"error": str(err), "cursor": self.cursor})
+            except Exception as err:  # a store fault or a bug: say so, and keep the daemon processing
+                log.error(
+                    "processing failed; retrying",
+                    exc_info=not isinstance(err, StoreError),
+                    extra={"error": str(err), "cursor": self.cursor},
+                )
                 await asyncio.sleep(RETRY_SECONDS)
-                self.cursor = await self._store.cursor()
+                with contextlib.suppress(StoreError):
+                    self.cursor = await self._store.cursor()
                 continue
             await self._wake.wait()
 

@@ -6,8 +6,9 @@ single transaction (group commit): one fsync serves many webhook requests,
 and the thread never waits for the event loop between commits. Appends go
 before other writes, since a webhook request waits on each; another write
 that has waited ``MAX_DEFER_SECONDS`` goes first (a readiness heartbeat, an
-inbox prune), so nothing starves under load. Other writes run in arrival order. Each job's future is
-settled on its own loop, only after COMMIT returned.
+inbox prune), so nothing starves under load. Other writes run in arrival
+order. Each job's future is settled on its own loop, only after COMMIT
+returned.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 OnCommit = Callable[[float, int], None]
 """Told each inbox commit's duration in seconds and how many webhook bodies it held."""
-
-
 MAX_DEFER_SECONDS = 0.02
 
 
@@ -88,7 +87,8 @@ class Writer:
         """Start the thread and wait until the connection is open (or failed to open)."""
         loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = loop.create_future()
-        self._thread = threading.Thread(target=self._main, args=(loop, opened), name="store-writer", daemon=True)
+        name = f"store-writer {self._name}"
+        self._thread = threading.Thread(target=self._main, args=(loop, opened), name=name, daemon=True)
         self._thread.start()
         self._running = True
         try:
