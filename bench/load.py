@@ -117,6 +117,13 @@ def _session(concurrency: int) -> aiohttp.ClientSession:
     )
 
 
+async def _send(session: aiohttp.ClientSession, url: str, body: bytes, *, since: float) -> float | None:
+    """Post one body; seconds from ``since`` to the whole answer, or None unless it was 200."""
+    async with session.post(url, data=body) as response:
+        await response.read()
+        return time.perf_counter() - since if response.status == 200 else None
+
+
 async def closed_loop(url: str, bodies: list[bytes], *, concurrency: int, seconds: float) -> Result:
     """``concurrency`` workers send back to back for ``seconds``: the peak rate."""
     return await _workers(url, iter(bodies), concurrency=concurrency, deadline=time.perf_counter() + seconds)
@@ -136,13 +143,11 @@ async def _workers(url: str, bodies: Iterator[bytes], *, concurrency: int, deadl
         for body in bodies:
             if time.perf_counter() >= deadline:
                 return
-            started = time.perf_counter()
-            async with session.post(url, data=body) as response:
-                await response.read()
-                if response.status == 200:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
+            latency = await _send(session, url, body, since=time.perf_counter())
+            if latency is None:
+                errors += 1
+            else:
+                latencies.append(latency)
 
     async with _session(concurrency) as session:
         started = time.perf_counter()
@@ -159,12 +164,11 @@ async def open_loop(url: str, bodies: list[bytes], *, rate: float, seconds: floa
 
     async def one(session: aiohttp.ClientSession, body: bytes, scheduled: float) -> None:
         nonlocal errors
-        async with session.post(url, data=body) as response:
-            await response.read()
-            if response.status == 200:
-                latencies.append(time.perf_counter() - scheduled)
-            else:
-                errors += 1
+        latency = await _send(session, url, body, since=scheduled)
+        if latency is None:
+            errors += 1
+        else:
+            latencies.append(latency)
 
     async with _session(512) as session:
         start = time.perf_counter() + 0.05

@@ -138,6 +138,14 @@ class _WireAlert(_WireModel):
     generatorURL: str = ""
     fingerprint: Annotated[str, pydantic.Field(pattern=r"^[0-9a-f]{16}$")] | None = None
 
+    @pydantic.field_validator("endsAt")
+    @classmethod
+    def _ends_after_start(cls, ends: datetime | None, info: pydantic.ValidationInfo) -> datetime | None:
+        starts = info.data.get("startsAt")
+        if ends is not None and starts is not None and ends < starts:
+            raise ValueError("must not be before startsAt")
+        return ends
+
 
 class _WireNotification(_WireModel):
     version: Literal["4"]

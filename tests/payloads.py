@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 
 def alert(name: str, status: str = "firing", starts: str = "2026-11-22T09:00:00Z", **labels: str) -> dict[str, Any]:
-    """One alert in webhook form (no fingerprint: the receiver computes it)."""
+    """One alert in webhook form (no fingerprint: the receiver computes it); resolved 5 minutes in."""
+    ends = datetime.fromisoformat(starts) + timedelta(minutes=5)
     return {
         "status": status,
         "labels": {"alertname": name, **labels},
         "annotations": {"summary": f"{name} is {status}"},
         "startsAt": starts,
-        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-22T09:10:00Z",
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else ends.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "generatorURL": "http://prometheus.example/graph",
     }
 

@@ -116,6 +116,7 @@ def test_unknown_fields_are_ignored_and_missing_fingerprint_is_computed() -> Non
         (json.dumps(_alert_body(startsAt="yesterday")).encode(), "alerts[0].startsAt", "RFC 3339"),
         (json.dumps(_alert_body(startsAt="0001-01-01T00:00:00Z")).encode(), "alerts[0].startsAt", "must be set"),
         (json.dumps(_alert_body(endsAt=12)).encode(), "alerts[0].endsAt", "RFC 3339"),
+        (json.dumps(_alert_body(endsAt="2026-11-22T09:00:00Z")).encode(), "alerts[0].endsAt", "before startsAt"),
         (json.dumps(_alert_body(fingerprint="XYZ")).encode(), "alerts[0].fingerprint", "pattern"),
         (json.dumps(_without("labels")).encode(), "alerts[0].labels", "missing"),
         (json.dumps(_without("startsAt")).encode(), "alerts[0].startsAt", "missing"),

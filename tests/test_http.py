@@ -380,3 +380,38 @@ async def test_metrics_exposition(make_client: MakeClient) -> None:
     for family in families.values():
         for s in family.samples:
             assert set(s.labels) <= {"result", "status", "outcome", "route", "method", "le", "version", "python"}
+
+
+async def _listed(client: Client, status: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/api/v1/alerts?status={status}")
+    data: list[dict[str, Any]] = (await response.json())["alerts"]
+    return data
+
+
+async def test_silent_firing_alert_expires_and_a_repeat_revives_it(make_client: MakeClient, clock: Clock) -> None:
+    client = await make_client(alerts={"expire_after": "1h", "expiry_check_interval": "20ms"})
+    await _post_all(client, alert("Silent"))
+    clock.advance(hours=2)
+
+    async def expired() -> bool:  # the counter moves just after the commit the listing sees
+        return len(await _listed(client, "expired")) == 1 and sample(client, "receiver_alerts_expired_total") == 1
+
+    await _wait_for(expired, "the upkeep loop to expire the silent alert, and count it once")
+    await _post_all(client, alert("Silent"))  # Alertmanager repeats it: it was firing all along
+    assert [a["labels"]["alertname"] for a in await _listed(client, "firing")] == ["Silent"]
+
+
+async def test_an_alert_that_keeps_flipping_is_flagged_flapping(make_client: MakeClient, clock: Clock) -> None:
+    client = await make_client(alerts={"flap_threshold": 2, "flap_window": "1h"})
+    for episode in range(3):
+        starts = f"2026-11-22T09:{episode * 10:02d}:00Z"
+        await _post_all(client, alert("Flappy", starts=starts))
+        clock.advance(minutes=1)
+        await _post_all(client, alert("Flappy", status="resolved", starts=starts))
+        clock.advance(minutes=1)
+        [state] = await _listed(client, "firing,resolved")
+        assert state["flapping"] is (episode >= 1), episode  # 3 flips by the 2nd episode's resolve
+    assert sample(client, "receiver_alerts_flapping_total") == 1
+    clock.advance(hours=2)
+    [state] = await _listed(client, "resolved")
+    assert state["flapping"] is False  # the flips left the window
