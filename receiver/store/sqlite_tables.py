@@ -127,10 +127,16 @@ def migrate(db: sqlite3.Connection, schema: str) -> None:
 
 
 def append_inbox(db: sqlite3.Connection, entries: Sequence[tuple[bytes, datetime]]) -> list[int]:
-    """Append webhook bodies (valid UTF-8 JSON) to the inbox; their sequence numbers, in order."""
+    """Append webhook bodies (valid UTF-8 JSON) to the inbox; their sequence numbers, in order.
+
+    One statement, run outside any explicit transaction: it is its own
+    transaction, all rows or none, committed (and synced) when it returns.
+    One call into SQLite also means one release of the GIL, not four.
+    """
+    if db.in_transaction:
+        raise StoreError("append_inbox commits by itself; call it outside a transaction")
     rows = [[micros(at), body.decode()] for body, at in entries]
-    db.execute(_APPEND_INBOX, (orjson.dumps(rows).decode(),))
-    last: int = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+    last = db.execute(_APPEND_INBOX, (orjson.dumps(rows).decode(),)).lastrowid or 0
     return list(range(last - len(entries) + 1, last + 1))  # one writer: one statement's seqs are contiguous
 
 

@@ -179,16 +179,14 @@ class Writer:
     def _accept_group(self, db: sqlite3.Connection, group: list[_AcceptJob]) -> None:
         started = time.perf_counter()
         try:
-            seqs = tables.transaction(db, lambda db: tables.append_inbox(db, [(j.body, j.received_at) for j in group]))
+            seqs = tables.append_inbox(db, [(j.body, j.received_at) for j in group])
         except Exception as err:
             if not isinstance(err, sqlite3.Error):
                 log.error("inbox append failed", exc_info=True)
-            for job in group:
-                _settle_on(job.loop, job.done, exception=_wrap(self._name, err))
+            _settle_all(group, [(None, _wrap(self._name, err))] * len(group))
             return
         self._on_commit(time.perf_counter() - started, len(group))
-        for job, seq in zip(group, seqs, strict=True):
-            _settle_on(job.loop, job.done, result=seq)
+        _settle_all(group, [(seq, None) for seq in seqs])
 
 
 def _wrap(name: str, err: Exception) -> Exception:
@@ -209,6 +207,21 @@ def _settle_on(
     """From the writer thread: have ``done`` settled on ``loop``."""
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
         loop.call_soon_threadsafe(lambda: _settle(done, result=result, exception=exception))
+
+
+def _settle_all(group: list[_AcceptJob], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    """Settle a whole group with one wake-up of each loop, not one per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+    for job, (result, exception) in zip(group, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.done, result, exception))
+    for loop, settlements in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle_many, settlements)
+
+
+def _settle_many(settlements: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for done, result, exception in settlements:
+        _settle(done, result=result, exception=exception)
 
 
 def _settle(done: asyncio.Future[Any], *, result: Any, exception: BaseException | None) -> None:
