@@ -172,13 +172,16 @@ async def open_loop(url: str, bodies: list[bytes], *, rate: float, seconds: floa
 
     async with _session(512) as session:
         start = time.perf_counter() + 0.05
-        tasks = []
+        in_flight: set[asyncio.Task[None]] = set()
         for i in range(count):
             scheduled = start + i / rate
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(session, bodies[i], scheduled)))
-        await asyncio.gather(*tasks)
+            task = asyncio.create_task(one(session, bodies[i], scheduled))
+            in_flight.add(task)  # kept small: gathering thousands of finished tasks at the end stalls the loop
+            task.add_done_callback(in_flight.discard)
+        while in_flight:
+            await asyncio.wait(set(in_flight))
         elapsed = time.perf_counter() - start
     return Result(count, len(latencies), errors, elapsed, latencies)
