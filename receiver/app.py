@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from receiver.config import Settings
-from receiver.dedup import expiry_cutoff
+from receiver.dedup import DedupPolicy, expiry_cutoff
 from receiver.ingest import Ingestor
 from receiver.metrics import Metrics
 from receiver.processor import Processor
@@ -73,13 +73,14 @@ def create_app(
         max_pending=settings.store.max_pending,
         max_backlog=settings.store.max_backlog,
     )
-    _routes(app, settings, metrics, store, ingestor, clock)
+    _routes(app, settings, metrics, store, ingestor, policy, clock)
     app[PROCESSOR] = processor
     app.cleanup_ctx.append(
         functools.partial(
             _running,
             ingestor=ingestor,
             processor=processor,
+            policy=policy,
             store=store,
             clock=clock,
             metrics=metrics,
@@ -95,12 +96,13 @@ def _routes(
     metrics: Metrics,
     store: Store,
     ingestor: Ingestor,
+    policy: DedupPolicy,
     clock: Clock,
 ) -> None:
     webhook = WebhookHandler(
         ingestor, Credentials.for_webhook(settings.webhook), metrics, settings.webhook.max_body_bytes
     )
-    alerts = AlertsApi(store, Credentials.for_api(settings.api), settings.alerts.policy(), clock)
+    alerts = AlertsApi(store, Credentials.for_api(settings.api), policy, clock)
     app.router.add_post("/api/v1/alerts", webhook.handle)
     app.router.add_get("/api/v1/alerts", alerts.list)
     app.router.add_get("/healthz", health.healthz)
@@ -121,13 +123,14 @@ async def _running(
     *,
     ingestor: Ingestor,
     processor: Processor,
+    policy: DedupPolicy,
     store: Store,
     clock: Clock,
     metrics: Metrics,
     settings: Settings,
 ) -> AsyncIterator[None]:
     processing = asyncio.create_task(processor.run(), name="processor")
-    upkeep = asyncio.create_task(_upkeep_loop(store, clock, metrics, settings), name="upkeep")
+    upkeep = asyncio.create_task(_upkeep_loop(store, policy, clock, metrics, settings), name="upkeep")
     _log_start(settings)
     try:
         yield
@@ -143,9 +146,8 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _upkeep_loop(store: Store, clock: Clock, metrics: Metrics, settings: Settings) -> None:
+async def _upkeep_loop(store: Store, policy: DedupPolicy, clock: Clock, metrics: Metrics, settings: Settings) -> None:
     """Expire silent alerts and prune old inbox entries, every expiry_check_interval."""
-    policy = settings.alerts.policy()
     while True:
         now = clock()
         try:

@@ -85,7 +85,7 @@ class Metrics:
         )
         self.commit_batch = Histogram(
             "receiver_store_commit_batch_size",
-            "Notifications per store commit.",
+            "Webhook bodies per inbox commit (group commit).",
             buckets=_BATCH_BUCKETS,
             registry=registry,
         )

@@ -1,9 +1,10 @@
 """``POST /api/v1/alerts``: Alertmanager's webhook.
 
 Authenticate, bound the body, validate it, hand it to the ingestor and answer
-only once it is durably in the inbox (the processor does the rest). Status codes follow what Alertmanager
-does with them: 4xx only for requests that can never succeed (it stops
-retrying them), 503 for "not now" (it retries with backoff).
+only once it is durably in the inbox (the processor does the rest). Status
+codes follow what Alertmanager does with them: 4xx only for requests that can
+never succeed (it stops retrying them), 503 for "not now" (it retries with
+backoff).
 """
 
 from __future__ import annotations
