@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import pydantic
+import msgspec
 
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
@@ -120,34 +120,24 @@ def _required_time(value: object) -> datetime:
     return parsed
 
 
-_Time = Annotated[datetime | None, pydantic.PlainValidator(parse_time)]
-_RequiredTime = Annotated[datetime, pydantic.PlainValidator(_required_time)]
+_FINGERPRINT = r"^[0-9a-f]{16}$"
 _LabelSet = dict[str, str]
+_LITERAL_FIELDS = re.compile(r"^(?:version|status|alerts\[\d+\]\.status)$")
+_LITERALS = {"version": "'4'", "status": "'firing' or 'resolved'"}
+"""Fields with a fixed set of values, and the message a wrong value gets."""
 
 
-class _WireModel(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(strict=True, extra="ignore", populate_by_name=False)
-
-
-class _WireAlert(_WireModel):
+class _WireAlert(msgspec.Struct, frozen=True):
     status: Literal["firing", "resolved"]
-    labels: Annotated[_LabelSet, pydantic.Field(min_length=1)]
+    labels: Annotated[_LabelSet, msgspec.Meta(min_length=1)]
+    startsAt: str
     annotations: _LabelSet = {}
-    startsAt: _RequiredTime
-    endsAt: _Time = None
+    endsAt: str | None = None
     generatorURL: str = ""
-    fingerprint: Annotated[str, pydantic.Field(pattern=r"^[0-9a-f]{16}$")] | None = None
-
-    @pydantic.field_validator("endsAt")
-    @classmethod
-    def _ends_after_start(cls, ends: datetime | None, info: pydantic.ValidationInfo) -> datetime | None:
-        starts = info.data.get("startsAt")
-        if ends is not None and starts is not None and ends < starts:
-            raise ValueError("must not be before startsAt")
-        return ends
+    fingerprint: Annotated[str, msgspec.Meta(pattern=_FINGERPRINT)] | None = None
 
 
-class _WireNotification(_WireModel):
+class _WireNotification(msgspec.Struct, frozen=True):
     version: Literal["4"]
     alerts: list[_WireAlert]
     status: Literal["firing", "resolved"] = "firing"
@@ -157,19 +147,31 @@ class _WireNotification(_WireModel):
     commonLabels: _LabelSet = {}
     commonAnnotations: _LabelSet = {}
     externalURL: str = ""
-    truncatedAlerts: Annotated[int, pydantic.Field(ge=0)] = 0
+    truncatedAlerts: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+_DECODER = msgspec.json.Decoder(_WireNotification)
 
 
 def decode(body: bytes) -> Notification:
     """Decode and validate a webhook body. Raises InvalidNotification. Pure."""
     try:
-        wire = _WireNotification.model_validate_json(body)
-    except pydantic.ValidationError as err:
-        raise InvalidNotification(_problems(err)) from None
+        wire = _DECODER.decode(body)
+    except msgspec.ValidationError as err:
+        raise InvalidNotification([_problem(str(err), body)]) from None
+    except msgspec.DecodeError as err:
+        reason = str(err).removeprefix("JSON is malformed: ")
+        raise InvalidNotification([("body", f"not valid JSON: {reason}")]) from None
+    except UnicodeDecodeError as err:  # JSON text is UTF-8; the inbox stores it as such
+        raise InvalidNotification([("body", f"not valid JSON: not UTF-8 at byte {err.start}")]) from None
+    problems: list[tuple[str, str]] = []
+    alerts = tuple(_alert(a, f"alerts[{i}]", problems) for i, a in enumerate(wire.alerts))
+    if problems:
+        raise InvalidNotification(problems)
     return Notification(
         receiver=wire.receiver,
         status=wire.status,
-        alerts=tuple(_alert(a) for a in wire.alerts),
+        alerts=alerts,  # type: ignore[arg-type]  # no None left once there are no problems
         group_key=wire.groupKey,
         group_labels=wire.groupLabels,
         common_labels=wire.commonLabels,
@@ -179,33 +181,62 @@ def decode(body: bytes) -> Notification:
     )
 
 
-def _alert(wire: _WireAlert) -> Alert:
+def _alert(wire: _WireAlert, path: str, problems: list[tuple[str, str]]) -> Alert | None:
+    """The alert ``wire`` describes, or None with what is wrong with its times added to ``problems``."""
+    starts = ends = None
+    try:
+        starts = _required_time(wire.startsAt)
+    except ValueError as err:
+        problems.append((f"{path}.startsAt", str(err)))
+    try:
+        ends = parse_time(wire.endsAt) if wire.endsAt is not None else None
+    except ValueError as err:
+        problems.append((f"{path}.endsAt", str(err)))
+    if starts is None:
+        return None
+    if ends is not None and ends < starts:
+        problems.append((f"{path}.endsAt", "must not be before startsAt"))
+        return None
     return Alert(
         status=wire.status,
         labels=wire.labels,
         annotations=wire.annotations,
-        starts_at=wire.startsAt,
-        ends_at=wire.endsAt,
+        starts_at=starts,
+        ends_at=ends,
         generator_url=wire.generatorURL,
         fingerprint=wire.fingerprint or fingerprint(wire.labels),
     )
 
 
-def _problems(err: pydantic.ValidationError) -> list[tuple[str, str]]:
-    return [(_field_path(e["loc"]) or "body", _message(e)) for e in err.errors()]
+_MSGSPEC_ERROR = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 
 
-def _message(error: Any) -> str:
-    if error["type"] == "missing":
-        return "required field is missing"
-    if error["type"] == "json_invalid":
-        return "not valid JSON"
-    message: str = error["msg"]
-    return message.removeprefix("Value error, ")
+def _problem(error: str, body: bytes) -> tuple[str, str]:
+    """(field path, message) from msgspec's ``Expected `str`, got `int` - at `$.alerts[0].status```."""
+    match = _MSGSPEC_ERROR.match(error)
+    assert match is not None  # the pattern matches any text
+    message, path = match["message"], (match["path"] or "").lstrip(".")
+    if missing := _MISSING.match(message):
+        return _join(path, missing["field"]), "required field is missing"
+    if path.endswith("[...]"):  # a value in a label set: msgspec does not say which key
+        path = _offending_key(body, path.removesuffix("[...]"))
+    if _LITERAL_FIELDS.match(path):
+        return path, f"must be {_LITERALS[path.rsplit('.', 1)[-1]]}"
+    return path or "body", message
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
-    return path
+def _join(path: str, field: str) -> str:
+    return f"{path}.{field}" if path else field
+
+
+def _offending_key(body: bytes, path: str) -> str:
+    """``path`` to a label set, made precise: the first key whose value is not a string."""
+    try:  # the typed decoder stops at the first problem, so the rest of the body may be malformed
+        node: Any = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return path
+    for part in re.findall(r"[^.\[\]]+", path):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    bad = next((key for key, value in node.items() if not isinstance(value, str)), None)
+    return path if bad is None else _join(path, bad)

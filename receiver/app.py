@@ -1,11 +1,14 @@
 """The application factory: wires settings, store, ingestion and HTTP routes.
 
 ``create_app`` builds everything from explicit arguments; nothing is global.
-Long-lived resources open in ``cleanup_ctx`` generators, so each is closed if
-and only if it was opened, in reverse order: at shutdown aiohttp stops
-listening and lets in-flight requests finish; then the upkeep loop stops, the
-ingestor waits for the commits it admitted, the processor stops (the inbox
-keeps what it did not reach) and the store closes.
+Processing runs in the engine process (``receiver.engine``) by default;
+``engine="inline"`` runs it as a task of this process instead, for tests
+that bring their own store or step processing themselves. Long-lived
+resources open in ``cleanup_ctx`` generators, so each is closed if and only
+if it was opened, in reverse order: at shutdown aiohttp stops listening and
+lets in-flight requests finish; then the upkeep loop stops, the ingestor
+waits for the commits it admitted, the engine stops (the inbox keeps what it
+did not reach) and the store closes.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from typing import Literal
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from receiver.clock import Clock, utc_now
 from receiver.config import Settings
-from receiver.dedup import DedupPolicy, expiry_cutoff
-from receiver.ingest import Ingestor
+from receiver.dedup import DedupPolicy
+from receiver.engine import EngineProcess
+from receiver.ingest import Consumer, Ingestor
 from receiver.metrics import Metrics
-from receiver.processor import Processor
+from receiver.processor import Processor, expiry_loop
 from receiver.store import Store, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.web import errors, health
@@ -34,14 +39,10 @@ from receiver.web.scrape import Scrape
 from receiver.web.webhook import WebhookHandler
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 PROCESSOR = web.AppKey("processor", Processor)
-"""The app's processor, for tests that must wait until the inbox is processed."""
-
-
-def utc_now() -> datetime:
-    """The real clock."""
-    return datetime.now(UTC)
+"""The app's processor when it runs inline, for tests that must wait until the inbox is processed."""
+ENGINE_STOP_SECONDS = 5.0
+"""How long the engine may take to finish its step at shutdown before it is killed."""
 
 
 def create_app(
@@ -50,8 +51,11 @@ def create_app(
     registry: CollectorRegistry | None = None,
     clock: Clock = utc_now,
     store: Store | None = None,
+    engine: Literal["process", "inline"] = "process",
 ) -> web.Application:
-    """Build the daemon's application. ``store`` replaces the SQLite store (tests)."""
+    """Build the daemon's application. ``store`` replaces the SQLite store (tests; needs ``engine="inline"``)."""
+    if store is not None and engine == "process":
+        raise ValueError("the engine process opens the SQLite store itself: a store passed in needs engine='inline'")
     metrics = Metrics(registry or CollectorRegistry())
     app = web.Application(middlewares=[errors.middleware(metrics)], client_max_size=settings.webhook.max_body_bytes)
     if store is None:
@@ -61,33 +65,39 @@ def create_app(
             busy_timeout=settings.store.busy_timeout,
             max_batch=settings.store.max_batch,
             on_commit=metrics.observe_commit,
+            role="web" if engine == "process" else "all",
         )
         app.cleanup_ctx.append(functools.partial(_opened, store=owned))
         store = owned
     policy = settings.alerts.policy()
-    processor = Processor(store, policy=policy, metrics=metrics, batch_size=settings.store.process_batch)
-    ingestor = Ingestor(
+    run: functools.partial[AsyncIterator[None]]
+    if engine == "inline":
+        processor = app[PROCESSOR] = Processor(
+            store, policy=policy, report=lambda _, tally: metrics.add(tally), batch_size=settings.store.process_batch
+        )
+        ingestor = _ingestor(settings, store, processor, clock)
+        run = functools.partial(
+            _inline, processor=processor, ingestor=ingestor, store=store, clock=clock, settings=settings
+        )
+    else:
+        engine_process = EngineProcess(settings, metrics)
+        ingestor = _ingestor(settings, store, engine_process, clock)
+        run = functools.partial(
+            _engine_process, engine=engine_process, ingestor=ingestor, store=store, clock=clock, settings=settings
+        )
+    _routes(app, settings, metrics, store, ingestor, policy, clock)
+    app.cleanup_ctx.append(run)
+    return app
+
+
+def _ingestor(settings: Settings, store: Store, consumer: Consumer, clock: Clock) -> Ingestor:
+    return Ingestor(
         store,
-        processor,
+        consumer,
         clock=clock,
         max_pending=settings.store.max_pending,
         max_backlog=settings.store.max_backlog,
     )
-    _routes(app, settings, metrics, store, ingestor, policy, clock)
-    app[PROCESSOR] = processor
-    app.cleanup_ctx.append(
-        functools.partial(
-            _running,
-            ingestor=ingestor,
-            processor=processor,
-            policy=policy,
-            store=store,
-            clock=clock,
-            metrics=metrics,
-            settings=settings,
-        )
-    )
-    return app
 
 
 def _routes(
@@ -118,26 +128,36 @@ async def _opened(_: web.Application, *, store: SQLiteStore) -> AsyncIterator[No
         await store.close()
 
 
-async def _running(
-    _: web.Application,
-    *,
-    ingestor: Ingestor,
-    processor: Processor,
-    policy: DedupPolicy,
-    store: Store,
-    clock: Clock,
-    metrics: Metrics,
-    settings: Settings,
+async def _inline(
+    _: web.Application, *, processor: Processor, ingestor: Ingestor, store: Store, clock: Clock, settings: Settings
 ) -> AsyncIterator[None]:
     processing = asyncio.create_task(processor.run(), name="processor")
-    upkeep = asyncio.create_task(_upkeep_loop(store, policy, clock, metrics, settings), name="upkeep")
+    upkeep = [
+        asyncio.create_task(expiry_loop(processor, clock, settings.alerts.expiry_check_interval), name="expiry"),
+        asyncio.create_task(_prune_loop(store, clock, settings), name="prune"),
+    ]
     _log_start(settings)
     try:
         yield
     finally:
-        await _cancel(upkeep)
+        for task in upkeep:
+            await _cancel(task)
         await ingestor.close()
         await _cancel(processing)  # what is left in the inbox is processed at the next start
+
+
+async def _engine_process(
+    _: web.Application, *, engine: EngineProcess, ingestor: Ingestor, store: Store, clock: Clock, settings: Settings
+) -> AsyncIterator[None]:
+    await engine.start(await store.cursor())
+    prune = asyncio.create_task(_prune_loop(store, clock, settings), name="prune")
+    _log_start(settings)
+    try:
+        yield
+    finally:
+        await _cancel(prune)
+        await ingestor.close()
+        await engine.close(ENGINE_STOP_SECONDS)  # what is left in the inbox is processed at the next start
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -146,19 +166,14 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _upkeep_loop(store: Store, policy: DedupPolicy, clock: Clock, metrics: Metrics, settings: Settings) -> None:
-    """Expire silent alerts and prune old inbox entries, every expiry_check_interval."""
+async def _prune_loop(store: Store, clock: Clock, settings: Settings) -> None:
+    """Delete processed inbox entries older than the retention, every expiry_check_interval."""
     while True:
-        now = clock()
         try:
-            expired = await store.expire(expiry_cutoff(now, policy), now)
-            pruned = await store.prune_inbox(now - settings.store.inbox_retention)
+            pruned = await store.prune_inbox(clock() - settings.store.inbox_retention)
         except StoreError as err:
-            log.error("upkeep failed", extra={"error": str(err)})
+            log.error("inbox pruning failed", extra={"error": str(err)})
         else:
-            metrics.expired.inc(len(expired))
-            for fingerprint in expired:
-                log.info("alert expired: no update for %s", policy.expire_after, extra={"fingerprint": fingerprint})
             if pruned:
                 log.info("pruned %d processed inbox entries", pruned)
         await asyncio.sleep(settings.alerts.expiry_check_interval.total_seconds())

@@ -53,7 +53,11 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-Duration = Annotated[timedelta, pydantic.PlainValidator(parse_duration)]
+Duration = Annotated[
+    timedelta,
+    pydantic.PlainValidator(parse_duration),
+    pydantic.PlainSerializer(lambda d: d.total_seconds(), return_type=float),  # read back by parse_duration
+]
 FilePath = Annotated[pydantic.FilePath, pydantic.Field(strict=False)]
 DirPath = Annotated[Path, pydantic.Field(strict=False)]
 Secret = Annotated[pydantic.SecretStr, pydantic.Field(strict=False, min_length=1)]
@@ -152,6 +156,14 @@ class AlertSettings(_Section):
         )
 
 
+class EngineSettings(_Section):
+    """The engine process, which turns accepted notifications into state beside the web process."""
+
+    nice: Annotated[int, pydantic.Field(ge=0, le=19)] = 10
+    """Added to the engine's niceness: when CPU is short, answering Alertmanager comes first and
+    processing catches up from the durable inbox (``store.max_backlog`` bounds how far behind)."""
+
+
 class Settings(_Section):
     """Everything the daemon is configured with."""
 
@@ -164,6 +176,7 @@ class Settings(_Section):
     tls: TlsSettings | None = None
     store: StoreSettings = StoreSettings()
     alerts: AlertSettings = AlertSettings()
+    engine: EngineSettings = EngineSettings()
 
     @property
     def database_path(self) -> Path:

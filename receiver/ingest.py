@@ -14,10 +14,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 from receiver.alertmanager import Notification
-from receiver.processor import Processor
 from receiver.store import InboxEntry, Store
+
+
+class Consumer(Protocol):
+    """Whatever processes the inbox: told of each committed entry, it says how far it got."""
+
+    @property
+    def cursor(self) -> int:
+        """The last inbox seq processed."""
+        ...
+
+    def offer(self, entry: InboxEntry, notification: Notification) -> None:
+        """``entry`` is committed to the inbox; ``notification`` is what it decodes to."""
+        ...
 
 
 class Overloaded(RuntimeError):
@@ -30,14 +43,14 @@ class Ingestor:
     def __init__(
         self,
         store: Store,
-        processor: Processor,
+        consumer: Consumer,
         *,
         clock: Callable[[], datetime],
         max_pending: int,
         max_backlog: int,
     ) -> None:
         self._store = store
-        self._processor = processor
+        self._consumer = consumer
         self._clock = clock
         self._max_pending = max_pending
         self._max_backlog = max_backlog
@@ -55,7 +68,7 @@ class Ingestor:
     @property
     def backlog(self) -> int:
         """Accepted bodies the processor has not reached yet (as far as this process knows)."""
-        return max(0, self._last_seq - self._processor.cursor)
+        return max(0, self._last_seq - self._consumer.cursor)
 
     async def submit(self, body: bytes, notification: Notification) -> int:
         """Wait until ``body`` is durably in the inbox; its seq. Raises Overloaded or StoreError.
@@ -73,7 +86,7 @@ class Ingestor:
             if self._pending == 0:
                 self._idle.set()
         self._last_seq = max(self._last_seq, seq)
-        self._processor.offer(InboxEntry(seq, received_at, body), notification)
+        self._consumer.offer(InboxEntry(seq, received_at, body), notification)
         return seq
 
     async def close(self) -> None:

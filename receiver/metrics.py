@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import platform
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -30,6 +31,52 @@ NOTIFICATION_RESULTS = (
 )
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+@dataclass
+class Tally:
+    """What processing counted in one step: plain numbers, so they can cross from the engine process.
+
+    The engine (in its own process, or inline in tests) counts into a Tally;
+    the process that serves ``/metrics`` adds it to its counters.
+    """
+
+    notifications: collections.Counter[str] = field(default_factory=collections.Counter)
+    received: collections.Counter[str] = field(default_factory=collections.Counter)
+    outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
+    flapping: int = 0
+    expired: int = 0
+
+    def count(self, notification: Notification | None, decisions: Sequence[Decision]) -> None:
+        """Count one processed notification (None: its inbox entry could not be decoded)."""
+        if notification is None:
+            self.notifications["rejected_invalid"] += 1
+            return
+        self.notifications["accepted" if any(d.is_news for d in decisions) else "duplicate"] += 1
+        self.received.update(a.status for a in notification.alerts)
+        self.outcomes.update(d.outcome.value for d in decisions)
+        self.flapping += sum(1 for d in decisions if d.became_flapping)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form, read back by ``from_json``."""
+        return {
+            "notifications": dict(self.notifications),
+            "received": dict(self.received),
+            "outcomes": dict(self.outcomes),
+            "flapping": self.flapping,
+            "expired": self.expired,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Tally:
+        """The Tally ``to_json`` described."""
+        return cls(
+            notifications=collections.Counter(raw["notifications"]),
+            received=collections.Counter(raw["received"]),
+            outcomes=collections.Counter(raw["outcomes"]),
+            flapping=int(raw["flapping"]),
+            expired=int(raw["expired"]),
+        )
 
 
 class Metrics:
@@ -55,6 +102,11 @@ class Metrics:
         self.flapping = Counter("receiver_alerts_flapping", "Times an alert started flapping.", registry=registry)
         self.expired = Counter(
             "receiver_alerts_expired", "Firing alerts expired after no update for too long.", registry=registry
+        )
+        self.engine_restarts = Counter(
+            "receiver_engine_restarts",
+            "Times the engine process ended unexpectedly and was started again.",
+            registry=registry,
         )
         self.alerts = Gauge(
             "receiver_alerts", "Alerts known, by status (read at scrape time).", ["status"], registry=registry
@@ -101,19 +153,20 @@ class Metrics:
         """Count one webhook notification by its result (one of NOTIFICATION_RESULTS)."""
         self._results[result].inc()
 
-    def observe_notification(self, notification: Notification, decisions: Sequence[Decision]) -> None:
-        """Count the alerts of one accepted notification and what dedup made of them."""
-        statuses = collections.Counter(a.status for a in notification.alerts)
-        for status, n in statuses.items():
+    def add(self, tally: Tally) -> None:
+        """Add what processing counted (in this process or in the engine's)."""
+        for result, n in tally.notifications.items():
+            self._results[result].inc(n)
+        for status, n in tally.received.items():
             self._received[status].inc(n)
-        outcomes = collections.Counter(d.outcome for d in decisions)
-        for outcome, n in outcomes.items():
-            self._outcomes[outcome].inc(n)
-        if outcomes[Outcome.DUPLICATE]:
-            self.duplicates.inc(outcomes[Outcome.DUPLICATE])
-        flapping = sum(1 for d in decisions if d.became_flapping)
-        if flapping:
-            self.flapping.inc(flapping)
+        for outcome, n in tally.outcomes.items():
+            self._outcomes[Outcome(outcome)].inc(n)
+        if tally.outcomes[Outcome.DUPLICATE.value]:
+            self.duplicates.inc(tally.outcomes[Outcome.DUPLICATE.value])
+        if tally.flapping:
+            self.flapping.inc(tally.flapping)
+        if tally.expired:
+            self.expired.inc(tally.expired)
 
     def observe_request(self, route: str, method: str, seconds: float) -> None:
         """Record one HTTP request's duration."""

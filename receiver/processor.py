@@ -2,12 +2,13 @@
 
 The webhook only appends bodies to the store's inbox. The processor takes
 the entries after the store's cursor, in order, and has the store apply the
-dedup decisions and advance the cursor in one transaction. The webhook hands
-over each notification it has just decoded and committed, so the usual path
-decodes nothing twice; whatever was not handed over (after a restart, or
-beyond ``HANDOFF_LIMIT``) is read back from the inbox and decoded. Nothing
-accepted is lost, nothing is processed twice, and since dedup decides with
-each body's receipt time, processing later changes nothing.
+dedup decisions and advance the cursor in one transaction. It runs in the
+engine process (``receiver.engine``), which reads every entry back from the
+inbox; run inline (tests), the webhook hands over each notification it has
+just decoded and committed, so nothing is decoded twice. Nothing accepted is
+lost, nothing is processed twice, and since dedup decides with each body's
+receipt time, processing later changes nothing. What each step counted goes
+to ``report`` as a ``Tally``, for whichever process exports the metrics.
 """
 
 from __future__ import annotations
@@ -16,25 +17,31 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from receiver.alertmanager import InvalidNotification, Notification, decode
-from receiver.dedup import DedupPolicy, decide
-from receiver.metrics import Metrics
+from receiver.clock import Clock
+from receiver.dedup import DedupPolicy, decide, expiry_cutoff
+from receiver.metrics import Tally
 from receiver.store import InboxEntry, Processed, Store, StoreError
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
 HANDOFF_LIMIT = 10_000
 """Most decoded notifications kept in memory for the processor; the rest wait in the inbox."""
+Report = Callable[[int, Tally], None]
+"""Told, after each step, the cursor and what the step counted."""
 
 
 class Processor:
     """Consumes the inbox, one batch per transaction."""
 
-    def __init__(self, store: Store, *, policy: DedupPolicy, metrics: Metrics, batch_size: int = 512) -> None:
+    def __init__(self, store: Store, *, policy: DedupPolicy, report: Report, batch_size: int = 512) -> None:
         self._store = store
+        self._policy = policy
         self._decide = functools.partial(decide, policy=policy)
-        self._metrics = metrics
+        self._report = report
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._one_at_a_time = asyncio.Lock()
@@ -46,6 +53,10 @@ class Processor:
         """Say that ``entry`` is committed to the inbox, and what it decodes to."""
         if entry.seq > self.cursor and len(self._handed) < HANDOFF_LIMIT:
             self._handed[entry.seq] = (entry, notification)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Say that the inbox has grown (read it back: nothing was handed over)."""
         self._wake.set()
 
     async def run(self) -> None:
@@ -76,9 +87,22 @@ class Processor:
                 return 0
             processed = await self._store.apply(entries, self._decide)
             self.cursor = entries[-1][0].seq
+        tally = Tally()
         for item in processed:
-            self._observe(item)
+            tally.count(item.notification, item.decisions)
+            _log(item)
+        self._report(self.cursor, tally)
         return len(entries)
+
+    async def expire(self, now: datetime) -> list[str]:
+        """Expire the firing alerts silent for longer than the policy allows; their fingerprints."""
+        async with self._one_at_a_time:
+            expired = await self._store.expire(expiry_cutoff(now, self._policy), now)
+        for fingerprint in expired:
+            log.info("alert expired: no update for %s", self._policy.expire_after, extra={"fingerprint": fingerprint})
+        if expired:
+            self._report(self.cursor, Tally(expired=len(expired)))
+        return expired
 
     def _take_handed(self) -> list[tuple[InboxEntry, Notification | None]]:
         """The handed-over entries that continue the cursor without a gap."""
@@ -100,23 +124,18 @@ class Processor:
         while await self.step():
             pass
 
-    def _observe(self, item: Processed) -> None:
-        if item.notification is None:
-            self._metrics.count_notification("rejected_invalid")
-            return
-        result = "accepted" if item.notification_id is not None else "duplicate"
-        self._metrics.count_notification(result)
-        self._metrics.observe_notification(item.notification, item.decisions)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "notification %s",
-                result,
-                extra={
-                    "inbox_seq": item.seq,
-                    "group_key": item.notification.group_key,
-                    "news": [f"{d.state.fingerprint}:{d.outcome.value}" for d in item.decisions if d.is_news][:50],
-                },
-            )
+
+def _log(item: Processed) -> None:
+    if item.notification is None or not log.isEnabledFor(logging.DEBUG):
+        return
+    log.debug(
+        "notification processed",
+        extra={
+            "inbox_seq": item.seq,
+            "group_key": item.notification.group_key,
+            "news": [f"{d.state.fingerprint}:{d.outcome.value}" for d in item.decisions if d.is_news][:50],
+        },
+    )
 
 
 def _decode(entry: InboxEntry) -> Notification | None:
@@ -125,3 +144,13 @@ def _decode(entry: InboxEntry) -> Notification | None:
     except InvalidNotification as err:  # validated before it was accepted: only an upgrade can get here
         log.error("inbox entry cannot be decoded; skipped", extra={"inbox_seq": entry.seq, "error": str(err)})
         return None
+
+
+async def expiry_loop(processor: Processor, clock: Clock, interval: timedelta) -> None:
+    """Expire silent alerts every ``interval``, until cancelled."""
+    while True:
+        try:
+            await processor.expire(clock())
+        except StoreError as err:
+            log.error("expiry failed", extra={"error": str(err)})
+        await asyncio.sleep(interval.total_seconds())

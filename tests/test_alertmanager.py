@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from receiver.alertmanager import InvalidNotification, decode, fingerprint, parse_time
+from receiver.alertmanager import InvalidNotification, Notification, decode, fingerprint, parse_time
 from tests.conftest import FIXTURES, fixture_bytes, fixture_json
 
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.json"))
@@ -108,19 +110,23 @@ def test_unknown_fields_are_ignored_and_missing_fingerprint_is_computed() -> Non
         (json.dumps({k: v for k, v in _body().items() if k != "version"}).encode(), "version", "missing"),
         (json.dumps({k: v for k, v in _body().items() if k != "alerts"}).encode(), "alerts", "missing"),
         (json.dumps(_body(alerts={})).encode(), "alerts", "array"),
-        (json.dumps(_body(truncatedAlerts=-1)).encode(), "truncatedAlerts", "greater than or equal"),
-        (json.dumps(_body(groupLabels={"a": 1})).encode(), "groupLabels.a", "string"),
+        (json.dumps(_body(truncatedAlerts=-1)).encode(), "truncatedAlerts", ">= 0"),
+        (json.dumps(_body(groupLabels={"a": 1})).encode(), "groupLabels.a", "Expected `str`, got `int`"),
         (json.dumps(_alert_body(status="pending")).encode(), "alerts[0].status", "'firing' or 'resolved'"),
-        (json.dumps(_alert_body(labels={})).encode(), "alerts[0].labels", "at least 1"),
-        (json.dumps(_alert_body(labels={"severity": 5})).encode(), "alerts[0].labels.severity", "string"),
+        (json.dumps(_alert_body(labels={})).encode(), "alerts[0].labels", "length >= 1"),
+        (json.dumps(_alert_body(labels={"severity": 5})).encode(), "alerts[0].labels.severity", "got `int`"),
         (json.dumps(_alert_body(startsAt="yesterday")).encode(), "alerts[0].startsAt", "RFC 3339"),
         (json.dumps(_alert_body(startsAt="0001-01-01T00:00:00Z")).encode(), "alerts[0].startsAt", "must be set"),
-        (json.dumps(_alert_body(endsAt=12)).encode(), "alerts[0].endsAt", "RFC 3339"),
+        (json.dumps(_alert_body(endsAt=12)).encode(), "alerts[0].endsAt", "got `int`"),
         (json.dumps(_alert_body(endsAt="2026-11-22T09:00:00Z")).encode(), "alerts[0].endsAt", "before startsAt"),
-        (json.dumps(_alert_body(fingerprint="XYZ")).encode(), "alerts[0].fingerprint", "pattern"),
+        (json.dumps(_alert_body(fingerprint="XYZ")).encode(), "alerts[0].fingerprint", "matching regex"),
         (json.dumps(_without("labels")).encode(), "alerts[0].labels", "missing"),
         (json.dumps(_without("startsAt")).encode(), "alerts[0].startsAt", "missing"),
         (json.dumps(_without("status")).encode(), "alerts[0].status", "missing"),
+        (json.dumps(_body(status=None)).encode(), "status", "'firing' or 'resolved'"),
+        (json.dumps(_body(commonLabels={"status": 1})).encode(), "commonLabels.status", "Expected `str`"),
+        (json.dumps(_body(alerts=[1])).encode(), "alerts[0]", "Expected `object`, got `int`"),
+        (json.dumps(_body()).encode().replace(b"HighErrorRate", b"High\xffRate"), "body", "not valid JSON"),
     ],
 )
 def test_decode_errors_name_the_field(body: bytes, field: str, message: str) -> None:
@@ -129,3 +135,45 @@ def test_decode_errors_name_the_field(body: bytes, field: str, message: str) -> 
     fields = {f: m for f, m in caught.value.problems}
     assert field in fields, caught.value.problems
     assert message in fields[field]
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_any_bytes_decode_or_fail_with_a_named_problem(data: bytes) -> None:
+    outcome = _decode_or_problems(data)
+    if isinstance(outcome, list):
+        assert outcome and all(field and message for field, message in outcome)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path=st.sampled_from(["", "alerts.0", "alerts.0.labels", "groupLabels"]),
+    key=st.text(max_size=12),
+    value=_json_values,
+)
+def test_any_field_replaced_by_any_json_decodes_or_names_a_field(path: str, key: str, value: Any) -> None:
+    raw = _body()
+    node: Any = raw
+    for part in filter(None, path.split(".")):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[key or "version"] = value
+    outcome = _decode_or_problems(json.dumps(raw).encode())
+    if isinstance(outcome, list):
+        assert outcome and all(field and message for field, message in outcome)
+    else:
+        assert all(a.labels and a.starts_at.tzinfo is not None for a in outcome.alerts)
+
+
+def _decode_or_problems(data: bytes) -> Notification | list[tuple[str, str]]:
+    """What decode made of ``data``; any exception but InvalidNotification fails the test."""
+    try:
+        return decode(data)
+    except InvalidNotification as err:
+        return err.problems

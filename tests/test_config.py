@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,11 @@ def test_config_check_loads_tls_material(tmp_path: Path, capsys: pytest.CaptureF
     path = write(tmp_path, f"tls: {{cert_file: {tmp_path}/cert.pem, key_file: {tmp_path}/key.pem}}")
     assert cli.main(["config", "check", str(path)]) == cli.EXIT_CONFIG
     assert "cannot load certificates" in capsys.readouterr().err
+
+
+def test_settings_round_trip_through_json_for_the_engine_process() -> None:
+    settings = config.load(None, {}, {"store": {"busy_timeout": "250ms"}, "alerts": {"expire_after": "1h30m"}})
+    sent = settings.model_dump(mode="json", include={"data_dir", "log_level", "store", "alerts", "engine"})
+    received = config.Settings.model_validate_json(json.dumps(sent))
+    assert (received.store, received.alerts, received.engine) == (settings.store, settings.alerts, settings.engine)
+    assert received.database_path == settings.database_path

@@ -34,7 +34,7 @@ MakeClient = Callable[..., Awaitable[Client]]
 def make_client(aiohttp_client: Any, make_settings: Callable[..., Settings], clock: Clock) -> MakeClient:
     async def make(store_impl: Any = None, **raw: Any) -> Client:
         registry = CollectorRegistry()
-        app = create_app(make_settings(**raw), registry=registry, clock=clock, store=store_impl)
+        app = create_app(make_settings(**raw), registry=registry, clock=clock, store=store_impl, engine="inline")
         client: Client = await aiohttp_client(app)
         client.registry = registry  # type: ignore[attr-defined]
         return client

@@ -31,6 +31,9 @@ from receiver.store.sqlite_writer import OnCommit, Writer
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 CHECKPOINT_SECONDS = 1.0
+Role = Literal["all", "web", "engine"]
+"""Which process this store serves: one doing everything, the web process (it appends to the
+inbox and checkpoints it), or the engine process (it writes and checkpoints the state)."""
 
 
 def _ignore_commit(seconds: float, size: int) -> None:
@@ -53,8 +56,10 @@ class SQLiteStore:
         busy_timeout: timedelta = timedelta(seconds=5),
         max_batch: int = 512,
         on_commit: OnCommit = _ignore_commit,
+        role: Role = "all",
     ) -> None:
         self._path = path
+        self._role = role
         self._inbox_path = inbox_path(path)
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout / timedelta(milliseconds=1))
@@ -68,7 +73,8 @@ class SQLiteStore:
     async def open(self) -> None:
         """Open (creating and migrating when needed) both databases."""
         try:
-            await self._inbox.start()
+            if self._role != "engine":
+                await self._inbox.start()
             await self._state.start()
             self._reader = await self._on_reader(self._connect_reader)
         except BaseException:
@@ -115,7 +121,7 @@ class SQLiteStore:
 
     async def ping(self) -> None:
         now = datetime.now(UTC)
-        for writer in (self._inbox, self._state):
+        for writer in (self._inbox, self._state) if self._role != "engine" else (self._state,):
             await writer.run(lambda db: tables.transaction(db, lambda db: tables.heartbeat(db, now)))
 
     async def close(self) -> None:
@@ -168,7 +174,8 @@ class SQLiteStore:
 
     def _checkpoint_loop(self) -> None:
         """Copy both write-ahead logs into their databases, without ever blocking a writer."""
-        connections = [self._connect(self._inbox_path), self._connect(self._path)]
+        paths = {"all": [self._inbox_path, self._path], "web": [self._inbox_path], "engine": [self._path]}
+        connections = [self._connect(path) for path in paths[self._role]]
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
                 for db in connections:

@@ -118,6 +118,13 @@ class Receiver:
         self.signal(signal.SIGKILL)
         await self.wait_exit(10)
 
+    def engine_pid(self) -> int | None:
+        """The pid of this receiver's engine process, if it runs one now."""
+        assert self.proc is not None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        pids = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        return pids[0] if pids else None
+
     async def alerts(self, **query: str) -> list[dict[str, Any]]:
         async with self.http.get(self.url + "/api/v1/alerts", params={"limit": "10000", **query}) as response:
             assert response.status == 200, await response.text()
@@ -267,6 +274,15 @@ class DelayProxy:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def process_gone(pid: int) -> bool:
+    """Whether ``pid`` has ended (a zombie nobody reaped counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
 
 
 async def read_events(data_dir: Path) -> list[tuple[str, str]]:

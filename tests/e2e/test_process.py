@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from receiver.store.sqlite import inbox_path
-from tests.e2e.harness import RECEIVER_BIN, Receiver, eventually, free_port, read_inbox
+from tests.e2e.harness import RECEIVER_BIN, Receiver, eventually, free_port, process_gone, read_inbox
 from tests.payloads import alert, body
 
 TOKEN = {"Authorization": "Bearer e2e-token"}
@@ -156,9 +156,16 @@ async def test_sigkill_mid_stream_loses_no_acknowledged_notification(
 
     senders = [asyncio.create_task(sender(w)) for w in range(8)]
     await eventually(lambda: _at_least(acknowledged, 200), "200 acknowledged notifications", 30)
+    engine = receiver.engine_pid()
+    assert engine is not None
     await receiver.kill()
     await asyncio.gather(*senders)
     assert failed >= 1, "no request was in flight at the kill: the test proved nothing"
+
+    async def engine_gone() -> bool:
+        return process_gone(engine)
+
+    await eventually(engine_gone, "the engine to exit once the web process is gone", 20)
     inbox = await read_inbox(receiver.data_dir)
     in_inbox = {json.loads(b)["alerts"][0]["labels"]["alertname"] for b in inbox}
     assert acknowledged <= in_inbox, f"{len(acknowledged - in_inbox)} acknowledged notifications were lost"

@@ -1,0 +1,240 @@
+"""The engine process: the one writer of derived state, beside the web process.
+
+The web process answers Alertmanager: authenticate, validate, append to the
+inbox, 200. Everything after that (dedup today; correlation and playbooks
+later) is the engine's, and it runs in a process of its own, so its CPU time
+never competes with the webhook for the interpreter lock. The two share the
+store's files and two pipes, nothing else:
+
+- web -> engine, the engine's stdin: the settings as one JSON line, then
+  the inbox seq reached, one line per wake-up. End of file means the web
+  process is shutting down or gone: the engine stops and exits, so it never
+  outlives its parent, even one killed with SIGKILL.
+- engine -> web, its stdout: one JSON line per step,
+  ``{"cursor": n, "tally": {...}}``. The web process adds the counts to its
+  metrics and uses the cursor to refuse work when processing falls behind.
+
+Logs go to the shared stderr. One engine works on a database at a time: it
+holds an exclusive lock on ``<database>.engine.lock`` and waits for a
+previous engine still finishing its step; the cursor check inside every
+transaction is the second line of defence. The web process restarts an
+engine that dies, with backoff, and counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import orjson
+
+from receiver import logs
+from receiver.alertmanager import Notification
+from receiver.clock import utc_now
+from receiver.config import Settings
+from receiver.metrics import Metrics, Tally
+from receiver.processor import Processor, expiry_loop
+from receiver.store import InboxEntry
+from receiver.store.sqlite import SQLiteStore
+
+log = logging.getLogger("receiver.engine")  # not __main__ when run with -m
+COMMAND = (sys.executable, "-m", "receiver.engine")
+RESTART_BACKOFF_SECONDS = (0.5, 30.0)
+"""First and longest wait before starting a dead engine again."""
+_ENGINE_SETTINGS = frozenset({"data_dir", "log_level", "store", "alerts", "engine"})
+_LOCK_POLL_SECONDS = 0.1
+
+
+def lock_path(database: Path) -> Path:
+    """The file whose lock the working engine holds."""
+    return database.with_name(database.name + ".engine.lock")
+
+
+class EngineProcess:
+    """The web process's handle on the engine: starts it, wakes it, hears its progress, restarts it."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, *, command: Sequence[str] = COMMAND) -> None:
+        self._settings_line = orjson.dumps(settings.model_dump(mode="json", include=set(_ENGINE_SETTINGS))) + b"\n"
+        self._metrics = metrics
+        self._command = command
+        self._proc: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._latest = 0
+        self._wake_pending = False
+        self._closing = False
+        self.cursor = 0
+        """The last inbox seq the engine reported processed."""
+
+    @property
+    def pid(self) -> int | None:
+        """The engine's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    async def start(self, cursor: int) -> None:
+        """Start the engine (and keep it running), ``cursor`` being where processing stands."""
+        self.cursor = self._latest = cursor
+        self._supervisor = asyncio.create_task(self._supervise(), name="engine supervisor")
+
+    def offer(self, entry: InboxEntry, notification: Notification) -> None:
+        """Say that ``entry`` is committed to the inbox; wakes the engine once per loop iteration."""
+        self._latest = max(self._latest, entry.seq)
+        if not self._wake_pending:
+            self._wake_pending = True
+            asyncio.get_running_loop().call_soon(self._wake)
+
+    async def close(self, grace_seconds: float) -> None:
+        """Stop the engine: end of file on its stdin, then SIGKILL after ``grace_seconds``."""
+        self._closing = True
+        proc = self._proc
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), grace_seconds)
+            except TimeoutError:
+                log.error("the engine did not stop within %.1fs; killing it", grace_seconds)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        proc = self._proc
+        if proc is not None and proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.write(b"%d\n" % self._latest)
+
+    async def _supervise(self) -> None:
+        first, longest = RESTART_BACKOFF_SECONDS
+        backoff = first
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            started = loop.time()
+            try:
+                outcome = f"exited with status {await self._run_once()}"
+            except OSError as err:
+                outcome = f"could not be started: {err}"
+            if self._closing:
+                return
+            self._metrics.engine_restarts.inc()
+            backoff = first if loop.time() - started > 60 else min(backoff * 2, longest)
+            log.error("the engine %s; starting it again in %.1fs", outcome, backoff)
+            await asyncio.sleep(backoff)
+
+    async def _run_once(self) -> int:
+        proc = await asyncio.create_subprocess_exec(
+            *self._command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        assert proc.stdin is not None and proc.stdout is not None  # both are pipes
+        self._proc = proc
+        proc.stdin.write(self._settings_line)
+        proc.stdin.write(b"%d\n" % self._latest)
+        try:
+            async for line in proc.stdout:
+                self._progress(line)
+            return await proc.wait()
+        finally:
+            self._proc = None
+            if proc.returncode is None:  # cancelled while it ran: never leave it behind
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+
+    def _progress(self, line: bytes) -> None:
+        try:
+            raw = orjson.loads(line)
+            cursor, tally = int(raw["cursor"]), Tally.from_json(raw["tally"])
+        except (ValueError, KeyError, TypeError):
+            log.error("unreadable progress line from the engine", extra={"line": line[:200].decode(errors="replace")})
+            return
+        self.cursor = max(self.cursor, cursor)
+        self._metrics.add(tally)
+
+
+# The engine's own side of the pipes.
+
+
+def main() -> None:
+    """Entry point of the engine process (``python -m receiver.engine``), started by the web process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C reaches the web process, which stops us
+    asyncio.run(_serve())
+
+
+async def _serve() -> None:
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    first = await stdin.readline()
+    if not first:
+        return  # the web process went away before saying anything
+    settings = Settings.model_validate_json(first)
+    logs.setup(settings.log_level)
+    os.nice(settings.engine.nice)
+    async with _exclusive(lock_path(settings.database_path)):
+        await _work(settings, stdin)
+
+
+async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
+    store = SQLiteStore(
+        settings.database_path,
+        synchronous=settings.store.synchronous,
+        busy_timeout=settings.store.busy_timeout,
+        max_batch=settings.store.max_batch,
+        role="engine",
+    )
+    await store.open()
+    processor = Processor(
+        store, policy=settings.alerts.policy(), report=_report, batch_size=settings.store.process_batch
+    )
+    tasks = [
+        asyncio.create_task(processor.run(), name="processor"),
+        asyncio.create_task(expiry_loop(processor, utc_now, settings.alerts.expiry_check_interval), name="expiry"),
+    ]
+    log.info("engine started", extra={"store": str(settings.database_path), "pid": os.getpid()})
+    try:
+        async for _ in stdin:
+            processor.wake()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await store.close()
+        log.info("engine stopped", extra={"cursor": processor.cursor})
+
+
+def _report(cursor: int, tally: Tally) -> None:
+    sys.stdout.buffer.write(orjson.dumps({"cursor": cursor, "tally": tally.to_json()}) + b"\n")
+    sys.stdout.buffer.flush()
+
+
+@contextlib.asynccontextmanager
+async def _exclusive(path: Path) -> AsyncIterator[None]:
+    """Hold an exclusive lock on ``path`` (waiting for its holder to let go); released on exit or death."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waiting:
+                    log.info("waiting for the previous engine to finish", extra={"lock": str(path)})
+                    waiting = True
+                await asyncio.sleep(_LOCK_POLL_SECONDS)
+        yield
+    finally:
+        os.close(fd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The engine process: processes the inbox beside the web process, restarts, exclusive, never orphaned."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from receiver.alertmanager import decode
+from receiver.config import Settings
+from receiver.engine import COMMAND, EngineProcess, lock_path
+from receiver.metrics import Metrics
+from receiver.store import InboxEntry
+from receiver.store.sqlite import SQLiteStore
+from tests.e2e.harness import eventually
+from tests.payloads import alert, body
+
+NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(engine={"nice": 0})
+
+
+@pytest.fixture
+async def web_store(settings: Settings) -> AsyncIterator[SQLiteStore]:
+    """The store as the web process opens it: it appends to the inbox, the engine does the rest."""
+    store = SQLiteStore(settings.database_path, role="web")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def _accept(store: SQLiteStore, engine: EngineProcess, payload: bytes) -> int:
+    seq = await store.accept(payload, NOW)
+    engine.offer(InboxEntry(seq, NOW, payload), decode(payload))
+    return seq
+
+
+def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_the_engine_processes_the_inbox_and_reports_its_counts(
+    settings: Settings, web_store: SQLiteStore
+) -> None:
+    registry = CollectorRegistry()
+    engine = EngineProcess(settings, Metrics(registry))
+    await engine.start(cursor=0)
+    try:
+        first = body(alert("A", pod="a"), alert("B", pod="b"))
+        await _accept(web_store, engine, first)
+        last = await _accept(web_store, engine, first)  # an HA peer's copy
+
+        async def caught_up() -> bool:
+            return engine.cursor == last
+
+        await eventually(caught_up, "the engine to process both notifications", 20)
+        assert {a.labels["alertname"] for a in await web_store.list_alerts()} == {"A", "B"}
+        assert await web_store.cursor() == last
+        assert _sample(registry, "receiver_notifications_total", result="accepted") == 1
+        assert _sample(registry, "receiver_notifications_total", result="duplicate") == 1
+        assert _sample(registry, "receiver_alert_updates_total", outcome="fired") == 2
+        assert _sample(registry, "receiver_alert_duplicates_total") == 2
+        pid = engine.pid
+        assert pid is not None
+    finally:
+        await engine.close(grace_seconds=10)
+    assert engine.pid is None
+    assert not _alive(pid)
+
+
+async def test_a_dead_engine_is_started_again_and_counted(settings: Settings, web_store: SQLiteStore) -> None:
+    registry = CollectorRegistry()
+    engine = EngineProcess(settings, Metrics(registry))
+    await engine.start(cursor=0)
+    try:
+
+        async def running() -> int | None:
+            return engine.pid
+
+        first_pid = await eventually(running, "the engine to start", 20)
+        os.kill(first_pid, signal.SIGKILL)
+
+        async def replaced() -> int | None:
+            return engine.pid if engine.pid not in (None, first_pid) else None
+
+        await eventually(replaced, "a new engine", 20)
+        assert _sample(registry, "receiver_engine_restarts_total") == 1
+        seq = await _accept(web_store, engine, body(alert("AfterRestart")))
+
+        async def caught_up() -> bool:
+            return engine.cursor == seq
+
+        await eventually(caught_up, "the new engine to process", 20)
+    finally:
+        await engine.close(grace_seconds=10)
+
+
+async def test_one_engine_at_a_time_the_second_waits_for_the_first(settings: Settings, web_store: SQLiteStore) -> None:
+    line = orjson.dumps(settings.model_dump(mode="json", include={"data_dir", "log_level", "store", "alerts"}))
+    first = await _spawn(line)
+    second = None
+    try:
+        await eventually(lambda: _locked(lock_path(settings.database_path)), "the first engine to take the lock", 20)
+        second = await _spawn(line)
+        seq = await web_store.accept(body(alert("A")), NOW)
+        assert second.stdin is not None and second.stdout is not None
+        second.stdin.write(b"%d\n" % seq)
+        with pytest.raises(TimeoutError):  # it waits for the lock: no progress while the first one runs
+            await asyncio.wait_for(second.stdout.readline(), 1.0)
+        assert first.stdin is not None
+        first.stdin.close()
+        assert await asyncio.wait_for(first.wait(), 20) == 0
+        progress = orjson.loads(await asyncio.wait_for(second.stdout.readline(), 20))
+        assert progress["cursor"] == seq
+        assert progress["tally"]["notifications"] == {"accepted": 1}
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_the_engine_exits_when_its_stdin_closes_as_when_the_web_process_dies(settings: Settings) -> None:
+    line = orjson.dumps(settings.model_dump(mode="json", include={"data_dir", "log_level", "store", "alerts"}))
+    proc = await _spawn(line)
+    assert proc.stdin is not None
+    await eventually(lambda: _locked(lock_path(settings.database_path)), "the engine to start", 20)
+    proc.stdin.close()
+    assert await asyncio.wait_for(proc.wait(), 20) == 0
+
+
+async def test_unreadable_progress_is_logged_not_fatal(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    script = 'import sys; sys.stdin.readline(); print(\'not json\', flush=True); print(\'{"cursor": 7, "tally": {"notifications": {}, "received": {}, "outcomes": {}, "flapping": 0, "expired": 0}}\', flush=True); sys.stdin.read()'  # noqa: E501
+    engine = EngineProcess(settings, Metrics(CollectorRegistry()), command=(sys.executable, "-c", script))
+    await engine.start(cursor=0)
+    try:
+
+        async def advanced() -> bool:
+            return engine.cursor == 7
+
+        await eventually(advanced, "the good line to be read after the bad one", 20)
+        assert "unreadable progress line from the engine" in caplog.text
+    finally:
+        await engine.close(grace_seconds=10)
+
+
+async def _spawn(settings_line: bytes) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(*COMMAND, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(settings_line + b"\n")
+    return proc
+
+
+async def _locked(path: Path) -> bool:
+    return _held(path)
+
+
+def _held(path: Path) -> bool:
+    """Whether someone holds the exclusive lock on ``path``."""
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
