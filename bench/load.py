@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
+from bench.http import Connection, ProtocolError, prepare
 from receiver.alertmanager import fingerprint
 
 ALERTS_PER_NOTIFICATION = 5
@@ -109,19 +108,20 @@ class Result:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
 
 
-def _session(concurrency: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency),
-        timeout=aiohttp.ClientTimeout(total=30),
-        headers={"Authorization": "Bearer bench-token", "Content-Type": "application/json"},
-    )
+TOKEN = "bench-token"
 
 
-async def _send(session: aiohttp.ClientSession, url: str, body: bytes, *, since: float) -> float | None:
-    """Post one body; seconds from ``since`` to the whole answer, or None unless it was 200."""
-    async with session.post(url, data=body) as response:
-        await response.read()
-        return time.perf_counter() - since if response.status == 200 else None
+async def _send(connection: Connection, request: bytes, *, since: float) -> float | None:
+    """Send one prepared request; seconds from ``since`` to the whole answer, or None unless it was 200.
+
+    A failed connection is closed; the caller opens another (``connection.closed``).
+    """
+    try:
+        status = await connection.request(request)
+    except (OSError, ProtocolError):
+        connection.close()
+        return None
+    return time.perf_counter() - since if status == 200 else None
 
 
 async def closed_loop(url: str, bodies: list[bytes], *, concurrency: int, seconds: float) -> Result:
@@ -137,51 +137,67 @@ async def send_all(url: str, bodies: Iterator[bytes], *, concurrency: int) -> Re
 async def _workers(url: str, bodies: Iterator[bytes], *, concurrency: int, deadline: float) -> Result:
     latencies: list[float] = []
     errors = 0
+    requests = (prepare(url, body, TOKEN) for body in bodies)
 
-    async def worker(session: aiohttp.ClientSession) -> None:
+    async def worker() -> None:
         nonlocal errors
-        for body in bodies:
-            if time.perf_counter() >= deadline:
-                return
-            latency = await _send(session, url, body, since=time.perf_counter())
-            if latency is None:
-                errors += 1
-            else:
-                latencies.append(latency)
+        connection = await Connection.open(url)
+        try:
+            for request in requests:
+                if time.perf_counter() >= deadline:
+                    return
+                latency = await _send(connection, request, since=time.perf_counter())
+                if connection.closed:
+                    connection = await Connection.open(url)
+                if latency is None:
+                    errors += 1
+                else:
+                    latencies.append(latency)
+        finally:
+            connection.close()
 
-    async with _session(concurrency) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
     return Result(len(latencies) + errors, len(latencies), errors, elapsed, latencies)
 
 
 async def open_loop(url: str, bodies: list[bytes], *, rate: float, seconds: float) -> Result:
-    """Send at a fixed ``rate`` for ``seconds``, latency counted from each scheduled time."""
+    """Send at a fixed ``rate`` for ``seconds``, latency counted from each scheduled time.
+
+    Each request takes an idle connection, or opens one when all are busy
+    (64 are opened beforehand), as a client with a connection pool does.
+    """
     count = min(len(bodies), int(rate * seconds))
+    requests = [prepare(url, body, TOKEN) for body in bodies[:count]]
     latencies: list[float] = []
     errors = 0
+    idle = [await Connection.open(url) for _ in range(64)]
 
-    async def one(session: aiohttp.ClientSession, body: bytes, scheduled: float) -> None:
+    async def one(request: bytes, scheduled: float) -> None:
         nonlocal errors
-        latency = await _send(session, url, body, since=scheduled)
+        connection = idle.pop() if idle else await Connection.open(url)
+        latency = await _send(connection, request, since=scheduled)
+        if not connection.closed:
+            idle.append(connection)
         if latency is None:
             errors += 1
         else:
             latencies.append(latency)
 
-    async with _session(512) as session:
-        start = time.perf_counter() + 0.05
-        in_flight: set[asyncio.Task[None]] = set()
-        for i in range(count):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(one(session, bodies[i], scheduled))
-            in_flight.add(task)  # kept small: gathering thousands of finished tasks at the end stalls the loop
-            task.add_done_callback(in_flight.discard)
-        while in_flight:
-            await asyncio.wait(set(in_flight))
-        elapsed = time.perf_counter() - start
+    start = time.perf_counter() + 0.05
+    in_flight: set[asyncio.Task[None]] = set()
+    for i, request in enumerate(requests):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(request, scheduled))
+        in_flight.add(task)  # kept small: gathering thousands of finished tasks at the end stalls the loop
+        task.add_done_callback(in_flight.discard)
+    while in_flight:
+        await asyncio.wait(set(in_flight))
+    elapsed = time.perf_counter() - start
+    for connection in idle:
+        connection.close()
     return Result(count, len(latencies), errors, elapsed, latencies)

@@ -16,7 +16,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,12 +43,44 @@ class Server:
     url: str
     proc: asyncio.subprocess.Process
 
+    def cpu_seconds(self) -> tuple[float, float]:
+        """(this process, its children) CPU seconds so far: the web process, and the engine."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return _cpu_seconds(self.proc.pid), sum(_cpu_seconds(int(pid)) for pid in children)
+
     def rss_mib(self) -> tuple[float, float]:
         """(current, peak) resident memory in MiB, from /proc."""
         fields = dict(
             line.split(":", 1) for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines() if ":" in line
         )
         return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Cpu:
+    """Cores used during a phase: by the generator, the server process and its children (the engine)."""
+
+    generator: float
+    server: float
+    children: float
+
+    def __str__(self) -> str:
+        engine = f", engine {self.children:.2f}" if self.children else ""
+        return f"generator {self.generator:.2f}, server {self.server:.2f}{engine}"
+
+
+async def _measured(server: Server, phase: Awaitable[Result]) -> tuple[Result, Cpu]:
+    """Run ``phase`` against ``server``; its result and the cores each process used meanwhile."""
+    me0, (server0, children0), t0 = _cpu_seconds(os.getpid()), server.cpu_seconds(), time.perf_counter()
+    result = await phase
+    me1, (server1, children1), elapsed = _cpu_seconds(os.getpid()), server.cpu_seconds(), time.perf_counter() - t0
+    return result, Cpu((me1 - me0) / elapsed, (server1 - server0) / elapsed, (children1 - children0) / elapsed)
 
 
 def _free_port() -> int:
@@ -114,13 +146,17 @@ async def run(args: argparse.Namespace) -> int:
     bare_cmd = [sys.executable, "-m", "bench.bare", "--port", str(port)]
     async with _serving("bare", bare_cmd, port, workdir / "bare.log") as bare:
         await closed_loop(bare.url, _warmup(), concurrency=args.concurrency, seconds=2)
-        bare_peak = await closed_loop(bare.url, peak_bodies, concurrency=args.concurrency, seconds=args.seconds)
+        bare_peak, bare_cpu = await _measured(
+            bare, closed_loop(bare.url, peak_bodies, concurrency=args.concurrency, seconds=args.seconds)
+        )
     port = _free_port()
     cmd, log = _receiver(workdir, port, "throughput")
     async with _serving("receiver", cmd, port, log) as receiver:
         await closed_loop(receiver.url, _warmup(), concurrency=args.concurrency, seconds=2)
         await _drain(receiver)
-        recv_peak = await closed_loop(receiver.url, peak_bodies, concurrency=args.concurrency, seconds=args.seconds)
+        recv_peak, recv_cpu = await _measured(
+            receiver, closed_loop(receiver.url, peak_bodies, concurrency=args.concurrency, seconds=args.seconds)
+        )
         backlog_after_peak, drain_seconds = await _drain(receiver)
         recv_half = await open_loop(receiver.url, half_bodies, rate=recv_peak.rate / 2, seconds=args.seconds)
         backlog_after_half, _ = await _drain(receiver)
@@ -152,6 +188,7 @@ async def run(args: argparse.Namespace) -> int:
         "",
         f"ratio receiver/bare (peak notifications/s): {ratio:.2f}  (target >= 0.5: {_verdict(ratio >= 0.5)})",
         f"receiver p99 at half its peak rate: {p99:.1f} ms  (target <= 25 ms: {_verdict(p99 <= 25)})",
+        f"cores used at peak: bare: {bare_cpu}; receiver: {recv_cpu}",
         f"processing: {backlog_after_peak:,.0f} notifications left in the inbox after the peak phase,"
         f" processed in {drain_seconds:.1f}s once ingest stopped"
         f" ({backlog_after_peak / max(drain_seconds, 1e-9):,.0f} notifications/s,"

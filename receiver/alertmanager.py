@@ -153,8 +153,52 @@ class _WireNotification(msgspec.Struct, frozen=True):
 _DECODER = msgspec.json.Decoder(_WireNotification)
 
 
+@dataclass(frozen=True, slots=True)
+class Valid:
+    """A webhook body that passed every check, not yet turned into a ``Notification``.
+
+    The web process only needs to know that a body is valid, and a few facts
+    for its answer and its logs; building the Notification costs about as
+    much as validating, so whoever processes the body does it.
+    """
+
+    wire: _WireNotification
+    times: tuple[tuple[datetime, datetime | None], ...]
+    """(startsAt, endsAt) of each alert, parsed."""
+
+    @property
+    def alert_count(self) -> int:
+        """How many alerts the notification carries."""
+        return len(self.wire.alerts)
+
+    @property
+    def group_key(self) -> str:
+        """Alertmanager's key of the alert group."""
+        return self.wire.groupKey
+
+    def notification(self) -> Notification:
+        """The notification as the rest of the daemon sees it."""
+        wire = self.wire
+        return Notification(
+            receiver=wire.receiver,
+            status=wire.status,
+            alerts=tuple(_alert(a, starts, ends) for a, (starts, ends) in zip(wire.alerts, self.times, strict=True)),
+            group_key=wire.groupKey,
+            group_labels=wire.groupLabels,
+            common_labels=wire.commonLabels,
+            common_annotations=wire.commonAnnotations,
+            external_url=wire.externalURL,
+            truncated_alerts=wire.truncatedAlerts,
+        )
+
+
 def decode(body: bytes) -> Notification:
     """Decode and validate a webhook body. Raises InvalidNotification. Pure."""
+    return validate(body).notification()
+
+
+def validate(body: bytes) -> Valid:
+    """Check a webhook body completely, without building its Notification. Raises InvalidNotification. Pure."""
     try:
         wire = _DECODER.decode(body)
     except msgspec.ValidationError as err:
@@ -165,24 +209,14 @@ def decode(body: bytes) -> Notification:
     except UnicodeDecodeError as err:  # JSON text is UTF-8; the inbox stores it as such
         raise InvalidNotification([("body", f"not valid JSON: not UTF-8 at byte {err.start}")]) from None
     problems: list[tuple[str, str]] = []
-    alerts = tuple(_alert(a, f"alerts[{i}]", problems) for i, a in enumerate(wire.alerts))
+    times = tuple(_times(a, f"alerts[{i}]", problems) for i, a in enumerate(wire.alerts))
     if problems:
         raise InvalidNotification(problems)
-    return Notification(
-        receiver=wire.receiver,
-        status=wire.status,
-        alerts=alerts,  # type: ignore[arg-type]  # no None left once there are no problems
-        group_key=wire.groupKey,
-        group_labels=wire.groupLabels,
-        common_labels=wire.commonLabels,
-        common_annotations=wire.commonAnnotations,
-        external_url=wire.externalURL,
-        truncated_alerts=wire.truncatedAlerts,
-    )
+    return Valid(wire, times)  # type: ignore[arg-type]  # no None left once there are no problems
 
 
-def _alert(wire: _WireAlert, path: str, problems: list[tuple[str, str]]) -> Alert | None:
-    """The alert ``wire`` describes, or None with what is wrong with its times added to ``problems``."""
+def _times(wire: _WireAlert, path: str, problems: list[tuple[str, str]]) -> tuple[datetime, datetime | None] | None:
+    """(startsAt, endsAt) of an alert, or None with what is wrong with them added to ``problems``."""
     starts = ends = None
     try:
         starts = _required_time(wire.startsAt)
@@ -197,6 +231,10 @@ def _alert(wire: _WireAlert, path: str, problems: list[tuple[str, str]]) -> Aler
     if ends is not None and ends < starts:
         problems.append((f"{path}.endsAt", "must not be before startsAt"))
         return None
+    return starts, ends
+
+
+def _alert(wire: _WireAlert, starts: datetime, ends: datetime | None) -> Alert:
     return Alert(
         status=wire.status,
         labels=wire.labels,

@@ -131,8 +131,9 @@ class StoreSettings(_Section):
     """Notifications waiting for their commit before the webhook answers 503."""
     max_batch: Annotated[int, pydantic.Field(ge=1)] = 512
     """Most webhook bodies appended to the inbox in one commit (group commit)."""
-    process_batch: Annotated[int, pydantic.Field(ge=1)] = 32
-    """Most inbox entries processed in one transaction; small keeps webhook latency low."""
+    process_batch: Annotated[int, pydantic.Field(ge=1)] = 256
+    """Most inbox entries processed in one transaction: larger batches rewrite fewer database pages per
+    notification (a batch of 32 wrote 39 KiB of log per notification, one of 256 wrote 22 KiB)."""
     max_backlog: Annotated[int, pydantic.Field(ge=1)] = 100_000
     """Accepted notifications waiting for processing before the webhook answers 503."""
     inbox_retention: Duration = timedelta(hours=24)

@@ -4,8 +4,10 @@ Alertmanager delivers at least once: HA peers send the same notification,
 ``repeat_interval`` re-sends it, retries overlap, and peers can deliver out of
 order. ``decide`` turns (what the store knew, the update, now) into a
 ``Decision``: the state to keep and the outcome, of which only ``fired``,
-``resolved`` and ``resolved_unseen`` are news for the engine. Everything here
-is pure; the store applies decisions inside its transaction.
+``resolved`` and ``resolved_unseen`` are news for the engine. A decision whose
+state is the very ``prev`` it was given changes nothing, and nothing is
+written. Everything here is pure; the store applies decisions inside its
+transaction.
 
 An update is identified by (fingerprint, status, startsAt, endsAt). An
 episode of an alert is identified by its startsAt: Alertmanager gives an alert
@@ -55,6 +57,9 @@ class DedupPolicy:
     flap_threshold: int = 4
     """An alert whose status flipped more than this many times in the window flaps."""
     flap_window: timedelta = timedelta(hours=1)
+    seen_resolution: timedelta = timedelta(minutes=1)
+    """A duplicate moves ``last_seen`` only once it is this much newer: HA peers and re-sends
+    then cost no write at all, and expiry (hours) is not affected by a minute."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +72,7 @@ class AlertState:
     ends_at: datetime | None
     first_seen: datetime
     last_seen: datetime
-    """Last time any update arrived, duplicates included: proof of life."""
+    """Last time any update arrived, duplicates included (to ``seen_resolution``): proof of life."""
     last_changed: datetime
     flips: tuple[datetime, ...] = ()
     """When the status flipped between firing and resolved, newest last, pruned."""
@@ -95,7 +100,8 @@ def decide(prev: AlertState | None, alert: Alert, now: datetime, policy: DedupPo
     if _is_stale(prev, alert):
         return Decision(Outcome.STALE, prev)
     if _same_update(prev, alert) and prev.status is not Status.EXPIRED:
-        return Decision(Outcome.DUPLICATE, replace(prev, last_seen=now))
+        fresh_enough = now - prev.last_seen < policy.seen_resolution
+        return Decision(Outcome.DUPLICATE, prev if fresh_enough else replace(prev, last_seen=now))
     outcome = _transition(prev, alert)
     flipped = _was_firing(prev) != (alert.status == "firing")
     flips = _prune((*prev.flips, now) if flipped else prev.flips, now, policy)

@@ -36,7 +36,7 @@ from pathlib import Path
 import orjson
 
 from receiver import logs
-from receiver.alertmanager import Notification
+from receiver.alertmanager import Valid
 from receiver.clock import utc_now
 from receiver.config import Settings
 from receiver.metrics import Metrics, Tally
@@ -82,7 +82,7 @@ class EngineProcess:
         self.cursor = self._latest = cursor
         self._supervisor = asyncio.create_task(self._supervise(), name="engine supervisor")
 
-    def offer(self, entry: InboxEntry, notification: Notification) -> None:
+    def offer(self, entry: InboxEntry, valid: Valid) -> None:
         """Say that ``entry`` is committed to the inbox; wakes the engine once per loop iteration."""
         self._latest = max(self._latest, entry.seq)
         if not self._wake_pending:

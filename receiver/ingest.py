@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from receiver.alertmanager import Notification
+from receiver.alertmanager import Valid
 from receiver.store import InboxEntry, Store
 
 
@@ -28,8 +28,8 @@ class Consumer(Protocol):
         """The last inbox seq processed."""
         ...
 
-    def offer(self, entry: InboxEntry, notification: Notification) -> None:
-        """``entry`` is committed to the inbox; ``notification`` is what it decodes to."""
+    def offer(self, entry: InboxEntry, valid: Valid) -> None:
+        """``entry`` is committed to the inbox; ``valid`` is what its body validated as."""
         ...
 
 
@@ -70,10 +70,10 @@ class Ingestor:
         """Accepted bodies the processor has not reached yet (as far as this process knows)."""
         return max(0, self._last_seq - self._consumer.cursor)
 
-    async def submit(self, body: bytes, notification: Notification) -> int:
+    async def submit(self, body: bytes, valid: Valid) -> int:
         """Wait until ``body`` is durably in the inbox; its seq. Raises Overloaded or StoreError.
 
-        ``notification`` is what ``body`` decodes to: the processor takes it as it is.
+        ``valid`` is what ``body`` validated as: an inline processor takes it as it is.
         """
         self._admit()
         self._pending += 1
@@ -86,7 +86,7 @@ class Ingestor:
             if self._pending == 0:
                 self._idle.set()
         self._last_seq = max(self._last_seq, seq)
-        self._consumer.offer(InboxEntry(seq, received_at, body), notification)
+        self._consumer.offer(InboxEntry(seq, received_at, body), valid)
         return seq
 
     async def close(self) -> None:

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from receiver.alertmanager import InvalidNotification, Notification, decode
+from receiver.alertmanager import InvalidNotification, Notification, Valid, decode
 from receiver.clock import Clock
 from receiver.dedup import DedupPolicy, decide, expiry_cutoff
 from receiver.metrics import Tally
@@ -32,6 +32,7 @@ HANDOFF_LIMIT = 10_000
 """Most decoded notifications kept in memory for the processor; the rest wait in the inbox."""
 Report = Callable[[int, Tally], None]
 """Told, after each step, the cursor and what the step counted."""
+Batch = list[tuple[InboxEntry, Notification | None]]
 
 
 class Processor:
@@ -45,14 +46,16 @@ class Processor:
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._one_at_a_time = asyncio.Lock()
-        self._handed: dict[int, tuple[InboxEntry, Notification]] = {}
+        self._handed: dict[int, tuple[InboxEntry, Valid]] = {}
+        self._ahead: tuple[int, asyncio.Task[Batch]] | None = None
+        """The batch after a seq, being read and decoded while the one before it is written."""
         self.cursor = 0
         """The last inbox seq processed."""
 
-    def offer(self, entry: InboxEntry, notification: Notification) -> None:
-        """Say that ``entry`` is committed to the inbox, and what it decodes to."""
+    def offer(self, entry: InboxEntry, valid: Valid) -> None:
+        """Say that ``entry`` is committed to the inbox, and what its body validated as."""
         if entry.seq > self.cursor and len(self._handed) < HANDOFF_LIMIT:
-            self._handed[entry.seq] = (entry, notification)
+            self._handed[entry.seq] = (entry, valid)
         self._wake.set()
 
     def wake(self) -> None:
@@ -62,6 +65,12 @@ class Processor:
     async def run(self) -> None:
         """Process whatever arrives, until cancelled."""
         self.cursor = await self._store.cursor()
+        try:
+            await self._loop()
+        finally:
+            self._drop_ahead()
+
+    async def _loop(self) -> None:
         while True:
             self._wake.clear()
             try:
@@ -82,11 +91,14 @@ class Processor:
     async def step(self) -> int:
         """Process the next batch of the inbox; how many entries it held."""
         async with self._one_at_a_time:
-            entries = self._take_handed() or await self._read_inbox()
+            entries = self._take_handed() or await self._read_ahead() or await self._read_inbox()
             if not entries:
                 return 0
+            last = entries[-1][0].seq
+            if not self._handed:  # nothing in memory: read and decode the next batch meanwhile
+                self._ahead = (last, asyncio.create_task(self._read(after=last)))
             processed = await self._store.apply(entries, self._decide)
-            self.cursor = entries[-1][0].seq
+            self.cursor = last
         tally = Tally()
         for item in processed:
             tally.count(item.notification, item.decisions)
@@ -104,20 +116,41 @@ class Processor:
             self._report(self.cursor, Tally(expired=len(expired)))
         return expired
 
-    def _take_handed(self) -> list[tuple[InboxEntry, Notification | None]]:
+    def _take_handed(self) -> Batch:
         """The handed-over entries that continue the cursor without a gap."""
-        taken: list[tuple[InboxEntry, Notification | None]] = []
+        taken: Batch = []
         seq = self.cursor + 1
         while len(taken) < self._batch_size and seq in self._handed:
-            taken.append(self._handed.pop(seq))
+            entry, valid = self._handed.pop(seq)
+            taken.append((entry, valid.notification()))
             seq += 1
         return taken
 
-    async def _read_inbox(self) -> list[tuple[InboxEntry, Notification | None]]:
+    async def _read_inbox(self) -> Batch:
         entries = await self._store.inbox(after=self.cursor, limit=self._batch_size)
         for stale in [seq for seq in self._handed if seq <= self.cursor]:
             del self._handed[stale]
-        return [(e, self._handed.pop(e.seq, (e, None))[1] or _decode(e)) for e in entries]
+        handed = [self._handed.pop(e.seq, None) for e in entries]
+        return [(e, h[1].notification() if h else _decode(e)) for e, h in zip(entries, handed, strict=True)]
+
+    async def _read(self, after: int) -> Batch:
+        return [(e, _decode(e)) for e in await self._store.inbox(after=after, limit=self._batch_size)]
+
+    async def _read_ahead(self) -> Batch:
+        """The batch read ahead, if it starts right after the cursor (a failed write leaves it stale)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return []
+        after, reading = ahead
+        if after != self.cursor:
+            reading.cancel()
+            return []
+        return await reading
+
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead[1].cancel()
+            self._ahead = None
 
     async def drain(self) -> None:
         """Process until the inbox is empty (for shutdown and tests)."""

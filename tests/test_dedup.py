@@ -93,6 +93,18 @@ def test_duplicate_changes_nothing_but_last_seen() -> None:
     assert dup.state == replace(first, last_seen=later)
 
 
+@pytest.mark.parametrize(
+    ("after", "moves"),
+    [(timedelta(seconds=1), False), (timedelta(seconds=59), False), (timedelta(seconds=60), True)],
+)
+def test_a_duplicate_moves_last_seen_only_past_the_resolution(after: timedelta, moves: bool) -> None:
+    first = decide(None, alert(F, 0), T0, POLICY).state
+    dup = decide(first, alert(F, 0), T0 + after, POLICY)
+    assert dup.outcome is O.DUPLICATE
+    assert (dup.state is first) is not moves  # the very same state: the store writes nothing
+    assert dup.state.last_seen == (T0 + after if moves else T0)
+
+
 def test_stale_update_leaves_state_untouched() -> None:
     state = decide(None, alert(F, 10), T0, POLICY).state
     stale = decide(state, alert(R, 0, 5), T0 + timedelta(minutes=1), POLICY)

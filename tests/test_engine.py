@@ -15,7 +15,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from receiver.alertmanager import decode
+from receiver.alertmanager import validate
 from receiver.config import Settings
 from receiver.engine import COMMAND, EngineProcess, lock_path
 from receiver.metrics import Metrics
@@ -43,7 +43,7 @@ async def web_store(settings: Settings) -> AsyncIterator[SQLiteStore]:
 
 async def _accept(store: SQLiteStore, engine: EngineProcess, payload: bytes) -> int:
     seq = await store.accept(payload, NOW)
-    engine.offer(InboxEntry(seq, NOW, payload), decode(payload))
+    engine.offer(InboxEntry(seq, NOW, payload), validate(payload))
     return seq
 
 

@@ -6,8 +6,8 @@ state, events, the processing cursor) lives in the state database, written
 by another thread. SQLite takes one writer per database, so the two never
 contend; their SQL runs in parallel, outside the GIL. Reads use a third
 connection on a third thread, with the inbox attached; WAL lets readers and
-writers overlap. A checkpointer thread keeps both write-ahead logs short,
-so no commit ever pays for a checkpoint. The SQL lives in ``sqlite_tables``.
+writers overlap. Each writer checkpoints its own write-ahead log (see
+``sqlite_writer``), so the logs stay short. The SQL lives in ``sqlite_tables``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -30,10 +29,11 @@ from receiver.store.sqlite_writer import OnCommit, Writer
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-CHECKPOINT_SECONDS = 1.0
 Role = Literal["all", "web", "engine"]
 """Which process this store serves: one doing everything, the web process (it appends to the
-inbox and checkpoints it), or the engine process (it writes and checkpoints the state)."""
+inbox), or the engine process (it writes the state and never the inbox)."""
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""A write-ahead log that grew past this (a burst) is truncated back to it once checkpointed."""
 
 
 def _ignore_commit(seconds: float, size: int) -> None:
@@ -67,8 +67,6 @@ class SQLiteStore:
         self._state = Writer(str(path), self._connect_state, max_batch=max_batch, on_commit=_ignore_commit)
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._reader: sqlite3.Connection | None = None
-        self._checkpointer: threading.Thread | None = None
-        self._stop_checkpoints = threading.Event()
 
     async def open(self) -> None:
         """Open (creating and migrating when needed) both databases."""
@@ -80,8 +78,6 @@ class SQLiteStore:
         except BaseException:
             await self.close()
             raise
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="store-checkpoint", daemon=True)
-        self._checkpointer.start()
 
     async def accept(self, body: bytes, received_at: datetime) -> int:
         return await self._inbox.accept(body, received_at)
@@ -125,10 +121,6 @@ class SQLiteStore:
             await writer.run(lambda db: tables.transaction(db, lambda db: tables.heartbeat(db, now)))
 
     async def close(self) -> None:
-        self._stop_checkpoints.set()
-        if self._checkpointer is not None:
-            await asyncio.to_thread(self._checkpointer.join)
-            self._checkpointer = None
         await self._inbox.stop()
         await self._state.stop()
         if self._reader is not None:
@@ -157,7 +149,8 @@ class SQLiteStore:
             if db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise StoreError(f"{path}: cannot switch the database to WAL mode")
             db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it, off the commit path
+            db.execute("PRAGMA wal_autocheckpoint = 0")  # the writer thread does it, once its answers are out
+            db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             tables.migrate(db, schema)
         except sqlite3.Error as err:
             db.close()
@@ -171,21 +164,6 @@ class SQLiteStore:
         db = self._connect(self._path)
         db.execute("ATTACH DATABASE ? AS " + tables.INBOX_ALIAS, (str(self._inbox_path),))
         return db
-
-    def _checkpoint_loop(self) -> None:
-        """Copy both write-ahead logs into their databases, without ever blocking a writer."""
-        paths = {"all": [self._inbox_path, self._path], "web": [self._inbox_path], "engine": [self._path]}
-        connections = [self._connect(path) for path in paths[self._role]]
-        try:
-            while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
-                for db in connections:
-                    try:
-                        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    except sqlite3.Error as err:
-                        log.warning("checkpoint failed", extra={"error": str(err)})
-        finally:
-            for db in connections:
-                db.close()
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         db = self._reader

@@ -184,9 +184,11 @@ def apply(
             continue
         decisions = []
         for alert in notification.alerts:
-            decision = decide(known.get(alert.fingerprint), alert, entry.received_at)
-            known[alert.fingerprint] = decision.state
-            rows.alert(decision, alert)
+            prev = known.get(alert.fingerprint)
+            decision = decide(prev, alert, entry.received_at)
+            if decision.state is not prev:  # the same state: nothing to write
+                known[alert.fingerprint] = decision.state
+                rows.alert(decision, alert)
             decisions.append(decision)
         processed.append(rows.notification(entry, notification, tuple(decisions)))
     rows.write(db)

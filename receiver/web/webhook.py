@@ -13,7 +13,7 @@ import logging
 
 from aiohttp import web
 
-from receiver.alertmanager import InvalidNotification, Notification, decode
+from receiver.alertmanager import InvalidNotification, Valid, validate
 from receiver.ingest import Ingestor, Overloaded
 from receiver.metrics import Metrics
 from receiver.store import StoreError
@@ -42,11 +42,11 @@ class WebhookHandler:
             message = f"request body is larger than {self._max_body} bytes"
             return self._reject("rejected_too_large", request, json_error(413, message, limit=self._max_body))
         try:
-            notification = decode(body)
+            valid = validate(body)
         except InvalidNotification as err:
             problems = [{"field": field, "message": msg} for field, msg in err.problems]
             return self._reject("rejected_invalid", request, json_error(400, "invalid notification", problems=problems))
-        return await self._accept(body, notification)
+        return await self._accept(body, valid)
 
     async def _read_body(self, request: web.Request) -> bytes | None:
         if request.content_length is not None and request.content_length > self._max_body:
@@ -56,23 +56,21 @@ class WebhookHandler:
         except web.HTTPRequestEntityTooLarge:
             return None
 
-    async def _accept(self, body: bytes, notification: Notification) -> web.Response:
+    async def _accept(self, body: bytes, valid: Valid) -> web.Response:
         try:
-            seq = await self._ingestor.submit(body, notification)
+            seq = await self._ingestor.submit(body, valid)
         except Overloaded as err:
-            return self._unavailable("overloaded", str(err), notification)
+            return self._unavailable("overloaded", str(err), valid)
         except StoreError as err:
-            return self._unavailable("store_error", "the store cannot commit right now", notification, err)
-        return web.json_response({"status": "accepted", "alerts": len(notification.alerts), "inbox_seq": seq})
+            return self._unavailable("store_error", "the store cannot commit right now", valid, err)
+        return web.json_response({"status": "accepted", "alerts": valid.alert_count, "inbox_seq": seq})
 
-    def _unavailable(
-        self, result: str, message: str, notification: Notification, err: Exception | None = None
-    ) -> web.Response:
+    def _unavailable(self, result: str, message: str, valid: Valid, err: Exception | None = None) -> web.Response:
         self._metrics.count_notification(result)
         log.warning(
             "notification refused: %s",
             message,
-            extra={"group_key": notification.group_key, "error": str(err) if err else None},
+            extra={"group_key": valid.group_key, "error": str(err) if err else None},
         )
         response = json_error(503, message, retryable=True)
         response.headers["Retry-After"] = RETRY_AFTER_SECONDS

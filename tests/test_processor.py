@@ -1,0 +1,69 @@
+"""The processor: in order, nothing twice, nothing skipped, also when a write fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receiver.dedup import DedupPolicy
+from receiver.metrics import Tally
+from receiver.processor import Processor
+from receiver.store import StoreError
+from receiver.store.sqlite import SQLiteStore
+from tests.conftest import T0
+from tests.payloads import alert, body
+
+
+class FlakyStore:
+    """A real SQLite store whose first ``failures`` writes fail, as a full disk would make them."""
+
+    def __init__(self, inner: SQLiteStore, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.applied: list[list[int]] = []
+
+    async def apply(self, entries: Any, decide: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("database or disk is full")
+        self.applied.append([entry.seq for entry, _ in entries])
+        return await self.inner.apply(entries, decide)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+async def inner(tmp_path: Path) -> Any:
+    store = SQLiteStore(tmp_path / "receiver.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_batches_are_processed_in_order_reading_ahead(inner: SQLiteStore) -> None:
+    for name in "ABCDE":
+        await inner.accept(body(alert(name)), T0)
+    store = FlakyStore(inner, failures=0)
+    reports: list[tuple[int, Tally]] = []
+    processor = Processor(store, policy=DedupPolicy(), report=lambda c, t: reports.append((c, t)), batch_size=2)
+    await processor.drain()
+    assert store.applied == [[1, 2], [3, 4], [5]]
+    assert [cursor for cursor, _ in reports] == [2, 4, 5]
+    assert sum(t.notifications["accepted"] for _, t in reports) == 5
+    assert await inner.cursor() == 5
+
+
+async def test_a_failed_write_leaves_nothing_skipped_by_the_batch_read_ahead(inner: SQLiteStore) -> None:
+    for name in "ABC":
+        await inner.accept(body(alert(name)), T0)
+    store = FlakyStore(inner, failures=1)
+    processor = Processor(store, policy=DedupPolicy(), report=lambda c, t: None, batch_size=1)
+    with pytest.raises(StoreError):
+        await processor.step()  # batch [1] fails while batch [2] is being read ahead
+    assert processor.cursor == 0
+    await processor.drain()
+    assert store.applied == [[1], [2], [3]]
+    assert sorted(a.labels["alertname"] for a in await inner.list_alerts()) == ["A", "B", "C"]
