@@ -50,6 +50,10 @@ RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before starting a dead engine again."""
 _ENGINE_SETTINGS = frozenset({"data_dir", "log_level", "store", "alerts", "engine"})
 _LOCK_POLL_SECONDS = 0.1
+LINGER_SECONDS = 0.05
+"""After a partial batch the engine lets entries gather this long: at a few thousand notifications
+a second, batches of dozens instead of a few write far less (a batch of 32 wrote three times the
+log per notification of a batch of 1024), and 50 ms is nothing to an incident."""
 
 
 def lock_path(database: Path) -> Path:
@@ -192,7 +196,11 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
     )
     await store.open()
     processor = Processor(
-        store, policy=settings.alerts.policy(), report=_report, batch_size=settings.store.process_batch
+        store,
+        policy=settings.alerts.policy(),
+        report=_report,
+        batch_size=settings.store.process_batch,
+        linger=LINGER_SECONDS,
     )
     tasks = [
         asyncio.create_task(processor.run(), name="processor"),

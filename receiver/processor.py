@@ -38,12 +38,16 @@ Batch = list[tuple[InboxEntry, Notification | None]]
 class Processor:
     """Consumes the inbox, one batch per transaction."""
 
-    def __init__(self, store: Store, *, policy: DedupPolicy, report: Report, batch_size: int = 512) -> None:
+    def __init__(
+        self, store: Store, *, policy: DedupPolicy, report: Report, batch_size: int = 512, linger: float = 0.0
+    ) -> None:
+        """``linger``: seconds to let entries gather after a partial batch (fewer, larger transactions)."""
         self._store = store
         self._policy = policy
         self._decide = functools.partial(decide, policy=policy)
         self._report = report
         self._batch_size = batch_size
+        self._linger = linger
         self._wake = asyncio.Event()
         self._one_at_a_time = asyncio.Lock()
         self._handed: dict[int, tuple[InboxEntry, Valid]] = {}
@@ -74,8 +78,7 @@ class Processor:
         while True:
             self._wake.clear()
             try:
-                if await self.step():
-                    continue
+                processed = await self.step()
             except Exception as err:  # a store fault or a bug: say so, and keep the daemon processing
                 log.error(
                     "processing failed; retrying",
@@ -86,7 +89,11 @@ class Processor:
                 with contextlib.suppress(StoreError):
                     self.cursor = await self._store.cursor()
                 continue
-            await self._wake.wait()
+            if processed >= self._batch_size:  # more is waiting
+                continue
+            if not processed:
+                await self._wake.wait()
+            await asyncio.sleep(self._linger)
 
     async def step(self) -> int:
         """Process the next batch of the inbox; how many entries it held."""
@@ -95,7 +102,7 @@ class Processor:
             if not entries:
                 return 0
             last = entries[-1][0].seq
-            if not self._handed:  # nothing in memory: read and decode the next batch meanwhile
+            if len(entries) == self._batch_size and not self._handed:  # more waits: read and decode it meanwhile
                 self._ahead = (last, asyncio.create_task(self._read(after=last)))
             processed = await self._store.apply(entries, self._decide)
             self.cursor = last

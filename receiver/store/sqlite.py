@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 Role = Literal["all", "web", "engine"]
 """Which process this store serves: one doing everything, the web process (it appends to the
 inbox), or the engine process (it writes the state and never the inbox)."""
+INBOX_CHECKPOINT_SECONDS = 0.05
+"""Often, so each checkpoint (which commits wait for) is short: 0.05 s kept the p99 of the webhook
+near 20 ms where 1 s let it reach 90-170 ms."""
+STATE_CHECKPOINT_SECONDS = 0.2
+STATE_PAGE_SIZE = 1024
+"""The state is updated at random places (alerts by fingerprint): small pages write 40% less log
+per notification than 4 KiB ones (7.5 against 12.5 KiB, measured), for 5% more CPU."""
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 """A write-ahead log that grew past this (a burst) is truncated back to it once checkpointed."""
 
@@ -63,8 +70,20 @@ class SQLiteStore:
         self._inbox_path = inbox_path(path)
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout / timedelta(milliseconds=1))
-        self._inbox = Writer(str(self._inbox_path), self._connect_inbox, max_batch=max_batch, on_commit=on_commit)
-        self._state = Writer(str(path), self._connect_state, max_batch=max_batch, on_commit=_ignore_commit)
+        self._inbox = Writer(
+            str(self._inbox_path),
+            self._connect_inbox,
+            max_batch=max_batch,
+            on_commit=on_commit,
+            checkpoint_seconds=INBOX_CHECKPOINT_SECONDS,
+        )
+        self._state = Writer(
+            str(path),
+            self._connect_state,
+            max_batch=max_batch,
+            on_commit=_ignore_commit,
+            checkpoint_seconds=STATE_CHECKPOINT_SECONDS,
+        )
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._reader: sqlite3.Connection | None = None
 
@@ -140,12 +159,16 @@ class SQLiteStore:
         # Derived state needs no fsync of its own: the inbox it comes from was synced when
         # accepted, and the cursor moves in the same transaction as the state, so a power
         # loss can only roll both back together, and the entries are processed again.
-        return self._connect_writer(self._path, tables.STATE_SCHEMA, "normal")
+        return self._connect_writer(self._path, tables.STATE_SCHEMA, "normal", page_size=STATE_PAGE_SIZE)
 
-    def _connect_writer(self, path: Path, schema: str, synchronous: str) -> sqlite3.Connection:
+    def _connect_writer(
+        self, path: Path, schema: str, synchronous: str, page_size: int | None = None
+    ) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = self._connect(path)
         try:
+            if page_size is not None:  # takes effect only on a new database, before WAL mode
+                db.execute(f"PRAGMA page_size = {page_size}")
             if db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise StoreError(f"{path}: cannot switch the database to WAL mode")
             db.execute(f"PRAGMA synchronous = {synchronous.upper()}")

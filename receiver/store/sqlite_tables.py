@@ -3,9 +3,13 @@
 Functions here run on a connection handed to them, inside a transaction the
 caller opened; they never start threads or touch the event loop. Times are
 stored as integer microseconds since the epoch, label sets as sorted JSON.
-Batches are written with one statement per table, their rows passed as one
-JSON array, so the work stays inside SQLite instead of crossing into Python
-once per row.
+
+Inbox appends (a webhook request waits on each) are one statement whose rows
+come as one JSON array: one call into SQLite, one release of the interpreter
+lock. Processing writes use ``executemany``: with ``json_each`` the SQLite of
+Python 3.11 (before 3.45, no JSONB) parses each row's JSON again for every
+column it extracts, and a processing batch cost 118 us per notification
+against 88 us with ``executemany``.
 """
 
 from __future__ import annotations
@@ -89,18 +93,20 @@ _NOTIFICATION_COLUMNS = (
     "id, received_at, receiver, group_key, group_labels, external_url, truncated_alerts, alert_count"
 )
 _EVENT_COLUMNS = "fingerprint, kind, starts_at, ends_at, at, notification_id"
-_INSERT_NOTIFICATIONS = f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) {_from_json_rows(_NOTIFICATION_COLUMNS)}"
-_INSERT_EVENTS = f"INSERT INTO alert_events ({_EVENT_COLUMNS}) {_from_json_rows(_EVENT_COLUMNS)}"
-_UPSERT_ALERTS = (
-    f"INSERT INTO alerts ({_ALERT_COLUMNS}) {_from_json_rows(_ALERT_COLUMNS)} ON CONFLICT (fingerprint) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS.split(", ") if c not in ("fingerprint", "first_seen"))
+
+
+def _values(columns: str) -> str:
+    return f"({columns}) VALUES ({', '.join('?' * len(columns.split(', ')))})"
+
+
+_INSERT_NOTIFICATIONS = f"INSERT INTO notifications {_values(_NOTIFICATION_COLUMNS)}"
+_INSERT_EVENTS = f"INSERT INTO alert_events {_values(_EVENT_COLUMNS)}"
+_UPSERT_ALERTS = f"INSERT INTO alerts {_values(_ALERT_COLUMNS)} ON CONFLICT (fingerprint) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _ALERT_COLUMNS.split(", ") if c not in ("fingerprint", "first_seen")
 )
 _APPEND_INBOX = f"INSERT INTO inbox (received_at, body) {_from_json_rows('received_at, body')}"
 _LAST_SEEN = _ALERT_COLUMNS.split(", ").index("last_seen")
-_UPDATE_LAST_SEEN = (
-    "UPDATE alerts SET last_seen = seen.value ->> 1"
-    " FROM json_each(?) AS seen WHERE alerts.fingerprint = seen.value ->> 0"
-)
+_UPDATE_LAST_SEEN = "UPDATE alerts SET last_seen = ? WHERE fingerprint = ?"
 
 
 def transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -250,10 +256,10 @@ class _Rows:
             (_INSERT_NOTIFICATIONS, self.notifications),
             (_INSERT_EVENTS, self.events),
             (_UPSERT_ALERTS, list(self.changed.values())),
-            (_UPDATE_LAST_SEEN, [[fp, at] for fp, at in self.seen.items() if fp not in self.changed]),
+            (_UPDATE_LAST_SEEN, [(at, fp) for fp, at in self.seen.items() if fp not in self.changed]),
         ):
             if rows:
-                db.execute(sql, (orjson.dumps(rows).decode(),))
+                db.executemany(sql, rows)
 
 
 def expire(db: sqlite3.Connection, cutoff: int, now: int) -> list[str]:

@@ -10,11 +10,11 @@ inbox prune), so nothing starves under load. Other writes run in arrival
 order. Each job's future is settled on its own loop, only after COMMIT
 returned.
 
-The thread also checkpoints its write-ahead log, every
-``CHECKPOINT_SECONDS`` that saw a write, right after settling a write's
-futures: the answers are out before the checkpoint starts, and since this
-thread is the only writer, the checkpoint catches up with the whole log and
-the next write starts it again from the beginning. (A checkpointer on its
+The thread also checkpoints its write-ahead log, every ``checkpoint_seconds``
+that saw a write, right after settling a write's futures: the answers are out
+before the checkpoint starts, and since this thread is the only writer, the
+checkpoint catches up with the whole log and the next write starts it again
+from the beginning. (A checkpointer on its
 own thread never catches up with a writer that commits every millisecond: the
 log grew to hundreds of megabytes in seconds, and flushing it stalled every
 other fsync on the disk, the inbox's included.)
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 OnCommit = Callable[[float, int], None]
 """Told each inbox commit's duration in seconds and how many webhook bodies it held."""
 MAX_DEFER_SECONDS = 0.02
-CHECKPOINT_SECONDS = 0.2
 
 
 @dataclass
@@ -82,14 +81,17 @@ class Writer:
         *,
         max_batch: int,
         on_commit: OnCommit,
+        checkpoint_seconds: float,
     ) -> None:
         self._name = name
         self._connect = connect
         self._max_batch = max_batch
+        self._checkpoint_seconds = checkpoint_seconds
         self._on_commit = on_commit
         self._accepts: collections.deque[_AcceptJob] = collections.deque()
         self._others: collections.deque[_Job | _Stop] = collections.deque()
         self._ready = threading.Condition()
+        self._waiting = False  # the thread sleeps on _ready: only then does a new job need to wake it
         self._thread: threading.Thread | None = None
         self._running = False
 
@@ -152,7 +154,8 @@ class Writer:
                 self._accepts.append(job)
             else:
                 self._others.append(job)
-            self._ready.notify()
+            if self._waiting:
+                self._ready.notify()
 
     def _serve(self, db: sqlite3.Connection) -> None:
         last_checkpoint = time.monotonic()
@@ -165,7 +168,7 @@ class Writer:
                 self._run_one(db, work)
             else:
                 self._accept_group(db, work)
-            if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
+            if time.monotonic() - last_checkpoint >= self._checkpoint_seconds:
                 _checkpoint(db, self._name)
                 last_checkpoint = time.monotonic()
 
@@ -173,7 +176,9 @@ class Writer:
         """The waiting appends (up to max_batch), unless another write is overdue."""
         with self._ready:
             while not self._accepts and not self._others:
+                self._waiting = True
                 self._ready.wait()
+                self._waiting = False
             if self._accepts and not self._other_overdue():
                 count = min(len(self._accepts), self._max_batch)
                 return [self._accepts.popleft() for _ in range(count)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+import orjson
 from aiohttp import web
 
 from receiver.alertmanager import InvalidNotification, Valid, validate
@@ -63,7 +64,8 @@ class WebhookHandler:
             return self._unavailable("overloaded", str(err), valid)
         except StoreError as err:
             return self._unavailable("store_error", "the store cannot commit right now", valid, err)
-        return web.json_response({"status": "accepted", "alerts": valid.alert_count, "inbox_seq": seq})
+        payload = orjson.dumps({"status": "accepted", "alerts": valid.alert_count, "inbox_seq": seq})
+        return web.Response(body=payload, content_type="application/json")
 
     def _unavailable(self, result: str, message: str, valid: Valid, err: Exception | None = None) -> web.Response:
         self._metrics.count_notification(result)
