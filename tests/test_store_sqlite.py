@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import pytest
 from receiver.alertmanager import Alert, Notification, decode
 from receiver.dedup import AlertState, Decision, DedupPolicy, Outcome, Status, decide
 from receiver.store import InboxEntry, Processed, StoreError
+from receiver.store import sqlite as sqlite_store
 from receiver.store.sqlite import SQLiteStore, inbox_path
 from tests.conftest import T0, fixture_bytes
 
@@ -212,3 +214,20 @@ async def test_empty_notification_is_processed_without_news(store: SQLiteStore) 
     empty = Notification("r", "firing", (), "{}:{}", {}, {}, {}, "", 0)
     [result] = await store.apply([entry(1, empty)], DECIDE)
     assert result.decisions == () and result.notification_id is None
+
+
+async def test_write_ahead_logs_stay_bounded_under_continuous_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "INBOX_LOG_LIMIT_FRAMES", 256)  # 1 MiB: the writer's own checkpoint kicks in
+    store = SQLiteStore(tmp_path / "r.db", role="web")
+    await store.open()
+    try:
+        payload = b'{"version": "4", "alerts": [], "pad": "' + b"x" * 3000 + b'"}'
+        for _ in range(40):  # 40 rounds of 64 concurrent appends: about 8 MiB of bodies
+            await asyncio.gather(*(store.accept(payload, T0) for _ in range(64)))
+        wal = inbox_path(tmp_path / "r.db").with_name("r-inbox.db-wal")
+        assert wal.stat().st_size < 4 * 1024 * 1024, f"the inbox log grew to {wal.stat().st_size} bytes"
+        assert len(await store.inbox(after=0, limit=10_000)) == 40 * 64
+    finally:
+        await store.close()
