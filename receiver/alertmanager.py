@@ -113,8 +113,8 @@ def _parse_time_text(value: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _required_time(value: object) -> datetime:
-    parsed = parse_time(value)
+def _required_time_text(value: str) -> datetime:
+    parsed = _parse_time_text(value)
     if parsed is None:
         raise ValueError("must be set (got Go's zero time)")
     return parsed
@@ -209,27 +209,27 @@ def validate(body: bytes) -> Valid:
     except UnicodeDecodeError as err:  # JSON text is UTF-8; the inbox stores it as such
         raise InvalidNotification([("body", f"not valid JSON: not UTF-8 at byte {err.start}")]) from None
     problems: list[tuple[str, str]] = []
-    times = tuple(_times(a, f"alerts[{i}]", problems) for i, a in enumerate(wire.alerts))
+    times = tuple(_times(a, i, problems) for i, a in enumerate(wire.alerts))
     if problems:
         raise InvalidNotification(problems)
     return Valid(wire, times)  # type: ignore[arg-type]  # no None left once there are no problems
 
 
-def _times(wire: _WireAlert, path: str, problems: list[tuple[str, str]]) -> tuple[datetime, datetime | None] | None:
-    """(startsAt, endsAt) of an alert, or None with what is wrong with them added to ``problems``."""
+def _times(wire: _WireAlert, index: int, problems: list[tuple[str, str]]) -> tuple[datetime, datetime | None] | None:
+    """(startsAt, endsAt) of alert ``index``, or None with what is wrong with them added to ``problems``."""
     starts = ends = None
-    try:
-        starts = _required_time(wire.startsAt)
+    try:  # both are strings already: straight to the cached parser
+        starts = _required_time_text(wire.startsAt)
     except ValueError as err:
-        problems.append((f"{path}.startsAt", str(err)))
+        problems.append((f"alerts[{index}].startsAt", str(err)))
     try:
-        ends = parse_time(wire.endsAt) if wire.endsAt is not None else None
+        ends = _parse_time_text(wire.endsAt) if wire.endsAt is not None else None
     except ValueError as err:
-        problems.append((f"{path}.endsAt", str(err)))
+        problems.append((f"alerts[{index}].endsAt", str(err)))
     if starts is None:
         return None
     if ends is not None and ends < starts:
-        problems.append((f"{path}.endsAt", "must not be before startsAt"))
+        problems.append((f"alerts[{index}].endsAt", "must not be before startsAt"))
         return None
     return starts, ends
 

@@ -26,6 +26,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import queue
 import sqlite3
 import threading
 import time
@@ -89,10 +90,10 @@ class Writer:
         self._checkpoint_seconds = checkpoint_seconds
         self._checkpoint_requested = threading.Event()
         self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Job | _AcceptJob | _Stop] = queue.SimpleQueue()
+        # Taken off the queue, not written yet; touched by the writer thread only.
         self._accepts: collections.deque[_AcceptJob] = collections.deque()
         self._others: collections.deque[_Job | _Stop] = collections.deque()
-        self._ready = threading.Condition()
-        self._waiting = False  # the thread sleeps on _ready: only then does a new job need to wake it
         self._thread: threading.Thread | None = None
         self._running = False
 
@@ -154,13 +155,7 @@ class Writer:
         self._checkpoint_requested.set()
 
     def _put(self, job: _Job | _AcceptJob | _Stop) -> None:
-        with self._ready:
-            if isinstance(job, _AcceptJob):
-                self._accepts.append(job)
-            else:
-                self._others.append(job)
-            if self._waiting:
-                self._ready.notify()
+        self._queue.put(job)  # C code: no lock taken in Python, and it wakes the thread only if it sleeps
 
     def _serve(self, db: sqlite3.Connection) -> None:
         last_checkpoint = time.monotonic()
@@ -183,15 +178,23 @@ class Writer:
 
     def _next(self) -> list[_AcceptJob] | _Job | _Stop:
         """The waiting appends (up to max_batch), unless another write is overdue."""
-        with self._ready:
-            while not self._accepts and not self._others:
-                self._waiting = True
-                self._ready.wait()
-                self._waiting = False
-            if self._accepts and not self._other_overdue():
-                count = min(len(self._accepts), self._max_batch)
-                return [self._accepts.popleft() for _ in range(count)]
-            return self._others.popleft()
+        if not self._accepts and not self._others:
+            self._sort(self._queue.get())  # sleeps until there is work
+        while True:  # and whatever else is queued already
+            try:
+                self._sort(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if self._accepts and not self._other_overdue():
+            count = min(len(self._accepts), self._max_batch)
+            return [self._accepts.popleft() for _ in range(count)]
+        return self._others.popleft()
+
+    def _sort(self, job: _Job | _AcceptJob | _Stop) -> None:
+        if isinstance(job, _AcceptJob):
+            self._accepts.append(job)
+        else:
+            self._others.append(job)
 
     def _other_overdue(self) -> bool:
         oldest = self._others[0] if self._others else None
