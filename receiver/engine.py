@@ -113,8 +113,11 @@ class EngineProcess:
     def _wake(self) -> None:
         self._wake_pending = False
         proc = self._proc
-        if proc is not None and proc.stdin is not None and not proc.stdin.is_closing():
-            proc.stdin.write(b"%d\n" % self._latest)
+        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+            return
+        if proc.stdin.transport.get_write_buffer_size():
+            return  # the engine has not read the last wake-up yet: one is enough
+        proc.stdin.write(b"%d\n" % self._latest)
 
     async def _supervise(self) -> None:
         first, longest = RESTART_BACKOFF_SECONDS

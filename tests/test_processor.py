@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +69,31 @@ async def test_a_failed_write_leaves_nothing_skipped_by_the_batch_read_ahead(inn
     await processor.drain()
     assert store.applied == [[1], [2], [3]]
     assert sorted(a.labels["alertname"] for a in await inner.list_alerts()) == ["A", "B", "C"]
+
+
+async def test_after_a_partial_batch_entries_gather_for_the_linger_then_go_in_one_batch(inner: SQLiteStore) -> None:
+    for name in "ABC":
+        await inner.accept(body(alert(name)), T0)
+    store = FlakyStore(inner, failures=0)
+    processor = Processor(store, policy=DedupPolicy(), report=lambda c, t: None, batch_size=10, linger=0.5)
+    running = asyncio.create_task(processor.run())
+    try:
+        for _ in range(100):  # the first batch goes at once
+            if store.applied:
+                break
+            await asyncio.sleep(0.01)
+        assert store.applied == [[1, 2, 3]]
+        for name in "DEF":  # arrive while the processor lingers after its partial batch
+            await inner.accept(body(alert(name)), T0)
+            processor.wake()
+        await asyncio.sleep(0.1)
+        assert store.applied == [[1, 2, 3]], "processed before the linger ended"
+        for _ in range(200):
+            if len(store.applied) > 1:
+                break
+            await asyncio.sleep(0.01)
+        assert store.applied == [[1, 2, 3], [4, 5, 6]]  # together, in one transaction
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
