@@ -16,8 +16,10 @@ from receiver.alertmanager import Alert, Notification, decode
 from receiver.dedup import AlertState, Decision, DedupPolicy, Outcome, Status, decide
 from receiver.store import InboxEntry, Processed, StoreError
 from receiver.store import sqlite as sqlite_store
+from receiver.store import sqlite_tables as tables
 from receiver.store.sqlite import SQLiteStore, inbox_path
 from tests.conftest import T0, fixture_bytes
+from tests.payloads import alert, body
 
 DECIDE = functools.partial(decide, policy=DedupPolicy())
 FIRING_BODY = fixture_bytes("02-firing-crashlooping-3-pods.json")
@@ -231,3 +233,66 @@ async def test_write_ahead_logs_stay_bounded_under_continuous_appends(
         assert len(await store.inbox(after=0, limit=10_000)) == 40 * 64
     finally:
         await store.close()
+
+
+def _rows_per_fingerprint(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as db:
+        return dict(db.execute("SELECT fingerprint, count(*) FROM alerts GROUP BY fingerprint"))
+
+
+async def test_a_rolled_back_batch_gives_no_alert_a_second_row(store: SQLiteStore, tmp_path: Path) -> None:
+    def explode(prev: AlertState | None, alert: Alert, now: datetime) -> Decision:
+        if alert.fingerprint == MIXED.alerts[-1].fingerprint:
+            raise RuntimeError("boom")
+        return DECIDE(prev, alert, now)
+
+    with pytest.raises(RuntimeError):
+        await store.apply([entry(1, FIRING), entry(2, MIXED)], explode)
+    await store.apply([entry(1, FIRING)], DECIDE)
+    await store.apply([entry(2, MIXED, 1)], DECIDE)
+    counts = _rows_per_fingerprint(tmp_path / "r.db")
+    assert set(counts.values()) == {1}
+    assert set(counts) == {a.fingerprint for a in (*FIRING.alerts, *MIXED.alerts)}
+
+
+async def test_an_alert_written_by_another_store_is_found_not_inserted_again(tmp_path: Path) -> None:
+    first, second = SQLiteStore(tmp_path / "r.db"), SQLiteStore(tmp_path / "r.db")
+    await first.open()
+    await second.open()
+    try:
+        await first.apply([entry(1, FIRING)], DECIDE)  # the first store knows its rows now
+        other = decode(body(alert("OnlyTheSecondWroteIt")))
+        await second.apply([entry(2, other, 1)], DECIDE)  # the second adds a row the first has not seen
+        [processed] = await first.apply([entry(3, other, 2)], DECIDE)
+        assert {d.outcome for d in processed.decisions} <= {Outcome.DUPLICATE}
+        assert set(_rows_per_fingerprint(tmp_path / "r.db").values()) == {1}
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with sqlite3.connect(path) as db:  # the layout of schema version 1: alerts keyed by fingerprint
+        db.executescript(
+            tables.STATE_SCHEMA.replace(
+                "id            INTEGER PRIMARY KEY,  -- in order of first sight: a new alert is appended\n", ""
+            ).replace("fingerprint   TEXT NOT NULL,", "fingerprint   TEXT PRIMARY KEY NOT NULL,")
+            + "PRAGMA user_version = 1;"
+        )
+        db.execute(
+            "INSERT INTO alerts VALUES ('00000000000000aa', 'firing', 1, NULL, 1, 1, 1, '[]', ?, '{}', '')",
+            ('{"a":"b"}',),
+        )
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        [old] = await store.list_alerts()
+        assert (old.state.fingerprint, old.labels) == ("00000000000000aa", {"a": "b"})
+        await store.apply([entry(1, FIRING)], DECIDE)
+        assert len(await store.list_alerts()) == 1 + len(FIRING.alerts)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == tables.STATE_SCHEMA_VERSION
+        assert db.execute("SELECT id FROM alerts WHERE fingerprint = '00000000000000aa'").fetchone() == (1,)

@@ -44,9 +44,6 @@ STATE_CHECKPOINT_SECONDS = 1.0
 """The state's hot pages are rewritten by every batch; checkpointing once a second flushes each of
 them once a second: the engine wrote 18 KiB per notification to the disk, against 26 KiB at
 0.2 s, and the half-peak p99 was 20-28 ms over three runs against 14-75 ms over five."""
-STATE_PAGE_SIZE = 1024
-"""The state is updated at random places (alerts by fingerprint): small pages write 40% less log
-per notification than 4 KiB ones (7.5 against 12.5 KiB, measured), for 5% more CPU."""
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 """A write-ahead log that grew past this (a burst) is truncated back to it once checkpointed."""
 
@@ -94,6 +91,7 @@ class SQLiteStore:
         )
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._reader: sqlite3.Connection | None = None
+        self._ids = tables.AlertIds()
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
 
@@ -124,7 +122,16 @@ class SQLiteStore:
         return await self._read(tables.backlog)
 
     async def apply(self, entries: Sequence[tuple[InboxEntry, Notification | None]], decide: Decide) -> list[Processed]:
-        return await self._state.run(lambda db: tables.transaction(db, lambda db: tables.apply(db, entries, decide)))
+        return await self._state.run(lambda db: self._apply(db, entries, decide))
+
+    def _apply(
+        self, db: sqlite3.Connection, entries: Sequence[tuple[InboxEntry, Notification | None]], decide: Decide
+    ) -> list[Processed]:
+        """On the state writer thread, the only one that touches ``self._ids``."""
+        ids = self._ids
+        processed, added = tables.transaction(db, lambda db: tables.apply(db, entries, decide, ids))
+        ids.add(added)  # only once committed: a rolled-back batch leaves the ids as they were
+        return processed
 
     async def prune_inbox(self, before: datetime) -> int:
         processed = await self.cursor()
@@ -170,28 +177,26 @@ class SQLiteStore:
         return db
 
     def _connect_inbox(self) -> sqlite3.Connection:
-        return self._connect_writer(self._inbox_path, tables.INBOX_SCHEMA, self._synchronous)
+        return self._connect_writer(self._inbox_path, tables.migrate_inbox, self._synchronous)
 
     def _connect_state(self) -> sqlite3.Connection:
         # Derived state needs no fsync of its own: the inbox it comes from was synced when
         # accepted, and the cursor moves in the same transaction as the state, so a power
         # loss can only roll both back together, and the entries are processed again.
-        return self._connect_writer(self._path, tables.STATE_SCHEMA, "normal", page_size=STATE_PAGE_SIZE)
+        return self._connect_writer(self._path, tables.migrate_state, "normal")
 
     def _connect_writer(
-        self, path: Path, schema: str, synchronous: str, page_size: int | None = None
+        self, path: Path, migrate: Callable[[sqlite3.Connection], None], synchronous: str
     ) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = self._connect(path)
         try:
-            if page_size is not None:  # takes effect only on a new database, before WAL mode
-                db.execute(f"PRAGMA page_size = {page_size}")
             if db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise StoreError(f"{path}: cannot switch the database to WAL mode")
             db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             db.execute("PRAGMA wal_autocheckpoint = 0")  # the writer thread does it, once its answers are out
             db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-            tables.migrate(db, schema)
+            migrate(db)
         except sqlite3.Error as err:
             db.close()
             raise StoreError(f"{path}: {err}") from err
