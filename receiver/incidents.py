@@ -1,0 +1,110 @@
+"""Incidents: their identity, their lifecycle, and the typed events of their timeline.
+
+An incident moves ``triggered`` -> ``acknowledged`` -> ``mitigated`` ->
+``resolved``; acknowledging or mitigating can be skipped, a resolved
+incident can be reopened (back to ``triggered``) when its scope fires again,
+and nothing else is allowed: an impossible transition raises
+``InvalidTransition`` (the API answers 409). Every change is a timeline event
+with the time and the reason. Pure values and functions; the engine stores
+them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+
+class IncidentStatus(StrEnum):
+    """Where an incident stands."""
+
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+
+
+class EventKind(StrEnum):
+    """What a timeline entry records. Bounded: safe as a metric label."""
+
+    ALERT_FIRED = "alert_fired"
+    ALERT_RESOLVED = "alert_resolved"
+    CORRELATED = "correlated"
+    SUPPRESSED = "suppressed"
+    CLASSIFIED = "classified"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    NOTE = "note"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+
+
+_S = IncidentStatus
+_ALLOWED = {
+    _S.TRIGGERED: {_S.ACKNOWLEDGED, _S.MITIGATED, _S.RESOLVED},
+    _S.ACKNOWLEDGED: {_S.MITIGATED, _S.RESOLVED},
+    _S.MITIGATED: {_S.RESOLVED},
+    _S.RESOLVED: {_S.TRIGGERED},
+}
+_EVENT_FOR = {
+    _S.ACKNOWLEDGED: EventKind.ACKNOWLEDGED,
+    _S.MITIGATED: EventKind.MITIGATED,
+    _S.RESOLVED: EventKind.RESOLVED,
+    _S.TRIGGERED: EventKind.REOPENED,
+}
+
+
+class InvalidTransition(ValueError):
+    """The incident cannot go from its status to the one asked (resolve twice, acknowledge a resolved one)."""
+
+
+def incident_id(day: datetime, number: int) -> str:
+    """``INC-20261122-0001``: the day it was detected (UTC) and its number that day, from 1. Pure."""
+    if number < 1:
+        raise ValueError("incident numbers start at 1")
+    return f"INC-{day:%Y%m%d}-{number:04d}"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """One entry of an incident's timeline."""
+
+    at: datetime
+    kind: EventKind
+    text: str
+    actor: str = "receiver"
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """An incident's status and the times it reached each, for MTTA and MTTR."""
+
+    status: IncidentStatus
+    detected_at: datetime
+    acknowledged_at: datetime | None = None
+    mitigated_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+    @property
+    def time_to_acknowledge(self) -> float | None:
+        """Seconds from detection to acknowledgement, once acknowledged."""
+        return None if self.acknowledged_at is None else (self.acknowledged_at - self.detected_at).total_seconds()
+
+    @property
+    def time_to_resolve(self) -> float | None:
+        """Seconds from detection to resolution, once resolved."""
+        return None if self.resolved_at is None else (self.resolved_at - self.detected_at).total_seconds()
+
+
+def transition(
+    lifecycle: Lifecycle, to: IncidentStatus, now: datetime, reason: str, actor: str = "receiver"
+) -> tuple[Lifecycle, TimelineEvent]:
+    """The lifecycle after moving to ``to``, and the event that records it. Raises InvalidTransition. Pure."""
+    if to not in _ALLOWED[lifecycle.status]:
+        raise InvalidTransition(f"an incident that is {lifecycle.status} cannot become {to}")
+    if to is IncidentStatus.TRIGGERED:  # reopened: a new episode of the same incident
+        moved = replace(lifecycle, status=to, acknowledged_at=None, mitigated_at=None, resolved_at=None)
+    else:
+        moved = replace(lifecycle, status=to, **{f"{to.value}_at": now})
+    return moved, TimelineEvent(now, _EVENT_FOR[to], reason, actor)
