@@ -17,7 +17,11 @@ from typing import Annotated, Any, Literal
 import pydantic
 import yaml
 
+from receiver import matchers
+from receiver.correlation import CorrelationPolicy, CorrelationRule
 from receiver.dedup import DedupPolicy
+from receiver.severity import Modifiers, Rule, Severity, Threshold
+from receiver.suppression import Dependency
 
 ENV_SECRETS: Mapping[str, tuple[str, ...]] = {
     "RECEIVER_WEBHOOK_TOKEN": ("webhook", "bearer_token"),
@@ -165,6 +169,147 @@ class EngineSettings(_Section):
     processing catches up from the durable inbox (``store.max_backlog`` bounds how far behind)."""
 
 
+def _valid_matcher(text: str) -> str:
+    matchers.parse(text)  # raises InvalidMatcher, a ValueError naming what is wrong
+    return text
+
+
+MatcherText = Annotated[str, pydantic.AfterValidator(_valid_matcher)]
+"""A label matcher such as ``alertname="DatabaseDown"``, checked at load and kept as text."""
+SeverityName = Literal["SEV1", "SEV2", "SEV3", "SEV4"]
+Name = Annotated[str, pydantic.Field(min_length=1)]
+
+
+class CorrelationRuleSettings(_Section):
+    """Alerts with equal values of these labels belong to one incident."""
+
+    name: Name
+    labels: Annotated[list[Name], pydantic.Field(min_length=1)]
+
+
+class CascadeSettings(_Section):
+    """More than ``alerts`` firing alerts across more than ``services`` services in a scope: a cascade."""
+
+    alerts: Annotated[int, pydantic.Field(ge=1)] = 5
+    services: Annotated[int, pydantic.Field(ge=0)] = 1
+    severity: SeverityName = "SEV1"
+
+
+class CorrelationSettings(_Section):
+    """How alerts are grouped into incidents."""
+
+    rules: list[CorrelationRuleSettings] = [
+        CorrelationRuleSettings(name="namespace", labels=["namespace"]),
+        CorrelationRuleSettings(name="cluster", labels=["cluster"]),
+    ]
+    window: Duration = timedelta(minutes=5)
+    quiet_period: Duration = timedelta(minutes=5)
+    reopen_window: Duration = timedelta(minutes=30)
+    cascade: CascadeSettings = CascadeSettings()
+    service_label: Name = "service"
+
+    def policy(self) -> CorrelationPolicy:
+        """The correlation policy these settings describe."""
+        return CorrelationPolicy(
+            rules=tuple(CorrelationRule(r.name, tuple(r.labels)) for r in self.rules),
+            window=self.window,
+            quiet_period=self.quiet_period,
+            reopen_window=self.reopen_window,
+            cascade_alerts=self.cascade.alerts,
+            cascade_services=self.cascade.services,
+            service_label=self.service_label,
+        )
+
+
+class DependencySettings(_Section):
+    """While an alert matching ``root`` fires, alerts matching ``symptoms`` with equal ``equal`` labels are symptoms."""
+
+    name: Name
+    root: Annotated[list[MatcherText], pydantic.Field(min_length=1)]
+    symptoms: Annotated[list[MatcherText], pydantic.Field(min_length=1)]
+    equal: list[Name] = []
+
+    def dependency(self) -> Dependency:
+        """The dependency these settings describe."""
+        return Dependency(
+            self.name,
+            tuple(map(matchers.parse, self.root)),
+            tuple(map(matchers.parse, self.symptoms)),
+            tuple(self.equal),
+        )
+
+
+class ThresholdSettings(_Section):
+    """A numeric condition on a label or annotation: ``name op value`` (times another value, if given)."""
+
+    name: Name
+    op: Literal[">", ">=", "<", "<="]
+    value: Annotated[float, pydantic.Field(strict=False, allow_inf_nan=False)]
+    times: Name | None = None
+
+
+class SeverityRuleSettings(_Section):
+    """One classification rule; the first that matches decides."""
+
+    name: Name
+    severity: SeverityName
+    labels: list[MatcherText] = []
+    annotations: list[MatcherText] = []
+    threshold: ThresholdSettings | None = None
+
+    def rule(self) -> Rule:
+        """The rule these settings describe."""
+        threshold = self.threshold
+        return Rule(
+            self.name,
+            Severity[self.severity],
+            tuple(map(matchers.parse, self.labels)),
+            tuple(map(matchers.parse, self.annotations)),
+            Threshold(threshold.name, threshold.op, threshold.value, threshold.times) if threshold else None,
+        )
+
+
+class SeveritySettings(_Section):
+    """Classification rules and the context modifiers."""
+
+    rules: list[SeverityRuleSettings] = []
+    tier_labels: list[Name] = ["environment", "env", "tier"]
+    tiers: dict[str, Annotated[int, pydantic.Field(ge=-3, le=3)]] = {
+        "production": 0,
+        "prod": 0,
+        "staging": 1,
+        "stage": 1,
+        "development": 2,
+        "dev": 2,
+    }
+    services_escalate_at: Annotated[int, pydantic.Field(ge=1)] = 3
+
+
+class IncidentSettings(_Section):
+    """Correlation, suppression and severity: how alerts become incidents."""
+
+    correlation: CorrelationSettings = CorrelationSettings()
+    suppression: list[DependencySettings] = []
+    severity: SeveritySettings = SeveritySettings()
+
+    def rules(self) -> tuple[Rule, ...]:
+        """The severity rules, in order."""
+        return tuple(r.rule() for r in self.severity.rules)
+
+    def modifiers(self) -> Modifiers:
+        """The severity modifiers."""
+        return Modifiers(
+            tier_labels=tuple(self.severity.tier_labels),
+            tiers=dict(self.severity.tiers),
+            services_escalate_at=self.severity.services_escalate_at,
+            cascade_severity=Severity[self.correlation.cascade.severity],
+        )
+
+    def dependencies(self) -> tuple[Dependency, ...]:
+        """The suppression dependencies."""
+        return tuple(d.dependency() for d in self.suppression)
+
+
 class Settings(_Section):
     """Everything the daemon is configured with."""
 
@@ -178,6 +323,7 @@ class Settings(_Section):
     store: StoreSettings = StoreSettings()
     alerts: AlertSettings = AlertSettings()
     engine: EngineSettings = EngineSettings()
+    incidents: IncidentSettings = IncidentSettings()
 
     @property
     def database_path(self) -> Path:

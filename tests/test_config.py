@@ -133,3 +133,90 @@ def test_settings_round_trip_through_json_for_the_engine_process() -> None:
     received = config.Settings.model_validate_json(json.dumps(sent))
     assert (received.store, received.alerts, received.engine) == (settings.store, settings.alerts, settings.engine)
     assert received.database_path == settings.database_path
+
+
+INCIDENTS = {
+    "correlation": {
+        "rules": [{"name": "svc", "labels": ["namespace", "service"]}],
+        "window": "10m",
+        "cascade": {"alerts": 8, "services": 2, "severity": "SEV2"},
+    },
+    "suppression": [
+        {
+            "name": "database down",
+            "root": ['alertname="DatabaseDown"'],
+            "symptoms": ['alertname=~"HighLatency|HighErrorRate"'],
+            "equal": ["namespace"],
+        }
+    ],
+    "severity": {
+        "rules": [
+            {
+                "name": "5xx above 50%",
+                "severity": "SEV1",
+                "labels": ['alertname="HighErrorRate"'],
+                "threshold": {"name": "value", "op": ">", "value": 50},
+            },
+            {
+                "name": "p95 above 3x baseline",
+                "severity": "SEV2",
+                "annotations": ['summary=~".*latency.*"'],
+                "threshold": {"name": "value", "op": ">", "value": 3, "times": "baseline"},
+            },
+        ],
+        "tiers": {"staging": 1, "canary": 1},
+    },
+}
+
+
+def test_incident_settings_become_the_policies_of_the_decisions() -> None:
+    from receiver.severity import Severity, Threshold, classify
+
+    incidents = config.load(None, {}, {"incidents": INCIDENTS}).incidents
+    policy = incidents.correlation.policy()
+    assert [(r.name, r.labels) for r in policy.rules] == [("svc", ("namespace", "service"))]
+    assert (policy.window, policy.cascade_alerts, policy.cascade_services) == (timedelta(minutes=10), 8, 2)
+    rules = incidents.rules()
+    assert [r.name for r in rules] == ["5xx above 50%", "p95 above 3x baseline"]
+    assert rules[1].threshold == Threshold("value", ">", 3.0, "baseline")
+    assert classify({"alertname": "HighErrorRate"}, {"value": "70"}, rules).severity is Severity.SEV1
+    modifiers = incidents.modifiers()
+    assert (modifiers.tiers, modifiers.cascade_severity) == ({"staging": 1, "canary": 1}, Severity.SEV2)
+    [dependency] = incidents.dependencies()
+    assert dependency.root[0].matches({"alertname": "DatabaseDown"}) and dependency.equal == ("namespace",)
+
+
+def test_default_incident_settings_correlate_by_namespace_then_cluster() -> None:
+    incidents = config.Settings().incidents
+    assert [r.labels for r in incidents.correlation.policy().rules] == [("namespace",), ("cluster",)]
+    assert incidents.rules() == () and incidents.dependencies() == ()
+
+
+@pytest.mark.parametrize(
+    ("where", "bad", "key", "message"),
+    [
+        (("suppression", 0, "root", 0), 'alertname="unclosed', "incidents.suppression.0.root.0", "is not a matcher"),
+        (("severity", "rules", 0, "labels", 0), 'x=~"("', "incidents.severity.rules.0.labels.0", "regular expression"),
+        (("severity", "rules", 0, "severity"), "SEV5", "incidents.severity.rules.0.severity", "'SEV1'"),
+        (("severity", "rules", 0, "threshold", "op"), "=>", "incidents.severity.rules.0.threshold.op", "'>'"),
+        (("correlation", "rules", 0, "labels"), [], "incidents.correlation.rules.0.labels", "at least 1"),
+        (("correlation", "window"), "soon", "incidents.correlation.window", "not a duration"),
+    ],
+)
+def test_bad_incident_settings_name_the_key(where: tuple[Any, ...], bad: Any, key: str, message: str) -> None:
+    raw = json.loads(json.dumps(INCIDENTS))
+    node = raw
+    for part in where[:-1]:
+        node = node[part]
+    node[where[-1]] = bad
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(None, {}, {"incidents": raw})
+    problems = dict(caught.value.problems)
+    assert key in problems, problems
+    assert message in problems[key]
+
+
+def test_incident_settings_round_trip_through_json_for_the_engine_process() -> None:
+    settings = config.load(None, {}, {"incidents": INCIDENTS})
+    sent = settings.model_dump(mode="json", include={"incidents"})
+    assert config.Settings.model_validate_json(json.dumps(sent)).incidents == settings.incidents
