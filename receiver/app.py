@@ -32,7 +32,7 @@ from receiver.metrics import Metrics
 from receiver.processor import Processor, expiry_loop
 from receiver.store import Store, StoreError
 from receiver.store.sqlite import SQLiteStore
-from receiver.web import errors, health
+from receiver.web import errors, health, openapi
 from receiver.web.alerts_api import AlertsApi
 from receiver.web.auth import Credentials
 from receiver.web.scrape import Scrape
@@ -115,6 +115,7 @@ def _routes(
     alerts = AlertsApi(store, Credentials.for_api(settings.api), policy, clock)
     app.router.add_post("/api/v1/alerts", webhook.handle)
     app.router.add_get("/api/v1/alerts", alerts.list)
+    app.router.add_get("/api/v1/openapi.yaml", openapi.document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.Readiness(store).handle)
     app.router.add_get("/metrics", Scrape(metrics, store, lambda: ingestor.pending).handle)
