@@ -134,7 +134,10 @@ async def _inline(
 ) -> AsyncIterator[None]:
     processing = asyncio.create_task(processor.run(), name="processor")
     upkeep = [
-        asyncio.create_task(expiry_loop(processor, clock, settings.alerts.expiry_check_interval), name="expiry"),
+        asyncio.create_task(
+            expiry_loop(processor, clock, settings.alerts.expiry_check_interval, settings.alerts.retention),
+            name="expiry",
+        ),
         asyncio.create_task(_prune_loop(store, clock, settings), name="prune"),
     ]
     _log_start(settings)

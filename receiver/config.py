@@ -29,7 +29,7 @@ ENV_SECRETS: Mapping[str, tuple[str, ...]] = {
     "RECEIVER_API_TOKEN": ("api", "token"),
 }
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")
 
 
@@ -42,16 +42,16 @@ class ConfigError(ValueError):
 
 
 def parse_duration(value: object) -> timedelta:
-    """Parse ``90``/``1.5`` (seconds) or Go-style ``1h30m``, ``5m``, ``10s``, ``250ms``."""
+    """Parse ``90``/``1.5`` (seconds) or Prometheus-style ``1w``, ``7d``, ``1h30m``, ``5m``, ``10s``, ``250ms``."""
     if isinstance(value, bool):
-        raise ValueError("must be a duration like 30s, 5m or 1h, or a number of seconds")
+        raise ValueError("must be a duration like 30s, 5m, 1h or 7d, or a number of seconds")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value.strip())) and any(m.groups()):
-        h, mins, s, ms = (int(g or 0) for g in m.groups())
-        seconds = h * 3600 + mins * 60 + s + ms / 1000
+        w, d, h, mins, s, ms = (int(g or 0) for g in m.groups())
+        seconds = ((w * 7 + d) * 24 + h) * 3600 + mins * 60 + s + ms / 1000
     else:
-        raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h")
+        raise ValueError(f"{value!r} is not a duration like 30s, 5m, 1h or 7d")
     if seconds <= 0:
         raise ValueError("must be positive")
     return timedelta(seconds=seconds)
@@ -149,6 +149,8 @@ class AlertSettings(_Section):
 
     expire_after: Duration = timedelta(hours=12)
     expiry_check_interval: Duration = timedelta(minutes=1)
+    retention: Duration = timedelta(days=7)
+    """Resolved and expired alerts are forgotten this long after their last change (checked with expiry)."""
     flap_threshold: Annotated[int, pydantic.Field(ge=1)] = 4
     flap_window: Duration = timedelta(hours=1)
 

@@ -207,7 +207,10 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
     )
     tasks = [
         asyncio.create_task(processor.run(), name="processor"),
-        asyncio.create_task(expiry_loop(processor, utc_now, settings.alerts.expiry_check_interval), name="expiry"),
+        asyncio.create_task(
+            expiry_loop(processor, utc_now, settings.alerts.expiry_check_interval, settings.alerts.retention),
+            name="expiry",
+        ),
     ]
     log.info("engine started", extra={"store": str(settings.database_path), "pid": os.getpid()})
     try:

@@ -123,6 +123,14 @@ class Processor:
             self._report(self.cursor, Tally(expired=len(expired)))
         return expired
 
+    async def forget(self, before: datetime) -> int:
+        """Forget resolved and expired alerts unchanged since ``before``; how many."""
+        async with self._one_at_a_time:
+            forgotten = await self._store.prune_alerts(before)
+        if forgotten:
+            log.info("forgot %d resolved or expired alerts", forgotten)
+        return forgotten
+
     def _take_handed(self) -> Batch:
         """The handed-over entries that continue the cursor without a gap."""
         taken: Batch = []
@@ -186,11 +194,13 @@ def _decode(entry: InboxEntry) -> Notification | None:
         return None
 
 
-async def expiry_loop(processor: Processor, clock: Clock, interval: timedelta) -> None:
-    """Expire silent alerts every ``interval``, until cancelled."""
+async def expiry_loop(processor: Processor, clock: Clock, interval: timedelta, retention: timedelta) -> None:
+    """Every ``interval``, until cancelled: expire silent alerts, forget those resolved before ``retention``."""
     while True:
+        now = clock()
         try:
-            await processor.expire(clock())
+            await processor.expire(now)
+            await processor.forget(now - retention)
         except StoreError as err:
             log.error("expiry failed", extra={"error": str(err)})
         await asyncio.sleep(interval.total_seconds())

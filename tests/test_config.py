@@ -74,7 +74,17 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), (90, 90), (1.5, 1.5), ("2h", 7200)],
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("250ms", 0.25),
+        (90, 90),
+        (1.5, 1.5),
+        ("2h", 7200),
+        ("7d", 604800),
+        ("1w1d12h", 734400),
+    ],
 )
 def test_durations(text: Any, expected: float) -> None:
     assert config.parse_duration(text) == timedelta(seconds=expected)

@@ -401,6 +401,20 @@ async def test_silent_firing_alert_expires_and_a_repeat_revives_it(make_client: 
     assert [a["labels"]["alertname"] for a in await _listed(client, "firing")] == ["Silent"]
 
 
+async def test_resolved_alerts_are_forgotten_after_the_retention_firing_ones_never(
+    make_client: MakeClient, clock: Clock
+) -> None:
+    client = await make_client(alerts={"retention": "1h", "expire_after": "48h", "expiry_check_interval": "20ms"})
+    await _post_all(client, alert("StaysFiring"), alert("Resolves"))
+    await _post_all(client, alert("Resolves", status="resolved"))
+    clock.advance(hours=2)
+
+    async def forgotten() -> bool:
+        return [a["labels"]["alertname"] for a in await _listed(client, "firing,resolved,expired")] == ["StaysFiring"]
+
+    await _wait_for(forgotten, "the upkeep loop to forget the resolved alert")
+
+
 async def test_an_alert_that_keeps_flipping_is_flagged_flapping(make_client: MakeClient, clock: Clock) -> None:
     client = await make_client(alerts={"flap_threshold": 2, "flap_window": "1h"})
     for episode in range(3):

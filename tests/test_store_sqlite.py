@@ -296,3 +296,34 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == tables.STATE_SCHEMA_VERSION
         assert db.execute("SELECT id FROM alerts WHERE fingerprint = '00000000000000aa'").fetchone() == (1,)
+
+
+async def test_resolved_and_expired_alerts_are_forgotten_after_the_retention(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    await store.apply([entry(1, FIRING)], DECIDE)  # three firing pods
+    await store.apply([entry(2, MIXED, 10)], DECIDE)  # one of them resolves at minute 10
+    [resolved] = [a.state.fingerprint for a in await store.list_alerts(frozenset({Status.RESOLVED}))]
+    assert await store.prune_alerts(at(10)) == 0  # changed at minute 10: not before it
+    assert await store.prune_alerts(at(11)) == 1
+    remaining = await store.list_alerts()
+    assert resolved not in {a.state.fingerprint for a in remaining}
+    assert {a.state.status for a in remaining} == {Status.FIRING}  # firing alerts are never forgotten
+    # it fires again later: a new row, not an update of the deleted one
+    again = replace(FIRING, alerts=tuple(replace(a, starts_at=at(20)) for a in FIRING.alerts))
+    [processed] = await store.apply([entry(3, again, 20)], DECIDE)
+    outcomes = {d.state.fingerprint: d.outcome for d in processed.decisions}
+    assert outcomes[resolved] is Outcome.FIRED
+    assert _rows_per_fingerprint(tmp_path / "r.db")[resolved] == 1
+
+
+async def test_an_alert_whose_row_was_deleted_elsewhere_gets_a_new_row_not_a_lost_update(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    await store.apply([entry(1, FIRING)], DECIDE)  # the store knows the rows' ids now
+    gone = FIRING.alerts[0].fingerprint
+    with sqlite3.connect(tmp_path / "r.db") as db:  # not the max id: the store cannot tell from it
+        db.execute("DELETE FROM alerts WHERE fingerprint = ?", (gone,))
+    later = replace(FIRING, alerts=tuple(replace(a, starts_at=at(30)) for a in FIRING.alerts))
+    await store.apply([entry(2, later, 30)], DECIDE)
+    assert _rows_per_fingerprint(tmp_path / "r.db") == {a.fingerprint: 1 for a in FIRING.alerts}

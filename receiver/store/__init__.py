@@ -109,6 +109,10 @@ class Store(Protocol):
         """How many alerts are in each status."""
         ...
 
+    async def prune_alerts(self, before: datetime) -> int:
+        """Forget resolved and expired alerts unchanged since ``before``; how many."""
+        ...
+
     async def expire(self, cutoff: datetime, now: datetime) -> list[str]:
         """Mark firing alerts last seen before ``cutoff`` expired; their fingerprints."""
         ...

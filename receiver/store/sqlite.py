@@ -146,6 +146,15 @@ class SQLiteStore:
     async def count_alerts(self) -> Mapping[Status, int]:
         return await self._read(tables.count_alerts)
 
+    async def prune_alerts(self, before: datetime) -> int:
+        return await self._state.run(lambda db: self._prune_alerts(db, tables.micros(before)))
+
+    def _prune_alerts(self, db: sqlite3.Connection, before: int) -> int:
+        """On the state writer thread, the only one that touches ``self._ids``."""
+        deleted = tables.transaction(db, lambda db: tables.prune_alerts(db, before))
+        self._ids.forget(deleted)
+        return len(deleted)
+
     async def expire(self, cutoff: datetime, now: datetime) -> list[str]:
         return await self._state.run(
             lambda db: tables.transaction(db, lambda db: tables.expire(db, tables.micros(cutoff), tables.micros(now)))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -243,6 +243,11 @@ class AlertIds:
         """Ids for alerts never seen: the next ones in order (recorded only by ``add``)."""
         return {fp: self._last + 1 + i for i, fp in enumerate(fingerprints)}
 
+    def forget(self, fingerprints: Collection[str]) -> None:
+        """Drop the ids of rows that were deleted."""
+        for fingerprint in fingerprints:
+            self._ids.pop(fingerprint, None)
+
     def add(self, added: Mapping[str, int]) -> None:
         """Record ids whose rows are committed."""
         if added:
@@ -268,6 +273,7 @@ def apply(
         raise StoreError(f"inbox entry {entries[0][0].seq} was processed already (cursor at {expected})")
     ids = ids.current(db)
     known = _load_states(db, list({a.fingerprint for _, n in entries if n for a in n.alerts}), ids)
+    stored = set(known)  # alerts that have a row now: updated; the others get one
     rows = _Rows()
     processed = []
     for entry, notification in entries:
@@ -283,7 +289,7 @@ def apply(
                 rows.alert(decision, alert)
             decisions.append(decision)
         processed.append(rows.notification(entry, notification, tuple(decisions)))
-    added = rows.write(db, ids)
+    added = rows.write(db, ids, stored)
     db.execute("UPDATE progress SET seq = ? WHERE name = 'inbox'", (entries[-1][0].seq,))
     return processed, added
 
@@ -337,9 +343,9 @@ class _Rows:
         )
         return Processed(entry.seq, notification, decisions, entry.seq)
 
-    def write(self, db: sqlite3.Connection, ids: AlertIds) -> dict[str, int]:
-        """Write every table; the ids given to alerts seen for the first time."""
-        added = ids.new([fp for fp in self.changed if ids.get(fp) is None])
+    def write(self, db: sqlite3.Connection, ids: AlertIds, stored: Collection[str]) -> dict[str, int]:
+        """Write every table; the ids given to alerts that had no row (``stored``: those that have one)."""
+        added = ids.new([fp for fp in self.changed if fp not in stored])
         inserts = [[added[fp], *row] for fp, row in self.changed.items() if fp in added]
         updates = [[*(row[i] for i in _UPDATED_AT), ids.get(fp)] for fp, row in self.changed.items() if fp not in added]
         seen = [(at, ids.get(fp)) for fp, at in self.seen.items() if fp not in self.changed]
@@ -366,6 +372,12 @@ def expire(db: sqlite3.Connection, cutoff: int, now: int) -> list[str]:
         ((fp, starts, ends, now) for _, fp, starts, ends in rows),
     )
     return [fp for _, fp, _, _ in rows]
+
+
+def prune_alerts(db: sqlite3.Connection, before: int) -> list[str]:
+    """Delete resolved and expired alerts unchanged since ``before``; their fingerprints."""
+    query = "DELETE FROM alerts WHERE status != 'firing' AND last_changed < ? RETURNING fingerprint"
+    return [fp for (fp,) in db.execute(query, (before,)).fetchall()]
 
 
 def _load_states(db: sqlite3.Connection, fps: list[str], ids: AlertIds) -> dict[str, AlertState]:
