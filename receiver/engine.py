@@ -56,6 +56,11 @@ a second, batches of dozens instead of a few write far less (a batch of 32 wrote
 log per notification of a batch of 1024), and 50 ms is nothing to an incident."""
 
 
+def settings_line(settings: Settings) -> bytes:
+    """The first line of the engine's stdin: the settings it needs, as JSON."""
+    return orjson.dumps(settings.model_dump(mode="json", include=set(_ENGINE_SETTINGS))) + b"\n"
+
+
 def lock_path(database: Path) -> Path:
     """The file whose lock the working engine holds."""
     return database.with_name(database.name + ".engine.lock")
@@ -65,7 +70,7 @@ class EngineProcess:
     """The web process's handle on the engine: starts it, wakes it, hears its progress, restarts it."""
 
     def __init__(self, settings: Settings, metrics: Metrics, *, command: Sequence[str] = COMMAND) -> None:
-        self._settings_line = orjson.dumps(settings.model_dump(mode="json", include=set(_ENGINE_SETTINGS))) + b"\n"
+        self._settings_line = settings_line(settings)
         self._metrics = metrics
         self._command = command
         self._proc: asyncio.subprocess.Process | None = None
@@ -121,7 +126,7 @@ class EngineProcess:
 
     async def _supervise(self) -> None:
         first, longest = RESTART_BACKOFF_SECONDS
-        backoff = first
+        delay = first
         loop = asyncio.get_running_loop()
         while not self._closing:
             started = loop.time()
@@ -132,9 +137,11 @@ class EngineProcess:
             if self._closing:
                 return
             self._metrics.engine_restarts.inc()
-            backoff = first if loop.time() - started > 60 else min(backoff * 2, longest)
-            log.error("the engine %s; starting it again in %.1fs", outcome, backoff)
-            await asyncio.sleep(backoff)
+            if loop.time() - started > 60:  # it had been running well: start over from the shortest wait
+                delay = first
+            log.error("the engine %s; starting it again in %.1fs", outcome, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest)
 
     async def _run_once(self) -> int:
         proc = await asyncio.create_subprocess_exec(

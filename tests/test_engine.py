@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from receiver.alertmanager import validate
 from receiver.config import Settings
-from receiver.engine import COMMAND, EngineProcess, lock_path
+from receiver.engine import COMMAND, EngineProcess, lock_path, settings_line
 from receiver.metrics import Metrics
 from receiver.store import InboxEntry
 from receiver.store.sqlite import SQLiteStore
@@ -108,7 +108,7 @@ async def test_a_dead_engine_is_started_again_and_counted(settings: Settings, we
 
 
 async def test_one_engine_at_a_time_the_second_waits_for_the_first(settings: Settings, web_store: SQLiteStore) -> None:
-    line = orjson.dumps(settings.model_dump(mode="json", include={"data_dir", "log_level", "store", "alerts"}))
+    line = settings_line(settings)
     first = await _spawn(line)
     second = None
     try:
@@ -133,7 +133,7 @@ async def test_one_engine_at_a_time_the_second_waits_for_the_first(settings: Set
 
 
 async def test_the_engine_exits_when_its_stdin_closes_as_when_the_web_process_dies(settings: Settings) -> None:
-    line = orjson.dumps(settings.model_dump(mode="json", include={"data_dir", "log_level", "store", "alerts"}))
+    line = settings_line(settings)
     proc = await _spawn(line)
     assert proc.stdin is not None
     await eventually(lambda: _locked(lock_path(settings.database_path)), "the engine to start", 20)
@@ -156,10 +156,10 @@ async def test_unreadable_progress_is_logged_not_fatal(settings: Settings, caplo
         await engine.close(grace_seconds=10)
 
 
-async def _spawn(settings_line: bytes) -> asyncio.subprocess.Process:
+async def _spawn(line: bytes) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(*COMMAND, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert proc.stdin is not None
-    proc.stdin.write(settings_line + b"\n")
+    proc.stdin.write(line)
     return proc
 
 
