@@ -179,13 +179,23 @@ class Modifiers:
 
 def modify(base: Classification, context: Context, modifiers: Modifiers) -> Classification:
     """``base`` moved by the tier, the number of services and a cascade, each move with its reason. Pure."""
-    result = base
-    tier = next(((n, context.labels[n]) for n in modifiers.tier_labels if n in context.labels), None)
+    return in_context(tiered(base, context.labels, modifiers), context.services, context.cascade, modifiers)
+
+
+def tiered(base: Classification, labels: Mapping[str, str], modifiers: Modifiers) -> Classification:
+    """``base`` moved by the environment tier of the alert's labels: the alert's own part of ``modify``. Pure."""
+    tier = next(((n, labels[n]) for n in modifiers.tier_labels if n in labels), None)
     if tier is not None and (steps := modifiers.tiers.get(tier[1].lower(), 0)):
-        result = _moved(result, steps, f"{tier[0]}={tier[1]!r}")
-    if context.services >= modifiers.services_escalate_at:
-        result = _moved(result, -1, f"{context.services} services affected")
-    if context.cascade and result.severity > modifiers.cascade_severity:
+        return _moved(base, steps, f"{tier[0]}={tier[1]!r}")
+    return base
+
+
+def in_context(worst: Classification, services: int, cascade: bool, modifiers: Modifiers) -> Classification:
+    """An incident's part of ``modify``: its worst tiered alert moved by its services and a cascade. Pure."""
+    result = worst
+    if services >= modifiers.services_escalate_at:
+        result = _moved(result, -1, f"{services} services affected")
+    if cascade and result.severity > modifiers.cascade_severity:
         severity = modifiers.cascade_severity
         result = replace(result, severity=severity, reasons=(*result.reasons, f"cascade -> {severity}"))
     return result

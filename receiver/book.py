@@ -1,0 +1,565 @@
+"""The incident book: the engine's working set of incidents, and how alert news changes it.
+
+Correlation, suppression, severity and the lifecycle are pure decisions
+(``correlation``, ``suppression``, ``severity``, ``incidents``). The book
+holds what they decide over: the open incidents and those resolved recently
+enough to be reopened, their members (alerts and symptoms), and indexes so
+that every piece of news costs the same however many alerts are open: the
+worst firing severity and the firing services are counted, not recomputed;
+candidate roots and symptoms are looked up by their ``equal`` labels; the
+cascade window is kept incrementally (and agrees with ``is_cascade``).
+
+The engine calls ``fired``/``resolved`` for each piece of news inside the
+store transaction that records it, then ``settle`` for the batch; the book
+changes as it goes and gathers what changed in ``Changes``, which the store
+writes in that same transaction. If the transaction fails, the book no
+longer matches the store: the engine throws it away and loads it again.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from receiver.correlation import CorrelationPolicy, IncidentView, Placement, Scope, place, scope_of, should_resolve
+from receiver.incidents import EventKind, IncidentStatus, Lifecycle, TimelineEvent, incident_id
+from receiver.incidents import transition as lifecycle_transition
+from receiver.matchers import match_all
+from receiver.severity import Classification, Modifiers, Rule, Severity, classify, in_context, tiered
+from receiver.suppression import Dependency, FiringRoot, Suppression, suppression
+
+Role = Literal["alert", "symptom"]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPolicy:
+    """Everything the book decides with, from the configuration."""
+
+    correlation: CorrelationPolicy = field(default_factory=CorrelationPolicy)
+    rules: tuple[Rule, ...] = ()
+    modifiers: Modifiers = field(default_factory=Modifiers)
+    dependencies: tuple[Dependency, ...] = ()
+
+
+@dataclass(slots=True)
+class Member:
+    """An alert as a member of an incident: a correlated alert, or a symptom of a root cause."""
+
+    fingerprint: str
+    labels: Mapping[str, str]
+    role: Role
+    root: str | None
+    """For a symptom: the fingerprint of its root-cause alert."""
+    firing: bool
+    classification: Classification
+    """The alert's own severity: its rules or source severity, moved by its environment tier."""
+    fired_at: datetime
+    resolved_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        """The alert's name, for people."""
+        return self.labels.get("alertname", self.fingerprint)
+
+
+class CascadeWindow:
+    """The firing alerts that fired within the window, with their services, kept as news comes.
+
+    ``is_cascade`` over the incident's firing alerts, at a cost per check that does not grow with them.
+    """
+
+    __slots__ = ("_fired", "_order", "_services")
+
+    def __init__(self) -> None:
+        self._order: collections.deque[tuple[datetime, str]] = collections.deque()
+        self._fired: dict[str, tuple[datetime, str]] = {}
+        self._services: collections.Counter[str] = collections.Counter()
+
+    def fired(self, fingerprint: str, at: datetime, service: str) -> None:
+        """An alert fired (again) at ``at``."""
+        self.resolved(fingerprint)
+        self._fired[fingerprint] = (at, service)
+        self._order.append((at, fingerprint))
+        if service:
+            self._services[service] += 1
+
+    def resolved(self, fingerprint: str) -> None:
+        """An alert stopped firing: it no longer counts."""
+        gone = self._fired.pop(fingerprint, None)
+        if gone is not None and gone[1]:
+            self._services[gone[1]] -= 1
+            if not self._services[gone[1]]:
+                del self._services[gone[1]]
+
+    def is_cascade(self, now: datetime, policy: CorrelationPolicy) -> bool:
+        """More than N alerts across more than M services fired within the window and fire still."""
+        while self._order and now - self._order[0][0] > policy.window:
+            at, fingerprint = self._order.popleft()
+            if fingerprint in self._fired and self._fired[fingerprint][0] == at:
+                self.resolved(fingerprint)
+        return len(self._fired) > policy.cascade_alerts and len(self._services) > policy.cascade_services
+
+
+@dataclass(slots=True)
+class Incident:
+    """One incident as the book keeps it."""
+
+    id: str
+    seq: int
+    """Global order of opening: the listing's newest-first key."""
+    scope: str
+    title: str
+    lifecycle: Lifecycle
+    last_activity: datetime
+    classification: Classification | None = None
+    cascade: bool = False
+    services: set[str] = field(default_factory=set)
+    members: dict[str, Member] = field(default_factory=dict)
+    firing_alerts: dict[Severity, dict[str, Classification]] = field(default_factory=dict)
+    """Firing members with the alert role, by their own severity (symptoms do not set severity)."""
+    firing_services: collections.Counter[str] = field(default_factory=collections.Counter)
+    firing: int = 0
+    """Firing members, symptoms included."""
+    window: CascadeWindow = field(default_factory=CascadeWindow)
+
+    @property
+    def status(self) -> IncidentStatus:
+        """Where the incident stands."""
+        return self.lifecycle.status
+
+    @property
+    def severity(self) -> Severity | None:
+        """Its severity, once classified."""
+        return self.classification.severity if self.classification else None
+
+    def view(self) -> IncidentView:
+        """What correlation decides with."""
+        return IncidentView(self.id, self.lifecycle.resolved_at, self.last_activity, self.firing)
+
+    def worst(self) -> Classification | None:
+        """The most severe firing alert's own classification."""
+        for severity in Severity:
+            if self.firing_alerts.get(severity):
+                return next(iter(self.firing_alerts[severity].values()))
+        return None
+
+
+@dataclass
+class Changes:
+    """What one transaction changes in the incident tables, and what it counts for the metrics."""
+
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    """Incidents to write as they are now (the book's own objects)."""
+    members: dict[tuple[str, str], Member | None] = field(default_factory=dict)
+    """(incident, fingerprint) -> the member to write, or None to delete it."""
+    events: list[tuple[str, TimelineEvent, str | None]] = field(default_factory=list)
+    """(incident, event, fingerprint of the alert it is about)."""
+    opened: list[Severity] = field(default_factory=list)
+    """The first severity of each incident classified for the first time (counted as opened then)."""
+    suppressed: int = 0
+    acknowledged: list[tuple[Severity, float]] = field(default_factory=list)
+    """(severity, seconds from detection) of each acknowledgement: MTTA."""
+    resolved: list[tuple[Severity, float]] = field(default_factory=list)
+    """(severity, seconds from detection) of each resolution: MTTR."""
+
+    def __bool__(self) -> bool:
+        return bool(self.incidents or self.members or self.events)
+
+    def touch(self, incident: Incident) -> None:
+        """Write this incident's row."""
+        self.incidents[incident.id] = incident
+
+    def event(self, incident: Incident, event: TimelineEvent, fingerprint: str | None = None) -> None:
+        """Append to an incident's timeline (and write its row)."""
+        self.touch(incident)
+        self.events.append((incident.id, event, fingerprint))
+
+
+class UnknownIncident(KeyError):
+    """No incident has this id."""
+
+
+class Book:
+    """Open and recently resolved incidents, their members, and the indexes over them."""
+
+    def __init__(self, policy: IncidentPolicy) -> None:
+        self.policy = policy
+        self.incidents: dict[str, Incident] = {}
+        self._by_scope: dict[str, list[str]] = {}
+        self._where: dict[str, str] = {}
+        """fingerprint -> the incident the alert belongs to now."""
+        self._roots: dict[tuple[int, tuple[str, ...]], dict[str, FiringRoot]] = {}
+        """Firing alerts matching dependency i's root, by their values of its ``equal`` labels."""
+        self._symptoms: dict[tuple[int, tuple[str, ...]], set[str]] = {}
+        """Firing alerts matching dependency i's symptoms, by their values of its ``equal`` labels."""
+        self._quiet: set[str] = set()
+        """Open incidents with nothing firing."""
+        self._dependents: dict[str, set[str]] = {}
+        """Root-cause fingerprint -> its symptoms."""
+        self._numbers: dict[str, int] = {}
+        """Last incident number of each day (``20261122``)."""
+        self._seq = 0
+        self._changes = Changes()
+
+    # Loading.
+
+    def restore(self, incident: Incident, numbers: Mapping[str, int], seq: int) -> None:
+        """Add an incident loaded from the store (with its members), and the counters read with it."""
+        self._numbers.update(numbers)
+        self._seq = max(self._seq, seq)
+        self.incidents[incident.id] = incident
+        self._by_scope.setdefault(incident.scope, []).append(incident.id)
+        for member in incident.members.values():
+            self._where[member.fingerprint] = incident.id
+            if member.root is not None:
+                self._dependents.setdefault(member.root, set()).add(member.fingerprint)
+            if member.firing:
+                self._index(member)
+        if incident.status is not IncidentStatus.RESOLVED and not incident.firing:
+            self._quiet.add(incident.id)
+
+    def set_counters(self, numbers: Mapping[str, int], seq: int) -> None:
+        """The last numbers given, read from the store (incidents no longer in the book included)."""
+        self._numbers.update(numbers)
+        self._seq = max(self._seq, seq)
+
+    # News, inside a transaction.
+
+    def fired(self, fingerprint: str, labels: Mapping[str, str], annotations: Mapping[str, str], now: datetime) -> None:
+        """An alert fired (or fired again, in a new episode)."""
+        where = self.incidents.get(self._where.get(fingerprint, ""))
+        member = where.members.get(fingerprint) if where else None
+        if where is not None and member is not None and where.status is not IncidentStatus.RESOLVED:
+            if member.firing:
+                return
+            if member.role == "alert" and self._suppression(fingerprint, labels) is None:
+                self._refire(where, member, labels, now)
+                self._adopt_symptoms_of(fingerprint, labels, now)
+                return
+            self._detach(where, member)  # a symptom, or one now: decided afresh below
+        own = tiered(classify(labels, annotations, self.policy.rules), labels, self.policy.modifiers)
+        self._attach(fingerprint, labels, own, now)
+
+    def resolved(self, fingerprint: str, now: datetime, *, expired: bool = False) -> None:
+        """An alert resolved (or expired: no word of it for too long)."""
+        incident = self.incidents.get(self._where.get(fingerprint, ""))
+        member = incident.members.get(fingerprint) if incident else None
+        if incident is None or member is None or not member.firing:
+            return
+        self._stop_firing(incident, member, now)
+        how = "expired: no update for too long" if expired else "resolved"
+        self._changes.event(incident, TimelineEvent(now, EventKind.ALERT_RESOLVED, f"{member.name} {how}"), fingerprint)
+        self._reevaluate_symptoms_of(fingerprint, now)
+
+    def settle(self, now: datetime) -> Changes:
+        """After a batch of news: cascades and severities of what changed; everything changed since the last."""
+        for incident in list(self._changes.incidents.values()):
+            self._check_cascade(incident, now)
+            self._classify(incident, now)
+        changes, self._changes = self._changes, Changes()
+        return changes
+
+    def discard(self) -> None:
+        """Forget changes gathered but not written (the book is reloaded after a failed transaction)."""
+        self._changes = Changes()
+
+    # Time and people.
+
+    def tick(self, now: datetime) -> Changes:
+        """Resolve incidents quiet for the quiet period; forget resolved ones past the reopen window."""
+        policy = self.policy.correlation
+        for incident in [self.incidents[i] for i in sorted(self._quiet)]:
+            if should_resolve(incident.view(), now, policy):
+                self._move(incident, IncidentStatus.RESOLVED, now, f"nothing has fired for {policy.quiet_period}")
+        for incident in list(self.incidents.values()):
+            resolved_at = incident.lifecycle.resolved_at
+            if resolved_at is not None and now - resolved_at > policy.reopen_window + policy.window:
+                self._evict(incident)
+        return self.settle(now)
+
+    def transition(self, id: str, to: IncidentStatus, now: datetime, actor: str, reason: str) -> Changes:
+        """Move an incident on behalf of a person. UnknownIncident, InvalidTransition."""
+        incident = self._get(id)
+        self._move(incident, to, now, reason, actor)
+        return self.settle(now)
+
+    def note(self, id: str, text: str, now: datetime, actor: str) -> Changes:
+        """Add a note to an incident's timeline."""
+        self._changes.event(self._get(id), TimelineEvent(now, EventKind.NOTE, text, actor))
+        return self.settle(now)
+
+    def _get(self, id: str) -> Incident:
+        try:
+            return self.incidents[id]
+        except KeyError:
+            raise UnknownIncident(id) from None
+
+    # Placing alerts.
+
+    def _attach(self, fingerprint: str, labels: Mapping[str, str], own: Classification, now: datetime) -> None:
+        """Place a firing alert that belongs to no open incident: as a symptom, or by correlation."""
+        found = self._suppression(fingerprint, labels)
+        if found is not None:
+            root_incident = self.incidents[self._where[found.root]]
+            member = Member(fingerprint, labels, "symptom", found.root, True, own, now)
+            self._join(root_incident, member, now, EventKind.SUPPRESSED, found.reason)
+            self._changes.suppressed += 1
+        else:
+            scope = scope_of(fingerprint, labels, self.policy.correlation)
+            placement = place(self._scope_views(str(scope)), now, self.policy.correlation)
+            incident = self._placed(placement, scope, labels, now)
+            member = Member(fingerprint, labels, "alert", None, True, own, now)
+            kind = EventKind.ALERT_FIRED if placement.action == "open" else EventKind.CORRELATED
+            self._join(incident, member, now, kind, placement.reason)
+        self._adopt_symptoms_of(fingerprint, labels, now)
+
+    def _placed(self, placement: Placement, scope: Scope, labels: Mapping[str, str], now: datetime) -> Incident:
+        if placement.action == "open" or placement.incident is None:
+            return self._open(scope, labels, now)
+        incident = self.incidents[placement.incident]
+        if placement.action == "reopen":
+            self._move(incident, IncidentStatus.TRIGGERED, now, placement.reason)
+        return incident
+
+    def _open(self, scope: Scope, labels: Mapping[str, str], now: datetime) -> Incident:
+        day = f"{now:%Y%m%d}"
+        self._numbers[day] = self._numbers.get(day, 0) + 1
+        self._seq += 1
+        name = labels.get("alertname", "alert")
+        where = f"{scope.rule} {','.join(scope.values)}" if scope.rule != "alert" else "its own scope"
+        incident = Incident(
+            id=incident_id(now, self._numbers[day]),
+            seq=self._seq,
+            scope=str(scope),
+            title=f"{name} in {where}",
+            lifecycle=Lifecycle(IncidentStatus.TRIGGERED, now),
+            last_activity=now,
+        )
+        self.incidents[incident.id] = incident
+        self._by_scope.setdefault(incident.scope, []).append(incident.id)
+        return incident
+
+    def _join(self, incident: Incident, member: Member, now: datetime, kind: EventKind, reason: str) -> None:
+        old = self.incidents.get(self._where.get(member.fingerprint, ""))
+        if old is not None and old is not incident:
+            old.members.pop(member.fingerprint, None)
+            self._changes.members[(old.id, member.fingerprint)] = None
+            self._changes.touch(old)
+        incident.members[member.fingerprint] = member
+        self._where[member.fingerprint] = incident.id
+        if member.root is not None:
+            self._dependents.setdefault(member.root, set()).add(member.fingerprint)
+        self._start_firing(incident, member, now)
+        self._changes.members[(incident.id, member.fingerprint)] = member
+        self._changes.event(incident, TimelineEvent(now, kind, f"{member.name} fired: {reason}"), member.fingerprint)
+
+    def _refire(self, incident: Incident, member: Member, labels: Mapping[str, str], now: datetime) -> None:
+        member.labels = labels
+        member.resolved_at = None
+        self._start_firing(incident, member, now)
+        self._changes.members[(incident.id, member.fingerprint)] = member
+        self._changes.event(
+            incident, TimelineEvent(now, EventKind.ALERT_FIRED, f"{member.name} fired again"), member.fingerprint
+        )
+
+    def _detach(self, incident: Incident, member: Member) -> None:
+        """Take a member that does not fire out of its incident."""
+        incident.members.pop(member.fingerprint, None)
+        self._changes.members[(incident.id, member.fingerprint)] = None
+        self._changes.touch(incident)
+        self._where.pop(member.fingerprint, None)
+        if member.root is not None:
+            self._dependents.get(member.root, set()).discard(member.fingerprint)
+
+    def _start_firing(self, incident: Incident, member: Member, now: datetime) -> None:
+        member.firing = True
+        member.fired_at = now
+        member.resolved_at = None
+        incident.firing += 1
+        incident.last_activity = max(incident.last_activity, now)
+        self._quiet.discard(incident.id)
+        service = member.labels.get(self.policy.correlation.service_label, "")
+        if service:
+            incident.services.add(service)
+        if member.role == "alert":
+            incident.firing_alerts.setdefault(member.classification.severity, {})[member.fingerprint] = (
+                member.classification
+            )
+            if service:
+                incident.firing_services[service] += 1
+            incident.window.fired(member.fingerprint, now, service)
+        self._index(member)
+
+    def _stop_firing(self, incident: Incident, member: Member, now: datetime) -> None:
+        member.firing = False
+        member.resolved_at = now
+        incident.firing -= 1
+        incident.last_activity = max(incident.last_activity, now)
+        if not incident.firing and incident.status is not IncidentStatus.RESOLVED:
+            self._quiet.add(incident.id)
+        if member.role == "alert":
+            incident.firing_alerts.get(member.classification.severity, {}).pop(member.fingerprint, None)
+            service = member.labels.get(self.policy.correlation.service_label, "")
+            if service:
+                incident.firing_services[service] -= 1
+                if not incident.firing_services[service]:
+                    del incident.firing_services[service]
+            incident.window.resolved(member.fingerprint)
+        self._unindex(member)
+        self._changes.members[(incident.id, member.fingerprint)] = member
+
+    # Suppression.
+
+    def _keys(self, labels: Mapping[str, str], side: Literal["root", "symptoms"]) -> list[tuple[int, tuple[str, ...]]]:
+        keys = []
+        for i, dependency in enumerate(self.policy.dependencies):
+            if match_all(dependency.root if side == "root" else dependency.symptoms, labels):
+                values = tuple(labels.get(n, "") for n in dependency.equal)
+                if all(values):
+                    keys.append((i, values))
+        return keys
+
+    def _index(self, member: Member) -> None:
+        for key in self._keys(member.labels, "root"):
+            self._roots.setdefault(key, {})[member.fingerprint] = FiringRoot(member.fingerprint, member.labels)
+        for key in self._keys(member.labels, "symptoms"):
+            self._symptoms.setdefault(key, set()).add(member.fingerprint)
+
+    def _unindex(self, member: Member) -> None:
+        for key in self._keys(member.labels, "root"):
+            self._roots.get(key, {}).pop(member.fingerprint, None)
+        for key in self._keys(member.labels, "symptoms"):
+            self._symptoms.get(key, set()).discard(member.fingerprint)
+
+    def _suppression(self, fingerprint: str, labels: Mapping[str, str]) -> Suppression | None:
+        candidates = [r for key in self._keys(labels, "symptoms") for r in self._roots.get(key, {}).values()]
+        if not candidates:
+            return None
+        return suppression(
+            fingerprint, labels, sorted(candidates, key=lambda r: r.fingerprint), self.policy.dependencies
+        )
+
+    def _adopt_symptoms_of(self, root: str, labels: Mapping[str, str], now: datetime) -> None:
+        """A root cause fired: firing alerts that are its symptoms become its (unless a root first in order has them).
+
+        Which root a symptom hangs on is the pure decision over the roots firing now, whatever the order they fired in.
+        """
+        keys = self._keys(labels, "root")
+        if not keys:
+            return
+        for fingerprint in sorted({fp for key in keys for fp in self._symptoms.get(key, ())} - {root}):
+            incident = self.incidents[self._where[fingerprint]]
+            member = incident.members[fingerprint]
+            if not member.firing:
+                continue
+            found = self._suppression(fingerprint, member.labels)  # the new root may now come first
+            if found is not None and found.root != member.root:
+                self._make_symptom(incident, member, found.root, found.reason, now)
+
+    def _make_symptom(self, incident: Incident, member: Member, root: str, reason: str, now: datetime) -> None:
+        target = self.incidents[self._where[root]]
+        self._stop_firing(incident, member, now)
+        if member.root is not None:
+            self._dependents.get(member.root, set()).discard(member.fingerprint)
+        member.role, member.root = "symptom", root
+        if target is not incident:
+            text = f"{member.name} is now a symptom in {target.id}: {reason}"
+            self._changes.event(incident, TimelineEvent(now, EventKind.SUPPRESSED, text), member.fingerprint)
+        self._join(target, member, now, EventKind.SUPPRESSED, reason)
+        self._changes.suppressed += 1
+        if not incident.members and incident.status is not IncidentStatus.RESOLVED:
+            self._move(incident, IncidentStatus.RESOLVED, now, f"all its alerts became symptoms in {target.id}")
+
+    def _reevaluate_symptoms_of(self, root: str, now: datetime) -> None:
+        """A root cause stopped firing: its symptoms that still fire are placed again."""
+        for fingerprint in sorted(self._dependents.get(root, ())):
+            incident = self.incidents.get(self._where.get(fingerprint, ""))
+            member = incident.members.get(fingerprint) if incident else None
+            if incident is None or member is None or member.root != root or not member.firing:
+                continue
+            self._stop_firing(incident, member, now)
+            self._detach(incident, member)
+            text = f"{member.name} is no longer a symptom: its root cause resolved"
+            self._changes.event(incident, TimelineEvent(now, EventKind.CORRELATED, text), member.fingerprint)
+            self._attach(member.fingerprint, member.labels, member.classification, now)
+
+    # Lifecycle, severity, cascade.
+
+    def _move(
+        self, incident: Incident, to: IncidentStatus, now: datetime, reason: str, actor: str = "receiver"
+    ) -> None:
+        lifecycle, event = lifecycle_transition(incident.lifecycle, to, now, reason, actor)
+        severity = incident.severity or Severity.SEV4
+        if to is IncidentStatus.ACKNOWLEDGED and lifecycle.time_to_acknowledge is not None:
+            self._changes.acknowledged.append((severity, lifecycle.time_to_acknowledge))
+        if to is IncidentStatus.RESOLVED and lifecycle.time_to_resolve is not None:
+            self._changes.resolved.append((severity, lifecycle.time_to_resolve))
+        incident.lifecycle = lifecycle
+        if to is IncidentStatus.RESOLVED:
+            self._quiet.discard(incident.id)
+        elif to is IncidentStatus.TRIGGERED:
+            incident.cascade = False
+            incident.last_activity = max(incident.last_activity, now)
+            if not incident.firing:
+                self._quiet.add(incident.id)
+        self._changes.event(incident, event)
+
+    def _check_cascade(self, incident: Incident, now: datetime) -> None:
+        if incident.cascade or incident.status is IncidentStatus.RESOLVED:
+            return
+        if incident.window.is_cascade(now, self.policy.correlation):
+            incident.cascade = True
+            policy = self.policy.correlation
+            text = (
+                f"cascade: more than {policy.cascade_alerts} alerts across more than"
+                f" {policy.cascade_services} services fired within {policy.window}"
+            )
+            self._changes.event(incident, TimelineEvent(now, EventKind.CLASSIFIED, text))
+
+    def _classify(self, incident: Incident, now: datetime) -> None:
+        worst = incident.worst()
+        if worst is None:
+            return  # nothing of its own fires: the severity stays what it was
+        new = in_context(worst, len(incident.firing_services), incident.cascade, self.policy.modifiers)
+        old = incident.classification
+        if old is not None and old.severity == new.severity:
+            incident.classification = new if old.reasons == new.reasons else old
+            return
+        incident.classification = new
+        if old is None:
+            text = f"classified {new.severity}: {new.reason}"
+            self._changes.opened.append(new.severity)
+        else:
+            verb = "escalated" if new.severity < old.severity else "de-escalated"
+            text = f"{verb} from {old.severity} to {new.severity}: {new.reason}"
+        self._changes.event(incident, TimelineEvent(now, EventKind.CLASSIFIED, text))
+
+    def _scope_views(self, scope: str) -> list[IncidentView]:
+        return [self.incidents[i].view() for i in self._by_scope.get(scope, ())]
+
+    def _evict(self, incident: Incident) -> None:
+        del self.incidents[incident.id]
+        ids = self._by_scope.get(incident.scope, [])
+        if incident.id in ids:
+            ids.remove(incident.id)
+        if not ids:
+            self._by_scope.pop(incident.scope, None)
+        for member in incident.members.values():
+            if self._where.get(member.fingerprint) == incident.id:
+                del self._where[member.fingerprint]
+                if member.firing:
+                    self._unindex(member)
+
+
+def snapshot(incidents: Iterable[Incident]) -> list[tuple[frozenset[str], frozenset[str], Severity | None, bool]]:
+    """Incidents as comparable values (alerts, symptoms, severity, cascade), ignoring ids and times; sorted."""
+    rows = []
+    for incident in incidents:
+        alerts = frozenset(m.fingerprint for m in incident.members.values() if m.role == "alert")
+        symptoms = frozenset(m.fingerprint for m in incident.members.values() if m.role == "symptom")
+        if alerts or symptoms:
+            rows.append((alerts, symptoms, incident.severity, incident.cascade))
+    return sorted(rows, key=lambda r: (sorted(r[0]), sorted(r[1])))
