@@ -23,6 +23,7 @@ from typing import Literal
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from receiver.book import Book
 from receiver.clock import Clock, utc_now
 from receiver.config import Settings
 from receiver.dedup import DedupPolicy
@@ -73,7 +74,12 @@ def create_app(
     run: functools.partial[AsyncIterator[None]]
     if engine == "inline":
         processor = app[PROCESSOR] = Processor(
-            store, policy=policy, report=lambda _, tally: metrics.add(tally), batch_size=settings.store.process_batch
+            store,
+            policy=policy,
+            report=lambda _, tally: metrics.add(tally),
+            batch_size=settings.store.process_batch,
+            book=Book(settings.incidents.policy()),
+            clock=clock,
         )
         ingestor = _ingestor(settings, store, processor, clock)
         run = functools.partial(

@@ -124,6 +124,8 @@ class Incident:
     firing: int = 0
     """Firing members, symptoms included."""
     window: CascadeWindow = field(default_factory=CascadeWindow)
+    stored_members: int = 0
+    """How many members the store holds, when it was read without them (listings)."""
 
     @property
     def status(self) -> IncidentStatus:
@@ -206,18 +208,17 @@ class Book:
 
     # Loading.
 
-    def restore(self, incident: Incident, numbers: Mapping[str, int], seq: int) -> None:
-        """Add an incident loaded from the store (with its members), and the counters read with it."""
-        self._numbers.update(numbers)
-        self._seq = max(self._seq, seq)
+    def restore(self, incident: Incident) -> None:
+        """Add an incident loaded from the store with its members; its counts are made again here."""
         self.incidents[incident.id] = incident
         self._by_scope.setdefault(incident.scope, []).append(incident.id)
+        incident.firing = 0
         for member in incident.members.values():
             self._where[member.fingerprint] = incident.id
             if member.root is not None:
                 self._dependents.setdefault(member.root, set()).add(member.fingerprint)
             if member.firing:
-                self._index(member)
+                self._start_firing(incident, member, member.fired_at)
         if incident.status is not IncidentStatus.RESOLVED and not incident.firing:
             self._quiet.add(incident.id)
 
@@ -272,8 +273,10 @@ class Book:
         """Resolve incidents quiet for the quiet period; forget resolved ones past the reopen window."""
         policy = self.policy.correlation
         for incident in [self.incidents[i] for i in sorted(self._quiet)]:
-            if should_resolve(incident.view(), now, policy):
-                self._move(incident, IncidentStatus.RESOLVED, now, f"nothing has fired for {policy.quiet_period}")
+            if should_resolve(incident.view(), now, policy):  # resolved when it became quiet enough, not at this tick
+                quiet_since = incident.last_activity + policy.quiet_period
+                why = f"nothing has fired for {policy.quiet_period}"
+                self._move(incident, IncidentStatus.RESOLVED, quiet_since, why)
         for incident in list(self.incidents.values()):
             resolved_at = incident.lifecycle.resolved_at
             if resolved_at is not None and now - resolved_at > policy.reopen_window + policy.window:
@@ -508,11 +511,22 @@ class Book:
         self._changes.event(incident, event)
 
     def _check_cascade(self, incident: Incident, now: datetime) -> None:
-        if incident.cascade or incident.status is IncidentStatus.RESOLVED:
+        """Marked when the cascade condition holds within the window; unmarked once fewer alerts fire than it needs.
+
+        A cascade stays marked while its breadth lasts (however long ago they fired), and ends when alerts
+        resolve or turn out to be symptoms, so the result depends on what fires, not on the order it fired in.
+        """
+        if incident.status is IncidentStatus.RESOLVED:
             return
-        if incident.window.is_cascade(now, self.policy.correlation):
+        policy = self.policy.correlation
+        if incident.cascade:
+            firing = sum(len(alerts) for alerts in incident.firing_alerts.values())
+            if firing <= policy.cascade_alerts or len(incident.firing_services) <= policy.cascade_services:
+                incident.cascade = False
+                text = f"no longer a cascade: {firing} alerts across {len(incident.firing_services)} services fire"
+                self._changes.event(incident, TimelineEvent(now, EventKind.CLASSIFIED, text))
+        elif incident.window.is_cascade(now, policy):
             incident.cascade = True
-            policy = self.policy.correlation
             text = (
                 f"cascade: more than {policy.cascade_alerts} alerts across more than"
                 f" {policy.cascade_services} services fired within {policy.window}"

@@ -18,6 +18,7 @@ import pydantic
 import yaml
 
 from receiver import matchers
+from receiver.book import IncidentPolicy
 from receiver.correlation import CorrelationPolicy, CorrelationRule
 from receiver.dedup import DedupPolicy
 from receiver.severity import Modifiers, Rule, Severity, Threshold
@@ -293,6 +294,10 @@ class IncidentSettings(_Section):
     correlation: CorrelationSettings = CorrelationSettings()
     suppression: list[DependencySettings] = []
     severity: SeveritySettings = SeveritySettings()
+
+    def policy(self) -> IncidentPolicy:
+        """Everything the incident book decides with."""
+        return IncidentPolicy(self.correlation.policy(), self.rules(), self.modifiers(), self.dependencies())
 
     def rules(self) -> tuple[Rule, ...]:
         """The severity rules, in order."""

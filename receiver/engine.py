@@ -37,6 +37,7 @@ import orjson
 
 from receiver import logs
 from receiver.alertmanager import Valid
+from receiver.book import Book
 from receiver.clock import utc_now
 from receiver.config import Settings
 from receiver.metrics import Metrics, Tally
@@ -48,7 +49,7 @@ log = logging.getLogger("receiver.engine")  # not __main__ when run with -m
 COMMAND = (sys.executable, "-m", "receiver.engine")
 RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before starting a dead engine again."""
-_ENGINE_SETTINGS = frozenset({"data_dir", "log_level", "store", "alerts", "engine"})
+_ENGINE_SETTINGS = frozenset({"data_dir", "log_level", "store", "alerts", "engine", "incidents"})
 _LOCK_POLL_SECONDS = 0.1
 LINGER_SECONDS = 0.05
 """After a partial batch the engine lets entries gather this long: at a few thousand notifications
@@ -211,6 +212,7 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
         report=_report,
         batch_size=settings.store.process_batch,
         linger=LINGER_SECONDS,
+        book=Book(settings.incidents.policy()),
     )
     tasks = [
         asyncio.create_task(processor.run(), name="processor"),

@@ -74,6 +74,8 @@ class TimelineEvent:
     kind: EventKind
     text: str
     actor: str = "receiver"
+    fingerprint: str | None = None
+    """The alert the event is about, if any."""
 
 
 @dataclass(frozen=True, slots=True)

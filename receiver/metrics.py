@@ -18,7 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from receiver import __version__
 from receiver.alertmanager import Notification
+from receiver.book import Changes
 from receiver.dedup import Decision, Outcome, Status
+from receiver.severity import Severity
 
 NOTIFICATION_RESULTS = (
     "accepted",
@@ -30,6 +32,8 @@ NOTIFICATION_RESULTS = (
     "store_error",
 )
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_RESPONSE_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
+"""Seconds: from half a minute to a day."""
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -46,6 +50,23 @@ class Tally:
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
     flapping: int = 0
     expired: int = 0
+    incidents: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Incidents opened, by their first severity."""
+    suppressed: int = 0
+    acknowledged: list[tuple[str, float]] = field(default_factory=list)
+    """(severity, seconds from detection) per acknowledgement."""
+    resolved: list[tuple[str, float]] = field(default_factory=list)
+    """(severity, seconds from detection) per resolution."""
+
+    @classmethod
+    def of_incidents(cls, changes: Changes) -> Tally:
+        """What incident changes count: opened, suppressed, times to acknowledge and resolve."""
+        return cls(
+            incidents=collections.Counter(str(s) for s in changes.opened),
+            suppressed=changes.suppressed,
+            acknowledged=[(str(s), t) for s, t in changes.acknowledged],
+            resolved=[(str(s), t) for s, t in changes.resolved],
+        )
 
     def count(self, notification: Notification | None, decisions: Sequence[Decision]) -> None:
         """Count one processed notification (None: its inbox entry could not be decoded)."""
@@ -65,17 +86,25 @@ class Tally:
             "outcomes": dict(self.outcomes),
             "flapping": self.flapping,
             "expired": self.expired,
+            "incidents": dict(self.incidents),
+            "suppressed": self.suppressed,
+            "acknowledged": self.acknowledged,
+            "resolved": self.resolved,
         }
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Tally:
-        """The Tally ``to_json`` described."""
+        """The Tally ``to_json`` described (incident counts may be missing: an engine from before them)."""
         return cls(
             notifications=collections.Counter(raw["notifications"]),
             received=collections.Counter(raw["received"]),
             outcomes=collections.Counter(raw["outcomes"]),
             flapping=int(raw["flapping"]),
             expired=int(raw["expired"]),
+            incidents=collections.Counter(raw.get("incidents", {})),
+            suppressed=int(raw.get("suppressed", 0)),
+            acknowledged=[(str(s), float(t)) for s, t in raw.get("acknowledged", [])],
+            resolved=[(str(s), float(t)) for s, t in raw.get("resolved", [])],
         )
 
 
@@ -102,6 +131,34 @@ class Metrics:
         self.flapping = Counter("receiver_alerts_flapping", "Times an alert started flapping.", registry=registry)
         self.expired = Counter(
             "receiver_alerts_expired", "Firing alerts expired after no update for too long.", registry=registry
+        )
+        self.incidents = Counter(
+            "receiver_incidents", "Incidents opened, by their first severity.", ["severity"], registry=registry
+        )
+        self.open_incidents = Gauge(
+            "receiver_open_incidents",
+            "Incidents not resolved, by severity (read at scrape time).",
+            ["severity"],
+            registry=registry,
+        )
+        self.suppressed = Counter(
+            "receiver_alerts_suppressed",
+            "Firing alerts attached to a root cause's incident as symptoms (no incident, playbook or notification).",
+            registry=registry,
+        )
+        self.time_to_acknowledge = Histogram(
+            "receiver_incident_time_to_acknowledge_seconds",
+            "Seconds from detection to acknowledgement, by severity (MTTA: sum / count).",
+            ["severity"],
+            buckets=_RESPONSE_BUCKETS,
+            registry=registry,
+        )
+        self.time_to_resolve = Histogram(
+            "receiver_incident_time_to_resolve_seconds",
+            "Seconds from detection to resolution, by severity (MTTR: sum / count).",
+            ["severity"],
+            buckets=_RESPONSE_BUCKETS,
+            registry=registry,
         )
         self.engine_restarts = Counter(
             "receiver_engine_restarts",
@@ -167,6 +224,14 @@ class Metrics:
             self.flapping.inc(tally.flapping)
         if tally.expired:
             self.expired.inc(tally.expired)
+        for severity, n in tally.incidents.items():
+            self.incidents.labels(severity).inc(n)
+        if tally.suppressed:
+            self.suppressed.inc(tally.suppressed)
+        for severity, seconds in tally.acknowledged:
+            self.time_to_acknowledge.labels(severity).observe(seconds)
+        for severity, seconds in tally.resolved:
+            self.time_to_resolve.labels(severity).observe(seconds)
 
     def observe_request(self, route: str, method: str, seconds: float) -> None:
         """Record one HTTP request's duration."""
@@ -180,8 +245,16 @@ class Metrics:
         self.commit_duration.observe(seconds)
         self.commit_batch.observe(batch)
 
-    def refresh(self, counts: Mapping[Status, int], queue_depth: int, backlog: int) -> None:
+    def refresh(
+        self,
+        counts: Mapping[Status, int],
+        queue_depth: int,
+        backlog: int,
+        open_incidents: Mapping[Severity, int] | None = None,
+    ) -> None:
         """Set the state gauges from values read just now, at scrape time."""
+        for severity in Severity:
+            self.open_incidents.labels(str(severity)).set((open_incidents or {}).get(severity, 0))
         for status in Status:
             self.alerts.labels(status.value).set(counts.get(status, 0))
         self.active_alerts.set(counts.get(Status.FIRING, 0))

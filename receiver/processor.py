@@ -17,16 +17,20 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from receiver.alertmanager import InvalidNotification, Notification, Valid, decode
-from receiver.clock import Clock
-from receiver.dedup import DedupPolicy, decide, expiry_cutoff
+from receiver.book import Book, Changes, UnknownIncident
+from receiver.clock import Clock, utc_now
+from receiver.dedup import DedupPolicy, Outcome, decide, expiry_cutoff
+from receiver.incidents import IncidentStatus
 from receiver.metrics import Tally
 from receiver.store import InboxEntry, Processed, Store, StoreError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 RETRY_SECONDS = 1.0
 HANDOFF_LIMIT = 10_000
 """Most decoded notifications kept in memory for the processor; the rest wait in the inbox."""
@@ -39,10 +43,24 @@ class Processor:
     """Consumes the inbox, one batch per transaction."""
 
     def __init__(
-        self, store: Store, *, policy: DedupPolicy, report: Report, batch_size: int = 512, linger: float = 0.0
+        self,
+        store: Store,
+        *,
+        policy: DedupPolicy,
+        report: Report,
+        batch_size: int = 512,
+        linger: float = 0.0,
+        book: Book | None = None,
+        clock: Clock = utc_now,
     ) -> None:
-        """``linger``: seconds to let entries gather after a partial batch (fewer, larger transactions)."""
+        """``linger``: seconds to let entries gather after a partial batch (fewer, larger transactions).
+
+        ``book``: the incidents the news goes to (None: alerts only, no incidents).
+        """
         self._store = store
+        self._book = book
+        self._book_loaded = False
+        self._clock = clock
         self._policy = policy
         self._decide = functools.partial(decide, policy=policy)
         self._report = report
@@ -98,15 +116,19 @@ class Processor:
     async def step(self) -> int:
         """Process the next batch of the inbox; how many entries it held."""
         async with self._one_at_a_time:
+            await self._ensure_book()
             entries = self._take_handed() or await self._read_ahead() or await self._read_inbox()
             if not entries:
                 return 0
             last = entries[-1][0].seq
             if len(entries) == self._batch_size and not self._handed:  # more waits: read and decode it meanwhile
                 self._ahead = (last, asyncio.create_task(self._read(after=last)))
-            processed = await self._store.apply(entries, self._decide)
+            changes: list[Changes] = []
+            now = entries[-1][0].received_at
+            follow = None if self._book is None else functools.partial(self._follow, changes, now)
+            processed = await self._guarded(self._store.apply(entries, self._decide, follow))
             self.cursor = last
-        tally = Tally()
+        tally = Tally.of_incidents(changes[0]) if changes else Tally()
         for item in processed:
             tally.count(item.notification, item.decisions)
             _log(item)
@@ -115,13 +137,105 @@ class Processor:
 
     async def expire(self, now: datetime) -> list[str]:
         """Expire the firing alerts silent for longer than the policy allows; their fingerprints."""
+        changes: list[Changes] = []
         async with self._one_at_a_time:
-            expired = await self._store.expire(expiry_cutoff(now, self._policy), now)
+            await self._ensure_book()
+            follow = None if self._book is None else functools.partial(self._follow_expired, changes, now)
+            expired = await self._guarded(self._store.expire(expiry_cutoff(now, self._policy), now, follow))
         for fingerprint in expired:
             log.info("alert expired: no update for %s", self._policy.expire_after, extra={"fingerprint": fingerprint})
         if expired:
-            self._report(self.cursor, Tally(expired=len(expired)))
+            tally = Tally.of_incidents(changes[0]) if changes else Tally()
+            tally.expired = len(expired)
+            self._report(self.cursor, tally)
         return expired
+
+    async def tick(self, now: datetime) -> None:
+        """Resolve incidents quiet for long enough; let the book forget old resolved ones."""
+        await self._change(lambda book: book.tick(now))
+
+    async def acknowledge(self, id: str, actor: str, reason: str) -> None:
+        """A person acknowledges an incident. UnknownIncident, InvalidTransition, StoreError."""
+        await self._transition(id, IncidentStatus.ACKNOWLEDGED, actor, reason or "acknowledged")
+
+    async def mitigate(self, id: str, actor: str, reason: str) -> None:
+        """A person says an incident is mitigated."""
+        await self._transition(id, IncidentStatus.MITIGATED, actor, reason or "mitigated")
+
+    async def resolve(self, id: str, actor: str, reason: str) -> None:
+        """A person resolves an incident."""
+        await self._transition(id, IncidentStatus.RESOLVED, actor, reason or "resolved")
+
+    async def note(self, id: str, actor: str, text: str) -> None:
+        """A person adds a note to an incident's timeline."""
+        await self._change(lambda book: book.note(id, text, self._clock(), actor), id)
+
+    async def _transition(self, id: str, to: IncidentStatus, actor: str, reason: str) -> None:
+        await self._change(lambda book: book.transition(id, to, self._clock(), actor, reason), id)
+
+    async def _change(self, change: Callable[[Book], Changes], id: str | None = None) -> None:
+        """Apply a change to the book and record it; ``id``: an incident the book may have to read first."""
+        if self._book is None:
+            raise UnknownIncident(id or "")
+        async with self._one_at_a_time:
+            await self._ensure_book()
+            book = self._book
+            if id is not None and id not in book.incidents:
+                found = await self._store.incident(id, timeline_limit=0)
+                if found is None:
+                    raise UnknownIncident(id)
+                book.restore(found[0])  # an old resolved incident: the book forgets it again at a tick
+            try:
+                changes = change(book)
+            except Exception:
+                book.discard()
+                raise
+            await self._guarded(self._store.record(changes))
+        if changes.opened or changes.acknowledged or changes.resolved or changes.suppressed:
+            self._report(self.cursor, Tally.of_incidents(changes))
+
+    async def _guarded(self, writing: Awaitable[T]) -> T:
+        """Await a transaction that carries book changes; if it fails, the book no longer matches the store."""
+        try:
+            return await writing
+        except BaseException:
+            if self._book is not None:
+                self._book_loaded = False
+            raise
+
+    async def _ensure_book(self) -> None:
+        """Load the book from the store at the start, and again after a failed transaction."""
+        if self._book is None or self._book_loaded:
+            return
+        policy = self._book.policy
+        self._book = Book(policy)
+        since = self._clock() - policy.correlation.reopen_window - policy.correlation.window
+        await self._store.load_incidents(self._book, since)
+        self._book_loaded = True
+        log.info("incidents loaded", extra={"incidents": len(self._book.incidents)})
+
+    def _follow(self, into: list[Changes], now: datetime, processed: Sequence[Processed]) -> Changes:
+        """Give the book the news of a batch (on the store's writer thread, inside the transaction)."""
+        book = self._book
+        assert book is not None
+        for item in processed:
+            if item.notification is None:
+                continue
+            for alert, decision in zip(item.notification.alerts, item.decisions, strict=True):
+                if decision.outcome is Outcome.FIRED:
+                    book.fired(alert.fingerprint, alert.labels, alert.annotations, decision.state.last_changed)
+                elif decision.outcome is Outcome.RESOLVED:
+                    book.resolved(alert.fingerprint, decision.state.last_changed)
+        into.append(book.settle(now))
+        return into[-1]
+
+    def _follow_expired(self, into: list[Changes], now: datetime, fingerprints: Sequence[str]) -> Changes:
+        book = self._book
+        assert book is not None
+        for fingerprint in fingerprints:
+            book.resolved(fingerprint, now, expired=True)
+        into.append(book.settle(now))
+        return into[-1]
 
     async def forget(self, before: datetime) -> int:
         """Forget resolved and expired alerts unchanged since ``before``; how many."""
@@ -200,6 +314,7 @@ async def expiry_loop(processor: Processor, clock: Clock, interval: timedelta, r
         now = clock()
         try:
             await processor.expire(now)
+            await processor.tick(now)
             await processor.forget(now - retention)
         except StoreError as err:
             log.error("expiry failed", extra={"error": str(err)})

@@ -189,7 +189,7 @@ def bursts(draw: st.DrawFn) -> list[tuple[str, dict[str, str]]]:
     return list(alerts.items())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(burst=bursts(), data=st.data())
 def test_any_order_with_duplicates_and_batching_gives_the_same_incidents(
     burst: list[tuple[str, dict[str, str]]], data: st.DataObject

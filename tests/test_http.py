@@ -231,10 +231,10 @@ class StalledProcessingStore(GatedStore):
     async def accept(self, body: bytes, received_at: datetime) -> int:
         return await self.inner.accept(body, received_at)
 
-    async def apply(self, entries: Any, decide: Any) -> Any:
+    async def apply(self, entries: Any, decide: Any, follow: Any = None) -> Any:
         self.entered.set()
         await self.gate.wait()
-        return await self.inner.apply(entries, decide)
+        return await self.inner.apply(entries, decide, follow)
 
 
 async def test_processing_backlog_over_the_limit_gets_503(make_client: MakeClient, tmp_path: Path) -> None:
@@ -379,7 +379,17 @@ async def test_metrics_exposition(make_client: MakeClient) -> None:
     assert sample(client, "receiver_store_commit_duration_seconds_count") >= 1
     for family in families.values():
         for s in family.samples:
-            assert set(s.labels) <= {"result", "status", "outcome", "route", "method", "le", "version", "python"}
+            assert set(s.labels) <= {
+                "result",
+                "status",
+                "outcome",
+                "route",
+                "method",
+                "le",
+                "version",
+                "python",
+                "severity",
+            }
 
 
 async def _listed(client: Client, status: str) -> list[dict[str, Any]]:

@@ -26,12 +26,12 @@ class FlakyStore:
         self.failures = failures
         self.applied: list[list[int]] = []
 
-    async def apply(self, entries: Any, decide: Any) -> Any:
+    async def apply(self, entries: Any, decide: Any, follow: Any = None) -> Any:
         if self.failures:
             self.failures -= 1
             raise StoreError("database or disk is full")
         self.applied.append([entry.seq for entry, _ in entries])
-        return await self.inner.apply(entries, decide)
+        return await self.inner.apply(entries, decide, follow)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

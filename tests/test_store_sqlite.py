@@ -275,9 +275,9 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
     path = tmp_path / "r.db"
     with sqlite3.connect(path) as db:  # the layout of schema version 1: alerts keyed by fingerprint
         db.executescript(
-            tables.STATE_SCHEMA.replace(
-                "id            INTEGER PRIMARY KEY,  -- in order of first sight: a new alert is appended\n", ""
-            ).replace("fingerprint   TEXT NOT NULL,", "fingerprint   TEXT PRIMARY KEY NOT NULL,")
+            tables.STATE_SCHEMA.replace(tables.INCIDENT_SCHEMA, "")  # version 1 had no incidents
+            .replace("id            INTEGER PRIMARY KEY,  -- in order of first sight: a new alert is appended\n", "")
+            .replace("fingerprint   TEXT NOT NULL,", "fingerprint   TEXT PRIMARY KEY NOT NULL,")
             + "PRAGMA user_version = 1;"
         )
         db.execute(
@@ -296,6 +296,7 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == tables.STATE_SCHEMA_VERSION
         assert db.execute("SELECT id FROM alerts WHERE fingerprint = '00000000000000aa'").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM incidents").fetchone() == (0,)  # 2 -> 3 made the incident tables
 
 
 async def test_resolved_and_expired_alerts_are_forgotten_after_the_retention(

@@ -19,7 +19,10 @@ from datetime import datetime
 from typing import Protocol
 
 from receiver.alertmanager import Alert, Notification
+from receiver.book import Book, Changes, Incident
 from receiver.dedup import AlertState, Decision, Status
+from receiver.incidents import IncidentStatus, TimelineEvent
+from receiver.severity import Severity
 
 Decide = Callable[[AlertState | None, Alert, datetime], Decision]
 """The pure dedup decision (previous state, update, receipt time), policy bound."""
@@ -74,6 +77,23 @@ class AlertEvent:
     notification_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    """What a listing asks for: filters, and the page (newest first, before a seq)."""
+
+    statuses: frozenset[IncidentStatus] | None = None
+    severities: frozenset[Severity] | None = None
+    service: str | None = None
+    before: int | None = None
+    limit: int = 100
+
+
+Follow = Callable[[Sequence[Processed]], Changes]
+"""What the incidents make of processed news, inside the transaction that records it."""
+FollowExpired = Callable[[Sequence[str]], Changes]
+"""What the incidents make of expired alerts (their fingerprints), inside the transaction."""
+
+
 class Store(Protocol):
     """Durable state. Every method either completes or changes nothing."""
 
@@ -93,8 +113,36 @@ class Store(Protocol):
         """How many inbox entries wait for processing."""
         ...
 
-    async def apply(self, entries: Sequence[tuple[InboxEntry, Notification | None]], decide: Decide) -> list[Processed]:
-        """Decide every alert of ``entries`` and advance the cursor past them, all or nothing."""
+    async def apply(
+        self,
+        entries: Sequence[tuple[InboxEntry, Notification | None]],
+        decide: Decide,
+        follow: Follow | None = None,
+    ) -> list[Processed]:
+        """Decide every alert of ``entries`` and advance the cursor past them, all or nothing.
+
+        ``follow`` is told what was processed, in the transaction, and its incident changes are written in it.
+        """
+        ...
+
+    async def record(self, changes: Changes) -> None:
+        """Write incident changes (a tick, a person's action) in a transaction of their own."""
+        ...
+
+    async def load_incidents(self, book: Book, since: datetime) -> None:
+        """Fill ``book`` with incidents not resolved or resolved since ``since``, and the numbering counters."""
+        ...
+
+    async def incidents(self, query: IncidentQuery) -> list[Incident]:
+        """Incidents matching ``query``, newest first, without their members."""
+        ...
+
+    async def incident(self, id: str, timeline_limit: int) -> tuple[Incident, list[TimelineEvent]] | None:
+        """One incident with its members and the last ``timeline_limit`` events of its timeline, or None."""
+        ...
+
+    async def count_open_incidents(self) -> Mapping[Severity, int]:
+        """Incidents not resolved, by severity."""
         ...
 
     async def prune_inbox(self, before: datetime) -> int:
@@ -113,8 +161,8 @@ class Store(Protocol):
         """Forget resolved and expired alerts unchanged since ``before``; how many."""
         ...
 
-    async def expire(self, cutoff: datetime, now: datetime) -> list[str]:
-        """Mark firing alerts last seen before ``cutoff`` expired; their fingerprints."""
+    async def expire(self, cutoff: datetime, now: datetime, follow: FollowExpired | None = None) -> list[str]:
+        """Mark firing alerts last seen before ``cutoff`` expired; their fingerprints (told to ``follow``)."""
         ...
 
     async def events(self, after: int = 0, limit: int = 1000) -> list[AlertEvent]:

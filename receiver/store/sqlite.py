@@ -23,9 +23,24 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from receiver.alertmanager import Notification
+from receiver.book import Book, Changes, Incident
 from receiver.dedup import Status
-from receiver.store import AlertEvent, Decide, InboxEntry, Processed, StoredAlert, StoreError
+from receiver.incidents import TimelineEvent
+from receiver.severity import Severity
+from receiver.store import (
+    AlertEvent,
+    Decide,
+    Follow,
+    FollowExpired,
+    InboxEntry,
+    IncidentQuery,
+    Processed,
+    StoredAlert,
+    StoreError,
+)
+from receiver.store import sqlite_incidents as incident_tables
 from receiver.store import sqlite_tables as tables
+from receiver.store.sqlite_values import micros
 from receiver.store.sqlite_writer import OnCommit, Writer
 
 T = TypeVar("T")
@@ -121,21 +136,61 @@ class SQLiteStore:
     async def backlog(self) -> int:
         return await self._read(tables.backlog)
 
-    async def apply(self, entries: Sequence[tuple[InboxEntry, Notification | None]], decide: Decide) -> list[Processed]:
-        return await self._state.run(lambda db: self._apply(db, entries, decide))
+    async def apply(
+        self,
+        entries: Sequence[tuple[InboxEntry, Notification | None]],
+        decide: Decide,
+        follow: Follow | None = None,
+    ) -> list[Processed]:
+        return await self._state.run(lambda db: self._apply(db, entries, decide, follow))
 
     def _apply(
-        self, db: sqlite3.Connection, entries: Sequence[tuple[InboxEntry, Notification | None]], decide: Decide
+        self,
+        db: sqlite3.Connection,
+        entries: Sequence[tuple[InboxEntry, Notification | None]],
+        decide: Decide,
+        follow: Follow | None,
     ) -> list[Processed]:
         """On the state writer thread, the only one that touches ``self._ids``."""
         ids = self._ids
-        processed, added = tables.transaction(db, lambda db: tables.apply(db, entries, decide, ids))
+
+        def work(db: sqlite3.Connection) -> tuple[list[Processed], dict[str, int]]:
+            processed, added = tables.apply(db, entries, decide, ids)
+            if follow is not None:
+                incident_tables.write(db, follow(processed))
+            return processed, added
+
+        processed, added = tables.transaction(db, work)
         ids.add(added)  # only once committed: a rolled-back batch leaves the ids as they were
         return processed
 
+    async def record(self, changes: Changes) -> None:
+        if changes:
+            await self._state.run(lambda db: tables.transaction(db, lambda db: incident_tables.write(db, changes)))
+
+    async def load_incidents(self, book: Book, since: datetime) -> None:
+        await self._read(lambda db: incident_tables.load(db, book, since))
+
+    async def incidents(self, query: IncidentQuery) -> list[Incident]:
+        return await self._read(lambda db: incident_tables.listing(db, query))
+
+    async def incident(self, id: str, timeline_limit: int) -> tuple[Incident, list[TimelineEvent]] | None:
+        def read(db: sqlite3.Connection) -> tuple[Incident, list[TimelineEvent]] | None:
+            db.execute("BEGIN")  # one snapshot for the incident and its timeline
+            try:
+                found = incident_tables.one(db, id)
+                return None if found is None else (found, incident_tables.timeline(db, id, timeline_limit))
+            finally:
+                db.execute("COMMIT")
+
+        return await self._read(read)
+
+    async def count_open_incidents(self) -> Mapping[Severity, int]:
+        return await self._read(incident_tables.count_open)
+
     async def prune_inbox(self, before: datetime) -> int:
         processed = await self.cursor()
-        cutoff = tables.micros(before)
+        cutoff = micros(before)
         return await self._inbox.run(
             lambda db: tables.transaction(db, lambda db: tables.prune_inbox(db, cutoff, processed))
         )
@@ -147,7 +202,7 @@ class SQLiteStore:
         return await self._read(tables.count_alerts)
 
     async def prune_alerts(self, before: datetime) -> int:
-        return await self._state.run(lambda db: self._prune_alerts(db, tables.micros(before)))
+        return await self._state.run(lambda db: self._prune_alerts(db, micros(before)))
 
     def _prune_alerts(self, db: sqlite3.Connection, before: int) -> int:
         """On the state writer thread, the only one that touches ``self._ids``."""
@@ -155,10 +210,14 @@ class SQLiteStore:
         self._ids.forget(deleted)
         return len(deleted)
 
-    async def expire(self, cutoff: datetime, now: datetime) -> list[str]:
-        return await self._state.run(
-            lambda db: tables.transaction(db, lambda db: tables.expire(db, tables.micros(cutoff), tables.micros(now)))
-        )
+    async def expire(self, cutoff: datetime, now: datetime, follow: FollowExpired | None = None) -> list[str]:
+        def work(db: sqlite3.Connection) -> list[str]:
+            expired = tables.expire(db, micros(cutoff), micros(now))
+            if follow is not None and expired:
+                incident_tables.write(db, follow(expired))
+            return expired
+
+        return await self._state.run(lambda db: tables.transaction(db, work))
 
     async def events(self, after: int = 0, limit: int = 1000) -> list[AlertEvent]:
         return await self._read(lambda db: tables.events(db, after, limit))

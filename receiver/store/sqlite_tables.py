@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -25,14 +25,14 @@ import orjson
 from receiver.alertmanager import Alert, Notification
 from receiver.dedup import AlertState, Decision, Outcome, Status
 from receiver.store import AlertEvent, Decide, InboxEntry, Processed, StoredAlert, StoreError
+from receiver.store.sqlite_incidents import SCHEMA as INCIDENT_SCHEMA
+from receiver.store.sqlite_values import labels_json, micros, opt_micros, opt_time, time
 
 T = TypeVar("T")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
 
 SCHEMA_VERSION = 1
 """Of the inbox database."""
-STATE_SCHEMA_VERSION = 2
+STATE_SCHEMA_VERSION = 3
 INBOX_SCHEMA = """
 CREATE TABLE inbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,7 +80,7 @@ CREATE TABLE alert_events (
     notification_id INTEGER REFERENCES notifications (id)
 );
 CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
-"""
+{INCIDENT_SCHEMA}"""
 _COPIED = (
     "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips, labels, annotations,"
     " generator_url"
@@ -93,8 +93,9 @@ DROP TABLE alerts;
 ALTER TABLE alerts_v2 RENAME TO alerts;
 CREATE INDEX alerts_by_status ON alerts (status);
 """,
+    2: INCIDENT_SCHEMA,
 }
-"""Scripts that bring a state database from a version to the next (1 -> 2: alerts keyed by id)."""
+"""Scripts that bring a state database from a version to the next (1 -> 2: alerts keyed by id; 2 -> 3: incidents)."""
 INBOX_ALIAS = "ib"
 """The name under which connections to the state database attach the inbox database."""
 _STATE_COLUMNS = "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips"
@@ -188,7 +189,7 @@ def inbox(db: sqlite3.Connection, after: int, limit: int) -> list[InboxEntry]:
     """Inbox entries after ``after``, oldest first (on a state connection, inbox attached)."""
     query = f"SELECT seq, received_at, body FROM {INBOX_ALIAS}.inbox WHERE seq > ? ORDER BY seq LIMIT ?"
     rows = db.execute(query, (after, limit))
-    return [InboxEntry(seq, _time(at), body.encode()) for seq, at, body in rows]
+    return [InboxEntry(seq, time(at), body.encode()) for seq, at, body in rows]
 
 
 def cursor(db: sqlite3.Connection) -> int:
@@ -324,7 +325,7 @@ class _Rows:
                 at,
                 notification.receiver,
                 notification.group_key,
-                _json(notification.group_labels),
+                labels_json(notification.group_labels),
                 notification.external_url,
                 notification.truncated_alerts,
                 len(notification.alerts),
@@ -409,7 +410,7 @@ def events(db: sqlite3.Connection, after: int, limit: int) -> list[AlertEvent]:
         (after, limit),
     )
     return [
-        AlertEvent(seq, fp, kind, _time(starts), _opt_time(ends), _time(at), nid)
+        AlertEvent(seq, fp, kind, time(starts), opt_time(ends), time(at), nid)
         for seq, fp, kind, starts, ends, at, nid in rows
     ]
 
@@ -424,8 +425,8 @@ def _alert_row(s: AlertState, alert: Alert) -> list[Any]:
         micros(s.last_seen),
         micros(s.last_changed),
         json.dumps([micros(f) for f in s.flips]) if s.flips else "[]",
-        _json(alert.labels),
-        _json(alert.annotations),
+        labels_json(alert.labels),
+        labels_json(alert.annotations),
         alert.generator_url,
     ]
 
@@ -435,34 +436,13 @@ def _state(row: Sequence[Any]) -> AlertState:
     return AlertState(
         fingerprint=fp,
         status=Status(status),
-        starts_at=_time(starts),
-        ends_at=_opt_time(ends),
-        first_seen=_time(first),
-        last_seen=_time(last),
-        last_changed=_time(changed),
-        flips=tuple(_time(f) for f in json.loads(flips)) if flips != "[]" else (),
+        starts_at=time(starts),
+        ends_at=opt_time(ends),
+        first_seen=time(first),
+        last_seen=time(last),
+        last_changed=time(changed),
+        flips=tuple(time(f) for f in json.loads(flips)) if flips != "[]" else (),
     )
-
-
-def _json(mapping: Mapping[str, str]) -> str:
-    return orjson.dumps(mapping, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def micros(t: datetime) -> int:
-    """A time as integer microseconds since the epoch."""
-    return (t - _EPOCH) // _MICRO
-
-
-def opt_micros(t: datetime | None) -> int | None:
-    return None if t is None else micros(t)
-
-
-def _time(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _opt_time(micros: int | None) -> datetime | None:
-    return None if micros is None else _time(micros)
 
 
 def count_alerts(db: sqlite3.Connection) -> dict[Status, int]:

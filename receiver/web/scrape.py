@@ -24,8 +24,9 @@ class Scrape:
         try:
             counts = await self._store.count_alerts()
             backlog = await self._store.backlog()
+            incidents = await self._store.count_open_incidents()
         except StoreError:  # the counters still tell the story; readiness reports the store
-            counts, backlog = {}, 0
-        self._metrics.refresh(counts, self._queue_depth(), backlog)
+            counts, backlog, incidents = {}, 0, {}
+        self._metrics.refresh(counts, self._queue_depth(), backlog, incidents)
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

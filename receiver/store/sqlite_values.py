@@ -1,0 +1,36 @@
+"""How the SQLite store writes values: times as integer microseconds since the epoch, label sets as sorted JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def micros(t: datetime) -> int:
+    """A time as integer microseconds since the epoch."""
+    return (t - _EPOCH) // _MICRO
+
+
+def opt_micros(t: datetime | None) -> int | None:
+    """``micros``, keeping None."""
+    return None if t is None else micros(t)
+
+
+def time(micros: int) -> datetime:
+    """The time ``micros`` stands for (UTC)."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def opt_time(micros: int | None) -> datetime | None:
+    """``time``, keeping None."""
+    return None if micros is None else time(micros)
+
+
+def labels_json(mapping: Mapping[str, str]) -> str:
+    """A label set as JSON with sorted keys: equal sets, equal text."""
+    return orjson.dumps(mapping, option=orjson.OPT_SORT_KEYS).decode()

@@ -1,0 +1,255 @@
+"""The incident API: list and read incidents; acknowledge, mitigate, resolve and annotate them.
+
+Reads come from the store. Changes go to the engine, the one writer of
+incidents (``IncidentCommands``: the processor inline, or the engine process
+through its pipe), and are answered once committed. Changing anything needs
+the API token, which must be configured and differ from the webhook's
+credentials: a leaked Alertmanager config must not be able to resolve
+incidents. Every error is JSON: 400 bad input, 401 credentials, 403 changes
+not enabled, 404 unknown incident, 409 impossible transition, 503 engine
+unavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from receiver.book import Incident, Member, UnknownIncident
+from receiver.incidents import IncidentStatus, InvalidTransition, TimelineEvent
+from receiver.severity import Severity
+from receiver.store import IncidentQuery, Store, StoreError
+from receiver.web.auth import Credentials, unauthorized
+from receiver.web.errors import json_error
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+DEFAULT_TIMELINE = 1000
+MAX_TEXT = 10_000
+MAX_ACTOR = 200
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine cannot take the change now (restarting, or too slow to answer)."""
+
+
+class IncidentCommands(Protocol):
+    """Changes people make to incidents, applied by the engine; each returns once committed."""
+
+    async def acknowledge(self, id: str, actor: str, reason: str) -> None:
+        """Acknowledge. UnknownIncident, InvalidTransition, EngineUnavailable, StoreError."""
+        ...
+
+    async def mitigate(self, id: str, actor: str, reason: str) -> None:
+        """Mark mitigated."""
+        ...
+
+    async def resolve(self, id: str, actor: str, reason: str) -> None:
+        """Resolve."""
+        ...
+
+    async def note(self, id: str, actor: str, text: str) -> None:
+        """Add a note to the timeline."""
+        ...
+
+
+Command = Callable[[str, str, str], Awaitable[None]]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class IncidentsApi:
+    """The handlers of ``/api/v1/incidents``."""
+
+    def __init__(self, store: Store, commands: IncidentCommands, credentials: Credentials) -> None:
+        self._store = store
+        self._commands = commands
+        self._credentials = credentials
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """Register every route of the incident API."""
+        router.add_get("/api/v1/incidents", self.list)
+        router.add_get("/api/v1/incidents/{id}", self.get)
+        for action, command in (
+            ("ack", self._commands.acknowledge),
+            ("mitigate", self._commands.mitigate),
+            ("resolve", self._commands.resolve),
+        ):
+            router.add_post(f"/api/v1/incidents/{{id}}/{action}", self._changing(command, "reason", required=False))
+        router.add_post("/api/v1/incidents/{id}/notes", self._changing(self._commands.note, "text", required=True))
+
+    async def list(self, request: web.Request) -> web.Response:
+        """Incidents, newest first, filtered, a page at a time (``next`` is the ``before`` of the next page)."""
+        if not self._credentials.allows(request):
+            return unauthorized("receiver-api")
+        try:
+            query = _query(request)
+        except ValueError as err:
+            return json_error(400, str(err))
+        found = await self._store.incidents(query)
+        more = len(found) == query.limit
+        return web.json_response(
+            {"incidents": [_summary(i) for i in found], "next": str(found[-1].seq) if more and found else None}
+        )
+
+    async def get(self, request: web.Request) -> web.Response:
+        """One incident with its alerts, symptoms and timeline."""
+        if not self._credentials.allows(request):
+            return unauthorized("receiver-api")
+        try:
+            limit = _int(request, "timeline_limit", DEFAULT_TIMELINE, 0, 100_000)
+        except ValueError as err:
+            return json_error(400, str(err))
+        return await self._detail(request.match_info["id"], limit)
+
+    async def _detail(self, id: str, timeline_limit: int, status: int = 200) -> web.Response:
+        found = await self._store.incident(id, timeline_limit)
+        if found is None:
+            return json_error(404, f"no incident {id}")
+        incident, timeline = found
+        return web.json_response(_detail(incident, timeline), status=status)
+
+    def _changing(self, command: Command, field: str, *, required: bool) -> Handler:
+        async def handle(request: web.Request) -> web.Response:
+            refused = self._refuse_change(request)
+            if refused is not None:
+                return refused
+            try:
+                actor, text = await _body(request, field, required=required)
+            except ValueError as err:
+                return json_error(400, str(err))
+            id = request.match_info["id"]
+            try:
+                await command(id, actor, text)
+            except UnknownIncident:
+                return json_error(404, f"no incident {id}")
+            except InvalidTransition as err:
+                return json_error(409, str(err))
+            except (EngineUnavailable, StoreError) as err:
+                unavailable = json_error(503, f"the change was not made: {err}")
+                unavailable.headers["Retry-After"] = "1"
+                return unavailable
+            return await self._detail(id, DEFAULT_TIMELINE, status=201 if field == "text" else 200)
+
+        return handle
+
+    def _refuse_change(self, request: web.Request) -> web.Response | None:
+        if not self._credentials.required:
+            return json_error(403, "changing incidents needs an API token: set api.token (RECEIVER_API_TOKEN)")
+        if not self._credentials.allows(request):
+            return unauthorized("receiver-api")
+        return None
+
+
+def _query(request: web.Request) -> IncidentQuery:
+    statuses = _choices(request, "status", lambda s: IncidentStatus(s), [s.value for s in IncidentStatus])
+    severities = _choices(request, "severity", lambda s: Severity[s.upper()], [str(s) for s in Severity])
+    before_text = request.query.get("before")
+    if before_text is not None and not before_text.isdigit():
+        raise ValueError("before: must be the 'next' value of a previous page")
+    service = request.query.get("service") or None
+    limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    before = int(before_text) if before_text is not None else None
+    return IncidentQuery(statuses, severities, service, before, limit)
+
+
+def _choices(request: web.Request, name: str, parse: Callable[[str], Any], allowed: list[str]) -> frozenset[Any] | None:
+    raw = [s for value in request.query.getall(name, []) for s in value.split(",") if s]
+    try:
+        return frozenset(parse(s) for s in raw) or None
+    except (ValueError, KeyError):
+        raise ValueError(f"{name}: must be among {', '.join(allowed)}") from None
+
+
+def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    value = int(text) if text.isdigit() else -1
+    if not low <= value <= high:
+        raise ValueError(f"{name}: must be a whole number from {low} to {high}")
+    return value
+
+
+async def _body(request: web.Request, field: str, *, required: bool) -> tuple[str, str]:
+    """``actor`` and ``field`` from a JSON object body (optional unless ``required``)."""
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise ValueError(f"the body must be a JSON object with {field!r}")
+        return "api", ""
+    data: Any = None
+    with contextlib.suppress(ValueError):
+        data = await request.json()
+    if not isinstance(data, dict):
+        raise ValueError("the body must be a JSON object")
+    text, actor = data.get(field, ""), data.get("actor", "api")
+    if not isinstance(text, str) or len(text) > MAX_TEXT or (required and not text.strip()):
+        kind = "a non-empty string" if required else "a string"
+        raise ValueError(f"{field}: must be {kind} of at most {MAX_TEXT} characters")
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR:
+        raise ValueError(f"actor: must be a non-empty string of at most {MAX_ACTOR} characters")
+    return actor.strip(), text.strip()
+
+
+def _time(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _summary(incident: Incident) -> dict[str, Any]:
+    life = incident.lifecycle
+    c = incident.classification
+    return {
+        "id": incident.id,
+        "title": incident.title,
+        "status": life.status.value,
+        "severity": str(c.severity) if c else None,
+        "severityReasons": list(c.reasons) if c else [],
+        "cascade": incident.cascade,
+        "scope": incident.scope,
+        "services": sorted(incident.services),
+        "alertCount": len(incident.members) or incident.stored_members,
+        "firing": incident.firing,
+        "detectedAt": _time(life.detected_at),
+        "acknowledgedAt": _time(life.acknowledged_at),
+        "mitigatedAt": _time(life.mitigated_at),
+        "resolvedAt": _time(life.resolved_at),
+        "lastActivity": _time(incident.last_activity),
+    }
+
+
+def _member(member: Member) -> dict[str, Any]:
+    out = {
+        "fingerprint": member.fingerprint,
+        "labels": dict(member.labels),
+        "firing": member.firing,
+        "severity": str(member.classification.severity),
+        "severityReasons": list(member.classification.reasons),
+        "firedAt": _time(member.fired_at),
+        "resolvedAt": _time(member.resolved_at),
+    }
+    if member.root is not None:
+        out["root"] = member.root
+    return out
+
+
+def _event(event: TimelineEvent) -> dict[str, Any]:
+    return {
+        "at": event.at.isoformat(),
+        "kind": event.kind.value,
+        "text": event.text,
+        "actor": event.actor,
+        "fingerprint": event.fingerprint,
+    }
+
+
+def _detail(incident: Incident, timeline: list[TimelineEvent]) -> dict[str, Any]:
+    members = sorted(incident.members.values(), key=lambda m: (m.fired_at, m.fingerprint))
+    return {
+        **_summary(incident),
+        "alerts": [_member(m) for m in members if m.role == "alert"],
+        "symptoms": [_member(m) for m in members if m.role == "symptom"],
+        "timeline": [_event(e) for e in timeline],
+    }
