@@ -36,6 +36,7 @@ from receiver.store.sqlite import SQLiteStore
 from receiver.web import errors, health, openapi
 from receiver.web.alerts_api import AlertsApi
 from receiver.web.auth import Credentials
+from receiver.web.incidents_api import IncidentCommands, IncidentsApi
 from receiver.web.scrape import Scrape
 from receiver.web.webhook import WebhookHandler
 
@@ -91,7 +92,7 @@ def create_app(
         run = functools.partial(
             _engine_process, engine=engine_process, ingestor=ingestor, store=store, clock=clock, settings=settings
         )
-    _routes(app, settings, metrics, store, ingestor, policy, clock)
+    _routes(app, settings, metrics, store, ingestor, policy, clock, processor if engine == "inline" else engine_process)
     app.cleanup_ctx.append(run)
     return app
 
@@ -114,6 +115,7 @@ def _routes(
     ingestor: Ingestor,
     policy: DedupPolicy,
     clock: Clock,
+    commands: IncidentCommands,
 ) -> None:
     webhook = WebhookHandler(
         ingestor, Credentials.for_webhook(settings.webhook), metrics, settings.webhook.max_body_bytes
@@ -121,6 +123,7 @@ def _routes(
     alerts = AlertsApi(store, Credentials.for_api(settings.api), policy, clock)
     app.router.add_post("/api/v1/alerts", webhook.handle)
     app.router.add_get("/api/v1/alerts", alerts.list)
+    IncidentsApi(store, commands, Credentials.for_api(settings.api)).add_routes(app.router)
     app.router.add_get("/api/v1/openapi.yaml", openapi.document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.Readiness(store).handle)

@@ -332,6 +332,20 @@ class Settings(_Section):
     engine: EngineSettings = EngineSettings()
     incidents: IncidentSettings = IncidentSettings()
 
+    @pydantic.model_validator(mode="after")
+    def _api_token_is_its_own(self) -> Settings:
+        """Changing incidents needs the API token: one found in Alertmanager's config must not do it."""
+        token = self.api.token.get_secret_value() if self.api.token else None
+        webhook = self.webhook
+        taken = {
+            s.get_secret_value()
+            for s in (webhook.bearer_token, webhook.basic_auth and webhook.basic_auth.password)
+            if s
+        }
+        if token is not None and token in taken:
+            raise ValueError("api.token must differ from the webhook's credentials")
+        return self
+
     @property
     def database_path(self) -> Path:
         """Where the SQLite database lives."""

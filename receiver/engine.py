@@ -13,6 +13,12 @@ store's files and two pipes, nothing else:
 - engine -> web, its stdout: one JSON line per step,
   ``{"cursor": n, "tally": {...}}``. The web process adds the counts to its
   metrics and uses the cursor to refuse work when processing falls behind.
+- Changes people make to incidents (acknowledge, resolve, notes) go the same
+  way: a JSON object line on the engine's stdin, ``{"n": 7, "op": "resolve",
+  "id": ..., "actor": ..., "text": ...}``, answered once committed by
+  ``{"reply": 7, "error": null}`` (or ``"not_found"``, ``"conflict"``,
+  ``"unavailable"``, with a ``message``). The engine stays the one writer of
+  incidents.
 
 Logs go to the shared stderr. One engine works on a database at a time: it
 holds an exclusive lock on ``<database>.engine.lock`` and waits for a
@@ -32,18 +38,21 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from receiver import logs
 from receiver.alertmanager import Valid
-from receiver.book import Book
+from receiver.book import Book, UnknownIncident
 from receiver.clock import utc_now
 from receiver.config import Settings
+from receiver.incidents import InvalidTransition
 from receiver.metrics import Metrics, Tally
 from receiver.processor import Processor, expiry_loop
-from receiver.store import InboxEntry
+from receiver.store import InboxEntry, StoreError
 from receiver.store.sqlite import SQLiteStore
+from receiver.web.incidents_api import EngineUnavailable
 
 log = logging.getLogger("receiver.engine")  # not __main__ when run with -m
 COMMAND = (sys.executable, "-m", "receiver.engine")
@@ -51,6 +60,8 @@ RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before starting a dead engine again."""
 _ENGINE_SETTINGS = frozenset({"data_dir", "log_level", "store", "alerts", "engine", "incidents"})
 _LOCK_POLL_SECONDS = 0.1
+COMMAND_TIMEOUT_SECONDS = 10.0
+"""How long a person's change may wait for the engine (it waits for the batch being written)."""
 LINGER_SECONDS = 0.05
 """After a partial batch the engine lets entries gather this long: at a few thousand notifications
 a second, batches of dozens instead of a few write far less (a batch of 32 wrote three times the
@@ -79,6 +90,8 @@ class EngineProcess:
         self._latest = 0
         self._wake_pending = False
         self._closing = False
+        self._requests = 0
+        self._waiting: dict[int, asyncio.Future[tuple[str | None, str]]] = {}
         self.cursor = 0
         """The last inbox seq the engine reported processed."""
 
@@ -115,6 +128,43 @@ class EngineProcess:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+
+    async def acknowledge(self, id: str, actor: str, reason: str) -> None:
+        """Have the engine acknowledge an incident; once committed."""
+        await self._request("acknowledge", id, actor, reason)
+
+    async def mitigate(self, id: str, actor: str, reason: str) -> None:
+        """Have the engine mark an incident mitigated."""
+        await self._request("mitigate", id, actor, reason)
+
+    async def resolve(self, id: str, actor: str, reason: str) -> None:
+        """Have the engine resolve an incident."""
+        await self._request("resolve", id, actor, reason)
+
+    async def note(self, id: str, actor: str, text: str) -> None:
+        """Have the engine add a note to an incident's timeline."""
+        await self._request("note", id, actor, text)
+
+    async def _request(self, op: str, id: str, actor: str, text: str) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+            raise EngineUnavailable("the engine is not running (it is being started again)")
+        self._requests += 1
+        n = self._requests
+        answer = self._waiting[n] = asyncio.get_running_loop().create_future()
+        proc.stdin.write(orjson.dumps({"n": n, "op": op, "id": id, "actor": actor, "text": text}) + b"\n")
+        try:
+            error, message = await asyncio.wait_for(answer, COMMAND_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise EngineUnavailable(f"the engine did not answer within {COMMAND_TIMEOUT_SECONDS:g}s") from None
+        finally:
+            self._waiting.pop(n, None)
+        if error == "not_found":
+            raise UnknownIncident(id)
+        if error == "conflict":
+            raise InvalidTransition(message)
+        if error is not None:
+            raise EngineUnavailable(message)
 
     def _wake(self) -> None:
         self._wake_pending = False
@@ -158,6 +208,9 @@ class EngineProcess:
             return await proc.wait()
         finally:
             self._proc = None
+            for waiting in self._waiting.values():
+                if not waiting.done():
+                    waiting.set_result(("unavailable", "the engine stopped before answering"))
             if proc.returncode is None:  # cancelled while it ran: never leave it behind
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
@@ -166,12 +219,20 @@ class EngineProcess:
     def _progress(self, line: bytes) -> None:
         try:
             raw = orjson.loads(line)
+            if "reply" in raw:
+                self._answer(int(raw["reply"]), raw["error"], str(raw.get("message", "")))
+                return
             cursor, tally = int(raw["cursor"]), Tally.from_json(raw["tally"])
         except (ValueError, KeyError, TypeError):
             log.error("unreadable progress line from the engine", extra={"line": line[:200].decode(errors="replace")})
             return
         self.cursor = max(self.cursor, cursor)
         self._metrics.add(tally)
+
+    def _answer(self, n: int, error: str | None, message: str) -> None:
+        waiting = self._waiting.get(n)
+        if waiting is not None and not waiting.done():
+            waiting.set_result((error, message))
 
 
 # The engine's own side of the pipes.
@@ -222,15 +283,50 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
         ),
     ]
     log.info("engine started", extra={"store": str(settings.database_path), "pid": os.getpid()})
+    commands: set[asyncio.Task[None]] = set()
     try:
-        async for _ in stdin:
-            processor.wake()
+        async for line in stdin:
+            if line.startswith(b"{"):
+                task = asyncio.create_task(_command(processor, line))
+                commands.add(task)
+                task.add_done_callback(commands.discard)
+            else:
+                processor.wake()
+        await asyncio.gather(*commands, return_exceptions=True)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await store.close()
         log.info("engine stopped", extra={"cursor": processor.cursor})
+
+
+async def _command(processor: Processor, line: bytes) -> None:
+    """Carry out a person's change to an incident, and answer the web process."""
+    n: Any = None
+    error: str | None = None
+    message = ""
+    try:
+        raw = orjson.loads(line)
+        n = raw["n"]
+        change = {
+            "acknowledge": processor.acknowledge,
+            "mitigate": processor.mitigate,
+            "resolve": processor.resolve,
+            "note": processor.note,
+        }[raw["op"]]
+        await change(raw["id"], raw["actor"], raw["text"])
+    except UnknownIncident:
+        error = "not_found"
+    except InvalidTransition as err:
+        error, message = "conflict", str(err)
+    except StoreError as err:
+        error, message = "unavailable", str(err)
+    except (ValueError, KeyError, TypeError) as err:
+        log.error("unreadable command from the web process", extra={"error": repr(err)})
+        error, message = "unavailable", f"unreadable command: {err!r}"
+    sys.stdout.buffer.write(orjson.dumps({"reply": n, "error": error, "message": message}) + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def _report(cursor: int, tally: Tally) -> None:
