@@ -109,3 +109,54 @@ async def test_sigkill_while_alertmanager_sends_loses_nothing_it_delivered(proce
     await receiver.kill()
     events = await read_events(receiver.data_dir)
     assert Counter(kind for _, kind in events) == {"fired": len(names)}
+
+
+async def test_a_multi_service_burst_becomes_one_correlated_incident(processes: dict[str, Any]) -> None:
+    token = "e2e-api-token"
+    receiver = processes["receiver"]({"api": {"token": token}})
+    await receiver.start()
+    am = processes["alertmanager"]()
+    await am.start(alertmanager_config(receiver.url + "/api/v1/alerts"))  # grouped by alertname: several notifications
+    now = time.time()
+    burst = [
+        prom_alert(name, now, namespace="checkout", service=service, severity="warning")
+        for name, service in [
+            ("E2EHighLatency", "api"),
+            ("E2EHighErrorRate", "api"),
+            ("E2EPodCrashLooping", "cart"),
+            ("E2EHighMemory", "cart"),
+            ("E2EQueueBacklog", "worker"),
+            ("E2EDiskFilling", "worker"),
+        ]
+    ]
+    burst.append(prom_alert("E2EUnrelated", now, namespace="billing", service="ledger", severity="info"))
+    await am.push(burst)
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def correlated() -> dict[str, Any] | None:
+        async with receiver.http.get(receiver.url + "/api/v1/incidents", headers=auth) as response:
+            listed = (await response.json())["incidents"]
+        checkout = [i for i in listed if i["scope"] == "namespace:checkout"]
+        return checkout[0] if len(listed) == 2 and len(checkout) == 1 and checkout[0]["alertCount"] == 6 else None
+
+    incident = await eventually(correlated, "one incident for the checkout burst, another for billing", 45)
+    assert await am.webhook_deliveries() >= 6, "Alertmanager sent the burst as one notification: nothing to correlate"
+    assert incident["services"] == ["api", "cart", "worker"]
+    assert incident["cascade"] is True and incident["severity"] == "SEV1"  # 6 alerts > 5 across 3 services > 1
+    assert await receiver.metric("receiver_incidents_total", severity="SEV1") == 1
+    url = f"{receiver.url}/api/v1/incidents/{incident['id']}"
+    async with receiver.http.post(url + "/ack", json={"actor": "oncall"}, headers=auth) as response:
+        assert response.status == 200, await response.text()  # through the engine process's pipe
+        assert (await response.json())["status"] == "acknowledged"
+    async with receiver.http.post(url + "/resolve", headers=auth) as response:
+        assert response.status == 200
+    async with receiver.http.post(url + "/resolve", headers=auth) as response:
+        assert response.status == 409
+    async with receiver.http.post(url + "/ack", headers={"Authorization": "Bearer e2e-token"}) as response:
+        assert response.status == 401  # the webhook's token changes nothing
+    await receiver.kill()
+    await receiver.start()
+    async with receiver.http.get(url, headers=auth) as response:
+        detail = await response.json()
+    assert detail["status"] == "resolved" and len(detail["alerts"]) == 6
+    assert [e["actor"] for e in detail["timeline"] if e["kind"] in ("acknowledged", "resolved")] == ["oncall", "api"]
