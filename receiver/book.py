@@ -32,6 +32,10 @@ from receiver.severity import Classification, Modifiers, Rule, Severity, classif
 from receiver.suppression import Dependency, FiringRoot, Suppression, suppression
 
 Role = Literal["alert", "symptom"]
+Key = tuple[int, tuple[str, ...]]
+"""A dependency's index and an alert's values of its ``equal`` labels."""
+Keys = tuple[tuple[Key, ...], tuple[Key, ...]]
+"""Where an alert sits in the dependency indexes: as a possible root, as a possible symptom."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,8 @@ class Member:
     """The alert's own severity: its rules or source severity, moved by its environment tier."""
     fired_at: datetime
     resolved_at: datetime | None = None
+    keys: Keys = ((), ())
+    """Its dependency keys, worked out once from its labels."""
 
     @property
     def name(self) -> str:
@@ -214,6 +220,7 @@ class Book:
         self._by_scope.setdefault(incident.scope, []).append(incident.id)
         incident.firing = 0
         for member in incident.members.values():
+            member.keys = self._keys_of(member.labels)
             self._where[member.fingerprint] = incident.id
             if member.root is not None:
                 self._dependents.setdefault(member.root, set()).add(member.fingerprint)
@@ -231,18 +238,19 @@ class Book:
 
     def fired(self, fingerprint: str, labels: Mapping[str, str], annotations: Mapping[str, str], now: datetime) -> None:
         """An alert fired (or fired again, in a new episode)."""
+        keys = self._keys_of(labels)
         where = self.incidents.get(self._where.get(fingerprint, ""))
         member = where.members.get(fingerprint) if where else None
         if where is not None and member is not None and where.status is not IncidentStatus.RESOLVED:
             if member.firing:
                 return
-            if member.role == "alert" and self._suppression(fingerprint, labels) is None:
+            if member.role == "alert" and self._suppression(fingerprint, labels, keys) is None:
                 self._refire(where, member, labels, now)
-                self._adopt_symptoms_of(fingerprint, labels, now)
+                self._adopt_symptoms_of(fingerprint, labels, keys, now)
                 return
             self._detach(where, member)  # a symptom, or one now: decided afresh below
         own = tiered(classify(labels, annotations, self.policy.rules), labels, self.policy.modifiers)
-        self._attach(fingerprint, labels, own, now)
+        self._attach(fingerprint, labels, own, now, keys)
 
     def resolved(self, fingerprint: str, now: datetime, *, expired: bool = False) -> None:
         """An alert resolved (or expired: no word of it for too long)."""
@@ -302,22 +310,24 @@ class Book:
 
     # Placing alerts.
 
-    def _attach(self, fingerprint: str, labels: Mapping[str, str], own: Classification, now: datetime) -> None:
+    def _attach(
+        self, fingerprint: str, labels: Mapping[str, str], own: Classification, now: datetime, keys: Keys
+    ) -> None:
         """Place a firing alert that belongs to no open incident: as a symptom, or by correlation."""
-        found = self._suppression(fingerprint, labels)
+        found = self._suppression(fingerprint, labels, keys)
         if found is not None:
             root_incident = self.incidents[self._where[found.root]]
-            member = Member(fingerprint, labels, "symptom", found.root, True, own, now)
+            member = Member(fingerprint, labels, "symptom", found.root, True, own, now, keys=keys)
             self._join(root_incident, member, now, EventKind.SUPPRESSED, found.reason)
             self._changes.suppressed += 1
         else:
             scope = scope_of(fingerprint, labels, self.policy.correlation)
             placement = place(self._scope_views(str(scope)), now, self.policy.correlation)
             incident = self._placed(placement, scope, labels, now)
-            member = Member(fingerprint, labels, "alert", None, True, own, now)
+            member = Member(fingerprint, labels, "alert", None, True, own, now, keys=keys)
             kind = EventKind.ALERT_FIRED if placement.action == "open" else EventKind.CORRELATED
             self._join(incident, member, now, kind, placement.reason)
-        self._adopt_symptoms_of(fingerprint, labels, now)
+        self._adopt_symptoms_of(fingerprint, labels, keys, now)
 
     def _placed(self, placement: Placement, scope: Scope, labels: Mapping[str, str], now: datetime) -> Incident:
         if placement.action == "open" or placement.incident is None:
@@ -416,49 +426,63 @@ class Book:
 
     # Suppression.
 
-    def _keys(self, labels: Mapping[str, str], side: Literal["root", "symptoms"]) -> list[tuple[int, tuple[str, ...]]]:
-        keys = []
+    def _keys_of(self, labels: Mapping[str, str]) -> Keys:
+        """The dependency keys of an alert with these labels (only alerts that have an ``equal`` value each)."""
+        roots: list[Key] = []
+        symptoms: list[Key] = []
         for i, dependency in enumerate(self.policy.dependencies):
-            if match_all(dependency.root if side == "root" else dependency.symptoms, labels):
+            root, symptom = match_all(dependency.root, labels), match_all(dependency.symptoms, labels)
+            if root or symptom:
                 values = tuple(labels.get(n, "") for n in dependency.equal)
                 if all(values):
-                    keys.append((i, values))
-        return keys
+                    if root:
+                        roots.append((i, values))
+                    if symptom:
+                        symptoms.append((i, values))
+        return tuple(roots), tuple(symptoms)
 
     def _index(self, member: Member) -> None:
-        for key in self._keys(member.labels, "root"):
+        roots, symptoms = member.keys
+        for key in roots:
             self._roots.setdefault(key, {})[member.fingerprint] = FiringRoot(member.fingerprint, member.labels)
-        for key in self._keys(member.labels, "symptoms"):
+        for key in symptoms:
             self._symptoms.setdefault(key, set()).add(member.fingerprint)
 
     def _unindex(self, member: Member) -> None:
-        for key in self._keys(member.labels, "root"):
+        roots, symptoms = member.keys
+        for key in roots:
             self._roots.get(key, {}).pop(member.fingerprint, None)
-        for key in self._keys(member.labels, "symptoms"):
+        for key in symptoms:
             self._symptoms.get(key, set()).discard(member.fingerprint)
 
-    def _suppression(self, fingerprint: str, labels: Mapping[str, str]) -> Suppression | None:
-        candidates = [r for key in self._keys(labels, "symptoms") for r in self._roots.get(key, {}).values()]
-        if not candidates:
-            return None
-        return suppression(
-            fingerprint, labels, sorted(candidates, key=lambda r: r.fingerprint), self.policy.dependencies
-        )
+    def _suppression(self, fingerprint: str, labels: Mapping[str, str], keys: Keys) -> Suppression | None:
+        """``suppression`` over the firing roots, asked only of the one that decides, whatever the number firing.
 
-    def _adopt_symptoms_of(self, root: str, labels: Mapping[str, str], now: datetime) -> None:
+        ``suppression`` takes the first dependency the alert is a symptom of, then the first of its roots in
+        the order given (here: by fingerprint). Roots indexed under the alert's key of a dependency are exactly
+        that dependency's candidate roots, so the smallest fingerprint among them is the one it would pick.
+        """
+        for key in keys[1]:  # in the order of the dependencies
+            roots = self._roots.get(key, {})
+            first = min((fp for fp in roots if fp != fingerprint), default=None)
+            if first is not None:
+                return suppression(fingerprint, labels, [roots[first]], self.policy.dependencies)
+        return None
+
+    def _adopt_symptoms_of(self, root: str, labels: Mapping[str, str], keys: Keys, now: datetime) -> None:
         """A root cause fired: firing alerts that are its symptoms become its (unless a root first in order has them).
 
         Which root a symptom hangs on is the pure decision over the roots firing now, whatever the order they fired in.
         """
-        keys = self._keys(labels, "root")
-        if not keys:
-            return
-        for fingerprint in sorted({fp for key in keys for fp in self._symptoms.get(key, ())} - {root}):
+        # Symptoms under a key whose smallest root is another one already hang on it (or on an earlier
+        # dependency's root): nothing changes for them, and a root that fires costs nothing more.
+        changing = [key for key in keys[0] if min(self._roots.get(key, {root: None})) == root]
+        for fingerprint in sorted({fp for key in changing for fp in self._symptoms.get(key, ())} - {root}):
             incident = self.incidents[self._where[fingerprint]]
             member = incident.members[fingerprint]
             if not member.firing:
                 continue
-            found = self._suppression(fingerprint, member.labels)  # the new root may now come first
+            found = self._suppression(fingerprint, member.labels, member.keys)  # the new root may now come first
             if found is not None and found.root != member.root:
                 self._make_symptom(incident, member, found.root, found.reason, now)
 
@@ -487,7 +511,7 @@ class Book:
             self._detach(incident, member)
             text = f"{member.name} is no longer a symptom: its root cause resolved"
             self._changes.event(incident, TimelineEvent(now, EventKind.CORRELATED, text), member.fingerprint)
-            self._attach(member.fingerprint, member.labels, member.classification, now)
+            self._attach(member.fingerprint, member.labels, member.classification, now, member.keys)
 
     # Lifecycle, severity, cascade.
 
