@@ -22,16 +22,21 @@ import collections
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
+
+import orjson
 
 from receiver.correlation import CorrelationPolicy, IncidentView, Placement, Scope, place, scope_of, should_resolve
 from receiver.incidents import EventKind, IncidentStatus, Lifecycle, TimelineEvent, incident_id
 from receiver.incidents import transition as lifecycle_transition
+from receiver.labels import canonical_json
 from receiver.matchers import match_all
 from receiver.severity import Classification, Modifiers, Rule, Severity, classify, in_context, tiered
 from receiver.suppression import Dependency, FiringRoot, Suppression, suppression
 
 Role = Literal["alert", "symptom"]
+INTERNED_CLASSIFICATIONS = 4096
+"""Most distinct classifications kept for sharing (threshold rules put values in their reasons)."""
 Key = tuple[int, tuple[str, ...]]
 """A dependency's index and an alert's values of its ``equal`` labels."""
 Keys = tuple[tuple[Key, ...], tuple[Key, ...]]
@@ -50,10 +55,15 @@ class IncidentPolicy:
 
 @dataclass(slots=True)
 class Member:
-    """An alert as a member of an incident: a correlated alert, or a symptom of a root cause."""
+    """An alert as a member of an incident: a correlated alert, or a symptom of a root cause.
+
+    Its labels are kept as their JSON text (what the store writes), with the few values the book reads
+    at every piece of news taken out once: a dict of labels per open alert made the engine's memory
+    grow by a kilobyte an alert.
+    """
 
     fingerprint: str
-    labels: Mapping[str, str]
+    labels_json: str
     role: Role
     root: str | None
     """For a symptom: the fingerprint of its root-cause alert."""
@@ -64,11 +74,36 @@ class Member:
     resolved_at: datetime | None = None
     keys: Keys = ((), ())
     """Its dependency keys, worked out once from its labels."""
+    name: str = ""
+    """The alert's name, for people (``alertname``, else the fingerprint)."""
+    service: str = ""
+    row: int = 0
+    """Its row in the store: given in order of joining, so that a new member is appended."""
+
+    @classmethod
+    def of(
+        cls,
+        fingerprint: str,
+        labels: Mapping[str, str],
+        service_label: str,
+        classification: Classification,
+        **rest: Any,
+    ) -> Member:
+        """A member for an alert with these labels."""
+        return cls(
+            fingerprint,
+            canonical_json(labels),
+            classification=classification,
+            name=labels.get("alertname", fingerprint),
+            service=labels.get(service_label, ""),
+            **rest,
+        )
 
     @property
-    def name(self) -> str:
-        """The alert's name, for people."""
-        return self.labels.get("alertname", self.fingerprint)
+    def labels(self) -> dict[str, str]:
+        """The alert's labels (read from their JSON text: for the rare paths that need them all)."""
+        labels: dict[str, str] = orjson.loads(self.labels_json)
+        return labels
 
 
 class CascadeWindow:
@@ -161,8 +196,8 @@ class Changes:
 
     incidents: dict[str, Incident] = field(default_factory=dict)
     """Incidents to write as they are now (the book's own objects)."""
-    members: dict[tuple[str, str], Member | None] = field(default_factory=dict)
-    """(incident, fingerprint) -> the member to write, or None to delete it."""
+    members: dict[int, tuple[str, Member] | None] = field(default_factory=dict)
+    """Member row -> (its incident, the member) to write, or None to delete the row."""
     events: list[tuple[str, TimelineEvent, str | None]] = field(default_factory=list)
     """(incident, event, fingerprint of the alert it is about)."""
     opened: list[Severity] = field(default_factory=list)
@@ -210,6 +245,8 @@ class Book:
         self._numbers: dict[str, int] = {}
         """Last incident number of each day (``20261122``)."""
         self._seq = 0
+        self._last_row = 0
+        self._interned: dict[Classification, Classification] = {}
         self._changes = Changes()
 
     # Loading.
@@ -220,7 +257,11 @@ class Book:
         self._by_scope.setdefault(incident.scope, []).append(incident.id)
         incident.firing = 0
         for member in incident.members.values():
-            member.keys = self._keys_of(member.labels)
+            labels = member.labels
+            member.keys = self._keys_of(labels)
+            member.name = labels.get("alertname", member.fingerprint)
+            member.service = labels.get(self.policy.correlation.service_label, "")
+            self._last_row = max(self._last_row, member.row)
             self._where[member.fingerprint] = incident.id
             if member.root is not None:
                 self._dependents.setdefault(member.root, set()).add(member.fingerprint)
@@ -229,10 +270,11 @@ class Book:
         if incident.status is not IncidentStatus.RESOLVED and not incident.firing:
             self._quiet.add(incident.id)
 
-    def set_counters(self, numbers: Mapping[str, int], seq: int) -> None:
+    def set_counters(self, numbers: Mapping[str, int], seq: int, row: int) -> None:
         """The last numbers given, read from the store (incidents no longer in the book included)."""
         self._numbers.update(numbers)
         self._seq = max(self._seq, seq)
+        self._last_row = max(self._last_row, row)
 
     # News, inside a transaction.
 
@@ -245,11 +287,11 @@ class Book:
             if member.firing:
                 return
             if member.role == "alert" and self._suppression(fingerprint, labels, keys) is None:
-                self._refire(where, member, labels, now)
+                self._refire(where, member, now)
                 self._adopt_symptoms_of(fingerprint, labels, keys, now)
                 return
             self._detach(where, member)  # a symptom, or one now: decided afresh below
-        own = tiered(classify(labels, annotations, self.policy.rules), labels, self.policy.modifiers)
+        own = self._intern(tiered(classify(labels, annotations, self.policy.rules), labels, self.policy.modifiers))
         self._attach(fingerprint, labels, own, now, keys)
 
     def resolved(self, fingerprint: str, now: datetime, *, expired: bool = False) -> None:
@@ -317,17 +359,38 @@ class Book:
         found = self._suppression(fingerprint, labels, keys)
         if found is not None:
             root_incident = self.incidents[self._where[found.root]]
-            member = Member(fingerprint, labels, "symptom", found.root, True, own, now, keys=keys)
+            member = self._member(fingerprint, labels, "symptom", found.root, own, now, keys)
             self._join(root_incident, member, now, EventKind.SUPPRESSED, found.reason)
             self._changes.suppressed += 1
         else:
             scope = scope_of(fingerprint, labels, self.policy.correlation)
             placement = place(self._scope_views(str(scope)), now, self.policy.correlation)
             incident = self._placed(placement, scope, labels, now)
-            member = Member(fingerprint, labels, "alert", None, True, own, now, keys=keys)
+            member = self._member(fingerprint, labels, "alert", None, own, now, keys)
             kind = EventKind.ALERT_FIRED if placement.action == "open" else EventKind.CORRELATED
             self._join(incident, member, now, kind, placement.reason)
         self._adopt_symptoms_of(fingerprint, labels, keys, now)
+
+    def _member(
+        self,
+        fingerprint: str,
+        labels: Mapping[str, str],
+        role: Role,
+        root: str | None,
+        own: Classification,
+        now: datetime,
+        keys: Keys,
+    ) -> Member:
+        self._last_row += 1
+        service_label = self.policy.correlation.service_label
+        rest = {"role": role, "root": root, "firing": True, "fired_at": now, "keys": keys, "row": self._last_row}
+        return Member.of(fingerprint, labels, service_label, own, **rest)
+
+    def _intern(self, classification: Classification) -> Classification:
+        """One object per distinct classification: most alerts share a handful of them."""
+        if len(self._interned) > INTERNED_CLASSIFICATIONS:
+            self._interned.clear()
+        return self._interned.setdefault(classification, classification)
 
     def _placed(self, placement: Placement, scope: Scope, labels: Mapping[str, str], now: datetime) -> Incident:
         if placement.action == "open" or placement.incident is None:
@@ -357,23 +420,20 @@ class Book:
 
     def _join(self, incident: Incident, member: Member, now: datetime, kind: EventKind, reason: str) -> None:
         old = self.incidents.get(self._where.get(member.fingerprint, ""))
-        if old is not None and old is not incident:
+        if old is not None and old is not incident:  # its row moves with it
             old.members.pop(member.fingerprint, None)
-            self._changes.members[(old.id, member.fingerprint)] = None
             self._changes.touch(old)
         incident.members[member.fingerprint] = member
         self._where[member.fingerprint] = incident.id
         if member.root is not None:
             self._dependents.setdefault(member.root, set()).add(member.fingerprint)
         self._start_firing(incident, member, now)
-        self._changes.members[(incident.id, member.fingerprint)] = member
+        self._changes.members[member.row] = (incident.id, member)
         self._changes.event(incident, TimelineEvent(now, kind, f"{member.name} fired: {reason}"), member.fingerprint)
 
-    def _refire(self, incident: Incident, member: Member, labels: Mapping[str, str], now: datetime) -> None:
-        member.labels = labels
-        member.resolved_at = None
+    def _refire(self, incident: Incident, member: Member, now: datetime) -> None:
         self._start_firing(incident, member, now)
-        self._changes.members[(incident.id, member.fingerprint)] = member
+        self._changes.members[member.row] = (incident.id, member)
         self._changes.event(
             incident, TimelineEvent(now, EventKind.ALERT_FIRED, f"{member.name} fired again"), member.fingerprint
         )
@@ -381,7 +441,7 @@ class Book:
     def _detach(self, incident: Incident, member: Member) -> None:
         """Take a member that does not fire out of its incident."""
         incident.members.pop(member.fingerprint, None)
-        self._changes.members[(incident.id, member.fingerprint)] = None
+        self._changes.members[member.row] = None
         self._changes.touch(incident)
         self._where.pop(member.fingerprint, None)
         if member.root is not None:
@@ -394,7 +454,7 @@ class Book:
         incident.firing += 1
         incident.last_activity = max(incident.last_activity, now)
         self._quiet.discard(incident.id)
-        service = member.labels.get(self.policy.correlation.service_label, "")
+        service = member.service
         if service:
             incident.services.add(service)
         if member.role == "alert":
@@ -415,14 +475,14 @@ class Book:
             self._quiet.add(incident.id)
         if member.role == "alert":
             incident.firing_alerts.get(member.classification.severity, {}).pop(member.fingerprint, None)
-            service = member.labels.get(self.policy.correlation.service_label, "")
+            service = member.service
             if service:
                 incident.firing_services[service] -= 1
                 if not incident.firing_services[service]:
                     del incident.firing_services[service]
             incident.window.resolved(member.fingerprint)
         self._unindex(member)
-        self._changes.members[(incident.id, member.fingerprint)] = member
+        self._changes.members[member.row] = (incident.id, member)
 
     # Suppression.
 

@@ -20,7 +20,7 @@ from receiver.book import Book, Changes, Incident, Member
 from receiver.incidents import EventKind, IncidentStatus, Lifecycle, TimelineEvent
 from receiver.severity import Classification, Severity
 from receiver.store import IncidentQuery
-from receiver.store.sqlite_values import labels_json, micros, opt_micros, opt_time, time
+from receiver.store.sqlite_values import micros, opt_micros, opt_time, time
 
 SCHEMA = """
 CREATE TABLE incidents (
@@ -43,6 +43,7 @@ CREATE TABLE incidents (
 );
 CREATE INDEX incidents_not_resolved ON incidents (status) WHERE status != 'resolved';
 CREATE TABLE incident_members (
+    id          INTEGER PRIMARY KEY,  -- in order of joining: a new member is appended, not put in a random place
     incident    TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     role        TEXT NOT NULL,  -- alert or symptom
@@ -52,9 +53,9 @@ CREATE TABLE incident_members (
     reasons     TEXT NOT NULL,
     labels      TEXT NOT NULL,
     fired_at    INTEGER NOT NULL,
-    resolved_at INTEGER,
-    PRIMARY KEY (incident, fingerprint)
-) WITHOUT ROWID;
+    resolved_at INTEGER
+);
+CREATE INDEX incident_members_by_incident ON incident_members (incident);
 CREATE TABLE incident_events (
     seq         INTEGER PRIMARY KEY,
     incident    TEXT NOT NULL,
@@ -70,7 +71,7 @@ _INCIDENT_COLUMNS = (
     "seq, id, scope, title, status, severity, reasons, cascade, services, members, firing, detected_at,"
     " acknowledged_at, mitigated_at, resolved_at, last_activity"
 )
-_MEMBER_COLUMNS = "incident, fingerprint, role, root, firing, severity, reasons, labels, fired_at, resolved_at"
+_MEMBER_COLUMNS = "id, incident, fingerprint, role, root, firing, severity, reasons, labels, fired_at, resolved_at"
 _EVENT_COLUMNS = "incident, at, kind, text, actor, fingerprint"
 
 
@@ -80,7 +81,7 @@ def _insert(table: str, columns: str, verb: str = "INSERT") -> str:
 
 _WRITE_INCIDENT = _insert("incidents", _INCIDENT_COLUMNS, "INSERT OR REPLACE")
 _WRITE_MEMBER = _insert("incident_members", _MEMBER_COLUMNS, "INSERT OR REPLACE")
-_DELETE_MEMBER = "DELETE FROM incident_members WHERE incident = ? AND fingerprint = ?"
+_DELETE_MEMBER = "DELETE FROM incident_members WHERE id = ?"
 _INSERT_EVENT = _insert("incident_events", _EVENT_COLUMNS)
 
 
@@ -89,8 +90,8 @@ def write(db: sqlite3.Connection, changes: Changes) -> None:
     if not changes:
         return
     db.executemany(_WRITE_INCIDENT, [_incident_row(i) for i in changes.incidents.values()])
-    kept = [_member_row(key[0], m) for key, m in changes.members.items() if m is not None]
-    gone = [key for key, m in changes.members.items() if m is None]
+    kept = [_member_row(m[0], m[1]) for m in changes.members.values() if m is not None]
+    gone = [(row,) for row, m in changes.members.items() if m is None]
     if gone:
         db.executemany(_DELETE_MEMBER, gone)
     if kept:
@@ -108,7 +109,8 @@ def load(db: sqlite3.Connection, book: Book, since: datetime) -> None:
         db.execute("SELECT substr(id, 5, 8), max(CAST(substr(id, 14) AS INTEGER)) FROM incidents GROUP BY 1")
     )
     last_seq = db.execute("SELECT coalesce(max(seq), 0) FROM incidents").fetchone()[0]
-    book.set_counters(numbers, last_seq)
+    last_row = db.execute("SELECT coalesce(max(id), 0) FROM incident_members").fetchone()[0]
+    book.set_counters(numbers, last_seq, last_row)
     rows = db.execute(
         f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE status != 'resolved'"
         f" UNION ALL SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE status = 'resolved' AND resolved_at >= ?",
@@ -186,6 +188,7 @@ def _incident_row(i: Incident) -> list[Any]:
 
 def _member_row(incident: str, m: Member) -> list[Any]:
     return [
+        m.row,
         incident,
         m.fingerprint,
         m.role,
@@ -193,7 +196,7 @@ def _member_row(incident: str, m: Member) -> list[Any]:
         int(m.firing),
         str(m.classification.severity),
         orjson.dumps(m.classification.reasons).decode(),
-        labels_json(m.labels),
+        m.labels_json,
         micros(m.fired_at),
         opt_micros(m.resolved_at),
     ]
@@ -221,9 +224,9 @@ def _incident(row: Sequence[Any]) -> Incident:
 
 def _with_members(db: sqlite3.Connection, incident: Incident) -> Incident:
     rows = db.execute(f"SELECT {_MEMBER_COLUMNS} FROM incident_members WHERE incident = ?", (incident.id,))
-    for _, fp, role, root, firing, severity, reasons, labels, fired_at, resolved_at in rows:
+    for row, _, fp, role, root, firing, severity, reasons, labels, fired_at, resolved_at in rows:
         classification = Classification(Severity[severity], tuple(orjson.loads(reasons)))
-        incident.members[fp] = Member(
-            fp, orjson.loads(labels), role, root, bool(firing), classification, time(fired_at), opt_time(resolved_at)
-        )
+        member = Member(fp, labels, role, root, bool(firing), classification, time(fired_at), opt_time(resolved_at))
+        member.row = row
+        incident.members[fp] = member
     return incident

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-import orjson
+from receiver.labels import canonical_json
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -31,6 +30,4 @@ def opt_time(micros: int | None) -> datetime | None:
     return None if micros is None else time(micros)
 
 
-def labels_json(mapping: Mapping[str, str]) -> str:
-    """A label set as JSON with sorted keys: equal sets, equal text."""
-    return orjson.dumps(mapping, option=orjson.OPT_SORT_KEYS).decode()
+labels_json = canonical_json
