@@ -16,11 +16,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from receiver.alertmanager import validate
+from receiver.book import UnknownIncident
 from receiver.config import Settings
 from receiver.engine import COMMAND, EngineProcess, lock_path, settings_line
+from receiver.incidents import InvalidTransition
 from receiver.metrics import Metrics
-from receiver.store import InboxEntry
+from receiver.store import InboxEntry, IncidentQuery
 from receiver.store.sqlite import SQLiteStore
+from receiver.web.incidents_api import EngineUnavailable
 from tests.e2e.harness import eventually
 from tests.payloads import alert, body
 
@@ -187,3 +190,50 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_people_change_incidents_through_the_engine_process(settings: Settings, web_store: SQLiteStore) -> None:
+    engine = EngineProcess(settings, Metrics(CollectorRegistry()))
+    with pytest.raises(EngineUnavailable):  # not started: nobody to apply the change
+        await engine.acknowledge("INC-20261122-0001", "alice", "")
+    await engine.start(cursor=0)
+    try:
+        last = await _accept(web_store, engine, body(alert("A", namespace="shop", severity="critical")))
+
+        async def caught_up() -> bool:
+            return engine.cursor == last
+
+        await eventually(caught_up, "the engine to process the notification", 20)
+        [incident] = await web_store.incidents(IncidentQuery())
+        await engine.acknowledge(incident.id, "alice", "looking")
+        await engine.note(incident.id, "bob", "a note")
+        await engine.resolve(incident.id, "alice", "")
+        with pytest.raises(InvalidTransition, match="resolved cannot become resolved"):
+            await engine.resolve(incident.id, "alice", "")
+        with pytest.raises(UnknownIncident):
+            await engine.mitigate("INC-20200101-0001", "alice", "")
+        found = await web_store.incident(incident.id, 100)
+        assert found is not None
+        assert [(e.kind.value, e.actor) for e in found[1] if e.actor != "receiver"] == [
+            ("acknowledged", "alice"),
+            ("note", "bob"),
+            ("resolved", "alice"),
+        ]
+    finally:
+        await engine.close(grace_seconds=10)
+
+
+async def test_a_change_the_engine_never_answers_is_unavailable(settings: Settings) -> None:
+    script = "import sys; sys.stdin.readline(); sys.stdin.readline(); sys.stdin.readline(); sys.exit(3)"
+    engine = EngineProcess(settings, Metrics(CollectorRegistry()), command=(sys.executable, "-c", script))
+    await engine.start(cursor=0)
+    try:
+
+        async def running() -> bool:
+            return engine.pid is not None
+
+        await eventually(running, "the stand-in engine to start", 20)
+        with pytest.raises(EngineUnavailable, match="stopped before answering"):
+            await engine.acknowledge("INC-20261122-0001", "alice", "")  # it reads the command, then exits
+    finally:
+        await engine.close(grace_seconds=10)

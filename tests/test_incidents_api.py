@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from receiver.app import PROCESSOR, create_app
 from receiver.config import ConfigError, Settings, load
+from receiver.store import StoreError
+from receiver.store.sqlite import SQLiteStore
 from tests.conftest import Clock
 from tests.payloads import alert, body
 from tests.test_http import Client, MakeClient, make_client, processed, sample
@@ -223,3 +225,36 @@ async def test_incidents_survive_a_restart_and_keep_correlating(
     ids = [i["id"] for i in (await get_json(second, "/api/v1/incidents", headers=AUTH))["incidents"]]
     assert ids == ["INC-20261122-0002", id]  # numbering continues after the restart
     assert second.server.app[PROCESSOR].cursor == 3
+
+
+class FailingRecordStore:
+    """A real SQLite store whose incident changes fail, as a full disk would make them."""
+
+    def __init__(self, inner: SQLiteStore) -> None:
+        self.inner = inner
+
+    async def record(self, changes: Any) -> None:
+        raise StoreError("database or disk is full")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_change_the_store_cannot_write_gets_503_and_changes_nothing(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    inner = SQLiteStore(tmp_path / "r.db")
+    await inner.open()
+    try:
+        client = await make_client(FailingRecordStore(inner), api={"token": TOKEN})
+        id = await burst(client)
+        response = await client.post(f"/api/v1/incidents/{id}/ack", headers=AUTH)
+        assert response.status == 503 and response.headers["Retry-After"] == "1"
+        assert "database or disk is full" in (await response.json())["error"]
+        detail = await get_json(client, f"/api/v1/incidents/{id}", headers=AUTH)
+        assert detail["status"] == "triggered"
+        assert "acknowledged" not in [e["kind"] for e in detail["timeline"]]
+        await post(client, alert("Later", namespace="shop"))  # the book was loaded again: still one incident
+        assert [i["id"] for i in (await get_json(client, "/api/v1/incidents", headers=AUTH))["incidents"]] == [id]
+    finally:
+        await inner.close()
