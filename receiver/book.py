@@ -252,7 +252,11 @@ class Book:
     # Loading.
 
     def restore(self, incident: Incident) -> None:
-        """Add an incident loaded from the store with its members; its counts are made again here."""
+        """Add an incident loaded from the store with its members; its counts are made again here.
+
+        An alert that belongs to a newer incident of the book stays with it: an old incident read back
+        for a person's change (a note for the postmortem) only keeps its members as history.
+        """
         self.incidents[incident.id] = incident
         self._by_scope.setdefault(incident.scope, []).append(incident.id)
         incident.firing = 0
@@ -262,6 +266,9 @@ class Book:
             member.name = labels.get("alertname", member.fingerprint)
             member.service = labels.get(self.policy.correlation.service_label, "")
             self._last_row = max(self._last_row, member.row)
+            holder = self.incidents.get(self._where.get(member.fingerprint, ""))
+            if holder is not None and holder.seq > incident.seq:
+                continue
             self._where[member.fingerprint] = incident.id
             if member.root is not None:
                 self._dependents.setdefault(member.root, set()).add(member.fingerprint)

@@ -1,8 +1,8 @@
 """The engine process: the one writer of derived state, beside the web process.
 
 The web process answers Alertmanager: authenticate, validate, append to the
-inbox, 200. Everything after that (dedup today; correlation and playbooks
-later) is the engine's, and it runs in a process of its own, so its CPU time
+inbox, 200. Everything after that (dedup and incidents; playbooks later)
+is the engine's, and it runs in a process of its own, so its CPU time
 never competes with the webhook for the interpreter lock. The two share the
 store's files and two pipes, nothing else:
 
@@ -245,7 +245,7 @@ objects that live until its transaction ends; with the defaults they were promot
 generation, whose collections then ran every few thousand alerts and walked the whole book: with
 100,000 open alerts, 0.28 s each and 1.6 s of every 50,000 updates (per-update cost 1.45x that with
 1,000 open). Collecting the youngest generation every 50,000 net allocations lets a batch's objects die
-young: the ratio fell to about 1.0 (docs/benchmarks.md, ``python -m bench.processing``)."""
+young: the ratio fell to 1.03 (1.09 in the final benchmark; docs/benchmarks.md, ``python -m bench.processing``)."""
 
 
 def tune_gc() -> None:

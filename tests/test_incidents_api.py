@@ -258,3 +258,19 @@ async def test_a_change_the_store_cannot_write_gets_503_and_changes_nothing(
         assert [i["id"] for i in (await get_json(client, "/api/v1/incidents", headers=AUTH))["incidents"]] == [id]
     finally:
         await inner.close()
+
+
+async def test_a_note_on_an_old_incident_leaves_its_alerts_with_the_newer_one(client: Client, clock: Clock) -> None:
+    await post(client, alert("Flaky", namespace="shop"))
+    [old] = (await get_json(client, "/api/v1/incidents", headers=AUTH))["incidents"]
+    await change(client, f"/api/v1/incidents/{old['id']}/resolve")
+    clock.advance(minutes=40)
+    await client.server.app[PROCESSOR].tick(clock.now)  # past the reopen window: the book forgets it
+    await post(client, alert("Flaky", starts="2026-11-22T10:05:00Z", namespace="shop"))  # a new episode
+    newer = (await get_json(client, "/api/v1/incidents", headers=AUTH))["incidents"][0]
+    assert newer["id"] != old["id"]
+    await change(client, f"/api/v1/incidents/{old['id']}/notes", {"text": "postmortem: see the newer one"}, 201)
+    await post(client, alert("Flaky", "resolved", starts="2026-11-22T10:05:00Z", namespace="shop"))
+    detail = await get_json(client, f"/api/v1/incidents/{newer['id']}", headers=AUTH)
+    assert [a["firing"] for a in detail["alerts"]] == [False]
+    assert detail["timeline"][-1]["kind"] == "alert_resolved"
