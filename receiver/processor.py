@@ -152,7 +152,8 @@ class Processor:
 
     async def tick(self, now: datetime) -> None:
         """Resolve incidents quiet for long enough; let the book forget old resolved ones."""
-        await self._change(lambda book: book.tick(now))
+        if self._book is not None:  # without a book (alerts only) there is nothing to resolve
+            await self._change(lambda book: book.tick(now))
 
     async def acknowledge(self, id: str, actor: str, reason: str) -> None:
         """A person acknowledges an incident. UnknownIncident, InvalidTransition, StoreError."""
