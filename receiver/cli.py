@@ -1,4 +1,4 @@
-"""The command line: ``receiver serve`` and ``receiver config check``."""
+"""The command line: ``receiver serve``, ``receiver config check`` and ``receiver playbooks ...``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import disable_created_metrics
 
-from receiver import __version__, config, logs
+from receiver import __version__, config, logs, playbooks_cli
 from receiver.app import create_app
 from receiver.web.tls import TlsError, server_context
 
@@ -27,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "playbooks":
+        settings = _load(getattr(args, "config", None), {})
+        return EXIT_CONFIG if settings is None else playbooks_cli.run(args, settings)
     return _check(args)
 
 
@@ -40,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, metavar="DIR", help="override the data directory")
     check = commands.add_parser("config", help="work with settings files").add_subparsers(dest="action", required=True)
     check.add_parser("check", help="validate a settings file and exit").add_argument("file", type=Path)
+    playbooks_cli.add_parser(commands)
     return parser
 
 

@@ -317,6 +317,21 @@ class IncidentSettings(_Section):
         return tuple(d.dependency() for d in self.suppression)
 
 
+class NamespaceSettings(_Section):
+    """Where playbooks may act: ``allow`` (empty: every namespace) minus ``deny``."""
+
+    allow: list[Name] = []
+    deny: list[Name] = ["kube-system"]
+
+
+class RemediationSettings(_Section):
+    """Playbooks and their guardrails."""
+
+    playbook_dirs: list[Path] = [Path("playbooks")]
+    """Directories whose ``*.yaml`` files are playbooks (the shipped ones live in ``playbooks/``)."""
+    namespaces: NamespaceSettings = NamespaceSettings()
+
+
 class Settings(_Section):
     """Everything the daemon is configured with."""
 
@@ -331,6 +346,7 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     engine: EngineSettings = EngineSettings()
     incidents: IncidentSettings = IncidentSettings()
+    remediation: RemediationSettings = RemediationSettings()
 
     @pydantic.model_validator(mode="after")
     def _api_token_is_its_own(self) -> Settings:

@@ -1,0 +1,114 @@
+"""``receiver playbooks validate|plan|schema``: check playbooks, and see what they would do, touching nothing.
+
+``validate`` loads every playbook of the directories and prints each
+problem with its file, key path and reason. ``plan`` reads an Alertmanager
+webhook payload (as Alertmanager posts it, e.g. a captured one) and prints,
+for each alert, the playbooks it triggers and every step they would take,
+templates rendered and names checked; a refused step says why. ``schema``
+prints the JSON Schema of the playbook format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from receiver import playbook
+from receiver.alertmanager import InvalidNotification, decode
+from receiver.config import Settings
+from receiver.plan import AlertFacts, NamespacePolicy, Plan, plans
+from receiver.severity import Severity
+
+EXIT_INVALID = 2
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``playbooks`` and its actions to the command line."""
+    actions = commands.add_parser("playbooks", help="check playbooks and plan their runs").add_subparsers(
+        dest="action", required=True
+    )
+    validate = actions.add_parser("validate", help="load every playbook of the directories and report problems")
+    validate.add_argument("dirs", nargs="*", type=Path, metavar="DIR", help="default: remediation.playbook_dirs")
+    show = actions.add_parser("plan", help="print what the playbooks would do for an alert payload, touching nothing")
+    show.add_argument("--alert", type=Path, required=True, metavar="FILE", help="an Alertmanager webhook payload")
+    show.add_argument("--dir", type=Path, action="append", dest="dirs", metavar="DIR", help="repeatable")
+    show.add_argument("--severity", choices=[str(s) for s in Severity], help="the incident's severity, if any")
+    show.add_argument("--json", action="store_true", help="print the plans as JSON")
+    actions.add_parser("schema", help="print the JSON Schema of a playbook file")
+    for sub in (validate, show):
+        sub.add_argument("--config", type=Path, help="settings file (playbook_dirs, allowed namespaces)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Carry out ``receiver playbooks <action>``; the exit status."""
+    if args.action == "schema":  # needs no settings
+        print(json.dumps(playbook.schema(), indent=2))
+        return 0
+    dirs = args.dirs or settings.remediation.playbook_dirs
+    loaded = playbook.load_dirs(dirs)
+    for problem in loaded.problems:
+        print(problem, file=sys.stderr)
+    if args.action == "validate":
+        print(f"{len(loaded.playbooks)} playbooks ok, {len(loaded.problems)} problems", file=sys.stderr)
+        return EXIT_INVALID if loaded.problems else 0
+    return _plan(args, settings, loaded.playbooks)
+
+
+def _plan(args: argparse.Namespace, settings: Settings, playbooks: tuple[playbook.Playbook, ...]) -> int:
+    try:
+        notification = decode(args.alert.read_bytes())
+    except OSError as err:
+        print(f"{args.alert}: cannot be read: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    except InvalidNotification as err:
+        for problem in err.problems:
+            print(f"{args.alert}: {problem[0]}: {problem[1]}", file=sys.stderr)
+        return EXIT_INVALID
+    namespaces = NamespacePolicy(
+        tuple(settings.remediation.namespaces.allow), tuple(settings.remediation.namespaces.deny)
+    )
+    severity = Severity[args.severity] if args.severity else None
+    report = []
+    for alert in notification.alerts:
+        facts = AlertFacts(alert.fingerprint, alert.status, alert.labels, alert.annotations, alert.starts_at)
+        report.append((facts, plans(playbooks, facts, namespaces, severity)))
+    if args.json:
+        print(json.dumps([_json(facts, found) for facts, found in report], indent=2))
+    else:
+        for facts, found in report:
+            print(_text(facts, found))
+    return 0
+
+
+def _json(facts: AlertFacts, found: list[Plan]) -> dict[str, Any]:
+    return {
+        "alert": {"fingerprint": facts.fingerprint, "status": facts.status, "labels": dict(facts.labels)},
+        "plans": [
+            {
+                "playbook": p.playbook,
+                "refused": p.refused,
+                "steps": [
+                    {"name": s.name, "action": s.action, "inputs": dict(s.inputs), "when": s.when, "refused": s.refused}
+                    for s in p.steps
+                ],
+            }
+            for p in found
+        ],
+    }
+
+
+def _text(facts: AlertFacts, found: list[Plan]) -> str:
+    labels = " ".join(f"{k}={v}" for k, v in sorted(facts.labels.items()) if k != "alertname")
+    lines = [f"alert {facts.labels.get('alertname', '?')} ({facts.status}, {facts.fingerprint}) {labels}"]
+    if not found:
+        lines.append("  no playbook is triggered")
+    for p in found:
+        lines.append(f"  playbook {p.playbook}" + (f": REFUSED, {p.refused}" if p.refused else ""))
+        for i, s in enumerate(p.steps, 1):
+            what = (s.refused and f"refused: {s.refused}") or json.dumps(dict(s.inputs), sort_keys=True)
+            when = f"  when {s.when}" if s.when else ""
+            lines.append(f"    {i}. {s.name}: {s.action} {what}{when}")
+    return "\n".join(lines)

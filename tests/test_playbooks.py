@@ -1,0 +1,214 @@
+"""Playbooks: loading with precise errors, the published schema, triggers, plans, and hostile labels."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from receiver import cli
+from receiver.plan import AlertFacts, NamespacePolicy, plan, plans, triggers
+from receiver.playbook import Playbook, load_dirs, load_file, schema
+from receiver.severity import Severity
+from tests.conftest import FIXTURES
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "playbooks"
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+NAMESPACES = NamespacePolicy()
+
+
+def facts(status: str = "firing", **labels: str) -> AlertFacts:
+    return AlertFacts("0123456789abcdef", status, {"alertname": "KubePodCrashLooping", **labels}, {}, T0)
+
+
+def shipped(name: str) -> Playbook:
+    found = load_file(SHIPPED / f"{name}.yaml")
+    assert isinstance(found, Playbook), found
+    return found
+
+
+def test_the_shipped_playbooks_load_and_the_published_schema_is_current() -> None:
+    loaded = load_dirs([SHIPPED])
+    assert loaded.problems == ()
+    assert {p.name for p in loaded.playbooks} == {
+        "crashloop",
+        "high-memory",
+        "api-error-rate",
+        "db-pool-exhausted",
+        "capacity-saturation",
+    }
+    published = json.loads((SHIPPED / "schema" / "playbook-v1.json").read_text())
+    assert published == schema(), "regenerate: receiver playbooks schema > playbooks/schema/playbook-v1.json"
+
+
+VALID = """
+apiVersion: receiver/v1
+kind: Playbook
+metadata: {name: demo}
+spec:
+  trigger: {alertname: X}
+  steps:
+    - {name: one, action: delete_pod,
+       target: {namespace: "{{ alert.labels.namespace }}", name: "{{ alert.labels.pod }}"}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "message"),
+    [
+        (("kind: Playbook", "kind: Playbok"), "kind", "Input should be 'Playbook'"),
+        (("metadata: {name: demo}", "metadata: {name: Demo_1}"), "metadata.name", "should match pattern"),
+        (("trigger: {alertname: X}", "trigger: {alertname: X, colour: red}"), "spec.trigger.colour", "Extra inputs"),
+        (("trigger: {alertname: X}", "trigger: {labels: ['ns~prod']}"), "spec.trigger.labels[0]", "is not a matcher"),
+        (("action: delete_pod", "action: explode"), "spec.steps[0]", "does not match any of the expected tags"),
+        (('name: "{{ alert.labels.pod }}"', 'name: "{{ alert.labels.pod "'), "spec.steps[0].target.name", "unexpected"),
+        (("{name: one, action", "{name: one, when: 'alert.status ==', action"), "spec.steps[0].when", "unexpected"),
+        (("steps:", "steps: []\n  x:"), "spec.x", "Extra inputs"),
+    ],
+)
+def test_an_invalid_playbook_is_rejected_with_its_file_path_and_reason(
+    tmp_path: Path, change: tuple[str, str], path: str, message: str
+) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text(VALID.replace(*change))
+    problems = load_file(file)
+    assert isinstance(problems, list)
+    assert any(p.path == path and message in p.message and p.file == file for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ("{name: s, action: scale, target: {namespace: a, name: b}, replicas: 3, by: 1}", "exactly one of replicas"),
+        ("{name: s, action: scale, target: {namespace: a, name: b}, by: 1, min: 5, max: 2}", "min (5) is above max"),
+        ("{name: s, action: wait}", "Field required"),
+        ("{name: s, action: set_env, target: {namespace: a, name: b}, env: {}}", "at least 1 item"),
+    ],
+)
+def test_step_rules(tmp_path: Path, step: str, message: str) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text(VALID.split("    - {name: one")[0] + f"    - {step}\n")
+    problems = load_file(file)
+    assert isinstance(problems, list) and any(message in p.message for p in problems), problems
+
+
+def test_unreadable_files_and_duplicate_names_are_problems_others_still_load(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(VALID)
+    (tmp_path / "b.yaml").write_text(VALID)  # the same name again
+    (tmp_path / "c.yaml").write_text("{ not: yaml: at all")
+    (tmp_path / "d.yml").write_text("- a list")
+    (tmp_path / "notes.txt").write_text("ignored")
+    loaded = load_dirs([tmp_path])
+    assert [p.name for p in loaded.playbooks] == ["demo"]
+    assert [(p.file.name, p.path) for p in loaded.problems] == [
+        ("b.yaml", "metadata.name"),
+        ("c.yaml", ""),
+        ("d.yml", ""),
+    ]
+    assert "already the name of" in loaded.problems[0].message and "is not YAML" in loaded.problems[1].message
+
+
+@pytest.mark.parametrize(
+    ("name", "alert", "severity", "expected"),
+    [
+        ("crashloop", facts(namespace="shop", pod="p"), None, True),
+        ("crashloop", facts("resolved", namespace="shop", pod="p"), None, False),  # firing by default
+        ("high-memory", facts(namespace="shop"), None, False),  # another alert name
+        ("api-error-rate", AlertFacts("f", "firing", {"alertname": "HighErrorRate"}, {}, T0), Severity.SEV2, True),
+        ("api-error-rate", AlertFacts("f", "firing", {"alertname": "HighErrorRate"}, {}, T0), Severity.SEV1, True),
+        ("api-error-rate", AlertFacts("f", "firing", {"alertname": "HighErrorRate"}, {}, T0), Severity.SEV3, False),
+        ("api-error-rate", AlertFacts("f", "firing", {"alertname": "HighErrorRate"}, {}, T0), None, False),
+    ],
+)
+def test_triggers(name: str, alert: AlertFacts, severity: Severity | None, expected: bool) -> None:
+    assert triggers(shipped(name), alert, severity) is expected
+
+
+def test_label_matchers_in_triggers(tmp_path: Path) -> None:
+    file = tmp_path / "p.yaml"
+    file.write_text(VALID.replace("trigger: {alertname: X}", "trigger: {labels: ['namespace=~\"prod-.*\"']}"))
+    found = load_file(file)
+    assert isinstance(found, Playbook)
+    assert triggers(found, facts(namespace="prod-eu"))
+    assert not triggers(found, facts(namespace="staging"))
+
+
+def test_a_plan_renders_every_step() -> None:
+    [found] = plans([shipped("crashloop")], facts(namespace="shop", pod="cart-7d9f-x", deployment="cart"), NAMESPACES)
+    assert found.refused is None
+    assert [(s.name, s.action, s.when) for s in found.steps] == [
+        ("delete_pod", "delete_pod", None),
+        ("settle", "wait", None),
+        ("rollback", "rollout_undo", 'alert.status == "firing"'),
+    ]
+    assert dict(found.steps[0].inputs) == {
+        "kind": "Pod",
+        "namespace": "shop",
+        "name": "cart-7d9f-x",
+        "timeout_seconds": 60.0,
+    }
+    assert found.steps[2].inputs["max_age_seconds"] == 1800.0
+
+
+@pytest.mark.parametrize(
+    ("labels", "refusal"),
+    [
+        ({"pod": "x; rm -rf /"}, "name 'x; rm -rf /' is not a valid DNS-1123 subdomain"),
+        ({"pod": "../../etc"}, "is not a valid DNS-1123 subdomain"),
+        ({"pod": "Cart"}, "is not a valid DNS-1123 subdomain"),
+        ({"pod": "a" * 254}, "is not a valid DNS-1123 subdomain"),
+        ({"pod": "{{ 7 * 7 }}"}, "name '{{ 7 * 7 }}' is not"),  # a label is a value: never rendered again
+        ({"pod": "p", "namespace": "kube-system"}, "namespace 'kube-system' is denied"),
+        ({"pod": "p", "namespace": "shop\nother"}, "is not a valid DNS-1123 label"),
+        ({"namespace": "shop"}, "has no attribute 'pod' (a label or value the alert does not have)"),
+    ],
+)
+def test_hostile_or_missing_labels_are_refused_before_any_call(labels: dict[str, str], refusal: str) -> None:
+    alert = facts(**{"namespace": "shop", **labels}, deployment="cart")
+    found = plan(shipped("crashloop"), alert, NAMESPACES)
+    assert found.refused is not None and refusal in found.refused
+
+
+def test_the_sandbox_refuses_python_internals(tmp_path: Path) -> None:
+    file = tmp_path / "p.yaml"
+    file.write_text(VALID.replace('"{{ alert.labels.pod }}"', '"{{ alert.__class__.__mro__ }}"'))
+    found = load_file(file)
+    assert isinstance(found, Playbook)
+    result = plan(found, facts(namespace="shop", pod="p"), NAMESPACES)
+    assert result.refused is not None and "refused by the sandbox" in result.refused
+
+
+def test_allowed_namespaces() -> None:
+    only_shop = NamespacePolicy(allow=("shop",))
+    assert plan(shipped("crashloop"), facts(namespace="shop", pod="p", deployment="d"), only_shop).refused is None
+    refused = plan(shipped("crashloop"), facts(namespace="billing", pod="p", deployment="d"), only_shop).refused
+    assert refused is not None and "namespace 'billing' is not allowed" in refused
+
+
+def test_cli_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["playbooks", "validate", str(SHIPPED)]) == 0
+    assert "5 playbooks ok, 0 problems" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text(VALID.replace("kind: Playbook", "kind: Nope"))
+    assert cli.main(["playbooks", "validate", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'bad.yaml'}: kind: Input should be 'Playbook'" in capsys.readouterr().err
+
+
+def test_cli_plan_prints_what_would_run_for_a_captured_payload(capsys: pytest.CaptureFixture[str]) -> None:
+    payload = FIXTURES / "02-firing-crashlooping-3-pods.json"
+    assert cli.main(["playbooks", "plan", "--alert", str(payload), "--dir", str(SHIPPED), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report) == 3 and all(len(r["plans"]) == 1 for r in report)
+    steps = report[0]["plans"][0]["steps"]
+    assert steps[0]["inputs"] == {"kind": "Pod", "namespace": "prod", "name": "api-7d9f-a", "timeout_seconds": 60.0}
+    assert cli.main(["playbooks", "plan", "--alert", str(payload), "--dir", str(SHIPPED)]) == 0
+    assert "playbook crashloop" in capsys.readouterr().out
+
+
+def test_cli_plan_names_what_is_wrong_with_the_payload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": "4", "alerts": [{"status": "firing"}]}))
+    assert cli.main(["playbooks", "plan", "--alert", str(bad), "--dir", str(SHIPPED)]) == 2
+    assert "alerts[0]" in capsys.readouterr().err
