@@ -327,7 +327,7 @@ class NamespaceSettings(_Section):
 class RemediationSettings(_Section):
     """Playbooks and their guardrails."""
 
-    playbook_dirs: list[Path] = [Path("playbooks")]
+    playbook_dirs: list[DirPath] = [Path("playbooks")]
     """Directories whose ``*.yaml`` files are playbooks (the shipped ones live in ``playbooks/``)."""
     namespaces: NamespaceSettings = NamespaceSettings()
 
