@@ -48,6 +48,10 @@ class ActionFailed(RuntimeError):
         self.status = status
 
 
+class TooOld(ActionFailed):
+    """``rollout_undo`` with ``max_age``: the last rollout is older, so it is left alone (not a fault)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Effect:
     """What an action found and left: ``before`` and ``after`` are the fields it looks at."""
@@ -177,6 +181,82 @@ class Kube:
         action = "cordon" if unschedulable else "uncordon"
         return await self._change(_Change(action, f"Node/{node}", read, decide, write, _schedulable))
 
+    async def set_env(
+        self, kind: str, namespace: str, name: str, container: str | None, env: Mapping[str, str]
+    ) -> Effect:
+        """Set environment variables of one container (the first, if unnamed): a rolling update."""
+        read, write = self._workload(kind, namespace, name)
+
+        def decide(obj: Any) -> dict[str, Any] | None:
+            containers = _plain(obj.spec.template.spec.containers)
+            index = _container_index(containers, container, f"{kind}/{namespace}/{name}")
+            merged = with_env(containers[index].get("env") or [], env)
+            if merged == (containers[index].get("env") or []):
+                return None
+            containers[index]["env"] = merged  # the whole list: right under merge and strategic-merge patches
+            return {"spec": {"template": {"spec": {"containers": containers}}}}
+
+        def state(obj: Any) -> dict[str, Any]:
+            containers = _plain(obj.spec.template.spec.containers)
+            found = containers[_container_index(containers, container, f"{kind}/{namespace}/{name}")]
+            return {"env": {e["name"]: e.get("value") for e in found.get("env") or [] if e["name"] in env}}
+
+        return await self._change(_Change("set_env", f"{kind}/{namespace}/{name}", read, decide, write, state))
+
+    async def annotate(
+        self, kind: str, namespace: str, name: str, values: Mapping[str, str], *, labels: bool = False
+    ) -> Effect:
+        """Set annotations (or labels) on an object; those already set as asked are left alone."""
+        read, write = self._object(kind, namespace, name)
+        field = "labels" if labels else "annotations"
+
+        def current(obj: Any) -> dict[str, str]:
+            found: dict[str, str] = getattr(obj.metadata, field) or {}
+            return {k: found[k] for k in values if k in found}
+
+        def decide(obj: Any) -> dict[str, Any] | None:
+            return None if current(obj) == dict(values) else {"metadata": {field: dict(values)}}
+
+        action = "label" if labels else "annotate"
+        return await self._change(
+            _Change(action, f"{kind}/{namespace}/{name}", read, decide, write, lambda obj: {field: current(obj)})
+        )
+
+    async def rollout_undo(self, namespace: str, name: str, max_age: float | None = None) -> Effect:
+        """Roll a Deployment back to its previous revision, found through its ReplicaSets' revision annotations.
+
+        With ``max_age`` (seconds), only if its last rollout is younger: an old rollout is not the cause.
+        """
+        read, write = self._workload("Deployment", namespace, name)
+        apps = k8s.AppsV1Api(self.api)
+        target = f"Deployment/{namespace}/{name}"
+
+        def decide(obj: Any) -> dict[str, Any] | None:
+            listed: list[Any] = apps.list_namespaced_replica_set(namespace, _request_timeout=self.retry.timeout).items
+            revisions: dict[int, Any] = {}
+            for rs in listed:
+                owners = rs.metadata.owner_references or []
+                revision = _revision(rs)
+                if revision is not None and any(o.kind == "Deployment" and o.name == name for o in owners):
+                    revisions[revision] = rs
+            current = _revision(obj)
+            if current is None or current not in revisions:
+                raise ActionFailed(f"{target}: its current revision has no ReplicaSet: nothing to roll back to")
+            older = [r for r in revisions if r < current]
+            if not older:
+                raise ActionFailed(f"{target}: revision {current} is the first: nothing to roll back to")
+            age = (self.clock() - revisions[current].metadata.creation_timestamp).total_seconds()
+            if max_age is not None and age > max_age:
+                raise TooOld(f"{target}: its last rollout is {age:.0f}s old, more than {max_age:.0f}s: not rolled back")
+            template = _plain(revisions[max(older)].spec.template)
+            template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+            return {"spec": {"template": template}}
+
+        def state(obj: Any) -> dict[str, Any]:
+            return {"revision": _revision(obj), "images": [c.image for c in obj.spec.template.spec.containers]}
+
+        return await self._change(_Change("rollout_undo", target, read, decide, write, state))
+
     # The machinery.
 
     async def _change(self, change: _Change) -> Effect:
@@ -220,6 +300,19 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise ActionFailed(f"{target}: the API server could not be reached: {err}") from None
 
+    def _object(self, kind: str, namespace: str, name: str) -> tuple[Callable[[], Any], Callable[[Any], Any]]:
+        """Read and patch any object annotate and label know about."""
+        if kind in ("Pod", "Service"):
+            core = k8s.CoreV1Api(self.api)
+            suffix = kind.lower()
+            read_fn, patch_fn = getattr(core, f"read_namespaced_{suffix}"), getattr(core, f"patch_namespaced_{suffix}")
+            timeout = self.retry.timeout
+            return (
+                lambda: read_fn(name, namespace, _request_timeout=timeout),
+                lambda body: patch_fn(name, namespace, body, _request_timeout=timeout),
+            )
+        return self._workload(kind, namespace, name)
+
     def _workload(self, kind: str, namespace: str, name: str) -> tuple[Callable[[], Any], Callable[[Any], Any]]:
         """Read and patch a Deployment, StatefulSet or DaemonSet."""
         apps = k8s.AppsV1Api(self.api)
@@ -242,6 +335,45 @@ def scaled(current: int, replicas: int | None, by: int | None, low: int, high: i
     """The replicas to set: ``replicas``, or ``current + by``, clamped to ``low``..``high``. Pure."""
     want = replicas if replicas is not None else current + (by or 0)
     return max(low, min(high, want))
+
+
+def with_env(current: list[dict[str, Any]], wanted: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A container's env list with ``wanted`` set: existing entries replaced in place, new ones appended. Pure."""
+    out = [dict(e) for e in current]
+    for key, value in wanted.items():
+        for entry in out:
+            if entry.get("name") == key:
+                if entry.get("value") != value or "valueFrom" in entry:
+                    entry.clear()
+                    entry.update({"name": key, "value": value})
+                break
+        else:
+            out.append({"name": key, "value": value})
+    return out
+
+
+def _container_index(containers: list[dict[str, Any]], name: str | None, target: str) -> int:
+    if not containers:
+        raise ActionFailed(f"{target}: it has no containers")
+    if name is None:
+        return 0
+    for i, c in enumerate(containers):
+        if c.get("name") == name:
+            return i
+    raise ActionFailed(f"{target}: no container named {name!r} (it has {[c.get('name') for c in containers]})")
+
+
+def _plain(obj: Any) -> Any:
+    """A client model as plain JSON-ready data (camelCase keys), as the API server takes it."""
+    return _SERIALIZER.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+
+
+_SERIALIZER = k8s.ApiClient()
+
+
+def _revision(obj: Any) -> int | None:
+    text = (obj.metadata.annotations or {}).get(REVISION) if obj.metadata else None
+    return int(text) if text and text.isdigit() else None
 
 
 def _transient(err: BaseException) -> bool:

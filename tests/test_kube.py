@@ -9,7 +9,7 @@ import kmock
 import pytest
 from kubernetes import client as k8s
 
-from receiver.kube import ActionFailed, Kube, Retry, scaled
+from receiver.kube import ActionFailed, Kube, Retry, TooOld, scaled
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 FAST = Retry(attempts=3, first_wait=0.01, longest_wait=0.02, timeout=(2.0, 5.0))
@@ -30,6 +30,15 @@ def deployment(name: str = "cart", replicas: int = 2) -> dict[str, Any]:
                 "spec": {"containers": [{"name": "app", "image": "x"}]},
             },
         },
+    }
+
+
+def pod(name: str = "cart-1") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"containers": []},
     }
 
 
@@ -150,3 +159,86 @@ async def test_dry_run_reads_and_writes_nothing(kmock: Any) -> None:
 async def test_without_credentials_every_action_is_a_dry_run_and_says_why() -> None:
     effect = await Kube(None, dry_run=True).delete_pod("shop", "cart-1")
     assert effect.dry_run and "no Kubernetes credentials" in effect.note
+
+
+async def test_set_env_replaces_or_adds_and_a_repeat_changes_nothing(kmock: Any) -> None:
+    obj = deployment()
+    obj["spec"]["template"]["spec"]["containers"] = [
+        {"name": "app", "image": "x", "env": [{"name": "DB_POOL_SIZE", "value": "10"}, {"name": "KEEP", "value": "1"}]},
+        {"name": "sidecar", "image": "y"},
+    ]
+    put(kmock, DEPLOYMENTS, "shop", "cart", obj)
+    k = kube(kmock)
+    effect = await k.set_env("Deployment", "shop", "cart", None, {"DB_POOL_SIZE": "50", "NEW": "on"})
+    assert effect.before == {"env": {"DB_POOL_SIZE": "10"}}
+    assert effect.after == {"env": {"DB_POOL_SIZE": "50", "NEW": "on"}}
+    containers = stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]["spec"]["containers"]
+    assert containers[0]["env"] == [
+        {"name": "DB_POOL_SIZE", "value": "50"},
+        {"name": "KEEP", "value": "1"},
+        {"name": "NEW", "value": "on"},
+    ]
+    assert [c["name"] for c in containers] == ["app", "sidecar"]  # the other container is untouched
+    assert not (await k.set_env("Deployment", "shop", "cart", "app", {"DB_POOL_SIZE": "50"})).changed
+    with pytest.raises(ActionFailed, match="no container named 'db'"):
+        await k.set_env("Deployment", "shop", "cart", "db", {"X": "1"})
+
+
+async def test_annotate_and_label(kmock: Any) -> None:
+    put(kmock, DEPLOYMENTS, "shop", "cart", deployment())
+    put(kmock, ("", "v1", "pods"), "shop", "cart-1", pod())
+    k = kube(kmock)
+    effect = await k.annotate("Deployment", "shop", "cart", {"receiver/remediated": "crashloop"})
+    assert effect.after == {"annotations": {"receiver/remediated": "crashloop"}}
+    assert not (await k.annotate("Deployment", "shop", "cart", {"receiver/remediated": "crashloop"})).changed
+    await k.annotate("Pod", "shop", "cart-1", {"quarantine": "true"}, labels=True)
+    assert stored(kmock, ("", "v1", "pods"), "shop", "cart-1")["metadata"]["labels"] == {"quarantine": "true"}
+
+
+def replica_set(revision: int, image: str, created: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": f"cart-{revision}",
+            "namespace": "shop",
+            "creationTimestamp": created,
+            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "cart", "uid": "u1"}],
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app": "cart"}},
+            "template": {
+                "metadata": {"labels": {"app": "cart", "pod-template-hash": f"h{revision}"}},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+def rolled_out(kmock: Any, last_created: str) -> None:
+    obj = deployment()
+    obj["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "2"}
+    obj["spec"]["template"]["spec"]["containers"][0]["image"] = "cart:2"
+    put(kmock, DEPLOYMENTS, "shop", "cart", obj)
+    put(kmock, ("apps", "v1", "replicasets"), "shop", "cart-1", replica_set(1, "cart:1", "2026-11-21T03:00:00Z"))
+    put(kmock, ("apps", "v1", "replicasets"), "shop", "cart-2", replica_set(2, "cart:2", last_created))
+
+
+async def test_rollout_undo_goes_back_to_the_previous_revision(kmock: Any) -> None:
+    rolled_out(kmock, "2026-11-22T02:50:00Z")  # 10 minutes before NOW
+    effect = await kube(kmock).rollout_undo("shop", "cart", max_age=1800)
+    assert effect.before == {"revision": 2, "images": ["cart:2"]}
+    assert effect.after["images"] == ["cart:1"]
+    template = stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]
+    assert template["metadata"]["labels"] == {"app": "cart"}  # without the old pod-template-hash
+
+
+async def test_rollout_undo_leaves_an_old_rollout_alone_and_needs_a_previous_revision(kmock: Any) -> None:
+    rolled_out(kmock, "2026-11-21T22:00:00Z")  # 5 hours before NOW
+    with pytest.raises(TooOld, match="more than 1800s: not rolled back"):
+        await kube(kmock).rollout_undo("shop", "cart", max_age=1800)
+    assert stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]["spec"]["containers"][0]["image"] == "cart:2"
+    kmock.objects[kmock.resource("apps", "v1", "replicasets"), "shop", "cart-1"].delete()
+    with pytest.raises(ActionFailed, match="revision 2 is the first"):
+        await kube(kmock).rollout_undo("shop", "cart")
