@@ -118,13 +118,7 @@ async def test_rollout_restart_stamps_the_pod_template(kmock: Any) -> None:
 
 
 async def test_delete_pod(kmock: Any) -> None:
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "cart-1", "namespace": "shop"},
-        "spec": {"containers": []},
-    }
-    put(kmock, ("", "v1", "pods"), "shop", "cart-1", pod)
+    put(kmock, ("", "v1", "pods"), "shop", "cart-1", pod())
     effect = await kube(kmock).delete_pod("shop", "cart-1")
     assert effect.after == {"deleted": True}
     assert [r.method for r in kmock["delete"]] == ["DELETE"]
