@@ -232,7 +232,10 @@ class Kube:
         target = f"Deployment/{namespace}/{name}"
 
         def decide(obj: Any) -> dict[str, Any] | None:
-            listed: list[Any] = apps.list_namespaced_replica_set(namespace, _request_timeout=self.retry.timeout).items
+            timeout = self.retry.timeout
+            listed: list[Any] = self._call(
+                lambda: apps.list_namespaced_replica_set(namespace, _request_timeout=timeout), target
+            ).items
             revisions: dict[int, Any] = {}
             for rs in listed:
                 owners = rs.metadata.owner_references or []

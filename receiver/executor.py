@@ -1,0 +1,193 @@
+"""Running a planned playbook: its steps in order, their conditions, time limits and results.
+
+The executor takes a ``Plan`` (rendered and checked: nothing of the alert's
+labels is interpreted here), a ``Kube`` and a way to ask whether the alert
+still fires, and runs the steps one after another. A step's ``when`` is
+evaluated just before it, over the alert as it is now, the incident, and
+the results of the steps before it (``steps.<name>.outcome``). Each step has
+a time limit. The first failing step ends the run as failed; a
+``wait_for_resolution`` that sees the alert resolve ends it as a success
+(and one that times out lets the next steps decide, e.g. with ``when:
+alert.status == "firing"``).
+Every step reports to ``on_step`` as soon as it ends, so the run's record in
+the store is current even if the process dies in the middle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from receiver.kube import ActionFailed, Effect, Kube, TooOld
+from receiver.plan import Plan, PlannedStep
+from receiver.templating import TemplateError, holds
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 5.0
+"""How often ``wait_for_resolution`` asks whether the alert still fires."""
+
+
+class Outcome(StrEnum):
+    """How a step ended. Bounded: safe as a metric label."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """Its condition did not hold, or there was nothing to do (a rollout too old to undo)."""
+    TIMED_OUT = "timed_out"
+    RESOLVED = "resolved"
+    """``wait_for_resolution``: the alert resolved; the run ends as a success."""
+
+
+class RunOutcome(StrEnum):
+    """How a run ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """One step's end: its outcome, what it did, why, and how long it took."""
+
+    name: str
+    action: str
+    outcome: Outcome
+    inputs: Mapping[str, Any]
+    effect: Effect | None = None
+    reason: str = ""
+    seconds: float = 0.0
+
+    def values(self) -> dict[str, Any]:
+        """What later steps' conditions see of it: ``steps.<name>.outcome``, ``.changed``, ``.reason``."""
+        return {
+            "outcome": self.outcome.value,
+            "changed": bool(self.effect and self.effect.changed),
+            "dry_run": bool(self.effect and self.effect.dry_run),
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class RunResult:
+    """A run's end and every step's result, in order."""
+
+    outcome: RunOutcome
+    steps: list[StepResult] = field(default_factory=list)
+    reason: str = ""
+
+
+StillFiring = Callable[[], Awaitable[bool]]
+"""Asked before conditions and while waiting: does the alert still fire?"""
+OnStep = Callable[[StepResult], Awaitable[None]]
+
+
+async def execute(
+    plan: Plan,
+    kube: Kube,
+    *,
+    still_firing: StillFiring,
+    alert: Mapping[str, Any],
+    incident: Mapping[str, Any] | None = None,
+    on_step: OnStep | None = None,
+    poll_seconds: float = POLL_SECONDS,
+) -> RunResult:
+    """Run ``plan`` to its end. A refused plan runs nothing."""
+    if plan.refused:
+        return RunResult(RunOutcome.REFUSED, reason=plan.refused)
+    result = RunResult(RunOutcome.SUCCEEDED)
+    for step in plan.steps:
+        firing = await still_firing()
+        values = {
+            "alert": {**alert, "status": "firing" if firing else "resolved"},
+            "incident": dict(incident or {}),
+            "steps": {r.name: r.values() for r in result.steps},
+        }
+        done = await _one(step, kube, values, still_firing, poll_seconds)
+        result.steps.append(done)
+        if on_step is not None:
+            await on_step(done)
+        if done.outcome is Outcome.RESOLVED:
+            break
+        if done.outcome in (Outcome.FAILED, Outcome.TIMED_OUT):
+            result.outcome, result.reason = RunOutcome.FAILED, f"step {done.name!r}: {done.reason}"
+            break
+    return result
+
+
+async def _one(
+    step: PlannedStep, kube: Kube, values: Mapping[str, Any], still_firing: StillFiring, poll_seconds: float
+) -> StepResult:
+    started = time.monotonic()
+
+    def ended(outcome: Outcome, effect: Effect | None = None, reason: str = "") -> StepResult:
+        return StepResult(step.name, step.action, outcome, step.inputs, effect, reason, time.monotonic() - started)
+
+    if step.when is not None:
+        try:
+            if not holds(step.when, values):
+                return ended(Outcome.SKIPPED, reason=f"condition does not hold: {step.when}")
+        except TemplateError as err:
+            return ended(Outcome.FAILED, reason=str(err))
+    limit = float(step.inputs.get("timeout_seconds", 60.0))
+    try:
+        async with asyncio.timeout(limit):
+            return await _act(step, kube, still_firing, poll_seconds, ended)
+    except TimeoutError:
+        if step.action == "wait_for_resolution":  # not a fault: the next steps decide what a firing alert needs
+            return ended(Outcome.SUCCEEDED, reason=f"still firing after {limit:g}s")
+        return ended(Outcome.TIMED_OUT, reason=f"did not finish within {limit:g}s")
+    except TooOld as err:
+        return ended(Outcome.SKIPPED, reason=err.reason)
+    except ActionFailed as err:
+        return ended(Outcome.FAILED, reason=err.reason)
+    except Exception as err:  # a bug or an answer nobody foresaw: the run fails and says so, the engine goes on
+        log.exception("step %s of %s failed unexpectedly", step.name, step.action)
+        return ended(Outcome.FAILED, reason=f"unexpected error: {err!r}")
+
+
+async def _act(
+    step: PlannedStep,
+    kube: Kube,
+    still_firing: StillFiring,
+    poll_seconds: float,
+    ended: Callable[..., StepResult],
+) -> StepResult:
+    i = step.inputs
+    if step.action == "wait":
+        await asyncio.sleep(float(i["seconds"]))
+        return ended(Outcome.SUCCEEDED)
+    if step.action == "wait_for_resolution":
+        while await still_firing():  # noqa: ASYNC110 (the alert's state is in the store; the step's limit bounds it)
+            await asyncio.sleep(poll_seconds)
+        return ended(Outcome.RESOLVED, reason="the alert resolved")
+    if step.action == "notify":
+        return ended(Outcome.SKIPPED, reason="notifications are not wired yet (a later issue)")
+    effect = await _kube_action(step.action, i, kube)
+    return ended(Outcome.SUCCEEDED, effect, effect.note)
+
+
+async def _kube_action(action: str, i: Mapping[str, Any], kube: Kube) -> Effect:
+    if action == "scale":
+        return await kube.scale(
+            i["kind"], i["namespace"], i["name"], replicas=i["replicas"], by=i["by"], low=i["min"], high=i["max"]
+        )
+    if action == "rollout_restart":
+        return await kube.rollout_restart(i["kind"], i["namespace"], i["name"])
+    if action == "rollout_undo":
+        return await kube.rollout_undo(i["namespace"], i["name"], i.get("max_age_seconds"))
+    if action == "delete_pod":
+        return await kube.delete_pod(i["namespace"], i["name"])
+    if action == "set_env":
+        return await kube.set_env(i["kind"], i["namespace"], i["name"], i["container"], i["env"])
+    if action in ("cordon", "uncordon"):
+        return await kube.cordon(i["node"], unschedulable=action == "cordon")
+    if action in ("annotate", "label"):
+        return await kube.annotate(i["kind"], i["namespace"], i["name"], i["values"], labels=action == "label")
+    raise ActionFailed(f"unknown action {action!r}")
