@@ -21,6 +21,8 @@ from receiver import matchers
 from receiver.book import IncidentPolicy
 from receiver.correlation import CorrelationPolicy, CorrelationRule
 from receiver.dedup import DedupPolicy
+from receiver.durations import Duration
+from receiver.guardrails import Limits
 from receiver.severity import Modifiers, Rule, Severity, Threshold
 from receiver.suppression import Dependency
 
@@ -30,7 +32,6 @@ ENV_SECRETS: Mapping[str, tuple[str, ...]] = {
     "RECEIVER_API_TOKEN": ("api", "token"),
 }
 
-_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")
 
 
@@ -42,27 +43,6 @@ class ConfigError(ValueError):
         super().__init__("\n".join(f"{key}: {msg}" for key, msg in problems))
 
 
-def parse_duration(value: object) -> timedelta:
-    """Parse ``90``/``1.5`` (seconds) or Prometheus-style ``1w``, ``7d``, ``1h30m``, ``5m``, ``10s``, ``250ms``."""
-    if isinstance(value, bool):
-        raise ValueError("must be a duration like 30s, 5m, 1h or 7d, or a number of seconds")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value.strip())) and any(m.groups()):
-        w, d, h, mins, s, ms = (int(g or 0) for g in m.groups())
-        seconds = ((w * 7 + d) * 24 + h) * 3600 + mins * 60 + s + ms / 1000
-    else:
-        raise ValueError(f"{value!r} is not a duration like 30s, 5m, 1h or 7d")
-    if seconds <= 0:
-        raise ValueError("must be positive")
-    return timedelta(seconds=seconds)
-
-
-Duration = Annotated[
-    timedelta,
-    pydantic.PlainValidator(parse_duration),
-    pydantic.PlainSerializer(lambda d: d.total_seconds(), return_type=float),  # read back by parse_duration
-]
 FilePath = Annotated[pydantic.FilePath, pydantic.Field(strict=False)]
 DirPath = Annotated[Path, pydantic.Field(strict=False)]
 Secret = Annotated[pydantic.SecretStr, pydantic.Field(strict=False, min_length=1)]
@@ -324,12 +304,39 @@ class NamespaceSettings(_Section):
     deny: list[Name] = ["kube-system"]
 
 
+class GuardrailSettings(_Section):
+    """The guardrails every playbook gets (a playbook may override dry_run, approval, cooldown, runs per hour)."""
+
+    dry_run: bool = False
+    approval: Literal["none", "required"] = "none"
+    cooldown: Duration = timedelta(minutes=10)
+    max_runs_per_hour: Annotated[int, pydantic.Field(ge=1)] = 6
+    max_replicas: Annotated[int, pydantic.Field(ge=1)] = 20
+    max_pods_deleted_per_run: Annotated[int, pydantic.Field(ge=0)] = 3
+    max_pods_deleted_per_hour: Annotated[int, pydantic.Field(ge=0)] = 10
+    breaker_failures: Annotated[int, pydantic.Field(ge=1)] = 3
+
+    def limits(self) -> Limits:
+        """The limits these settings describe."""
+        return Limits(
+            dry_run=self.dry_run,
+            approval=self.approval == "required",
+            cooldown=self.cooldown,
+            max_runs_per_hour=self.max_runs_per_hour,
+            max_replicas=self.max_replicas,
+            max_pods_deleted_per_run=self.max_pods_deleted_per_run,
+            max_pods_deleted_per_hour=self.max_pods_deleted_per_hour,
+            breaker_failures=self.breaker_failures,
+        )
+
+
 class RemediationSettings(_Section):
     """Playbooks and their guardrails."""
 
     playbook_dirs: list[DirPath] = [Path("playbooks")]
     """Directories whose ``*.yaml`` files are playbooks (the shipped ones live in ``playbooks/``)."""
     namespaces: NamespaceSettings = NamespaceSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
 
 
 class Settings(_Section):

@@ -21,7 +21,7 @@ import pydantic
 import yaml
 
 from receiver import matchers
-from receiver.config import Duration
+from receiver.durations import Duration
 from receiver.templating import TemplateError, check_expression, check_template
 
 API_VERSION = "receiver/v1"

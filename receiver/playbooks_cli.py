@@ -3,8 +3,9 @@
 ``validate`` loads every playbook of the directories and prints each
 problem with its file, key path and reason. ``plan`` reads an Alertmanager
 webhook payload (as Alertmanager posts it, e.g. a captured one) and prints,
-for each alert, the playbooks it triggers and every step they would take,
-templates rendered and names checked; a refused step says why. ``schema``
+for each alert, the playbooks it triggers, what the guardrails would say of a
+first run (blocked, dry-run, needs approval), and every step they would
+take, templates rendered and names checked; a refused step says why. ``schema``
 prints the JSON Schema of the playbook format.
 """
 
@@ -18,7 +19,9 @@ from typing import Any
 
 from receiver import playbook
 from receiver.alertmanager import InvalidNotification, decode
+from receiver.clock import utc_now
 from receiver.config import Settings
+from receiver.guardrails import Limits, Verdict, judge
 from receiver.plan import AlertFacts, NamespacePolicy, Plan, plans
 from receiver.severity import Severity
 
@@ -71,42 +74,65 @@ def _plan(args: argparse.Namespace, settings: Settings, playbooks: tuple[playboo
         tuple(settings.remediation.namespaces.allow), tuple(settings.remediation.namespaces.deny)
     )
     severity = Severity[args.severity] if args.severity else None
-    report = []
+    by_name = {p.name: p for p in playbooks}
+    defaults = settings.remediation.guardrails.limits()
+    report: list[tuple[AlertFacts, list[tuple[Plan, Verdict]]]] = []
     for alert in notification.alerts:
         facts = AlertFacts(alert.fingerprint, alert.status, alert.labels, alert.annotations, alert.starts_at)
-        report.append((facts, plans(playbooks, facts, namespaces, severity)))
+        judged = [
+            (p, judge(p, limits_of(by_name[p.playbook], defaults), [], breaker_open=False, now=utc_now()))
+            for p in plans(playbooks, facts, namespaces, severity)
+        ]
+        report.append((facts, judged))
     if args.json:
-        print(json.dumps([_json(facts, found) for facts, found in report], indent=2))
+        print(json.dumps([_json(facts, judged) for facts, judged in report], indent=2))
     else:
-        for facts, found in report:
-            print(_text(facts, found))
+        for facts, judged in report:
+            print(_text(facts, judged))
     return 0
 
 
-def _json(facts: AlertFacts, found: list[Plan]) -> dict[str, Any]:
+def limits_of(found: playbook.Playbook, defaults: Limits) -> Limits:
+    """The configured guardrails with the playbook's overrides."""
+    g = found.spec.guardrails
+    approval = None if g.approval is None else g.approval == "required"
+    return defaults.overridden(
+        dry_run=g.dry_run, approval=approval, cooldown=g.cooldown, max_runs_per_hour=g.max_runs_per_hour
+    )
+
+
+def _verdict(verdict: Verdict) -> str:
+    if verdict.block is not None:
+        return f"blocked ({verdict.block.value}): {verdict.reason}"
+    how = [w for w, on in (("dry-run", verdict.dry_run), ("needs approval", verdict.approval)) if on]
+    return "allowed" + (f" ({', '.join(how)})" if how else "")
+
+
+def _json(facts: AlertFacts, found: list[tuple[Plan, Verdict]]) -> dict[str, Any]:
     return {
         "alert": {"fingerprint": facts.fingerprint, "status": facts.status, "labels": dict(facts.labels)},
         "plans": [
             {
                 "playbook": p.playbook,
                 "refused": p.refused,
+                "guardrails": _verdict(v),
                 "steps": [
                     {"name": s.name, "action": s.action, "inputs": dict(s.inputs), "when": s.when, "refused": s.refused}
                     for s in p.steps
                 ],
             }
-            for p in found
+            for p, v in found
         ],
     }
 
 
-def _text(facts: AlertFacts, found: list[Plan]) -> str:
+def _text(facts: AlertFacts, found: list[tuple[Plan, Verdict]]) -> str:
     labels = " ".join(f"{k}={v}" for k, v in sorted(facts.labels.items()) if k != "alertname")
     lines = [f"alert {facts.labels.get('alertname', '?')} ({facts.status}, {facts.fingerprint}) {labels}"]
     if not found:
         lines.append("  no playbook is triggered")
-    for p in found:
-        lines.append(f"  playbook {p.playbook}" + (f": REFUSED, {p.refused}" if p.refused else ""))
+    for p, v in found:
+        lines.append(f"  playbook {p.playbook}: {_verdict(v)}")
         for i, s in enumerate(p.steps, 1):
             what = (s.refused and f"refused: {s.refused}") or json.dumps(dict(s.inputs), sort_keys=True)
             when = f"  when {s.when}" if s.when else ""

@@ -11,6 +11,7 @@ import pytest
 import trustme
 
 from receiver import cli, config
+from receiver.durations import parse_duration
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -87,7 +88,7 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_durations(text: Any, expected: float) -> None:
-    assert config.parse_duration(text) == timedelta(seconds=expected)
+    assert parse_duration(text) == timedelta(seconds=expected)
 
 
 def test_secrets_come_from_the_environment(tmp_path: Path) -> None:

@@ -212,3 +212,25 @@ def test_cli_plan_names_what_is_wrong_with_the_payload(tmp_path: Path, capsys: p
     bad.write_text(json.dumps({"version": "4", "alerts": [{"status": "firing"}]}))
     assert cli.main(["playbooks", "plan", "--alert", str(bad), "--dir", str(SHIPPED)]) == 2
     assert "alerts[0]" in capsys.readouterr().err
+
+
+def test_cli_plan_shows_what_the_guardrails_would_say(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "DatabaseConnectionPoolExhausted", "namespace": "shop", "deployment": "orders"},
+        "annotations": {},
+        "startsAt": "2026-11-22T09:00:00Z",
+    }
+    payload = tmp_path / "pool.json"
+    payload.write_text(json.dumps({"version": "4", "status": "firing", "alerts": [alert]}))
+    assert cli.main(["playbooks", "plan", "--alert", str(payload), "--dir", str(SHIPPED)]) == 0
+    assert "playbook db-pool-exhausted: allowed (needs approval)" in capsys.readouterr().out
+    settings = tmp_path / "receiver.yml"
+    settings.write_text("remediation: {guardrails: {dry_run: true, max_replicas: 1}}\n")
+    argv = ["playbooks", "plan", "--alert", str(payload), "--dir", str(SHIPPED), "--config", str(settings), "--json"]
+    assert cli.main(argv) == 0
+    [report] = json.loads(capsys.readouterr().out)
+    assert report["plans"][0]["guardrails"] == "allowed (dry-run, needs approval)"
+    settings.write_text("remediation: {guardrails: {max_runs_per_hour: 0}}\n")
+    assert cli.main(argv) == 2
+    assert "remediation.guardrails.max_runs_per_hour" in capsys.readouterr().err
