@@ -62,11 +62,13 @@ class Effect:
     after: Mapping[str, Any]
     dry_run: bool
     note: str = ""
+    patch: Mapping[str, Any] | None = None
+    """In a dry-run: what would have been sent."""
 
     @property
     def changed(self) -> bool:
         """Whether the action changed (or, in a dry-run, would change) anything."""
-        return dict(self.before) != dict(self.after)
+        return self.patch is not None or dict(self.before) != dict(self.after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +279,7 @@ class Kube:
             if body is None:
                 return Effect(action, target, before, before, self.dry_run, "already so: nothing to change")
             if self.dry_run:
-                return Effect(action, target, before, _predicted(before, body), True, self.why_dry)
+                return Effect(action, target, before, _predicted(before, body), True, self.why_dry, body)
             try:
                 written = self._call(functools.partial(change.write, body), target)
             except ActionFailed as err:

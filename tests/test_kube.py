@@ -236,3 +236,23 @@ async def test_rollout_undo_leaves_an_old_rollout_alone_and_needs_a_previous_rev
     kmock.objects[kmock.resource("apps", "v1", "replicasets"), "shop", "cart-1"].delete()
     with pytest.raises(ActionFailed, match="revision 2 is the first"):
         await kube(kmock).rollout_undo("shop", "cart")
+
+
+async def test_a_dry_run_says_what_it_would_send_for_every_action(kmock: Any) -> None:
+    put(kmock, DEPLOYMENTS, "shop", "cart", deployment())
+    k = kube(kmock, dry_run=True)
+    env = await k.set_env("Deployment", "shop", "cart", None, {"DB_POOL_SIZE": "50"})
+    marked = await k.annotate("Deployment", "shop", "cart", {"receiver/x": "1"})
+    for effect in (env, marked):
+        assert effect.dry_run and effect.changed and effect.patch is not None
+    assert env.patch is not None and env.patch["spec"]["template"]["spec"]["containers"][0]["env"] == [
+        {"name": "DB_POOL_SIZE", "value": "50"}
+    ]
+    assert list(kmock["patch"]) == []
+
+
+def test_without_credentials_the_adapter_is_a_dry_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    found = Kube.from_environment()
+    assert found.api is None and found.dry_run and "no Kubernetes credentials" in found.why_dry
