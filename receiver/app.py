@@ -31,6 +31,7 @@ from receiver.engine import EngineProcess
 from receiver.ingest import Consumer, Ingestor
 from receiver.metrics import Metrics
 from receiver.processor import Processor, expiry_loop
+from receiver.remediation import Remediation
 from receiver.store import Store, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.web import errors, health, openapi
@@ -81,6 +82,7 @@ def create_app(
             batch_size=settings.store.process_batch,
             book=Book(settings.incidents.policy()),
             clock=clock,
+            remediation=Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy()),
         )
         ingestor = _ingestor(settings, store, processor, clock)
         run = functools.partial(

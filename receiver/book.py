@@ -31,6 +31,7 @@ from receiver.incidents import EventKind, IncidentStatus, Lifecycle, TimelineEve
 from receiver.incidents import transition as lifecycle_transition
 from receiver.labels import canonical_json
 from receiver.matchers import match_all
+from receiver.runs import RunIntent
 from receiver.severity import Classification, Modifiers, Rule, Severity, classify, in_context, tiered
 from receiver.suppression import Dependency, FiringRoot, Suppression, suppression
 
@@ -207,9 +208,11 @@ class Changes:
     """(severity, seconds from detection) of each acknowledgement: MTTA."""
     resolved: list[tuple[Severity, float]] = field(default_factory=list)
     """(severity, seconds from detection) of each resolution: MTTR."""
+    runs: list[RunIntent] = field(default_factory=list)
+    """Playbook runs the news asks for, recorded in the same transaction."""
 
     def __bool__(self) -> bool:
-        return bool(self.incidents or self.members or self.events)
+        return bool(self.incidents or self.members or self.events or self.runs)
 
     def touch(self, incident: Incident) -> None:
         """Write this incident's row."""
@@ -282,6 +285,12 @@ class Book:
         self._numbers.update(numbers)
         self._seq = max(self._seq, seq)
         self._last_row = max(self._last_row, row)
+
+    def where(self, fingerprint: str) -> tuple[Incident, Member] | None:
+        """The incident an alert belongs to now, and its membership (role, root)."""
+        incident = self.incidents.get(self._where.get(fingerprint, ""))
+        member = incident.members.get(fingerprint) if incident else None
+        return None if incident is None or member is None else (incident, member)
 
     # News, inside a transaction.
 

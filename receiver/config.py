@@ -23,6 +23,7 @@ from receiver.correlation import CorrelationPolicy, CorrelationRule
 from receiver.dedup import DedupPolicy
 from receiver.durations import Duration
 from receiver.guardrails import Limits
+from receiver.plan import NamespacePolicy
 from receiver.severity import Modifiers, Rule, Severity, Threshold
 from receiver.suppression import Dependency
 
@@ -337,6 +338,10 @@ class RemediationSettings(_Section):
     """Directories whose ``*.yaml`` files are playbooks (the shipped ones live in ``playbooks/``)."""
     namespaces: NamespaceSettings = NamespaceSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+
+    def namespace_policy(self) -> NamespacePolicy:
+        """Where playbooks may act."""
+        return NamespacePolicy(tuple(self.namespaces.allow), tuple(self.namespaces.deny))
 
 
 class Settings(_Section):

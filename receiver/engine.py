@@ -51,6 +51,7 @@ from receiver.config import Settings
 from receiver.incidents import InvalidTransition
 from receiver.metrics import Metrics, Tally
 from receiver.processor import Processor, expiry_loop
+from receiver.remediation import Remediation
 from receiver.store import InboxEntry, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.web.incidents_api import EngineUnavailable
@@ -59,7 +60,7 @@ log = logging.getLogger("receiver.engine")  # not __main__ when run with -m
 COMMAND = (sys.executable, "-m", "receiver.engine")
 RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before starting a dead engine again."""
-_ENGINE_SETTINGS = frozenset({"data_dir", "log_level", "store", "alerts", "engine", "incidents"})
+_ENGINE_SETTINGS = frozenset({"data_dir", "log_level", "store", "alerts", "engine", "incidents", "remediation"})
 _LOCK_POLL_SECONDS = 0.1
 COMMAND_TIMEOUT_SECONDS = 10.0
 """How long a person's change may wait for the engine (it waits for the batch being written)."""
@@ -290,6 +291,7 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
         batch_size=settings.store.process_batch,
         linger=LINGER_SECONDS,
         book=Book(settings.incidents.policy()),
+        remediation=Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy()),
     )
     tasks = [
         asyncio.create_task(processor.run(), name="processor"),

@@ -22,7 +22,7 @@ from receiver.alertmanager import InvalidNotification, decode
 from receiver.clock import utc_now
 from receiver.config import Settings
 from receiver.guardrails import Limits, Verdict, judge
-from receiver.plan import AlertFacts, NamespacePolicy, Plan, plans
+from receiver.plan import AlertFacts, Plan, plans
 from receiver.severity import Severity
 
 EXIT_INVALID = 2
@@ -70,9 +70,7 @@ def _plan(args: argparse.Namespace, settings: Settings, playbooks: tuple[playboo
         for problem in err.problems:
             print(f"{args.alert}: {problem[0]}: {problem[1]}", file=sys.stderr)
         return EXIT_INVALID
-    namespaces = NamespacePolicy(
-        tuple(settings.remediation.namespaces.allow), tuple(settings.remediation.namespaces.deny)
-    )
+    namespaces = settings.remediation.namespace_policy()
     severity = Severity[args.severity] if args.severity else None
     by_name = {p.name: p for p in playbooks}
     defaults = settings.remediation.guardrails.limits()

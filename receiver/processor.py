@@ -27,6 +27,8 @@ from receiver.clock import Clock, utc_now
 from receiver.dedup import DedupPolicy, Outcome, decide, expiry_cutoff
 from receiver.incidents import IncidentStatus
 from receiver.metrics import Tally
+from receiver.plan import AlertFacts
+from receiver.remediation import Remediation
 from receiver.store import InboxEntry, Processed, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class Processor:
         linger: float = 0.0,
         book: Book | None = None,
         clock: Clock = utc_now,
+        remediation: Remediation | None = None,
     ) -> None:
         """``linger``: seconds to let entries gather after a partial batch (fewer, larger transactions).
 
@@ -59,6 +62,7 @@ class Processor:
         """
         self._store = store
         self._book = book
+        self._remediation = remediation
         self._book_loaded = False
         self._clock = clock
         self._policy = policy
@@ -219,6 +223,7 @@ class Processor:
         """Give the book the news of a batch (on the store's writer thread, inside the transaction)."""
         book = self._book
         assert book is not None
+        news: list[AlertFacts] = []
         for item in processed:
             if item.notification is None:
                 continue
@@ -227,8 +232,15 @@ class Processor:
                     book.fired(alert.fingerprint, alert.labels, alert.annotations, decision.state.last_changed)
                 elif decision.outcome is Outcome.RESOLVED:
                     book.resolved(alert.fingerprint, decision.state.last_changed)
-        into.append(book.settle(now))
-        return into[-1]
+                else:
+                    continue
+                facts = AlertFacts(alert.fingerprint, alert.status, alert.labels, alert.annotations, alert.starts_at)
+                news.append(facts)
+        changes = book.settle(now)
+        if self._remediation is not None:
+            changes.runs = self._remediation.intents(news, book, now)
+        into.append(changes)
+        return changes
 
     def _follow_expired(self, into: list[Changes], now: datetime, fingerprints: Sequence[str]) -> Changes:
         book = self._book
