@@ -29,9 +29,11 @@ from receiver.config import Settings
 from receiver.dedup import DedupPolicy
 from receiver.engine import EngineProcess
 from receiver.ingest import Consumer, Ingestor
-from receiver.metrics import Metrics
+from receiver.kube import Kube
+from receiver.metrics import Metrics, Tally
 from receiver.processor import Processor, expiry_loop
 from receiver.remediation import Remediation
+from receiver.runner import Runner
 from receiver.store import Store, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.web import errors, health, openapi
@@ -43,6 +45,8 @@ from receiver.web.webhook import WebhookHandler
 
 log = logging.getLogger(__name__)
 PROCESSOR = web.AppKey("processor", Processor)
+RUNNER = web.AppKey("runner", Runner)
+"""The app's runner when processing runs inline, for tests that wait for runs to end."""
 """The app's processor when it runs inline, for tests that must wait until the inbox is processed."""
 ENGINE_STOP_SECONDS = 5.0
 """How long the engine may take to finish its step at shutdown before it is killed."""
@@ -55,6 +59,7 @@ def create_app(
     clock: Clock = utc_now,
     store: Store | None = None,
     engine: Literal["process", "inline"] = "process",
+    kube: Kube | None = None,
 ) -> web.Application:
     """Build the daemon's application. ``store`` replaces the SQLite store (tests; needs ``engine="inline"``)."""
     if store is not None and engine == "process":
@@ -75,18 +80,28 @@ def create_app(
     policy = settings.alerts.policy()
     run: functools.partial[AsyncIterator[None]]
     if engine == "inline":
+        remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
+        defaults = settings.remediation.guardrails.limits()
+        runner = app[RUNNER] = Runner(
+            store, kube or Kube.from_environment(), lambda name: remediation.limits(name, defaults), clock
+        )
+
+        def report(_: int, tally: Tally) -> None:
+            metrics.add(tally)
+            runner.wake()
+
         processor = app[PROCESSOR] = Processor(
             store,
             policy=policy,
-            report=lambda _, tally: metrics.add(tally),
+            report=report,
             batch_size=settings.store.process_batch,
             book=Book(settings.incidents.policy()),
             clock=clock,
-            remediation=Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy()),
+            remediation=remediation,
         )
         ingestor = _ingestor(settings, store, processor, clock)
         run = functools.partial(
-            _inline, processor=processor, ingestor=ingestor, store=store, clock=clock, settings=settings
+            _inline, processor=processor, runner=runner, ingestor=ingestor, store=store, clock=clock, settings=settings
         )
     else:
         engine_process = EngineProcess(settings, metrics)
@@ -141,10 +156,18 @@ async def _opened(_: web.Application, *, store: SQLiteStore) -> AsyncIterator[No
 
 
 async def _inline(
-    _: web.Application, *, processor: Processor, ingestor: Ingestor, store: Store, clock: Clock, settings: Settings
+    _: web.Application,
+    *,
+    processor: Processor,
+    runner: Runner,
+    ingestor: Ingestor,
+    store: Store,
+    clock: Clock,
+    settings: Settings,
 ) -> AsyncIterator[None]:
     processing = asyncio.create_task(processor.run(), name="processor")
     upkeep = [
+        asyncio.create_task(runner.run(), name="runner"),
         asyncio.create_task(
             expiry_loop(processor, clock, settings.alerts.expiry_check_interval, settings.alerts.retention),
             name="expiry",

@@ -49,9 +49,11 @@ from receiver.book import Book, UnknownIncident
 from receiver.clock import utc_now
 from receiver.config import Settings
 from receiver.incidents import InvalidTransition
+from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
 from receiver.processor import Processor, expiry_loop
 from receiver.remediation import Remediation
+from receiver.runner import Runner
 from receiver.store import InboxEntry, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.web.incidents_api import EngineUnavailable
@@ -284,17 +286,26 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
         role="engine",
     )
     await store.open()
+    remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
+    defaults = settings.remediation.guardrails.limits()
+    runner = Runner(store, Kube.from_environment(), lambda name: remediation.limits(name, defaults), utc_now)
+
+    def report(cursor: int, tally: Tally) -> None:
+        _report(cursor, tally)
+        runner.wake()
+
     processor = Processor(
         store,
         policy=settings.alerts.policy(),
-        report=_report,
+        report=report,
         batch_size=settings.store.process_batch,
         linger=LINGER_SECONDS,
         book=Book(settings.incidents.policy()),
-        remediation=Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy()),
+        remediation=remediation,
     )
     tasks = [
         asyncio.create_task(processor.run(), name="processor"),
+        asyncio.create_task(runner.run(), name="runner"),
         asyncio.create_task(
             expiry_loop(processor, utc_now, settings.alerts.expiry_check_interval, settings.alerts.retention),
             name="expiry",

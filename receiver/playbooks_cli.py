@@ -21,8 +21,9 @@ from receiver import playbook
 from receiver.alertmanager import InvalidNotification, decode
 from receiver.clock import utc_now
 from receiver.config import Settings
-from receiver.guardrails import Limits, Verdict, judge
+from receiver.guardrails import Verdict, judge
 from receiver.plan import AlertFacts, Plan, plans
+from receiver.remediation import limits_of
 from receiver.severity import Severity
 
 EXIT_INVALID = 2
@@ -88,15 +89,6 @@ def _plan(args: argparse.Namespace, settings: Settings, playbooks: tuple[playboo
         for facts, judged in report:
             print(_text(facts, judged))
     return 0
-
-
-def limits_of(found: playbook.Playbook, defaults: Limits) -> Limits:
-    """The configured guardrails with the playbook's overrides."""
-    g = found.spec.guardrails
-    approval = None if g.approval is None else g.approval == "required"
-    return defaults.overridden(
-        dry_run=g.dry_run, approval=approval, cooldown=g.cooldown, max_runs_per_hour=g.max_runs_per_hour
-    )
 
 
 def _verdict(verdict: Verdict) -> str:

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from receiver.book import Book
+from receiver.guardrails import Limits
 from receiver.plan import AlertFacts, NamespacePolicy
 from receiver.playbook import Playbook, load_dirs
 from receiver.runs import RunIntent, intents
@@ -37,6 +38,11 @@ class Remediation:
         log.info("playbooks loaded", extra={"playbooks": [p.name for p in loaded.playbooks]})
         return cls(loaded.playbooks, namespaces)
 
+    def limits(self, playbook: str, defaults: Limits) -> Limits:
+        """The guardrails of a playbook: the configured ones with its overrides."""
+        found = next((p for p in self.playbooks if p.name == playbook), None)
+        return defaults if found is None else limits_of(found, defaults)
+
     def intents(self, news: Sequence[AlertFacts], book: Book, now: datetime) -> list[RunIntent]:
         """The runs a batch's news asks for."""
         found: list[RunIntent] = []
@@ -53,3 +59,12 @@ class Remediation:
                 now=now,
             )
         return found
+
+
+def limits_of(found: Playbook, defaults: Limits) -> Limits:
+    """The configured guardrails with the playbook's overrides."""
+    g = found.spec.guardrails
+    approval = None if g.approval is None else g.approval == "required"
+    return defaults.overridden(
+        dry_run=g.dry_run, approval=approval, cooldown=g.cooldown, max_runs_per_hour=g.max_runs_per_hour
+    )

@@ -8,15 +8,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import kmock
+import pytest
+from prometheus_client import CollectorRegistry
+
+from receiver.app import RUNNER, create_app
+from receiver.config import Settings
+from receiver.kube import Kube
 from receiver.plan import AlertFacts, NamespacePolicy
 from receiver.playbook import load_dirs
 from receiver.runs import RunStatus, intents
 from receiver.severity import Severity
+from tests.conftest import Clock
 from tests.payloads import alert
-from tests.test_http import MakeClient, make_client, processed
+from tests.test_http import Client, processed
 from tests.test_incidents_api import DATABASE_DOWN, post
+from tests.test_kube import kube, pod, put
 
-__all__ = ["make_client"]
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = load_dirs([ROOT / "playbooks"]).playbooks
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
@@ -32,13 +40,52 @@ def crashloop(starts: str = "2026-11-22T09:00:00Z") -> dict[str, Any]:
     return alert("KubePodCrashLooping", starts=starts, namespace="shop", pod="cart-7d9f-x", deployment="cart")
 
 
-async def test_a_triggering_alert_records_one_run_per_episode(make_client: MakeClient, tmp_path: Path) -> None:
-    client = await make_client()
+FAST_CRASHLOOP = """
+apiVersion: receiver/v1
+kind: Playbook
+metadata: {name: crashloop}
+spec:
+  trigger: {alertname: KubePodCrashLooping}
+  steps:
+    - name: delete_pod
+      action: delete_pod
+      target: {namespace: "{{ alert.labels.namespace }}", name: "{{ alert.labels.pod }}"}
+"""
+
+
+@pytest.fixture
+def start(aiohttp_client: Any, make_settings: Any, clock: Clock, tmp_path: Path) -> Any:
+    """An inline app whose playbooks are ``FAST_CRASHLOOP`` (and those given), acting through ``kube``."""
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "crashloop.yaml").write_text(FAST_CRASHLOOP)
+
+    async def make(kube: Kube, **raw: Any) -> Client:
+        raw.setdefault("remediation", {})["playbook_dirs"] = [str(playbooks)]
+        settings: Settings = make_settings(**raw)
+        app = create_app(settings, registry=CollectorRegistry(), clock=clock, engine="inline", kube=kube)
+        client: Client = await aiohttp_client(app)
+        return client
+
+    return make
+
+
+async def settled(client: Client) -> None:
+    await processed(client)
+    await client.server.app[RUNNER].drain()
+
+
+async def test_a_triggering_alert_records_one_run_per_episode(start: Any, tmp_path: Path) -> None:
+    client = await start(Kube(None, dry_run=True))
     await post(client, crashloop())
     await post(client, crashloop())  # Alertmanager repeats it, an HA peer sends it again
-    await processed(client)
+    await settled(client)
     [run] = runs(tmp_path / "data")
-    assert (run["playbook"], run["status"], run["incident"]) == ("crashloop", RunStatus.PENDING, "INC-20261122-0001")
+    assert (run["playbook"], run["status"], run["incident"]) == ("crashloop", RunStatus.SUCCEEDED, "INC-20261122-0001")
+    assert run["dry_run"] == 1  # no credentials: a dry-run, and it says so
+    [step] = json.loads(run["steps"])
+    assert (step["name"], step["outcome"], step["dry_run"]) == ("delete_pod", "succeeded", True)
+    assert "no Kubernetes credentials" in step["reason"]
     steps = json.loads(run["plan"])
     assert steps[0] == {
         "name": "delete_pod",
@@ -49,11 +96,34 @@ async def test_a_triggering_alert_records_one_run_per_episode(make_client: MakeC
     }
     assert json.loads(run["alert"])["labels"]["pod"] == "cart-7d9f-x"
     await post(client, crashloop(starts="2026-11-22T09:20:00Z"))  # it fires again: a new episode
+    await settled(client)
     assert [r["playbook"] for r in runs(tmp_path / "data")] == ["crashloop", "crashloop"]
 
 
-async def test_symptoms_and_untriggered_alerts_record_no_run(make_client: MakeClient, tmp_path: Path) -> None:
-    client = await make_client(incidents={"suppression": [DATABASE_DOWN]})
+@pytest.mark.kmock(cls=kmock.KubernetesEmulator)
+async def test_a_crash_looping_pod_is_deleted_exactly_once(start: Any, kmock: Any, tmp_path: Path) -> None:
+    put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
+    client = await start(kube(kmock))
+    for _ in range(3):  # the first notification, a repeat, an HA peer's copy
+        await post(client, crashloop())
+        await settled(client)
+    assert [r.method for r in kmock["delete"]] == ["DELETE"]
+    [run] = runs(tmp_path / "data")
+    assert (run["status"], run["dry_run"]) == (RunStatus.SUCCEEDED, 0), run["reason"]
+    assert json.loads(run["steps"])[0]["after"] == {"deleted": True}
+
+
+async def test_a_hostile_label_is_refused_and_recorded_never_executed(start: Any, tmp_path: Path) -> None:
+    client = await start(Kube(None, dry_run=True))
+    await post(client, alert("KubePodCrashLooping", namespace="shop", pod="x;rm -rf /"))
+    await settled(client)
+    [run] = runs(tmp_path / "data")
+    assert run["status"] == RunStatus.BLOCKED and run["reason"].startswith("refused: step 'delete_pod': name")
+    assert json.loads(run["steps"]) == []
+
+
+async def test_symptoms_and_untriggered_alerts_record_no_run(start: Any, tmp_path: Path) -> None:
+    client = await start(Kube(None, dry_run=True), incidents={"suppression": [DATABASE_DOWN]})
     await post(client, alert("DatabaseDown", namespace="data", cluster="eu1"))
     await post(client, alert("HighErrorRate", namespace="api", cluster="eu1", deployment="api", severity="critical"))
     await post(client, alert("SomethingElse", namespace="shop"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from receiver.alertmanager import Alert, Notification
 from receiver.book import Book, Changes, Incident
@@ -167,6 +167,30 @@ class Store(Protocol):
 
     async def events(self, after: int = 0, limit: int = 1000) -> list[AlertEvent]:
         """Alert news with ``seq`` above ``after``, oldest first."""
+        ...
+
+    async def pending_runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Runs not judged yet, oldest first, as rows (id, playbook, fingerprint, incident, alert, plan...)."""
+        ...
+
+    async def run_history(self, since: datetime) -> list[tuple[str, str, datetime, bool]]:
+        """(playbook, plan JSON, started_at, finished) of runs started since ``since``."""
+        ...
+
+    async def failures_in_a_row(self, playbook: str, window: int) -> int:
+        """How many of the playbook's last finished runs failed in a row."""
+        ...
+
+    async def update_run(self, run_id: int, **values: Any) -> None:
+        """Set a run's status, reason, dry_run, steps, started_at or finished_at."""
+        ...
+
+    async def interrupt_runs(self, now: datetime) -> int:
+        """Mark runs still running as interrupted; how many."""
+        ...
+
+    async def alert_firing(self, fingerprint: str) -> bool:
+        """Whether the alert fires now."""
         ...
 
     async def ping(self) -> None:

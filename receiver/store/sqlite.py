@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from receiver.alertmanager import Notification
 from receiver.book import Book, Changes, Incident
@@ -39,6 +39,7 @@ from receiver.store import (
     StoreError,
 )
 from receiver.store import sqlite_incidents as incident_tables
+from receiver.store import sqlite_runs as run_tables
 from receiver.store import sqlite_tables as tables
 from receiver.store.sqlite_values import micros
 from receiver.store.sqlite_writer import OnCommit, Writer
@@ -221,6 +222,34 @@ class SQLiteStore:
 
     async def events(self, after: int = 0, limit: int = 1000) -> list[AlertEvent]:
         return await self._read(lambda db: tables.events(db, after, limit))
+
+    async def pending_runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        return await self._state.run(lambda db: run_tables.pending(db, limit))
+
+    async def run_history(self, since: datetime) -> list[tuple[str, str, datetime, bool]]:
+        return await self._state.run(lambda db: run_tables.history(db, since))
+
+    async def failures_in_a_row(self, playbook: str, window: int) -> int:
+        return await self._state.run(lambda db: run_tables.failures_in_a_row(db, playbook, window))
+
+    async def update_run(self, run_id: int, **values: Any) -> None:
+        await self._state.run(lambda db: tables.transaction(db, lambda db: run_tables.update(db, run_id, **values)))
+
+    async def interrupt_runs(self, now: datetime) -> int:
+        return await self._state.run(
+            lambda db: tables.transaction(db, lambda db: run_tables.interrupt(db, micros(now)))
+        )
+
+    async def alert_firing(self, fingerprint: str) -> bool:
+        return await self._state.run(lambda db: self._alert_firing(db, fingerprint))
+
+    def _alert_firing(self, db: sqlite3.Connection, fingerprint: str) -> bool:
+        """On the state writer thread, the only one that touches ``self._ids``."""
+        row_id = self._ids.current(db).get(fingerprint)
+        if row_id is None:
+            return False
+        row = db.execute("SELECT status FROM alerts WHERE id = ?", (row_id,)).fetchone()
+        return row is not None and row[0] == "firing"
 
     async def checkpoint(self) -> None:
         """Copy both write-ahead logs into their databases now and empty them (benchmarks: start level)."""

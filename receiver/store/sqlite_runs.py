@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from receiver.runs import RunIntent, RunStatus
-from receiver.store.sqlite_values import labels_json, micros
+from receiver.store.sqlite_values import labels_json, micros, time
 
 SCHEMA = """
 CREATE TABLE runs (
@@ -84,3 +85,59 @@ def count(db: sqlite3.Connection, status: RunStatus | None = None) -> int:
     else:
         n = db.execute("SELECT count(*) FROM runs WHERE status = ?", (status.value,)).fetchone()[0]
     return n
+
+
+_RUN_COLUMNS = "id, playbook, fingerprint, episode, incident, status, reason, dry_run, alert, plan, steps, created_at"
+
+
+def pending(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """Runs the guardrails have not judged yet, oldest first, as plain rows."""
+    rows = db.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'pending' ORDER BY id LIMIT ?", (limit,)
+    ).fetchall()
+    return [dict(zip(_RUN_COLUMNS.split(", "), row, strict=True)) for row in rows]
+
+
+def history(db: sqlite3.Connection, since: datetime) -> list[tuple[str, str, datetime, bool]]:
+    """(playbook, plan JSON, started_at, finished) of runs started since ``since``."""
+    rows = db.execute(
+        "SELECT playbook, plan, started_at, finished_at FROM runs WHERE started_at >= ?", (micros(since),)
+    ).fetchall()
+    return [(playbook, plan, time(started), finished is not None) for playbook, plan, started, finished in rows]
+
+
+def failures_in_a_row(db: sqlite3.Connection, playbook: str, window: int) -> int:
+    """How many of the playbook's last finished runs failed, counting back to its last success."""
+    statuses = [
+        s
+        for (s,) in db.execute(
+            "SELECT status FROM runs WHERE playbook = ? AND status IN ('succeeded', 'failed', 'breaker_reset')"
+            " ORDER BY finished_at DESC, id DESC LIMIT ?",
+            (playbook, window),
+        )
+    ]
+    count = 0
+    for status in statuses:
+        if status != RunStatus.FAILED.value:
+            break
+        count += 1
+    return count
+
+
+def update(db: sqlite3.Connection, run_id: int, **values: Any) -> None:
+    """Set columns of a run (status, reason, dry_run, steps, started_at, finished_at)."""
+    allowed = {"status", "reason", "dry_run", "steps", "started_at", "finished_at"}
+    if not values or set(values) - allowed:
+        raise ValueError(f"cannot set {sorted(set(values) - allowed)} of a run")
+    assignments = ", ".join(f"{k} = ?" for k in values)
+    stored = [micros(v) if isinstance(v, datetime) else v for v in values.values()]
+    db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*stored, run_id))
+
+
+def interrupt(db: sqlite3.Connection, now: int) -> int:
+    """Mark runs that were running as interrupted (the engine stopped under them); how many."""
+    return db.execute(
+        "UPDATE runs SET status = 'interrupted', reason = 'the engine stopped while it ran; not started again',"
+        " finished_at = ? WHERE status = 'running'",
+        (now,),
+    ).rowcount

@@ -1,0 +1,165 @@
+"""The runner: carries recorded runs through the guardrails and the executor, recording every step.
+
+Runs are recorded pending by the processor, with the news that asks for
+them. The runner, in the engine, takes them in order: the guardrails judge
+each against the runs before it (blocked, with the reason; awaiting
+approval; or started), and a started run executes in a task of its own, its
+record updated as each step ends. At start, runs left ``running`` by an
+engine that stopped are marked ``interrupted`` and never started again: a
+half-done remediation is for a person to look at, not to repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from receiver.clock import Clock
+from receiver.executor import RunOutcome, StepResult, execute
+from receiver.guardrails import Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
+from receiver.kube import Kube
+from receiver.plan import Plan, PlannedStep
+from receiver.runs import RunStatus
+from receiver.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+HISTORY = timedelta(hours=1)
+"""How far back the guardrails look (the rate limit and pods-per-hour are hourly; cooldowns are shorter)."""
+
+
+class Runner:
+    """Judges pending runs and executes the allowed ones."""
+
+    def __init__(self, store: Store, kube: Kube, limits_of: Callable[[str], Limits], clock: Clock) -> None:
+        self._store = store
+        self._kube = kube
+        self._limits_of = limits_of
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._one_at_a_time = asyncio.Lock()
+        """A pending run is judged once: two judges reading it before either records it would start it twice."""
+        self._running: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Say that runs may have been recorded."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: take pending runs whenever woken. Runs in flight are cancelled with it."""
+        interrupted = await self._store.interrupt_runs(self._clock())
+        if interrupted:
+            log.warning("%d runs were interrupted by the engine stopping; they are not started again", interrupted)
+        if self._kube.why_dry:
+            log.warning("playbook actions are dry-runs: %s", self._kube.why_dry)
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                try:
+                    await self.step()
+                except StoreError as err:
+                    log.error("runs could not be taken", extra={"error": str(err)})
+        finally:
+            for task in self._running:
+                task.cancel()
+
+    async def step(self) -> int:
+        """Judge every pending run, start the allowed ones; how many were judged."""
+        async with self._one_at_a_time:
+            pending = await self._store.pending_runs()
+            for row in pending:
+                await self._judge(row)
+        return len(pending)
+
+    async def drain(self) -> None:
+        """Judge what is pending and wait for every started run to end (tests, shutdown)."""
+        await self.step()
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def _judge(self, row: dict[str, Any]) -> None:
+        now = self._clock()
+        plan = _plan(row)
+        limits = self._limits_of(plan.playbook)
+        history = _history(await self._store.run_history(now - HISTORY))
+        failures = await self._store.failures_in_a_row(plan.playbook, limits.breaker_failures)
+        verdict = judge(plan, limits, history, breaker_open=breaker_opens(failures, limits), now=now)
+        dry_run = verdict.dry_run or self._kube.api is None
+        if verdict.block is not None:
+            log.warning("run blocked", extra={"run": row["id"], "block": verdict.block.value, "reason": verdict.reason})
+            await self._store.update_run(
+                row["id"], status=RunStatus.BLOCKED.value, reason=f"{verdict.block.value}: {verdict.reason}",
+                finished_at=now,
+            )  # fmt: skip
+            return
+        if verdict.approval:
+            await self._store.update_run(row["id"], status=RunStatus.AWAITING_APPROVAL.value, reason="needs approval")
+            return
+        await self._store.update_run(
+            row["id"], status=RunStatus.RUNNING.value, dry_run=int(dry_run), started_at=now, reason=""
+        )
+        task = asyncio.create_task(self._execute(row, plan, dry_run), name=f"run {row['id']}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _execute(self, row: dict[str, Any], plan: Plan, dry_run: bool) -> None:
+        kube = self._kube if not dry_run or self._kube.dry_run else Kube(self._kube.api, dry_run=True)
+        done: list[dict[str, Any]] = []
+        fingerprint = row["fingerprint"]
+
+        async def still_firing() -> bool:
+            return await self._store.alert_firing(fingerprint)
+
+        async def on_step(result: StepResult) -> None:
+            done.append(_step_json(result))
+            await self._store.update_run(row["id"], steps=orjson.dumps(done).decode())
+
+        incident = {"id": row["incident"]}
+        try:
+            result = await execute(
+                plan, kube, still_firing=still_firing, alert=orjson.loads(row["alert"]), incident=incident,
+                on_step=on_step,
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            raise  # the engine is stopping: the run stays "running" and is marked interrupted at the next start
+        status = RunStatus.SUCCEEDED if result.outcome is RunOutcome.SUCCEEDED else RunStatus.FAILED
+        log.info("run ended", extra={"run": row["id"], "playbook": plan.playbook, "outcome": status.value})
+        with contextlib.suppress(StoreError):
+            await self._store.update_run(
+                row["id"], status=status.value, reason=result.reason, finished_at=self._clock()
+            )
+
+
+def _plan(row: dict[str, Any]) -> Plan:
+    steps = tuple(
+        PlannedStep(s["name"], s["action"], s["inputs"], s["when"], s["refused"]) for s in orjson.loads(row["plan"])
+    )
+    return Plan(row["playbook"], steps)
+
+
+def _history(rows: list[tuple[str, str, datetime, bool]]) -> list[PastRun]:
+    found = []
+    for playbook, plan_json, started, finished in rows:
+        plan = _plan({"playbook": playbook, "plan": plan_json})
+        found.append(PastRun(playbook, targets_of(plan), started, finished, pods_deleted(plan)))
+    return found
+
+
+def _step_json(result: StepResult) -> dict[str, Any]:
+    effect = result.effect
+    return {
+        "name": result.name,
+        "action": result.action,
+        "outcome": result.outcome.value,
+        "reason": result.reason,
+        "seconds": round(result.seconds, 3),
+        "before": dict(effect.before) if effect else None,
+        "after": dict(effect.after) if effect else None,
+        "dry_run": bool(effect and effect.dry_run),
+    }
