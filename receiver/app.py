@@ -40,6 +40,7 @@ from receiver.web import errors, health, openapi
 from receiver.web.alerts_api import AlertsApi
 from receiver.web.auth import Credentials
 from receiver.web.incidents_api import IncidentCommands, IncidentsApi
+from receiver.web.runs_api import RunCommands, RunsApi
 from receiver.web.scrape import Scrape
 from receiver.web.webhook import WebhookHandler
 
@@ -109,7 +110,8 @@ def create_app(
         run = functools.partial(
             _engine_process, engine=engine_process, ingestor=ingestor, store=store, clock=clock, settings=settings
         )
-    _routes(app, settings, metrics, store, ingestor, policy, clock, processor if engine == "inline" else engine_process)
+    commands = (processor, runner) if engine == "inline" else (engine_process, engine_process)
+    _routes(app, settings, metrics, store, ingestor, policy, clock, *commands)
     app.cleanup_ctx.append(run)
     return app
 
@@ -133,6 +135,7 @@ def _routes(
     policy: DedupPolicy,
     clock: Clock,
     commands: IncidentCommands,
+    run_commands: RunCommands,
 ) -> None:
     webhook = WebhookHandler(
         ingestor, Credentials.for_webhook(settings.webhook), metrics, settings.webhook.max_body_bytes
@@ -141,6 +144,7 @@ def _routes(
     app.router.add_post("/api/v1/alerts", webhook.handle)
     app.router.add_get("/api/v1/alerts", alerts.list)
     IncidentsApi(store, commands, Credentials.for_api(settings.api)).add_routes(app.router)
+    RunsApi(store, run_commands, Credentials.for_api(settings.api)).add_routes(app.router)
     app.router.add_get("/api/v1/openapi.yaml", openapi.document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.Readiness(store).handle)

@@ -57,6 +57,7 @@ from receiver.runner import Runner
 from receiver.store import InboxEntry, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.web.incidents_api import EngineUnavailable
+from receiver.web.runs_api import RunConflict, UnknownRun
 
 log = logging.getLogger("receiver.engine")  # not __main__ when run with -m
 COMMAND = (sys.executable, "-m", "receiver.engine")
@@ -149,6 +150,14 @@ class EngineProcess:
         """Have the engine add a note to an incident's timeline."""
         await self._request("note", id, actor, text)
 
+    async def approve(self, run_id: str, actor: str, reason: str) -> None:
+        """Have the engine start a run that waits for approval."""
+        await self._request("approve", run_id, actor, reason)
+
+    async def reject(self, run_id: str, actor: str, reason: str) -> None:
+        """Have the engine refuse a run that waits for approval."""
+        await self._request("reject", run_id, actor, reason)
+
     async def _request(self, op: str, id: str, actor: str, text: str) -> None:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.stdin.is_closing():
@@ -164,9 +173,9 @@ class EngineProcess:
         finally:
             self._waiting.pop(n, None)
         if error == "not_found":
-            raise UnknownIncident(id)
+            raise UnknownRun(id) if op in ("approve", "reject") else UnknownIncident(id)
         if error == "conflict":
-            raise InvalidTransition(message)
+            raise RunConflict(message) if op in ("approve", "reject") else InvalidTransition(message)
         if error is not None:
             raise EngineUnavailable(message)
 
@@ -316,7 +325,7 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
     try:
         async for line in stdin:
             if line.startswith(b"{"):
-                task = asyncio.create_task(_command(processor, line))
+                task = asyncio.create_task(_command(processor, runner, line))
                 commands.add(task)
                 task.add_done_callback(commands.discard)
             else:
@@ -330,7 +339,7 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
         log.info("engine stopped", extra={"cursor": processor.cursor})
 
 
-async def _command(processor: Processor, line: bytes) -> None:
+async def _command(processor: Processor, runner: Runner, line: bytes) -> None:
     """Carry out a person's change to an incident, and answer the web process."""
     n: Any = None
     error: str | None = None
@@ -343,11 +352,13 @@ async def _command(processor: Processor, line: bytes) -> None:
             "mitigate": processor.mitigate,
             "resolve": processor.resolve,
             "note": processor.note,
+            "approve": runner.approve,
+            "reject": runner.reject,
         }[raw["op"]]
         await change(raw["id"], raw["actor"], raw["text"])
-    except UnknownIncident:
+    except (UnknownIncident, UnknownRun):
         error = "not_found"
-    except InvalidTransition as err:
+    except (InvalidTransition, RunConflict) as err:
         error, message = "conflict", str(err)
     except StoreError as err:
         error, message = "unavailable", str(err)

@@ -27,6 +27,7 @@ from receiver.kube import Kube
 from receiver.plan import Plan, PlannedStep
 from receiver.runs import RunStatus
 from receiver.store import Store, StoreError
+from receiver.web.runs_api import RunConflict, UnknownRun
 
 log = logging.getLogger(__name__)
 HISTORY = timedelta(hours=1)
@@ -104,36 +105,69 @@ class Runner:
         await self._store.update_run(
             row["id"], status=RunStatus.RUNNING.value, dry_run=int(dry_run), started_at=now, reason=""
         )
-        task = asyncio.create_task(self._execute(row, plan, dry_run), name=f"run {row['id']}")
+        self._start(row["id"], plan, row["fingerprint"], row["incident"], orjson.loads(row["alert"]), dry_run)
+
+    async def approve(self, run_id: str, actor: str, reason: str) -> None:
+        """A person approves a run awaiting approval: it starts now. UnknownRun, RunConflict."""
+        async with self._one_at_a_time:
+            row = await self._awaiting(run_id, "approved")
+            plan = Plan(row["playbook"], tuple(PlannedStep(**s) for s in row["plan"]))
+            dry_run = self._limits_of(plan.playbook).dry_run or self._kube.api is None
+            why = f"approved by {actor}" + (f": {reason}" if reason else "")
+            await self._store.update_run(
+                row["id"], status=RunStatus.RUNNING.value, dry_run=int(dry_run), started_at=self._clock(), reason=why
+            )
+            self._start(row["id"], plan, row["fingerprint"], row["incident"], row["alert"], dry_run)
+
+    async def reject(self, run_id: str, actor: str, reason: str) -> None:
+        """A person rejects a run awaiting approval: it never runs. UnknownRun, RunConflict."""
+        async with self._one_at_a_time:
+            row = await self._awaiting(run_id, "rejected")
+            why = f"rejected by {actor}" + (f": {reason}" if reason else "")
+            await self._store.update_run(
+                row["id"], status=RunStatus.REJECTED.value, reason=why, finished_at=self._clock()
+            )
+
+    async def _awaiting(self, run_id: str, verb: str) -> dict[str, Any]:
+        row = await self._store.run(int(run_id)) if run_id.isdigit() else None
+        if row is None:
+            raise UnknownRun(run_id)
+        if row["status"] != RunStatus.AWAITING_APPROVAL.value:
+            raise RunConflict(f"run {run_id} is {row['status']}: only a run awaiting approval can be {verb}")
+        return row
+
+    def _start(
+        self, run_id: int, plan: Plan, fingerprint: str, incident: str | None, alert: dict[str, Any], dry_run: bool
+    ) -> None:
+        task = asyncio.create_task(
+            self._execute(run_id, plan, fingerprint, incident, alert, dry_run), name=f"run {run_id}"
+        )
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _execute(self, row: dict[str, Any], plan: Plan, dry_run: bool) -> None:
+    async def _execute(
+        self, run_id: int, plan: Plan, fingerprint: str, incident: str | None, alert: dict[str, Any], dry_run: bool
+    ) -> None:
         kube = self._kube if not dry_run or self._kube.dry_run else Kube(self._kube.api, dry_run=True)
         done: list[dict[str, Any]] = []
-        fingerprint = row["fingerprint"]
 
         async def still_firing() -> bool:
             return await self._store.alert_firing(fingerprint)
 
         async def on_step(result: StepResult) -> None:
             done.append(_step_json(result))
-            await self._store.update_run(row["id"], steps=orjson.dumps(done).decode())
+            await self._store.update_run(run_id, steps=orjson.dumps(done).decode())
 
-        incident = {"id": row["incident"]}
         try:
             result = await execute(
-                plan, kube, still_firing=still_firing, alert=orjson.loads(row["alert"]), incident=incident,
-                on_step=on_step,
-            )  # fmt: skip
+                plan, kube, still_firing=still_firing, alert=alert, incident={"id": incident}, on_step=on_step
+            )
         except asyncio.CancelledError:
             raise  # the engine is stopping: the run stays "running" and is marked interrupted at the next start
         status = RunStatus.SUCCEEDED if result.outcome is RunOutcome.SUCCEEDED else RunStatus.FAILED
-        log.info("run ended", extra={"run": row["id"], "playbook": plan.playbook, "outcome": status.value})
+        log.info("run ended", extra={"run": run_id, "playbook": plan.playbook, "outcome": status.value})
         with contextlib.suppress(StoreError):
-            await self._store.update_run(
-                row["id"], status=status.value, reason=result.reason, finished_at=self._clock()
-            )
+            await self._store.update_run(run_id, status=status.value, reason=result.reason, finished_at=self._clock())
 
 
 def _plan(row: dict[str, Any]) -> Plan:

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from receiver.alertmanager import validate
 from receiver.book import UnknownIncident
 from receiver.config import Settings
-from receiver.engine import COMMAND, EngineProcess, lock_path, settings_line
+from receiver.engine import COMMAND, LINGER_SECONDS, EngineProcess, lock_path, settings_line
 from receiver.incidents import InvalidTransition
 from receiver.metrics import Metrics
 from receiver.store import InboxEntry, IncidentQuery
@@ -116,13 +116,17 @@ async def test_one_engine_at_a_time_the_second_waits_for_the_first(settings: Set
     second = None
     try:
         await eventually(lambda: _locked(lock_path(settings.database_path)), "the first engine to take the lock", 20)
+        assert first.stdin is not None and first.stdout is not None
+        busy = await web_store.accept(body(alert("Busy")), NOW)  # the first engine works, then idles: it gets
+        first.stdin.write(b"%d\n" % busy)  # no wake-up after this, so the next entry is the second one's to take
+        assert orjson.loads(await asyncio.wait_for(first.stdout.readline(), 20))["cursor"] == busy
+        await asyncio.sleep(10 * LINGER_SECONDS)  # after a batch it reads once more, a linger later, then waits
         second = await _spawn(line)
         seq = await web_store.accept(body(alert("A")), NOW)
         assert second.stdin is not None and second.stdout is not None
         second.stdin.write(b"%d\n" % seq)
         with pytest.raises(TimeoutError):  # it waits for the lock: no progress while the first one runs
             await asyncio.wait_for(second.stdout.readline(), 1.0)
-        assert first.stdin is not None
         first.stdin.close()
         assert await asyncio.wait_for(first.wait(), 20) == 0
         progress = orjson.loads(await asyncio.wait_for(second.stdout.readline(), 20))

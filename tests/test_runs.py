@@ -144,3 +144,44 @@ def test_intents_are_pure() -> None:
         intents(PLAYBOOKS, facts, NamespacePolicy(), incident=None, severity=Severity.SEV3, symptom=False, now=NOW)
         == []
     )
+
+
+APPROVAL = FAST_CRASHLOOP.replace("metadata: {name: crashloop}", "metadata: {name: careful}").replace(
+    "  steps:", "  guardrails: {approval: required}\n  steps:"
+)
+TOKEN = {"Authorization": "Bearer api-token-0123456789"}
+
+
+@pytest.mark.kmock(cls=kmock.KubernetesEmulator)
+async def test_a_run_that_needs_approval_waits_then_runs_when_approved(start: Any, kmock: Any, tmp_path: Path) -> None:
+    put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
+    (tmp_path / "playbooks" / "crashloop.yaml").write_text(APPROVAL)
+    client = await start(kube(kmock), api={"token": "api-token-0123456789"})
+    await post(client, crashloop())
+    await settled(client)
+    listed = await (await client.get("/api/v1/runs?status=awaiting_approval", headers=TOKEN)).json()
+    [run] = listed["runs"]
+    assert (run["playbook"], run["status"]) == ("careful", "awaiting_approval") and list(kmock["delete"]) == []
+    approved = await client.post(f"/api/v1/runs/{run['id']}/approve", json={"actor": "alice"}, headers=TOKEN)
+    assert approved.status == 200 and (await approved.json())["reason"] == "approved by alice"
+    await settled(client)
+    detail = await (await client.get(f"/api/v1/runs/{run['id']}", headers=TOKEN)).json()
+    assert detail["status"] == "succeeded" and detail["steps"][0]["after"] == {"deleted": True}
+    assert [r.method for r in kmock["delete"]] == ["DELETE"]
+    again = await client.post(f"/api/v1/runs/{run['id']}/approve", headers=TOKEN)
+    assert again.status == 409 and "only a run awaiting approval" in (await again.json())["error"]
+
+
+async def test_a_rejected_run_never_runs_and_errors_are_json(start: Any, tmp_path: Path) -> None:
+    (tmp_path / "playbooks" / "crashloop.yaml").write_text(APPROVAL)
+    client = await start(Kube(None, dry_run=True), api={"token": "api-token-0123456789"})
+    await post(client, crashloop())
+    await settled(client)
+    [run] = (await (await client.get("/api/v1/runs", headers=TOKEN)).json())["runs"]
+    rejected = await client.post(f"/api/v1/runs/{run['id']}/reject", json={"reason": "not now"}, headers=TOKEN)
+    assert (await rejected.json())["status"] == "rejected"
+    assert (await rejected.json())["reason"] == "rejected by api: not now"
+    assert (await client.post("/api/v1/runs/999/approve", headers=TOKEN)).status == 404
+    assert (await client.get("/api/v1/runs/abc", headers=TOKEN)).status == 404
+    assert (await client.post(f"/api/v1/runs/{run['id']}/approve")).status == 401
+    assert (await client.get("/api/v1/runs?status=bogus", headers=TOKEN)).status == 400

@@ -189,6 +189,16 @@ class Store(Protocol):
         """Mark runs still running as interrupted; how many."""
         ...
 
+    async def runs(
+        self, *, status: str | None = None, playbook: str | None = None, before: int | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Runs, newest first, filtered, a page at a time."""
+        ...
+
+    async def run(self, run_id: int) -> dict[str, Any] | None:
+        """One run with its alert, plan and steps, or None."""
+        ...
+
     async def alert_firing(self, fingerprint: str) -> bool:
         """Whether the alert fires now."""
         ...

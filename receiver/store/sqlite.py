@@ -240,6 +240,14 @@ class SQLiteStore:
             lambda db: tables.transaction(db, lambda db: run_tables.interrupt(db, micros(now)))
         )
 
+    async def runs(
+        self, *, status: str | None = None, playbook: str | None = None, before: int | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        return await self._read(lambda db: run_tables.listing(db, status, playbook, before, limit))
+
+    async def run(self, run_id: int) -> dict[str, Any] | None:
+        return await self._read(lambda db: run_tables.one(db, run_id))
+
     async def alert_firing(self, fingerprint: str) -> bool:
         return await self._state.run(lambda db: self._alert_firing(db, fingerprint))
 

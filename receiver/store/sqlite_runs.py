@@ -141,3 +141,44 @@ def interrupt(db: sqlite3.Connection, now: int) -> int:
         " finished_at = ? WHERE status = 'running'",
         (now,),
     ).rowcount
+
+
+_LISTED = "id, playbook, fingerprint, incident, status, reason, dry_run, created_at, started_at, finished_at"
+
+
+def listing(
+    db: sqlite3.Connection, status: str | None, playbook: str | None, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Runs, newest first, filtered; times as datetimes."""
+    where: list[str] = ["1"]
+    args: list[Any] = []
+    for column, value in (("status", status), ("playbook", playbook)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if before is not None:
+        where.append("id < ?")
+        args.append(before)
+    rows = db.execute(
+        f"SELECT {_LISTED} FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*args, limit)
+    ).fetchall()
+    return [_times(dict(zip(_LISTED.split(", "), row, strict=True))) for row in rows]
+
+
+def one(db: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
+    """One run with its alert, plan and steps (parsed)."""
+    columns = f"{_LISTED}, episode, alert, plan, steps"
+    row = db.execute(f"SELECT {columns} FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        return None
+    found = _times(dict(zip(columns.split(", "), row, strict=True)))
+    for key in ("alert", "plan", "steps"):
+        found[key] = orjson.loads(found[key])
+    return found
+
+
+def _times(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("created_at", "started_at", "finished_at", "episode"):
+        if key in row and row[key] is not None:
+            row[key] = time(row[key])
+    return row

@@ -99,7 +99,7 @@ class IncidentsApi:
         if not self._credentials.allows(request):
             return unauthorized("receiver-api")
         try:
-            limit = _int(request, "timeline_limit", DEFAULT_TIMELINE, 0, 100_000)
+            limit = int_param(request, "timeline_limit", DEFAULT_TIMELINE, 0, 100_000)
         except ValueError as err:
             return json_error(400, str(err))
         return await self._detail(request.match_info["id"], limit)
@@ -113,11 +113,11 @@ class IncidentsApi:
 
     def _changing(self, command: Command, field: str, *, required: bool) -> Handler:
         async def handle(request: web.Request) -> web.Response:
-            refused = self._refuse_change(request)
+            refused = refuse_change(self._credentials, request)
             if refused is not None:
                 return refused
             try:
-                actor, text = await _body(request, field, required=required)
+                actor, text = await change_body(request, field, required=required)
             except ValueError as err:
                 return json_error(400, str(err))
             id = request.match_info["id"]
@@ -128,19 +128,26 @@ class IncidentsApi:
             except InvalidTransition as err:
                 return json_error(409, str(err))
             except (EngineUnavailable, StoreError) as err:
-                unavailable = json_error(503, f"the change was not made: {err}")
-                unavailable.headers["Retry-After"] = "1"
-                return unavailable
+                return unavailable(err)
             return await self._detail(id, DEFAULT_TIMELINE, status=201 if field == "text" else 200)
 
         return handle
 
-    def _refuse_change(self, request: web.Request) -> web.Response | None:
-        if not self._credentials.required:
-            return json_error(403, "changing incidents needs an API token: set api.token (RECEIVER_API_TOKEN)")
-        if not self._credentials.allows(request):
-            return unauthorized("receiver-api")
-        return None
+
+def refuse_change(credentials: Credentials, request: web.Request) -> web.Response | None:
+    """The answer to a change that may not be made (no API token configured, or not presented), else None."""
+    if not credentials.required:
+        return json_error(403, "changes need an API token: set api.token (RECEIVER_API_TOKEN)")
+    if not credentials.allows(request):
+        return unauthorized("receiver-api")
+    return None
+
+
+def unavailable(err: Exception) -> web.Response:
+    """503 for a change the engine could not make now."""
+    response = json_error(503, f"the change was not made: {err}")
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def _query(request: web.Request) -> IncidentQuery:
@@ -150,7 +157,7 @@ def _query(request: web.Request) -> IncidentQuery:
     if before_text is not None and not before_text.isdigit():
         raise ValueError("before: must be the 'next' value of a previous page")
     service = request.query.get("service") or None
-    limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     before = int(before_text) if before_text is not None else None
     return IncidentQuery(statuses, severities, service, before, limit)
 
@@ -163,7 +170,7 @@ def _choices(request: web.Request, name: str, parse: Callable[[str], Any], allow
         raise ValueError(f"{name}: must be among {', '.join(allowed)}") from None
 
 
-def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     text = request.query.get(name)
     if text is None:
         return default
@@ -173,7 +180,7 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
     return value
 
 
-async def _body(request: web.Request, field: str, *, required: bool) -> tuple[str, str]:
+async def change_body(request: web.Request, field: str, *, required: bool) -> tuple[str, str]:
     """``actor`` and ``field`` from a JSON object body (optional unless ``required``)."""
     raw = await request.read()
     if not raw.strip():

@@ -1,0 +1,123 @@
+"""The runs API: playbook runs with their steps; approving and rejecting those that wait for a person.
+
+Reads come from the store; approving and rejecting go to the engine (the
+runner), like every change, and are answered once recorded. 404 for an
+unknown run, 409 for one that does not wait for approval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from receiver.runs import RunStatus
+from receiver.store import Store, StoreError
+from receiver.web.auth import Credentials, unauthorized
+from receiver.web.errors import json_error
+from receiver.web.incidents_api import EngineUnavailable, change_body, int_param, refuse_change, unavailable
+
+MAX_LIMIT = 500
+
+
+class UnknownRun(KeyError):
+    """No run has this id."""
+
+
+class RunConflict(ValueError):
+    """The run does not wait for approval."""
+
+
+class RunCommands(Protocol):
+    """Decisions people make about runs, carried out by the runner."""
+
+    async def approve(self, run_id: str, actor: str, reason: str) -> None:
+        """Start a run that waits for approval. UnknownRun, RunConflict."""
+        ...
+
+    async def reject(self, run_id: str, actor: str, reason: str) -> None:
+        """Refuse a run that waits for approval. UnknownRun, RunConflict."""
+        ...
+
+
+class RunsApi:
+    """The handlers of ``/api/v1/runs``."""
+
+    def __init__(self, store: Store, commands: RunCommands, credentials: Credentials) -> None:
+        self._store = store
+        self._commands = commands
+        self._credentials = credentials
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """Register every route of the runs API."""
+        router.add_get("/api/v1/runs", self.list)
+        router.add_get("/api/v1/runs/{id}", self.get)
+        router.add_post("/api/v1/runs/{id}/approve", self._deciding(self._commands.approve))
+        router.add_post("/api/v1/runs/{id}/reject", self._deciding(self._commands.reject))
+
+    async def list(self, request: web.Request) -> web.Response:
+        """Runs, newest first; ``status``, ``playbook``, ``limit``, ``before`` (the ``next`` of a page)."""
+        if not self._credentials.allows(request):
+            return unauthorized("receiver-api")
+        try:
+            status = request.query.get("status")
+            if status is not None and status not in {s.value for s in RunStatus}:
+                raise ValueError(f"status: must be among {', '.join(s.value for s in RunStatus)}")
+            limit = int_param(request, "limit", 50, 1, MAX_LIMIT)
+            before_text = request.query.get("before")
+            if before_text is not None and not before_text.isdigit():
+                raise ValueError("before: must be the 'next' value of a previous page")
+        except ValueError as err:
+            return json_error(400, str(err))
+        before = int(before_text) if before_text else None
+        found = await self._store.runs(
+            status=status, playbook=request.query.get("playbook"), before=before, limit=limit
+        )
+        more = len(found) == limit
+        return web.json_response(
+            {"runs": [_plain(r) for r in found], "next": str(found[-1]["id"]) if more and found else None}
+        )
+
+    async def get(self, request: web.Request) -> web.Response:
+        """One run with its alert, plan and every step's result."""
+        if not self._credentials.allows(request):
+            return unauthorized("receiver-api")
+        return await self._detail(request.match_info["id"])
+
+    async def _detail(self, run_id: str) -> web.Response:
+        found = await self._store.run(int(run_id)) if run_id.isdigit() else None
+        if found is None:
+            return json_error(404, f"no run {run_id}")
+        return web.json_response(_plain(found))
+
+    def _deciding(
+        self, command: Callable[[str, str, str], Awaitable[None]]
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            refused = refuse_change(self._credentials, request)
+            if refused is not None:
+                return refused
+            try:
+                actor, reason = await change_body(request, "reason", required=False)
+            except ValueError as err:
+                return json_error(400, str(err))
+            run_id = request.match_info["id"]
+            try:
+                await command(run_id, actor, reason)
+            except UnknownRun:
+                return json_error(404, f"no run {run_id}")
+            except RunConflict as err:
+                return json_error(409, str(err))
+            except (EngineUnavailable, StoreError) as err:
+                return unavailable(err)
+            return await self._detail(run_id)
+
+        return handle
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+    out["dry_run"] = bool(out.get("dry_run"))
+    return out
