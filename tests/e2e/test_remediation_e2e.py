@@ -1,0 +1,65 @@
+"""Real Alertmanager -> real ``receiver serve`` (its engine process, a kubeconfig) -> the Kubernetes emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import kmock
+import pytest
+import yaml
+
+from tests.e2e.harness import alertmanager_config, eventually
+from tests.e2e.test_alertmanager_e2e import prom_alert
+from tests.test_kube import pod, put
+from tests.test_runs import FAST_CRASHLOOP
+
+TOKEN = "e2e-api-token"
+
+
+def kubeconfig(path: Path, server: str) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "emulator", "cluster": {"server": server}}],
+                "users": [{"name": "receiver", "user": {"token": "not-checked"}}],
+                "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "receiver"}}],
+                "current-context": "emulator",
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.kmock(cls=kmock.KubernetesEmulator)
+async def test_a_crash_looping_pod_alert_leads_to_exactly_one_pod_deletion(
+    processes: dict[str, Any], kmock: Any, tmp_path: Path
+) -> None:
+    put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "crashloop.yaml").write_text(FAST_CRASHLOOP)
+    receiver = processes["receiver"]({"api": {"token": TOKEN}, "remediation": {"playbook_dirs": [str(playbooks)]}})
+    receiver.env["KUBECONFIG"] = str(kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))
+    receiver.env.pop("KUBERNETES_SERVICE_HOST", None)
+    await receiver.start()
+    am = processes["alertmanager"]()
+    await am.start(alertmanager_config(receiver.url + "/api/v1/alerts"))
+    crashing = prom_alert("KubePodCrashLooping", time.time(), namespace="shop", pod="cart-7d9f-x", deployment="cart")
+    for _ in range(3):  # Prometheus re-sends the firing alert on every evaluation
+        await am.push([crashing])
+        await asyncio.sleep(0.5)
+
+    async def deleted() -> bool:
+        return len(list(kmock["delete"])) >= 1
+
+    await eventually(deleted, "the engine to delete the crash-looping pod", 30)
+    await asyncio.sleep(2.0)  # time for a second deletion, were there one to come
+    assert [(r.method, r.name) for r in kmock["delete"]] == [("DELETE", "cart-7d9f-x")]
+    async with receiver.http.get(receiver.url + "/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"}) as got:
+        [run] = (await got.json())["runs"]
+    assert (run["playbook"], run["status"], run["dry_run"]) == ("crashloop", "succeeded", False)
