@@ -84,7 +84,7 @@ def create_app(
         remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
         defaults = settings.remediation.guardrails.limits()
         runner = app[RUNNER] = Runner(
-            store, kube or Kube.from_environment(), lambda name: remediation.limits(name, defaults), clock
+            store, kube or Kube.from_environment(), lambda name: remediation.limits(name, defaults), clock, metrics.add
         )
 
         def report(_: int, tally: Tally) -> None:

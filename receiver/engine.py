@@ -297,10 +297,18 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
     await store.open()
     remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
     defaults = settings.remediation.guardrails.limits()
-    runner = Runner(store, Kube.from_environment(), lambda name: remediation.limits(name, defaults), utc_now)
+    cursor = [0]  # the processor's, for the runner's progress lines
+    runner = Runner(
+        store,
+        Kube.from_environment(),
+        lambda name: remediation.limits(name, defaults),
+        utc_now,
+        lambda tally: _report(cursor[0], tally),
+    )
 
-    def report(cursor: int, tally: Tally) -> None:
-        _report(cursor, tally)
+    def report(reached: int, tally: Tally) -> None:
+        cursor[0] = reached
+        _report(reached, tally)
         runner.wake()
 
     processor = Processor(

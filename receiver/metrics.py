@@ -57,6 +57,12 @@ class Tally:
     """(severity, seconds from detection) per acknowledgement."""
     resolved: list[tuple[str, float]] = field(default_factory=list)
     """(severity, seconds from detection) per resolution."""
+    runs: list[tuple[str, str]] = field(default_factory=list)
+    """(playbook, result) per run that ended or was blocked, rejected, interrupted."""
+    actions: list[tuple[str, str, float]] = field(default_factory=list)
+    """(action, outcome, seconds) per Kubernetes action step."""
+    blocks: list[str] = field(default_factory=list)
+    """Guardrail reason per blocked run."""
 
     @classmethod
     def of_incidents(cls, changes: Changes) -> Tally:
@@ -90,6 +96,9 @@ class Tally:
             "suppressed": self.suppressed,
             "acknowledged": self.acknowledged,
             "resolved": self.resolved,
+            "runs": self.runs,
+            "actions": self.actions,
+            "blocks": self.blocks,
         }
 
     @classmethod
@@ -105,6 +114,9 @@ class Tally:
             suppressed=int(raw.get("suppressed", 0)),
             acknowledged=[(str(s), float(t)) for s, t in raw.get("acknowledged", [])],
             resolved=[(str(s), float(t)) for s, t in raw.get("resolved", [])],
+            runs=[(str(p), str(r)) for p, r in raw.get("runs", [])],
+            actions=[(str(a), str(o), float(t)) for a, o, t in raw.get("actions", [])],
+            blocks=[str(b) for b in raw.get("blocks", [])],
         )
 
 
@@ -158,6 +170,31 @@ class Metrics:
             "Seconds from detection to resolution, by severity (MTTR: sum / count).",
             ["severity"],
             buckets=_RESPONSE_BUCKETS,
+            registry=registry,
+        )
+        self.runs = Counter(
+            "receiver_playbook_runs",
+            "Playbook runs by playbook and result (succeeded, failed, blocked, rejected, interrupted).",
+            ["playbook", "result"],
+            registry=registry,
+        )
+        self.actions = Counter(
+            "receiver_playbook_actions",
+            "Kubernetes actions of playbook steps, by action and outcome.",
+            ["action", "result"],
+            registry=registry,
+        )
+        self.action_duration = Histogram(
+            "receiver_playbook_action_duration_seconds",
+            "Duration of Kubernetes actions of playbook steps, retries included.",
+            ["action"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.guardrail_blocks = Counter(
+            "receiver_guardrail_blocks",
+            "Runs a guardrail refused to start, by reason.",
+            ["reason"],
             registry=registry,
         )
         self.engine_restarts = Counter(
@@ -232,6 +269,13 @@ class Metrics:
             self.time_to_acknowledge.labels(severity).observe(seconds)
         for severity, seconds in tally.resolved:
             self.time_to_resolve.labels(severity).observe(seconds)
+        for playbook, result in tally.runs:
+            self.runs.labels(playbook, result).inc()
+        for action, result, seconds in tally.actions:
+            self.actions.labels(action, result).inc()
+            self.action_duration.labels(action).observe(seconds)
+        for reason in tally.blocks:
+            self.guardrail_blocks.labels(reason).inc()
 
     def observe_request(self, route: str, method: str, seconds: float) -> None:
         """Record one HTTP request's duration."""

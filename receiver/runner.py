@@ -24,12 +24,16 @@ from receiver.clock import Clock
 from receiver.executor import RunOutcome, StepResult, execute
 from receiver.guardrails import Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
 from receiver.kube import Kube
+from receiver.metrics import Tally
 from receiver.plan import Plan, PlannedStep
 from receiver.runs import RunStatus
 from receiver.store import Store, StoreError
 from receiver.web.runs_api import RunConflict, UnknownRun
 
 log = logging.getLogger(__name__)
+KUBE_ACTIONS = frozenset(
+    {"scale", "rollout_restart", "rollout_undo", "delete_pod", "set_env", "cordon", "uncordon", "annotate", "label"}
+)
 HISTORY = timedelta(hours=1)
 """How far back the guardrails look (the rate limit and pods-per-hour are hourly; cooldowns are shorter)."""
 
@@ -37,8 +41,17 @@ HISTORY = timedelta(hours=1)
 class Runner:
     """Judges pending runs and executes the allowed ones."""
 
-    def __init__(self, store: Store, kube: Kube, limits_of: Callable[[str], Limits], clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        kube: Kube,
+        limits_of: Callable[[str], Limits],
+        clock: Clock,
+        report: Callable[[Tally], None] = lambda _: None,
+    ) -> None:
+        """``report``: told what each run counted (metrics, in whichever process serves them)."""
         self._store = store
+        self._report = report
         self._kube = kube
         self._limits_of = limits_of
         self._clock = clock
@@ -55,7 +68,8 @@ class Runner:
         """Until cancelled: take pending runs whenever woken. Runs in flight are cancelled with it."""
         interrupted = await self._store.interrupt_runs(self._clock())
         if interrupted:
-            log.warning("%d runs were interrupted by the engine stopping; they are not started again", interrupted)
+            self._report(Tally(runs=[(playbook, RunStatus.INTERRUPTED.value) for playbook in interrupted]))
+            log.warning("%d runs were interrupted by the engine stopping; not started again", len(interrupted))
         if self._kube.why_dry:
             log.warning("playbook actions are dry-runs: %s", self._kube.why_dry)
         try:
@@ -98,6 +112,7 @@ class Runner:
                 row["id"], status=RunStatus.BLOCKED.value, reason=f"{verdict.block.value}: {verdict.reason}",
                 finished_at=now,
             )  # fmt: skip
+            self._report(Tally(runs=[(plan.playbook, RunStatus.BLOCKED.value)], blocks=[verdict.block.value]))
             return
         if verdict.approval:
             await self._store.update_run(row["id"], status=RunStatus.AWAITING_APPROVAL.value, reason="needs approval")
@@ -157,6 +172,8 @@ class Runner:
         async def on_step(result: StepResult) -> None:
             done.append(_step_json(result))
             await self._store.update_run(run_id, steps=orjson.dumps(done).decode())
+            if result.action in KUBE_ACTIONS:
+                self._report(Tally(actions=[(result.action, result.outcome.value, result.seconds)]))
 
         try:
             result = await execute(
@@ -166,6 +183,7 @@ class Runner:
             raise  # the engine is stopping: the run stays "running" and is marked interrupted at the next start
         status = RunStatus.SUCCEEDED if result.outcome is RunOutcome.SUCCEEDED else RunStatus.FAILED
         log.info("run ended", extra={"run": run_id, "playbook": plan.playbook, "outcome": status.value})
+        self._report(Tally(runs=[(plan.playbook, status.value)]))
         with contextlib.suppress(StoreError):
             await self._store.update_run(run_id, status=status.value, reason=result.reason, finished_at=self._clock())
 

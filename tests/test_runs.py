@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from datetime import UTC, datetime
@@ -13,15 +14,20 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from receiver.app import RUNNER, create_app
+from receiver.book import Changes
 from receiver.config import Settings
+from receiver.guardrails import Limits
 from receiver.kube import Kube
+from receiver.metrics import Tally
 from receiver.plan import AlertFacts, NamespacePolicy
 from receiver.playbook import load_dirs
+from receiver.runner import Runner
 from receiver.runs import RunStatus, intents
 from receiver.severity import Severity
+from receiver.store.sqlite import SQLiteStore
 from tests.conftest import Clock
 from tests.payloads import alert
-from tests.test_http import Client, processed
+from tests.test_http import Client, processed, sample
 from tests.test_incidents_api import DATABASE_DOWN, post
 from tests.test_kube import kube, pod, put
 
@@ -63,8 +69,10 @@ def start(aiohttp_client: Any, make_settings: Any, clock: Clock, tmp_path: Path)
     async def make(kube: Kube, **raw: Any) -> Client:
         raw.setdefault("remediation", {})["playbook_dirs"] = [str(playbooks)]
         settings: Settings = make_settings(**raw)
-        app = create_app(settings, registry=CollectorRegistry(), clock=clock, engine="inline", kube=kube)
+        registry = CollectorRegistry()
+        app = create_app(settings, registry=registry, clock=clock, engine="inline", kube=kube)
         client: Client = await aiohttp_client(app)
+        client.registry = registry  # type: ignore[attr-defined]
         return client
 
     return make
@@ -111,6 +119,9 @@ async def test_a_crash_looping_pod_is_deleted_exactly_once(start: Any, kmock: An
     [run] = runs(tmp_path / "data")
     assert (run["status"], run["dry_run"]) == (RunStatus.SUCCEEDED, 0), run["reason"]
     assert json.loads(run["steps"])[0]["after"] == {"deleted": True}
+    assert sample(client, "receiver_playbook_runs_total", playbook="crashloop", result="succeeded") == 1
+    assert sample(client, "receiver_playbook_actions_total", action="delete_pod", result="succeeded") == 1
+    assert sample(client, "receiver_playbook_action_duration_seconds_count", action="delete_pod") == 1
 
 
 async def test_a_hostile_label_is_refused_and_recorded_never_executed(start: Any, tmp_path: Path) -> None:
@@ -120,6 +131,8 @@ async def test_a_hostile_label_is_refused_and_recorded_never_executed(start: Any
     [run] = runs(tmp_path / "data")
     assert run["status"] == RunStatus.BLOCKED and run["reason"].startswith("refused: step 'delete_pod': name")
     assert json.loads(run["steps"]) == []
+    assert sample(client, "receiver_guardrail_blocks_total", reason="refused") == 1
+    assert sample(client, "receiver_playbook_runs_total", playbook="crashloop", result="blocked") == 1
 
 
 async def test_symptoms_and_untriggered_alerts_record_no_run(start: Any, tmp_path: Path) -> None:
@@ -185,3 +198,33 @@ async def test_a_rejected_run_never_runs_and_errors_are_json(start: Any, tmp_pat
     assert (await client.get("/api/v1/runs/abc", headers=TOKEN)).status == 404
     assert (await client.post(f"/api/v1/runs/{run['id']}/approve")).status == 401
     assert (await client.get("/api/v1/runs?status=bogus", headers=TOKEN)).status == 400
+
+
+async def test_a_run_left_running_by_a_stopped_engine_is_interrupted_not_repeated(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "r.db")
+    await store.open()
+    try:
+        facts = AlertFacts("f", "firing", {"alertname": "KubePodCrashLooping", "namespace": "a", "pod": "p"}, {}, NOW)
+        [intent] = intents(
+            PLAYBOOKS[2:3], facts, NamespacePolicy(), incident=None, severity=None, symptom=False, now=NOW
+        )
+        await store.record(Changes(runs=[intent]))
+        [row] = await store.pending_runs()
+        await store.update_run(row["id"], status=RunStatus.RUNNING.value, started_at=NOW)
+        counted: list[Tally] = []
+        reported = asyncio.Event()
+
+        def report(tally: Tally) -> None:
+            counted.append(tally)
+            reported.set()
+
+        runner = Runner(store, Kube(None, dry_run=True), lambda _: Limits(), lambda: NOW, report)
+        task = asyncio.create_task(runner.run())
+        await asyncio.wait_for(reported.wait(), 10)
+        task.cancel()
+        found = await store.run(row["id"])
+        assert found is not None and found["status"] == RunStatus.INTERRUPTED.value
+        assert counted[0].runs == [("crashloop", "interrupted")]
+        assert await store.pending_runs() == []  # and it is not started again
+    finally:
+        await store.close()

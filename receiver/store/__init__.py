@@ -185,8 +185,8 @@ class Store(Protocol):
         """Set a run's status, reason, dry_run, steps, started_at or finished_at."""
         ...
 
-    async def interrupt_runs(self, now: datetime) -> int:
-        """Mark runs still running as interrupted; how many."""
+    async def interrupt_runs(self, now: datetime) -> list[str]:
+        """Mark runs still running as interrupted; their playbooks."""
         ...
 
     async def runs(

@@ -235,7 +235,7 @@ class SQLiteStore:
     async def update_run(self, run_id: int, **values: Any) -> None:
         await self._state.run(lambda db: tables.transaction(db, lambda db: run_tables.update(db, run_id, **values)))
 
-    async def interrupt_runs(self, now: datetime) -> int:
+    async def interrupt_runs(self, now: datetime) -> list[str]:
         return await self._state.run(
             lambda db: tables.transaction(db, lambda db: run_tables.interrupt(db, micros(now)))
         )

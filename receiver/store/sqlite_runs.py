@@ -134,13 +134,14 @@ def update(db: sqlite3.Connection, run_id: int, **values: Any) -> None:
     db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*stored, run_id))
 
 
-def interrupt(db: sqlite3.Connection, now: int) -> int:
-    """Mark runs that were running as interrupted (the engine stopped under them); how many."""
-    return db.execute(
+def interrupt(db: sqlite3.Connection, now: int) -> list[str]:
+    """Mark runs that were running as interrupted (the engine stopped under them); their playbooks."""
+    rows = db.execute(
         "UPDATE runs SET status = 'interrupted', reason = 'the engine stopped while it ran; not started again',"
-        " finished_at = ? WHERE status = 'running'",
+        " finished_at = ? WHERE status = 'running' RETURNING playbook",
         (now,),
-    ).rowcount
+    ).fetchall()
+    return [playbook for (playbook,) in rows]
 
 
 _LISTED = "id, playbook, fingerprint, incident, status, reason, dry_run, created_at, started_at, finished_at"
