@@ -84,7 +84,12 @@ def create_app(
         remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
         defaults = settings.remediation.guardrails.limits()
         runner = app[RUNNER] = Runner(
-            store, kube or Kube.from_environment(), lambda name: remediation.limits(name, defaults), clock, metrics.add
+            store,
+            kube or Kube.from_environment(),
+            lambda name: remediation.limits(name, defaults),
+            clock,
+            metrics.add,
+            lambda incident, playbook, text: processor.remediation(incident, playbook, text),
         )
 
         def report(_: int, tally: Tally) -> None:

@@ -355,9 +355,9 @@ class Book:
         self._move(incident, to, now, reason, actor)
         return self.settle(now)
 
-    def note(self, id: str, text: str, now: datetime, actor: str) -> Changes:
-        """Add a note to an incident's timeline."""
-        self._changes.event(self._get(id), TimelineEvent(now, EventKind.NOTE, text, actor))
+    def note(self, id: str, text: str, now: datetime, actor: str, kind: EventKind = EventKind.NOTE) -> Changes:
+        """Add a note (or another event a person or a playbook makes) to an incident's timeline."""
+        self._changes.event(self._get(id), TimelineEvent(now, kind, text, actor))
         return self.settle(now)
 
     def _get(self, id: str) -> Incident:

@@ -304,6 +304,7 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
         lambda name: remediation.limits(name, defaults),
         utc_now,
         lambda tally: _report(cursor[0], tally),
+        lambda incident, playbook, text: processor.remediation(incident, playbook, text),
     )
 
     def report(reached: int, tally: Tally) -> None:

@@ -38,6 +38,8 @@ class EventKind(StrEnum):
     NOTE = "note"
     RESOLVED = "resolved"
     REOPENED = "reopened"
+    REMEDIATION = "remediation"
+    """A playbook run started, ended, was blocked, awaits approval."""
 
 
 _S = IncidentStatus

@@ -25,7 +25,7 @@ from receiver.alertmanager import InvalidNotification, Notification, Valid, deco
 from receiver.book import Book, Changes, UnknownIncident
 from receiver.clock import Clock, utc_now
 from receiver.dedup import DedupPolicy, Outcome, decide, expiry_cutoff
-from receiver.incidents import IncidentStatus
+from receiver.incidents import EventKind, IncidentStatus
 from receiver.metrics import Tally
 from receiver.plan import AlertFacts
 from receiver.remediation import Remediation
@@ -174,6 +174,11 @@ class Processor:
     async def note(self, id: str, actor: str, text: str) -> None:
         """A person adds a note to an incident's timeline."""
         await self._change(lambda book: book.note(id, text, self._clock(), actor), id)
+
+    async def remediation(self, id: str, playbook: str, text: str) -> None:
+        """A playbook run of the incident started, ended or was held: its timeline says so."""
+        now = self._clock()
+        await self._change(lambda book: book.note(id, text, now, f"playbook {playbook}", EventKind.REMEDIATION), id)
 
     async def _transition(self, id: str, to: IncidentStatus, actor: str, reason: str) -> None:
         await self._change(lambda book: book.transition(id, to, self._clock(), actor, reason), id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,10 @@ HISTORY = timedelta(hours=1)
 """How far back the guardrails look (the rate limit and pods-per-hour are hourly; cooldowns are shorter)."""
 
 
+Timeline = Callable[[str, str, str], Awaitable[None]]
+"""(incident id, playbook, text): a line in an incident's timeline."""
+
+
 class Runner:
     """Judges pending runs and executes the allowed ones."""
 
@@ -48,10 +52,15 @@ class Runner:
         limits_of: Callable[[str], Limits],
         clock: Clock,
         report: Callable[[Tally], None] = lambda _: None,
+        timeline: Timeline | None = None,
     ) -> None:
-        """``report``: told what each run counted (metrics, in whichever process serves them)."""
+        """``report``: told what each run counted (metrics, in whichever process serves them).
+
+        ``timeline``: writes a line in the run's incident's timeline (through the incident book's writer).
+        """
         self._store = store
         self._report = report
+        self._timeline = timeline
         self._kube = kube
         self._limits_of = limits_of
         self._clock = clock
@@ -113,14 +122,26 @@ class Runner:
                 finished_at=now,
             )  # fmt: skip
             self._report(Tally(runs=[(plan.playbook, RunStatus.BLOCKED.value)], blocks=[verdict.block.value]))
+            await self._note(row, f"run {row['id']} blocked: {verdict.block.value}: {verdict.reason}")
             return
         if verdict.approval:
             await self._store.update_run(row["id"], status=RunStatus.AWAITING_APPROVAL.value, reason="needs approval")
+            await self._note(row, f"run {row['id']} awaits approval (POST /api/v1/runs/{row['id']}/approve)")
             return
         await self._store.update_run(
             row["id"], status=RunStatus.RUNNING.value, dry_run=int(dry_run), started_at=now, reason=""
         )
+        await self._note(row, f"run {row['id']} started" + (" (dry-run)" if dry_run else ""))
         self._start(row["id"], plan, row["fingerprint"], row["incident"], orjson.loads(row["alert"]), dry_run)
+
+    async def _note(self, row: dict[str, Any], text: str) -> None:
+        """A line in the run's incident's timeline; a failure to write it does not stop the run."""
+        if self._timeline is None or not row.get("incident"):
+            return
+        try:
+            await self._timeline(row["incident"], row["playbook"], text)
+        except Exception as err:  # the incident is the record's context, not a condition of the run
+            log.warning("timeline not updated", extra={"run": row["id"], "error": repr(err)})
 
     async def approve(self, run_id: str, actor: str, reason: str) -> None:
         """A person approves a run awaiting approval: it starts now. UnknownRun, RunConflict."""
@@ -184,6 +205,8 @@ class Runner:
         status = RunStatus.SUCCEEDED if result.outcome is RunOutcome.SUCCEEDED else RunStatus.FAILED
         log.info("run ended", extra={"run": run_id, "playbook": plan.playbook, "outcome": status.value})
         self._report(Tally(runs=[(plan.playbook, status.value)]))
+        ended = f"run {run_id} {status.value}" + (f": {result.reason}" if result.reason else "")
+        await self._note({"id": run_id, "incident": incident, "playbook": plan.playbook}, ended)
         with contextlib.suppress(StoreError):
             await self._store.update_run(run_id, status=status.value, reason=result.reason, finished_at=self._clock())
 

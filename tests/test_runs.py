@@ -122,6 +122,11 @@ async def test_a_crash_looping_pod_is_deleted_exactly_once(start: Any, kmock: An
     assert sample(client, "receiver_playbook_runs_total", playbook="crashloop", result="succeeded") == 1
     assert sample(client, "receiver_playbook_actions_total", action="delete_pod", result="succeeded") == 1
     assert sample(client, "receiver_playbook_action_duration_seconds_count", action="delete_pod") == 1
+    timeline = (await (await client.get(f"/api/v1/incidents/{run['incident']}")).json())["timeline"]
+    assert [(e["kind"], e["actor"], e["text"]) for e in timeline if e["kind"] == "remediation"] == [
+        ("remediation", "playbook crashloop", f"run {run['id']} started"),
+        ("remediation", "playbook crashloop", f"run {run['id']} succeeded"),
+    ]
 
 
 async def test_a_hostile_label_is_refused_and_recorded_never_executed(start: Any, tmp_path: Path) -> None:
