@@ -90,6 +90,7 @@ def create_app(
             clock,
             metrics.add,
             lambda incident, playbook, text: processor.remediation(incident, playbook, text),
+            settings.remediation.guardrails.approval_timeout,
         )
 
         def report(_: int, tally: Tally) -> None:

@@ -316,6 +316,8 @@ class GuardrailSettings(_Section):
     max_pods_deleted_per_run: Annotated[int, pydantic.Field(ge=0)] = 3
     max_pods_deleted_per_hour: Annotated[int, pydantic.Field(ge=0)] = 10
     breaker_failures: Annotated[int, pydantic.Field(ge=1)] = 3
+    approval_timeout: Duration = timedelta(minutes=15)
+    """A run nobody approves within this is rejected."""
 
     def limits(self) -> Limits:
         """The limits these settings describe."""

@@ -305,6 +305,7 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
         utc_now,
         lambda tally: _report(cursor[0], tally),
         lambda incident, playbook, text: processor.remediation(incident, playbook, text),
+        settings.remediation.guardrails.approval_timeout,
     )
 
     def report(reached: int, tally: Tally) -> None:

@@ -35,6 +35,8 @@ KUBE_ACTIONS = frozenset(
     {"scale", "rollout_restart", "rollout_undo", "delete_pod", "set_env", "cordon", "uncordon", "annotate", "label"}
 )
 HISTORY = timedelta(hours=1)
+CHECK_SECONDS = 10.0
+"""How often the runner looks at runs awaiting approval when no news wakes it."""
 """How far back the guardrails look (the rate limit and pods-per-hour are hourly; cooldowns are shorter)."""
 
 
@@ -53,6 +55,7 @@ class Runner:
         clock: Clock,
         report: Callable[[Tally], None] = lambda _: None,
         timeline: Timeline | None = None,
+        approval_timeout: timedelta = timedelta(minutes=15),
     ) -> None:
         """``report``: told what each run counted (metrics, in whichever process serves them).
 
@@ -61,6 +64,7 @@ class Runner:
         self._store = store
         self._report = report
         self._timeline = timeline
+        self._approval_timeout = approval_timeout
         self._kube = kube
         self._limits_of = limits_of
         self._clock = clock
@@ -83,7 +87,8 @@ class Runner:
             log.warning("playbook actions are dry-runs: %s", self._kube.why_dry)
         try:
             while True:
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):  # woken by news, or now and then for approvals running out
+                    await asyncio.wait_for(self._wake.wait(), CHECK_SECONDS)
                 self._wake.clear()
                 try:
                     await self.step()
@@ -96,6 +101,7 @@ class Runner:
     async def step(self) -> int:
         """Judge every pending run, start the allowed ones; how many were judged."""
         async with self._one_at_a_time:
+            await self._expire_approvals()
             pending = await self._store.pending_runs()
             for row in pending:
                 await self._judge(row)
@@ -133,6 +139,16 @@ class Runner:
         )
         await self._note(row, f"run {row['id']} started" + (" (dry-run)" if dry_run else ""))
         self._start(row["id"], plan, row["fingerprint"], row["incident"], orjson.loads(row["alert"]), dry_run)
+
+    async def _expire_approvals(self) -> None:
+        now = self._clock()
+        why = f"nobody approved it within {self._approval_timeout}"
+        for run_id, playbook, incident in await self._store.expire_approvals(now - self._approval_timeout, now, why):
+            log.warning("run not approved in time", extra={"run": run_id, "playbook": playbook})
+            self._report(Tally(runs=[(playbook, RunStatus.REJECTED.value)]))
+            await self._note(
+                {"id": run_id, "incident": incident, "playbook": playbook}, f"run {run_id} rejected: {why}"
+            )
 
     async def _note(self, row: dict[str, Any], text: str) -> None:
         """A line in the run's incident's timeline; a failure to write it does not stop the run."""

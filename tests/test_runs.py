@@ -233,3 +233,21 @@ async def test_a_run_left_running_by_a_stopped_engine_is_interrupted_not_repeate
         assert await store.pending_runs() == []  # and it is not started again
     finally:
         await store.close()
+
+
+async def test_a_run_nobody_approves_in_time_is_rejected(start: Any, tmp_path: Path, clock: Clock) -> None:
+    (tmp_path / "playbooks" / "crashloop.yaml").write_text(APPROVAL)
+    client = await start(Kube(None, dry_run=True), api={"token": "api-token-0123456789"})
+    await post(client, crashloop())
+    await settled(client)
+    clock.advance(minutes=14)
+    await settled(client)
+    [run] = runs(tmp_path / "data")
+    assert run["status"] == RunStatus.AWAITING_APPROVAL
+    clock.advance(minutes=2)
+    await settled(client)
+    [run] = runs(tmp_path / "data")
+    assert (run["status"], run["reason"]) == (RunStatus.REJECTED, "nobody approved it within 0:15:00")
+    assert sample(client, "receiver_playbook_runs_total", playbook="careful", result="rejected") == 1
+    late = await client.post(f"/api/v1/runs/{run['id']}/approve", headers=TOKEN)
+    assert late.status == 409

@@ -199,6 +199,10 @@ class Store(Protocol):
         """One run with its alert, plan and steps, or None."""
         ...
 
+    async def expire_approvals(self, before: datetime, now: datetime, reason: str) -> list[tuple[int, str, str | None]]:
+        """Reject runs awaiting approval since before ``before``; their (id, playbook, incident)."""
+        ...
+
     async def alert_firing(self, fingerprint: str) -> bool:
         """Whether the alert fires now."""
         ...

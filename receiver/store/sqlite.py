@@ -248,6 +248,11 @@ class SQLiteStore:
     async def run(self, run_id: int) -> dict[str, Any] | None:
         return await self._read(lambda db: run_tables.one(db, run_id))
 
+    async def expire_approvals(self, before: datetime, now: datetime, reason: str) -> list[tuple[int, str, str | None]]:
+        return await self._state.run(
+            lambda db: tables.transaction(db, lambda db: run_tables.expire_approvals(db, before, now, reason))
+        )
+
     async def alert_firing(self, fingerprint: str) -> bool:
         return await self._state.run(lambda db: self._alert_firing(db, fingerprint))
 

@@ -183,3 +183,15 @@ def _times(row: dict[str, Any]) -> dict[str, Any]:
         if key in row and row[key] is not None:
             row[key] = time(row[key])
     return row
+
+
+def expire_approvals(
+    db: sqlite3.Connection, before: datetime, now: datetime, reason: str
+) -> list[tuple[int, str, str | None]]:
+    """Reject runs awaiting approval since before ``before``; their (id, playbook, incident)."""
+    rows = db.execute(
+        "UPDATE runs SET status = 'rejected', reason = ?, finished_at = ?"
+        " WHERE status = 'awaiting_approval' AND created_at < ? RETURNING id, playbook, incident",
+        (reason, micros(now), micros(before)),
+    ).fetchall()
+    return [(run_id, playbook, incident) for run_id, playbook, incident in rows]
