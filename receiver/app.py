@@ -91,6 +91,7 @@ def create_app(
             metrics.add,
             lambda incident, playbook, text: processor.remediation(incident, playbook, text),
             settings.remediation.guardrails.approval_timeout,
+            [p.name for p in remediation.playbooks],
         )
 
         def report(_: int, tally: Tally) -> None:

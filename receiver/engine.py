@@ -158,6 +158,10 @@ class EngineProcess:
         """Have the engine refuse a run that waits for approval."""
         await self._request("reject", run_id, actor, reason)
 
+    async def reset(self, playbook: str, actor: str, reason: str) -> None:
+        """Have the engine close a playbook's circuit breaker."""
+        await self._request("reset", playbook, actor, reason)
+
     async def _request(self, op: str, id: str, actor: str, text: str) -> None:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.stdin.is_closing():
@@ -173,7 +177,7 @@ class EngineProcess:
         finally:
             self._waiting.pop(n, None)
         if error == "not_found":
-            raise UnknownRun(id) if op in ("approve", "reject") else UnknownIncident(id)
+            raise UnknownRun(id) if op in ("approve", "reject", "reset") else UnknownIncident(id)
         if error == "conflict":
             raise RunConflict(message) if op in ("approve", "reject") else InvalidTransition(message)
         if error is not None:
@@ -306,6 +310,7 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
         lambda tally: _report(cursor[0], tally),
         lambda incident, playbook, text: processor.remediation(incident, playbook, text),
         settings.remediation.guardrails.approval_timeout,
+        [p.name for p in remediation.playbooks],
     )
 
     def report(reached: int, tally: Tally) -> None:
@@ -364,6 +369,7 @@ async def _command(processor: Processor, runner: Runner, line: bytes) -> None:
             "note": processor.note,
             "approve": runner.approve,
             "reject": runner.reject,
+            "reset": runner.reset,
         }[raw["op"]]
         await change(raw["id"], raw["actor"], raw["text"])
     except (UnknownIncident, UnknownRun):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,7 @@ class Runner:
         report: Callable[[Tally], None] = lambda _: None,
         timeline: Timeline | None = None,
         approval_timeout: timedelta = timedelta(minutes=15),
+        playbooks: Collection[str] = (),
     ) -> None:
         """``report``: told what each run counted (metrics, in whichever process serves them).
 
@@ -65,6 +66,7 @@ class Runner:
         self._report = report
         self._timeline = timeline
         self._approval_timeout = approval_timeout
+        self._playbooks = frozenset(playbooks)
         self._kube = kube
         self._limits_of = limits_of
         self._clock = clock
@@ -179,6 +181,15 @@ class Runner:
             await self._store.update_run(
                 row["id"], status=RunStatus.REJECTED.value, reason=why, finished_at=self._clock()
             )
+
+    async def reset(self, playbook: str, actor: str, reason: str) -> None:
+        """A person closes a playbook's circuit breaker: its failures so far no longer count. UnknownRun."""
+        if playbook not in self._playbooks:
+            raise UnknownRun(playbook)
+        why = f"circuit breaker reset by {actor}" + (f": {reason}" if reason else "")
+        async with self._one_at_a_time:
+            await self._store.reset_breaker(playbook, why, self._clock())
+        log.info("circuit breaker reset", extra={"playbook": playbook, "actor": actor})
 
     async def _awaiting(self, run_id: str, verb: str) -> dict[str, Any]:
         row = await self._store.run(int(run_id)) if run_id.isdigit() else None

@@ -11,6 +11,7 @@ from typing import Any
 
 import kmock
 import pytest
+from kubernetes import client as k8s
 from prometheus_client import CollectorRegistry
 
 from receiver.app import RUNNER, create_app
@@ -26,10 +27,11 @@ from receiver.runs import RunStatus, intents
 from receiver.severity import Severity
 from receiver.store.sqlite import SQLiteStore
 from tests.conftest import Clock
+from tests.e2e.harness import free_port
 from tests.payloads import alert
 from tests.test_http import Client, processed, sample
 from tests.test_incidents_api import DATABASE_DOWN, post
-from tests.test_kube import kube, pod, put
+from tests.test_kube import FAST, kube, pod, put
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = load_dirs([ROOT / "playbooks"]).playbooks
@@ -251,3 +253,24 @@ async def test_a_run_nobody_approves_in_time_is_rejected(start: Any, tmp_path: P
     assert sample(client, "receiver_playbook_runs_total", playbook="careful", result="rejected") == 1
     late = await client.post(f"/api/v1/runs/{run['id']}/approve", headers=TOKEN)
     assert late.status == 409
+
+
+async def test_the_circuit_breaker_opens_after_failures_in_a_row_and_a_person_closes_it(
+    start: Any, tmp_path: Path, clock: Clock
+) -> None:
+    nowhere = k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{free_port()}"))  # refused: every run fails
+    client = await start(Kube(nowhere, retry=FAST), api={"token": "api-token-0123456789"})
+    for minute in range(4):
+        await post(client, crashloop(starts=f"2026-11-22T09:{10 + minute}:00Z"))  # a new episode each time
+        await settled(client)
+        clock.advance(minutes=11)  # past the cooldown
+    statuses = [(r["status"], r["reason"][:12]) for r in runs(tmp_path / "data")]
+    assert [s for s, _ in statuses] == ["failed", "failed", "failed", "blocked"]
+    assert statuses[3][1] == "circuit_open"
+    assert (await client.post("/api/v1/playbooks/nope/reset", headers=TOKEN)).status == 404
+    reset = await client.post("/api/v1/playbooks/crashloop/reset", json={"actor": "alice"}, headers=TOKEN)
+    assert reset.status == 200
+    await post(client, crashloop(starts="2026-11-22T09:20:00Z"))
+    await settled(client)
+    assert runs(tmp_path / "data")[-1]["status"] == RunStatus.FAILED  # it ran again (and failed again)
+    assert sample(client, "receiver_guardrail_blocks_total", reason="circuit_open") == 1

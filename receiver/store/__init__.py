@@ -203,6 +203,10 @@ class Store(Protocol):
         """Reject runs awaiting approval since before ``before``; their (id, playbook, incident)."""
         ...
 
+    async def reset_breaker(self, playbook: str, reason: str, now: datetime) -> int:
+        """Record that a person closed the playbook's circuit breaker; the record's id."""
+        ...
+
     async def alert_firing(self, fingerprint: str) -> bool:
         """Whether the alert fires now."""
         ...

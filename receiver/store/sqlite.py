@@ -253,6 +253,11 @@ class SQLiteStore:
             lambda db: tables.transaction(db, lambda db: run_tables.expire_approvals(db, before, now, reason))
         )
 
+    async def reset_breaker(self, playbook: str, reason: str, now: datetime) -> int:
+        return await self._state.run(
+            lambda db: tables.transaction(db, lambda db: run_tables.reset_breaker(db, playbook, reason, now))
+        )
+
     async def alert_firing(self, fingerprint: str) -> bool:
         return await self._state.run(lambda db: self._alert_firing(db, fingerprint))
 

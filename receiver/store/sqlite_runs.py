@@ -195,3 +195,16 @@ def expire_approvals(
         (reason, micros(now), micros(before)),
     ).fetchall()
     return [(run_id, playbook, incident) for run_id, playbook, incident in rows]
+
+
+def reset_breaker(db: sqlite3.Connection, playbook: str, reason: str, now: datetime) -> int:
+    """Record that a person closed the playbook's circuit breaker (failures before it no longer count); its id."""
+    at = micros(now)
+    return (
+        db.execute(
+            "INSERT INTO runs (playbook, fingerprint, episode, status, reason, alert, plan, steps, created_at,"
+            " finished_at) VALUES (?, '', ?, 'breaker_reset', ?, '{}', '[]', '[]', ?, ?)",
+            (playbook, at, reason, at, at),
+        ).lastrowid
+        or 0
+    )

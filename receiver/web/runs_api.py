@@ -41,6 +41,10 @@ class RunCommands(Protocol):
         """Refuse a run that waits for approval. UnknownRun, RunConflict."""
         ...
 
+    async def reset(self, playbook: str, actor: str, reason: str) -> None:
+        """Close a playbook's circuit breaker. UnknownRun (no such playbook)."""
+        ...
+
 
 class RunsApi:
     """The handlers of ``/api/v1/runs``."""
@@ -56,6 +60,7 @@ class RunsApi:
         router.add_get("/api/v1/runs/{id}", self.get)
         router.add_post("/api/v1/runs/{id}/approve", self._deciding(self._commands.approve))
         router.add_post("/api/v1/runs/{id}/reject", self._deciding(self._commands.reject))
+        router.add_post("/api/v1/playbooks/{id}/reset", self._deciding(self._commands.reset, "playbook", _closed))
 
     async def list(self, request: web.Request) -> web.Response:
         """Runs, newest first; ``status``, ``playbook``, ``limit``, ``before`` (the ``next`` of a page)."""
@@ -93,8 +98,13 @@ class RunsApi:
         return web.json_response(_plain(found))
 
     def _deciding(
-        self, command: Callable[[str, str, str], Awaitable[None]]
+        self,
+        command: Callable[[str, str, str], Awaitable[None]],
+        what: str = "run",
+        answer: Callable[[str], Awaitable[web.Response]] | None = None,
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """A handler that carries out ``command`` on the ``{id}`` of the path, then ``answer``-s (default: the run)."""
+
         async def handle(request: web.Request) -> web.Response:
             refused = refuse_change(self._credentials, request)
             if refused is not None:
@@ -103,18 +113,22 @@ class RunsApi:
                 actor, reason = await change_body(request, "reason", required=False)
             except ValueError as err:
                 return json_error(400, str(err))
-            run_id = request.match_info["id"]
+            key = request.match_info["id"]
             try:
-                await command(run_id, actor, reason)
+                await command(key, actor, reason)
             except UnknownRun:
-                return json_error(404, f"no run {run_id}")
+                return json_error(404, f"no {what} {key}")
             except RunConflict as err:
                 return json_error(409, str(err))
             except (EngineUnavailable, StoreError) as err:
                 return unavailable(err)
-            return await self._detail(run_id)
+            return await (answer or self._detail)(key)
 
         return handle
+
+
+async def _closed(playbook: str) -> web.Response:
+    return web.json_response({"playbook": playbook, "breaker": "closed"})
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
