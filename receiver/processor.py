@@ -113,9 +113,10 @@ class Processor:
                 continue
             if processed >= self._batch_size:  # more is waiting
                 continue
-            if not processed:
+            if not processed:  # idle: what wakes it is taken at once (a lone alert waits for no linger)
                 await self._wake.wait()
-            await asyncio.sleep(self._linger)
+                continue
+            await asyncio.sleep(self._linger)  # busy: after a partial batch, let the next one gather
 
     async def step(self) -> int:
         """Process the next batch of the inbox; how many entries it held."""

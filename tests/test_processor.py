@@ -103,3 +103,24 @@ async def test_without_incidents_a_tick_does_nothing(inner: SQLiteStore) -> None
     processor = Processor(inner, policy=DedupPolicy(), report=lambda *_: None)
     await processor.tick(T0)  # the expiry loop calls it: it must not raise
     assert await inner.incidents(IncidentQuery()) == []
+
+
+async def test_an_idle_processor_takes_what_wakes_it_at_once(inner: SQLiteStore) -> None:
+    store = FlakyStore(inner, failures=0)
+    processor = Processor(store, policy=DedupPolicy(), report=lambda c, t: None, batch_size=10, linger=5.0)
+    running = asyncio.create_task(processor.run())
+    try:
+        await asyncio.sleep(0.1)  # it found nothing: idle
+        await inner.accept(body(alert("Lone")), T0)
+        processor.wake()
+        await asyncio.wait_for(_applied(store, 1), 2.0)  # far less than the 5 s linger
+        assert store.applied == [[1]]
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+async def _applied(store: FlakyStore, batches: int) -> None:
+    while len(store.applied) < batches:  # noqa: ASYNC110 (bounded by the caller's wait_for)
+        await asyncio.sleep(0.005)

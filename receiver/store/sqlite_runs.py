@@ -38,6 +38,8 @@ CREATE TABLE runs (
     UNIQUE (playbook, fingerprint, episode)
 );
 CREATE INDEX runs_not_final ON runs (status) WHERE status IN ('pending', 'awaiting_approval', 'running');
+CREATE INDEX runs_by_start ON runs (started_at);                -- the guardrails' last hour
+CREATE INDEX runs_by_playbook ON runs (playbook, finished_at);  -- the circuit breaker's failures in a row
 """
 _INSERT = (
     "INSERT OR IGNORE INTO runs (playbook, fingerprint, episode, incident, status, reason, alert, plan, steps,"
