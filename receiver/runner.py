@@ -89,8 +89,11 @@ class Runner:
             log.warning("playbook actions are dry-runs: %s", self._kube.why_dry)
         try:
             while True:
-                with contextlib.suppress(TimeoutError):  # woken by news, or now and then for approvals running out
-                    await asyncio.wait_for(self._wake.wait(), CHECK_SECONDS)
+                # Woken by news, or now and then for approvals running out. Not ``wait_for``: on Python 3.11 it
+                # can swallow a cancellation that races with the wake-up, and the runner never stopped.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CHECK_SECONDS):
+                        await self._wake.wait()
                 self._wake.clear()
                 try:
                     await self.step()
