@@ -115,7 +115,7 @@ class Kube:
             except (k8s_config.ConfigException, OSError) as err:
                 log.warning("no Kubernetes credentials: every playbook action is a dry-run (%s)", err)
                 return cls(None, dry_run=True)
-        return cls(k8s.ApiClient(configuration), dry_run=dry_run)
+        return cls(k8s.ApiClient(without_retries(configuration)), dry_run=dry_run)
 
     @property
     def why_dry(self) -> str:
@@ -331,6 +331,13 @@ class Kube:
 
     def _core(self) -> k8s.CoreV1Api:
         return k8s.CoreV1Api(self.api)
+
+
+def without_retries(configuration: k8s.Configuration) -> k8s.Configuration:
+    """The client's configuration with urllib3's own retries off: tenacity owns retries here (urllib3 retried
+    every read three more times, silently, so one timeout cost four requests and the backoff was not ours)."""
+    configuration.retries = 0
+    return configuration
 
 
 # Pure decisions and views.

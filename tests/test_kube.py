@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ import kmock
 import pytest
 from kubernetes import client as k8s
 
-from receiver.kube import ActionFailed, Kube, Retry, TooOld, scaled
+from receiver.kube import ActionFailed, Kube, Retry, TooOld, scaled, without_retries
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 FAST = Retry(attempts=3, first_wait=0.01, longest_wait=0.02, timeout=(2.0, 5.0))
@@ -51,7 +52,7 @@ def stored(emulator: Any, resource: tuple[str, str, str], namespace: str | None,
 
 
 def kube(emulator: Any, *, dry_run: bool = False) -> Kube:
-    api = k8s.ApiClient(k8s.Configuration(host=str(emulator.url).rstrip("/")))
+    api = k8s.ApiClient(without_retries(k8s.Configuration(host=str(emulator.url).rstrip("/"))))
     return Kube(api, dry_run=dry_run, retry=FAST, clock=lambda: NOW)
 
 
@@ -256,3 +257,18 @@ def test_without_credentials_the_adapter_is_a_dry_run(monkeypatch: pytest.Monkey
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     found = Kube.from_environment()
     assert found.api is None and found.dry_run and "no Kubernetes credentials" in found.why_dry
+
+
+async def test_a_slow_api_server_times_out_is_retried_then_fails_with_a_reason(kmock: Any) -> None:
+    put(kmock, DEPLOYMENTS, "shop", "cart", deployment())
+
+    async def slow(_: Any) -> dict[str, Any]:
+        await asyncio.sleep(1.0)  # longer than the read timeout below
+        return deployment()
+
+    kmock["get"] << slow
+    impatient = Kube(kube(kmock).api, retry=Retry(attempts=2, first_wait=0.01, longest_wait=0.02, timeout=(1.0, 0.2)))
+    with pytest.raises(ActionFailed, match="could not be reached"):
+        await impatient.scale("Deployment", "shop", "cart", replicas=3, by=None, low=1, high=10)
+    assert len(list(kmock["get"])) == 2  # the timeout was retried once, then given up
+    assert stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["replicas"] == 2  # nothing was written

@@ -18,7 +18,7 @@ from receiver.app import RUNNER, create_app
 from receiver.book import Changes
 from receiver.config import Settings
 from receiver.guardrails import Limits
-from receiver.kube import Kube
+from receiver.kube import Kube, without_retries
 from receiver.metrics import Tally
 from receiver.plan import AlertFacts, NamespacePolicy
 from receiver.playbook import load_dirs
@@ -258,7 +258,7 @@ async def test_a_run_nobody_approves_in_time_is_rejected(start: Any, tmp_path: P
 async def test_the_circuit_breaker_opens_after_failures_in_a_row_and_a_person_closes_it(
     start: Any, tmp_path: Path, clock: Clock
 ) -> None:
-    nowhere = k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{free_port()}"))  # refused: every run fails
+    nowhere = k8s.ApiClient(without_retries(k8s.Configuration(host=f"http://127.0.0.1:{free_port()}")))  # refused
     client = await start(Kube(nowhere, retry=FAST), api={"token": "api-token-0123456789"})
     for minute in range(4):
         await post(client, crashloop(starts=f"2026-11-22T09:{10 + minute}:00Z"))  # a new episode each time
