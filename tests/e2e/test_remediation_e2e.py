@@ -63,3 +63,56 @@ async def test_a_crash_looping_pod_alert_leads_to_exactly_one_pod_deletion(
     async with receiver.http.get(receiver.url + "/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"}) as got:
         [run] = (await got.json())["runs"]
     assert (run["playbook"], run["status"], run["dry_run"]) == ("crashloop", "succeeded", False)
+
+
+SLOW_PLAYBOOK = """
+apiVersion: receiver/v1
+kind: Playbook
+metadata: {name: slow}
+spec:
+  trigger: {alertname: KubePodCrashLooping}
+  steps:
+    - name: delete_pod
+      action: delete_pod
+      target: {namespace: "{{ alert.labels.namespace }}", name: "{{ alert.labels.pod }}"}
+    - {name: settle, action: wait, duration: 60s, timeout: 90s}
+    - name: mark
+      action: annotate
+      target: {kind: Pod, namespace: "{{ alert.labels.namespace }}", name: "{{ alert.labels.pod }}"}
+      values: {receiver/seen: "true"}
+"""
+
+
+@pytest.mark.kmock(cls=kmock.KubernetesEmulator)
+async def test_a_run_cut_by_a_crash_is_interrupted_and_never_repeated(
+    processes: dict[str, Any], kmock: Any, tmp_path: Path
+) -> None:
+    put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "slow.yaml").write_text(SLOW_PLAYBOOK)
+    receiver = processes["receiver"]({"api": {"token": TOKEN}, "remediation": {"playbook_dirs": [str(playbooks)]}})
+    receiver.env["KUBECONFIG"] = str(kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))
+    receiver.env.pop("KUBERNETES_SERVICE_HOST", None)
+    await receiver.start()
+    am = processes["alertmanager"]()
+    await am.start(alertmanager_config(receiver.url + "/api/v1/alerts"))
+    await am.push([prom_alert("KubePodCrashLooping", time.time(), namespace="shop", pod="cart-7d9f-x")])
+
+    async def deleted() -> bool:
+        return len(list(kmock["delete"])) >= 1
+
+    await eventually(deleted, "the first step to delete the pod", 30)
+    await receiver.kill()  # SIGKILL during the 60 s wait: web and engine die, the run is left "running"
+    await receiver.start()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def interrupted() -> dict[str, Any] | None:
+        async with receiver.http.get(receiver.url + "/api/v1/runs", headers=auth) as got:
+            runs = (await got.json())["runs"]
+        return runs[0] if runs and runs[0]["status"] == "interrupted" else None
+
+    run = await eventually(interrupted, "the restarted engine to mark the run interrupted", 30)
+    assert "not started again" in run["reason"]
+    await asyncio.sleep(1.0)
+    assert [r.method for r in kmock["delete"]] == ["DELETE"] and list(kmock["patch"]) == []  # nothing repeated
