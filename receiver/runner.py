@@ -22,7 +22,7 @@ import orjson
 
 from receiver.clock import Clock
 from receiver.executor import RunOutcome, StepResult, execute
-from receiver.guardrails import Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
+from receiver.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
 from receiver.kube import Kube
 from receiver.metrics import Tally
 from receiver.plan import Plan, PlannedStep
@@ -35,6 +35,8 @@ KUBE_ACTIONS = frozenset(
     {"scale", "rollout_restart", "rollout_undo", "delete_pod", "set_env", "cordon", "uncordon", "annotate", "label"}
 )
 HISTORY = timedelta(hours=1)
+PENDING_BATCH = 500
+"""Most pending runs judged in one step (one look at the history, one transaction for the blocked)."""
 CHECK_SECONDS = 10.0
 """How often the runner looks at runs awaiting approval when no news wakes it."""
 """How far back the guardrails look (the rate limit and pods-per-hour are hourly; cooldowns are shorter)."""
@@ -96,7 +98,8 @@ class Runner:
                         await self._wake.wait()
                 self._wake.clear()
                 try:
-                    await self.step()
+                    while await self.step() >= PENDING_BATCH:  # a storm: keep taking them
+                        pass
                 except StoreError as err:
                     log.error("runs could not be taken", extra={"error": str(err)})
         finally:
@@ -104,13 +107,58 @@ class Runner:
                 task.cancel()
 
     async def step(self) -> int:
-        """Judge every pending run, start the allowed ones; how many were judged."""
+        """Judge every pending run, start the allowed ones; how many were judged.
+
+        One look at the last hour and at each playbook's failures serves the whole step (runs started in it
+        are added as they start), and the blocked ones are recorded together, with one timeline line per
+        incident, playbook and reason: a storm that the guardrails block costs little more than counting it.
+        """
         async with self._one_at_a_time:
             await self._expire_approvals()
-            pending = await self._store.pending_runs()
+            pending = await self._store.pending_runs(PENDING_BATCH)
+            if not pending:
+                return 0
+            now = self._clock()
+            history = _history(await self._store.run_history(now - HISTORY))
+            failures: dict[str, int] = {}
+            blocked: list[tuple[dict[str, Any], Block, str]] = []
             for row in pending:
-                await self._judge(row)
+                plan = _plan(row)
+                limits = self._limits_of(plan.playbook)
+                if plan.playbook not in failures:
+                    failures[plan.playbook] = await self._store.failures_in_a_row(
+                        plan.playbook, limits.breaker_failures
+                    )
+                breaker = breaker_opens(failures[plan.playbook], limits)
+                verdict = judge(plan, limits, history, breaker_open=breaker, now=now)
+                if verdict.block is not None:
+                    blocked.append((row, verdict.block, verdict.reason))
+                    continue
+                if await self._admit(row, plan, verdict.approval, verdict.dry_run or self._kube.api is None, now):
+                    history.append(PastRun(plan.playbook, targets_of(plan), now, False, pods_deleted(plan)))
+            await self._record_blocked(blocked, now)
         return len(pending)
+
+    async def _record_blocked(self, blocked: list[tuple[dict[str, Any], Block, str]], now: datetime) -> None:
+        if not blocked:
+            return
+        await self._store.block_runs([(row["id"], f"{block.value}: {why}") for row, block, why in blocked], now)
+        self._report(
+            Tally(
+                runs=[(row["playbook"], RunStatus.BLOCKED.value) for row, _, _ in blocked],
+                blocks=[b.value for _, b, _ in blocked],
+            )
+        )
+        lines: dict[tuple[str | None, str, Block], list[tuple[dict[str, Any], str]]] = {}
+        for row, block, why in blocked:
+            lines.setdefault((row["incident"], row["playbook"], block), []).append((row, why))
+        for (_, _, block), rows in lines.items():
+            first, why = rows[0]
+            log.warning("runs blocked", extra={"runs": [r["id"] for r, _ in rows], "block": block.value, "reason": why})
+            text = f"run {first['id']} blocked: {block.value}: {why}"
+            if len(rows) > 1:
+                text = f"{len(rows)} runs blocked ({rows[0][0]['id']}..{rows[-1][0]['id']}): {block.value}: {why}"
+            await self._note(first, text)
 
     async def drain(self) -> None:
         """Judge what is pending and wait for every started run to end (tests, shutdown)."""
@@ -118,32 +166,18 @@ class Runner:
         while self._running:
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
-    async def _judge(self, row: dict[str, Any]) -> None:
-        now = self._clock()
-        plan = _plan(row)
-        limits = self._limits_of(plan.playbook)
-        history = _history(await self._store.run_history(now - HISTORY))
-        failures = await self._store.failures_in_a_row(plan.playbook, limits.breaker_failures)
-        verdict = judge(plan, limits, history, breaker_open=breaker_opens(failures, limits), now=now)
-        dry_run = verdict.dry_run or self._kube.api is None
-        if verdict.block is not None:
-            log.warning("run blocked", extra={"run": row["id"], "block": verdict.block.value, "reason": verdict.reason})
-            await self._store.update_run(
-                row["id"], status=RunStatus.BLOCKED.value, reason=f"{verdict.block.value}: {verdict.reason}",
-                finished_at=now,
-            )  # fmt: skip
-            self._report(Tally(runs=[(plan.playbook, RunStatus.BLOCKED.value)], blocks=[verdict.block.value]))
-            await self._note(row, f"run {row['id']} blocked: {verdict.block.value}: {verdict.reason}")
-            return
-        if verdict.approval:
+    async def _admit(self, row: dict[str, Any], plan: Plan, approval: bool, dry_run: bool, now: datetime) -> bool:
+        """Hold a run for approval, or start it; whether it started."""
+        if approval:
             await self._store.update_run(row["id"], status=RunStatus.AWAITING_APPROVAL.value, reason="needs approval")
             await self._note(row, f"run {row['id']} awaits approval (POST /api/v1/runs/{row['id']}/approve)")
-            return
+            return False
         await self._store.update_run(
             row["id"], status=RunStatus.RUNNING.value, dry_run=int(dry_run), started_at=now, reason=""
         )
         await self._note(row, f"run {row['id']} started" + (" (dry-run)" if dry_run else ""))
         self._start(row["id"], plan, row["fingerprint"], row["incident"], orjson.loads(row["alert"]), dry_run)
+        return True
 
     async def _expire_approvals(self) -> None:
         now = self._clock()

@@ -274,3 +274,17 @@ async def test_the_circuit_breaker_opens_after_failures_in_a_row_and_a_person_cl
     await settled(client)
     assert runs(tmp_path / "data")[-1]["status"] == RunStatus.FAILED  # it ran again (and failed again)
     assert sample(client, "receiver_guardrail_blocks_total", reason="circuit_open") == 1
+
+
+async def test_runs_a_guardrail_blocks_together_are_recorded_together(start: Any, tmp_path: Path) -> None:
+    client = await start(Kube(None, dry_run=True), remediation={"guardrails": {"max_runs_per_hour": 1}})
+    pods = [alert("KubePodCrashLooping", namespace="shop", pod=f"cart-{i}") for i in range(4)]
+    await post(client, *pods)  # one notification: four runs asked for at once
+    await settled(client)
+    statuses = sorted(r["status"] for r in runs(tmp_path / "data"))
+    assert statuses == ["blocked", "blocked", "blocked", "succeeded"]
+    assert sample(client, "receiver_guardrail_blocks_total", reason="rate_limit") == 3
+    timeline = (await (await client.get("/api/v1/incidents/INC-20261122-0001")).json())["timeline"]
+    blocked = [e["text"] for e in timeline if e["kind"] == "remediation" and "blocked" in e["text"]]
+    assert len(blocked) == 1 and blocked[0].startswith("3 runs blocked (")
+    assert "rate_limit: playbook 'crashloop' ran 1 times in the last hour (limit 1)" in blocked[0]

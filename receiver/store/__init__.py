@@ -203,6 +203,10 @@ class Store(Protocol):
         """Reject runs awaiting approval since before ``before``; their (id, playbook, incident)."""
         ...
 
+    async def block_runs(self, blocked: Sequence[tuple[int, str]], now: datetime) -> None:
+        """Mark runs blocked (id, reason), all in one transaction."""
+        ...
+
     async def reset_breaker(self, playbook: str, reason: str, now: datetime) -> int:
         """Record that a person closed the playbook's circuit breaker; the record's id."""
         ...

@@ -253,6 +253,10 @@ class SQLiteStore:
             lambda db: tables.transaction(db, lambda db: run_tables.expire_approvals(db, before, now, reason))
         )
 
+    async def block_runs(self, blocked: Sequence[tuple[int, str]], now: datetime) -> None:
+        if blocked:
+            await self._state.run(lambda db: tables.transaction(db, lambda db: run_tables.block(db, blocked, now)))
+
     async def reset_breaker(self, playbook: str, reason: str, now: datetime) -> int:
         return await self._state.run(
             lambda db: tables.transaction(db, lambda db: run_tables.reset_breaker(db, playbook, reason, now))

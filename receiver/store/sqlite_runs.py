@@ -210,3 +210,12 @@ def reset_breaker(db: sqlite3.Connection, playbook: str, reason: str, now: datet
         ).lastrowid
         or 0
     )
+
+
+def block(db: sqlite3.Connection, blocked: Sequence[tuple[int, str]], now: datetime) -> None:
+    """Mark runs blocked, each with its reason, in one statement."""
+    at = micros(now)
+    db.executemany(
+        "UPDATE runs SET status = 'blocked', reason = ?, finished_at = ? WHERE id = ?",
+        [(reason, at, run_id) for run_id, reason in blocked],
+    )
