@@ -32,17 +32,9 @@ from bench.run import _free_port
 from receiver.alertmanager import fingerprint
 
 RECEIVER = Path(sys.executable).parent / "receiver"
-PLAYBOOK = """
-apiVersion: receiver/v1
-kind: Playbook
-metadata: {name: crashloop}
-spec:
-  trigger: {alertname: KubePodCrashLooping}
-  steps:
-    - name: delete_pod
-      action: delete_pod
-      target: {namespace: "{{ alert.labels.namespace }}", name: "{{ alert.labels.pod }}"}
-"""
+PLAYBOOK = (
+    Path(__file__).resolve().parent.parent / "examples" / "playbooks" / "delete-crashlooping-pod.yaml"
+).read_text()
 
 
 def _body(pod: str) -> bytes:

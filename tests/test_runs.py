@@ -48,17 +48,7 @@ def crashloop(starts: str = "2026-11-22T09:00:00Z") -> dict[str, Any]:
     return alert("KubePodCrashLooping", starts=starts, namespace="shop", pod="cart-7d9f-x", deployment="cart")
 
 
-FAST_CRASHLOOP = """
-apiVersion: receiver/v1
-kind: Playbook
-metadata: {name: crashloop}
-spec:
-  trigger: {alertname: KubePodCrashLooping}
-  steps:
-    - name: delete_pod
-      action: delete_pod
-      target: {namespace: "{{ alert.labels.namespace }}", name: "{{ alert.labels.pod }}"}
-"""
+FAST_CRASHLOOP = (ROOT / "examples" / "playbooks" / "delete-crashlooping-pod.yaml").read_text()
 
 
 @pytest.fixture

@@ -35,20 +35,26 @@ def kubeconfig(path: Path, server: str) -> Path:
     return path
 
 
-@pytest.mark.kmock(cls=kmock.KubernetesEmulator)
-async def test_a_crash_looping_pod_alert_leads_to_exactly_one_pod_deletion(
-    processes: dict[str, Any], kmock: Any, tmp_path: Path
-) -> None:
+async def _serving(processes: dict[str, Any], kmock: Any, tmp_path: Path, playbook: str) -> tuple[Any, Any]:
+    """A pod to act on, ``receiver serve`` with ``playbook`` and a kubeconfig for the emulator, an Alertmanager."""
     put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir()
-    (playbooks / "crashloop.yaml").write_text(FAST_CRASHLOOP)
+    (playbooks / "playbook.yaml").write_text(playbook)
     receiver = processes["receiver"]({"api": {"token": TOKEN}, "remediation": {"playbook_dirs": [str(playbooks)]}})
     receiver.env["KUBECONFIG"] = str(kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))
     receiver.env.pop("KUBERNETES_SERVICE_HOST", None)
     await receiver.start()
     am = processes["alertmanager"]()
     await am.start(alertmanager_config(receiver.url + "/api/v1/alerts"))
+    return receiver, am
+
+
+@pytest.mark.kmock(cls=kmock.KubernetesEmulator)
+async def test_a_crash_looping_pod_alert_leads_to_exactly_one_pod_deletion(
+    processes: dict[str, Any], kmock: Any, tmp_path: Path
+) -> None:
+    receiver, am = await _serving(processes, kmock, tmp_path, FAST_CRASHLOOP)
     crashing = prom_alert("KubePodCrashLooping", time.time(), namespace="shop", pod="cart-7d9f-x", deployment="cart")
     for _ in range(3):  # Prometheus re-sends the firing alert on every evaluation
         await am.push([crashing])
@@ -87,16 +93,7 @@ spec:
 async def test_a_run_cut_by_a_crash_is_interrupted_and_never_repeated(
     processes: dict[str, Any], kmock: Any, tmp_path: Path
 ) -> None:
-    put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    (playbooks / "slow.yaml").write_text(SLOW_PLAYBOOK)
-    receiver = processes["receiver"]({"api": {"token": TOKEN}, "remediation": {"playbook_dirs": [str(playbooks)]}})
-    receiver.env["KUBECONFIG"] = str(kubeconfig(tmp_path / "kubeconfig", str(kmock.url).rstrip("/")))
-    receiver.env.pop("KUBERNETES_SERVICE_HOST", None)
-    await receiver.start()
-    am = processes["alertmanager"]()
-    await am.start(alertmanager_config(receiver.url + "/api/v1/alerts"))
+    receiver, am = await _serving(processes, kmock, tmp_path, SLOW_PLAYBOOK)
     await am.push([prom_alert("KubePodCrashLooping", time.time(), namespace="shop", pod="cart-7d9f-x")])
 
     async def deleted() -> bool:
