@@ -23,7 +23,7 @@ from receiver.clock import utc_now
 from receiver.config import Settings
 from receiver.guardrails import Verdict, judge
 from receiver.plan import AlertFacts, Plan, plans
-from receiver.remediation import limits_of
+from receiver.remediation import Remediation
 from receiver.severity import Severity
 
 EXIT_INVALID = 2
@@ -73,13 +73,13 @@ def _plan(args: argparse.Namespace, settings: Settings, playbooks: tuple[playboo
         return EXIT_INVALID
     namespaces = settings.remediation.namespace_policy()
     severity = Severity[args.severity] if args.severity else None
-    by_name = {p.name: p for p in playbooks}
+    remediation = Remediation(playbooks, namespaces)
     defaults = settings.remediation.guardrails.limits()
     report: list[tuple[AlertFacts, list[tuple[Plan, Verdict]]]] = []
     for alert in notification.alerts:
         facts = AlertFacts(alert.fingerprint, alert.status, alert.labels, alert.annotations, alert.starts_at)
         judged = [
-            (p, judge(p, limits_of(by_name[p.playbook], defaults), [], breaker_open=False, now=utc_now()))
+            (p, judge(p, remediation.limits(p.playbook, defaults), [], breaker_open=False, now=utc_now()))
             for p in plans(playbooks, facts, namespaces, severity)
         ]
         report.append((facts, judged))
