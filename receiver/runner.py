@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from receiver.book import Incident
 from receiver.clock import Clock
 from receiver.executor import RunOutcome, StepResult, execute
 from receiver.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
@@ -228,6 +229,15 @@ class Runner:
             await self._store.reset_breaker(playbook, why, self._clock())
         log.info("circuit breaker reset", extra={"playbook": playbook, "actor": actor})
 
+    async def _incident(self, id: str | None) -> dict[str, Any]:
+        """The run's incident as it is when the run starts (a condition may ask for its severity)."""
+        found = None
+        if id is not None:
+            with contextlib.suppress(StoreError):
+                read = await self._store.incident(id, 0)
+                found = read[0] if read else None
+        return _incident_values(found, id)
+
     async def _awaiting(self, run_id: str, verb: str) -> dict[str, Any]:
         row = await self._store.run(int(run_id)) if run_id.isdigit() else None
         if row is None:
@@ -262,7 +272,12 @@ class Runner:
 
         try:
             result = await execute(
-                plan, kube, still_firing=still_firing, alert=alert, incident={"id": incident}, on_step=on_step
+                plan,
+                kube,
+                still_firing=still_firing,
+                alert=alert,
+                incident=await self._incident(incident),
+                on_step=on_step,
             )
         except asyncio.CancelledError:
             raise  # the engine is stopping: the run stays "running" and is marked interrupted at the next start
@@ -273,6 +288,13 @@ class Runner:
         await self._note({"id": run_id, "incident": incident, "playbook": plan.playbook}, ended)
         with contextlib.suppress(StoreError):
             await self._store.update_run(run_id, status=status.value, reason=result.reason, finished_at=self._clock())
+
+
+def _incident_values(found: Incident | None, id: str | None) -> dict[str, Any]:
+    """What conditions see of the run's incident: ``incident.id``, ``.severity`` (``SEV1``...), ``.status``."""
+    if found is None:
+        return {"id": id, "severity": None, "status": None}
+    return {"id": found.id, "severity": str(found.severity) if found.severity else None, "status": str(found.status)}
 
 
 def _plan(row: dict[str, Any]) -> Plan:

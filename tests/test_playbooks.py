@@ -12,6 +12,7 @@ from receiver import cli
 from receiver.plan import AlertFacts, NamespacePolicy, plan, plans, triggers
 from receiver.playbook import Playbook, load_dirs, load_file, schema
 from receiver.severity import Severity
+from receiver.templating import TemplateError, render
 from tests.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,6 +180,20 @@ def test_the_sandbox_refuses_python_internals(tmp_path: Path) -> None:
     assert isinstance(found, Playbook)
     result = plan(found, facts(namespace="shop", pod="p"), NAMESPACES)
     assert result.refused is not None and "refused by the sandbox" in result.refused
+
+
+@pytest.mark.parametrize("template", ["{{ range(3) | join('-') }}", "{{ lipsum(1) }}", "{{ cycler('a').next() }}"])
+def test_templates_see_only_their_values_not_jinjas_globals(template: str) -> None:
+    """A template has alert, incident and steps: none of Jinja's global helpers to call."""
+    with pytest.raises(TemplateError, match="is undefined"):
+        render(template, {"alert": facts().values(), "incident": {}, "steps": {}})
+    assert (
+        render(
+            "{{ alert.labels.alertname | lower }}-{{ incident.id }}",
+            {"alert": facts().values(), "incident": {"id": "i"}},
+        )
+        == "kubepodcrashlooping-i"
+    )
 
 
 def test_allowed_namespaces() -> None:

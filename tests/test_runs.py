@@ -132,6 +132,37 @@ async def test_a_hostile_label_is_refused_and_recorded_never_executed(start: Any
     assert sample(client, "receiver_playbook_runs_total", playbook="crashloop", result="blocked") == 1
 
 
+async def test_conditions_see_the_incident_as_it_is_when_the_run_starts(start: Any, tmp_path: Path) -> None:
+    steps = """
+    - name: worst
+      when: incident.severity == "SEV1"
+      action: delete_pod
+      target: {namespace: "{{ alert.labels.namespace }}", name: "{{ alert.labels.pod }}"}
+    - name: its_own
+      when: incident.severity == SEVERITY and incident.status == "triggered" and incident.id.startswith("INC-")
+      action: delete_pod
+      target: {namespace: "{{ alert.labels.namespace }}", name: "{{ alert.labels.pod }}"}
+"""
+    client = await start(Kube(None, dry_run=True))
+    await post(client, crashloop())
+    await settled(client)
+    [first] = runs(tmp_path / "data")
+    severity = (await (await client.get(f"/api/v1/incidents/{first['incident']}")).json())["severity"]
+    playbook = FAST_CRASHLOOP.split("  steps:")[0].replace("name: crashloop", "name: by-severity")
+    (tmp_path / "playbooks" / "by-severity.yaml").write_text(
+        playbook + "  steps:" + steps.replace("SEVERITY", f'"{severity}"')
+    )
+    client = await start(Kube(None, dry_run=True))
+    await post(client, alert("KubePodCrashLooping", namespace="shop", pod="cart-7d9f-y", deployment="cart"))
+    await settled(client)
+    [run] = [r for r in runs(tmp_path / "data") if r["playbook"] == "by-severity"]
+    assert severity != "SEV1"
+    assert [(s["name"], s["outcome"]) for s in json.loads(run["steps"])] == [
+        ("worst", "skipped"),
+        ("its_own", "succeeded"),
+    ], run["reason"]
+
+
 async def test_symptoms_and_untriggered_alerts_record_no_run(start: Any, tmp_path: Path) -> None:
     client = await start(Kube(None, dry_run=True), incidents={"suppression": [DATABASE_DOWN]})
     await post(client, alert("DatabaseDown", namespace="data", cluster="eu1"))
