@@ -6,7 +6,9 @@ webhook payload (as Alertmanager posts it, e.g. a captured one) and prints,
 for each alert, the playbooks it triggers, what the guardrails would say of a
 first run (blocked, dry-run, needs approval), and every step they would
 take, templates rendered and names checked; a refused step says why. ``schema``
-prints the JSON Schema of the playbook format.
+prints the JSON Schema of the playbook format. ``rbac`` prints the RBAC rules
+the playbooks need, and nothing more (namespaced, and cluster-scoped for
+nodes), for those who deploy without the Helm chart.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from receiver import playbook
+import yaml
+
+from receiver import permissions, playbook
 from receiver.alertmanager import InvalidNotification, decode
 from receiver.clock import utc_now
 from receiver.config import Settings
@@ -42,7 +46,9 @@ def add_parser(commands: Any) -> None:
     show.add_argument("--severity", choices=[str(s) for s in Severity], help="the incident's severity, if any")
     show.add_argument("--json", action="store_true", help="print the plans as JSON")
     actions.add_parser("schema", help="print the JSON Schema of a playbook file")
-    for sub in (validate, show):
+    rbac = actions.add_parser("rbac", help="print the RBAC rules the playbooks need (least privilege)")
+    rbac.add_argument("dirs", nargs="*", type=Path, metavar="DIR", help="default: remediation.playbook_dirs")
+    for sub in (validate, show, rbac):
         sub.add_argument("--config", type=Path, help="settings file (playbook_dirs, allowed namespaces)")
 
 
@@ -58,6 +64,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "validate":
         print(f"{len(loaded.playbooks)} playbooks ok, {len(loaded.problems)} problems", file=sys.stderr)
         return EXIT_INVALID if loaded.problems else 0
+    if args.action == "rbac":
+        return _rbac(loaded)
     return _plan(args, settings, loaded.playbooks)
 
 
@@ -88,6 +96,17 @@ def _plan(args: argparse.Namespace, settings: Settings, playbooks: tuple[playboo
     else:
         for facts, judged in report:
             print(_text(facts, judged))
+    return 0
+
+
+def _rbac(loaded: playbook.Loaded) -> int:
+    if loaded.problems:
+        return EXIT_INVALID  # rules for a set of playbooks that does not load would be rules for the wrong set
+    needed = permissions.of_playbooks(loaded.playbooks)
+    namespaced = [p for p in needed if p.resource not in permissions.CLUSTER_SCOPED]
+    cluster = [p for p in needed if p.resource in permissions.CLUSTER_SCOPED]
+    print(f"# what {', '.join(p.name for p in loaded.playbooks) or 'no playbook'} need")
+    print(yaml.safe_dump({"namespaced": permissions.rules(namespaced), "cluster": permissions.rules(cluster)}))
     return 0
 
 

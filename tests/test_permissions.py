@@ -1,0 +1,128 @@
+"""Least privilege: the permissions table, checked against every request each action really makes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import kmock
+import pytest
+import yaml
+
+from receiver import cli
+from receiver.kube import Kube
+from receiver.permissions import Permission, needs, of_playbooks, rules
+from receiver.playbook import load_dirs
+from tests.test_kube import deployment, kube, pod, put, rolled_out
+
+ROOT = Path(__file__).resolve().parent.parent
+VERBS = {"GET": "get", "PATCH": "patch", "DELETE": "delete", "PUT": "update", "POST": "create"}
+STATEFULSETS = ("apps", "v1", "statefulsets")
+DAEMONSETS = ("apps", "v1", "daemonsets")
+SERVICES = ("", "v1", "services")
+NODES = ("", "v1", "nodes")
+
+
+def workload(kind: str) -> dict[str, Any]:
+    obj = deployment()
+    obj["kind"] = kind
+    return obj
+
+
+def setup(emulator: Any) -> None:
+    put(emulator, ("", "v1", "pods"), "shop", "cart-1", pod("cart-1"))
+    put(emulator, STATEFULSETS, "shop", "cart", workload("StatefulSet"))
+    put(emulator, DAEMONSETS, "shop", "cart", workload("DaemonSet"))
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cart", "namespace": "shop"}, "spec": {}}
+    put(emulator, SERVICES, "shop", "cart", service)
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}, "spec": {}}
+    put(emulator, NODES, None, "node-1", node)
+    rolled_out(emulator, "2026-11-22T02:50:00Z")  # a Deployment with two revisions: undo has one to go back to
+
+
+Action = Callable[[Kube], Awaitable[Any]]
+ACTIONS: list[tuple[str, str | None, Action]] = [
+    ("scale", "Deployment", lambda k: k.scale("Deployment", "shop", "cart", replicas=5, by=None, low=1, high=9)),
+    ("scale", "StatefulSet", lambda k: k.scale("StatefulSet", "shop", "cart", replicas=5, by=None, low=1, high=9)),
+    ("rollout_restart", "Deployment", lambda k: k.rollout_restart("Deployment", "shop", "cart")),
+    ("rollout_restart", "StatefulSet", lambda k: k.rollout_restart("StatefulSet", "shop", "cart")),
+    ("rollout_restart", "DaemonSet", lambda k: k.rollout_restart("DaemonSet", "shop", "cart")),
+    ("rollout_undo", None, lambda k: k.rollout_undo("shop", "cart")),
+    ("delete_pod", None, lambda k: k.delete_pod("shop", "cart-1")),
+    ("set_env", "DaemonSet", lambda k: k.set_env("DaemonSet", "shop", "cart", None, {"POOL": "50"})),
+    ("cordon", None, lambda k: k.cordon("node-1")),
+    ("uncordon", None, lambda k: k.cordon("node-1", unschedulable=False)),
+    ("annotate", "Service", lambda k: k.annotate("Service", "shop", "cart", {"a": "b"})),
+    ("label", "Pod", lambda k: k.annotate("Pod", "shop", "cart-1", {"a": "b"}, labels=True)),
+]
+
+
+@pytest.mark.kmock(cls=kmock.KubernetesEmulator)
+@pytest.mark.parametrize(("action", "kind", "act"), ACTIONS, ids=[f"{a}-{k}" for a, k, _ in ACTIONS])
+async def test_each_action_needs_exactly_what_its_requests_use(
+    kmock: Any, action: str, kind: str | None, act: Action
+) -> None:
+    setup(kmock)
+    if action == "uncordon":
+        await kube(kmock).cordon("node-1")  # something to undo (its requests are not this action's)
+    before = len(list(kmock))
+    await act(kube(kmock))
+    used = {_permission(r) for r in list(kmock)[before:]}
+    assert used == needs(action, kind)  # every request is granted, and nothing is granted that is not used
+
+
+def _permission(request: Any) -> Permission:
+    path = [p for p in request.url.path.split("/") if p]
+    group = "" if path[0] == "api" else path[1]
+    rest = path[2:] if path[0] == "api" else path[3:]
+    if rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]
+    resource = rest[0]
+    verb = VERBS[request.method]
+    if verb == "get" and len(rest) == 1:
+        verb = "list"
+    return Permission(group, resource, verb)
+
+
+@pytest.mark.parametrize(
+    ("action", "kind", "expected"),
+    [
+        ("wait", None, set()),
+        ("notify", None, set()),
+        ("delete_pod", None, {("", "pods", "get"), ("", "pods", "delete")}),
+        ("cordon", None, {("", "nodes", "get"), ("", "nodes", "patch")}),
+        ("scale", None, {("apps", "deployments", "get"), ("apps", "deployments", "patch")}),
+        ("annotate", "Service", {("", "services", "get"), ("", "services", "patch")}),
+        (
+            "rollout_undo",
+            None,
+            {("apps", "deployments", "get"), ("apps", "deployments", "patch"), ("apps", "replicasets", "list")},
+        ),
+    ],
+)
+def test_needs(action: str, kind: str | None, expected: set[tuple[str, str, str]]) -> None:
+    assert needs(action, kind) == {Permission(*p) for p in expected}
+
+
+def test_an_unknown_action_is_an_error_not_an_empty_grant() -> None:
+    with pytest.raises(ValueError, match="unknown action 'exec'"):
+        needs("exec")
+
+
+def test_the_shipped_playbooks_need_no_wildcard_and_no_more_than_their_steps() -> None:
+    shipped = load_dirs([ROOT / "playbooks"]).playbooks
+    assert rules(of_playbooks(shipped)) == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
+    ]
+
+
+def test_cli_rbac_prints_the_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["playbooks", "rbac", str(ROOT / "examples" / "playbooks")]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == {
+        "namespaced": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get"]}],
+        "cluster": [],
+    }
