@@ -31,6 +31,7 @@ from receiver.engine import EngineProcess
 from receiver.ingest import Consumer, Ingestor
 from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
+from receiver.playbook import load_dirs
 from receiver.processor import Processor, expiry_loop
 from receiver.remediation import Remediation
 from receiver.runner import Runner
@@ -155,7 +156,11 @@ def _routes(
     app.router.add_get("/api/v1/openapi.yaml", openapi.document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.Readiness(store).handle)
-    app.router.add_get("/metrics", Scrape(metrics, store, lambda: ingestor.pending).handle)
+    playbooks = [p.name for p in load_dirs(settings.remediation.playbook_dirs).playbooks]  # the engine logs problems
+    scrape = Scrape(
+        metrics, store, lambda: ingestor.pending, playbooks, settings.remediation.guardrails.breaker_failures
+    )
+    app.router.add_get("/metrics", scrape.handle)
 
 
 async def _opened(_: web.Application, *, store: SQLiteStore) -> AsyncIterator[None]:

@@ -63,6 +63,8 @@ class Tally:
     """(action, outcome, seconds) per Kubernetes action step."""
     blocks: list[str] = field(default_factory=list)
     """Guardrail reason per blocked run."""
+    dead_letters: int = 0
+    """Accepted notifications the engine could not decode (left in the inbox as received)."""
 
     @classmethod
     def of_incidents(cls, changes: Changes) -> Tally:
@@ -78,6 +80,7 @@ class Tally:
         """Count one processed notification (None: its inbox entry could not be decoded)."""
         if notification is None:
             self.notifications["rejected_invalid"] += 1
+            self.dead_letters += 1
             return
         self.notifications["accepted" if any(d.is_news for d in decisions) else "duplicate"] += 1
         self.received.update(a.status for a in notification.alerts)
@@ -99,6 +102,7 @@ class Tally:
             "runs": self.runs,
             "actions": self.actions,
             "blocks": self.blocks,
+            "dead_letters": self.dead_letters,
         }
 
     @classmethod
@@ -117,6 +121,7 @@ class Tally:
             runs=[(str(p), str(r)) for p, r in raw.get("runs", [])],
             actions=[(str(a), str(o), float(t)) for a, o, t in raw.get("actions", [])],
             blocks=[str(b) for b in raw.get("blocks", [])],
+            dead_letters=int(raw.get("dead_letters", 0)),
         )
 
 
@@ -195,6 +200,17 @@ class Metrics:
             "receiver_guardrail_blocks",
             "Runs a guardrail refused to start, by reason.",
             ["reason"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "receiver_dead_letters",
+            "Accepted notifications the engine could not process (kept in the inbox as received; see the log).",
+            registry=registry,
+        )
+        self.circuit_open = Gauge(
+            "receiver_playbook_circuit_open",
+            "1 while a playbook's circuit breaker is open (too many failed runs in a row), by playbook.",
+            ["playbook"],
             registry=registry,
         )
         self.engine_restarts = Counter(
@@ -276,6 +292,8 @@ class Metrics:
             self.action_duration.labels(action).observe(seconds)
         for reason in tally.blocks:
             self.guardrail_blocks.labels(reason).inc()
+        if tally.dead_letters:
+            self.dead_letters.inc(tally.dead_letters)
 
     def observe_request(self, route: str, method: str, seconds: float) -> None:
         """Record one HTTP request's duration."""
@@ -295,8 +313,11 @@ class Metrics:
         queue_depth: int,
         backlog: int,
         open_incidents: Mapping[Severity, int] | None = None,
+        breakers: Mapping[str, bool] | None = None,
     ) -> None:
         """Set the state gauges from values read just now, at scrape time."""
+        for playbook, is_open in (breakers or {}).items():
+            self.circuit_open.labels(playbook).set(int(is_open))
         for severity in Severity:
             self.open_incidents.labels(str(severity)).set((open_incidents or {}).get(severity, 0))
         for status in Status:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from receiver.dedup import DedupPolicy
-from receiver.metrics import Tally
+from receiver.metrics import Metrics, Tally
 from receiver.processor import Processor
 from receiver.store import IncidentQuery, StoreError
 from receiver.store.sqlite import SQLiteStore
@@ -124,3 +125,19 @@ async def test_an_idle_processor_takes_what_wakes_it_at_once(inner: SQLiteStore)
 async def _applied(store: FlakyStore, batches: int) -> None:
     while len(store.applied) < batches:  # noqa: ASYNC110 (bounded by the caller's wait_for)
         await asyncio.sleep(0.005)
+
+
+async def test_an_accepted_entry_that_cannot_be_decoded_is_a_dead_letter_counted_and_passed(
+    inner: SQLiteStore,
+) -> None:
+    await inner.accept(b'{"version": "4", "alerts": "not a list"}', T0)  # e.g. written by another version
+    await inner.accept(body(alert("A")), T0)
+    reports: list[Tally] = []
+    processor = Processor(inner, policy=DedupPolicy(), report=lambda c, t: reports.append(t), batch_size=10)
+    await processor.drain()
+    assert sum(t.dead_letters for t in reports) == 1
+    assert [a.labels["alertname"] for a in await inner.list_alerts()] == ["A"]  # the next one is not held up
+    metrics = Metrics(CollectorRegistry())
+    for tally in reports:
+        metrics.add(Tally.from_json(tally.to_json()))  # as it crosses from the engine process
+    assert metrics.registry.get_sample_value("receiver_dead_letters_total") == 1

@@ -288,9 +288,13 @@ async def test_the_circuit_breaker_opens_after_failures_in_a_row_and_a_person_cl
     statuses = [(r["status"], r["reason"][:12]) for r in runs(tmp_path / "data")]
     assert [s for s, _ in statuses] == ["failed", "failed", "failed", "blocked"]
     assert statuses[3][1] == "circuit_open"
+    assert (await client.get("/metrics")).status == 200  # the breaker's state is read at scrape time
+    assert sample(client, "receiver_playbook_circuit_open", playbook="crashloop") == 1
     assert (await client.post("/api/v1/playbooks/nope/reset", headers=TOKEN)).status == 404
     reset = await client.post("/api/v1/playbooks/crashloop/reset", json={"actor": "alice"}, headers=TOKEN)
     assert reset.status == 200
+    assert (await client.get("/metrics")).status == 200
+    assert sample(client, "receiver_playbook_circuit_open", playbook="crashloop") == 0
     await post(client, crashloop(starts="2026-11-22T09:20:00Z"))
     await settled(client)
     assert runs(tmp_path / "data")[-1]["status"] == RunStatus.FAILED  # it ran again (and failed again)

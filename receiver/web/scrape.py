@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,10 +14,20 @@ from receiver.store import Store, StoreError
 class Scrape:
     """Serves the metrics registry."""
 
-    def __init__(self, metrics: Metrics, store: Store, queue_depth: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        store: Store,
+        queue_depth: Callable[[], int],
+        playbooks: Sequence[str] = (),
+        breaker_failures: int = 3,
+    ) -> None:
+        """``playbooks``, ``breaker_failures``: whose circuit breakers to report, and how many failures open one."""
         self._metrics = metrics
         self._store = store
         self._queue_depth = queue_depth
+        self._playbooks = tuple(playbooks)
+        self._breaker_failures = breaker_failures
 
     async def handle(self, _: web.Request) -> web.Response:
         """Refresh the state gauges, then render every metric."""
@@ -25,8 +35,13 @@ class Scrape:
             counts = await self._store.count_alerts()
             backlog = await self._store.backlog()
             incidents = await self._store.count_open_incidents()
+            breakers = {p: await self._breaker_open(p) for p in self._playbooks}
         except StoreError:  # the counters still tell the story; readiness reports the store
-            counts, backlog, incidents = {}, 0, {}
-        self._metrics.refresh(counts, self._queue_depth(), backlog, incidents)
+            counts, backlog, incidents, breakers = {}, 0, {}, {}
+        self._metrics.refresh(counts, self._queue_depth(), backlog, incidents, breakers)
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _breaker_open(self, playbook: str) -> bool:
+        failures = await self._store.failures_in_a_row(playbook, self._breaker_failures)
+        return failures >= self._breaker_failures
