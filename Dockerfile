@@ -1,16 +1,35 @@
-# A minimal image: the package on slim Python 3.11, run as a non-root user,
-# data on a volume. Issue #5 hardens it (multi-stage build, read-only root
-# filesystem, structure test) and adds the Helm chart.
-FROM python:3.11-slim
+# The receiver's image: built in one stage, run from another that holds only
+# the installed package. Non-root (uid 10001), works with a read-only root
+# filesystem: the only writable paths it needs are /data (the SQLite store, a
+# volume) and /tmp (an emptyDir in the Helm chart; --tmpfs /tmp with docker).
+#
+#   docker build -t receiver:0.1.0 .
+#   docker run --read-only --tmpfs /tmp -v receiver-data:/data -p 9095:9095 receiver:0.1.0
+ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin receiver \
-    && mkdir /data && chown 10001 /data
-WORKDIR /app
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY receiver ./receiver
-RUN pip install --no-cache-dir . && rm -rf /app
+# Bytecode compiled here: a read-only root filesystem never has to write it.
+RUN python -m venv /venv \
+    && /venv/bin/pip install . \
+    && /venv/bin/python -m compileall -q /venv \
+    && /venv/bin/pip uninstall -y pip setuptools
 
-USER 10001
+FROM ${PYTHON_IMAGE}
+RUN groupadd --gid 10001 receiver \
+    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin receiver \
+    && mkdir /data && chown 10001:10001 /data \
+    && python -m pip uninstall -y pip setuptools wheel \
+    && rm -rf /root/.cache /var/lib/apt/lists/*
+COPY --from=build /venv /venv
+COPY playbooks /app/playbooks
+ENV PATH=/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 9095
-ENTRYPOINT ["receiver", "serve", "--data-dir", "/data", "--listen", "0.0.0.0:9095"]
+ENTRYPOINT ["receiver", "serve"]
+CMD ["--data-dir", "/data", "--listen", "0.0.0.0:9095"]

@@ -1,0 +1,186 @@
+{{/* Names and labels. */}}
+{{- define "receiver.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "receiver.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "receiver.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "receiver.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "receiver.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "receiver.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "receiver.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "receiver.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "receiver.secretName" -}}
+{{- default (printf "%s-auth" (include "receiver.fullname" .)) .Values.auth.existingSecret -}}
+{{- end -}}
+
+{{- define "receiver.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The playbooks the release deploys, as YAML: file name -> text. The shipped
+ones that are switched on (from the chart's playbooks/ directory, kept equal
+to the repository's by a test) and the user's own. Empty with remediation off.
+*/}}
+{{- define "receiver.playbooks" -}}
+{{- $files := dict -}}
+{{- if .Values.remediation.enabled -}}
+{{- range $name, $on := .Values.remediation.shippedPlaybooks -}}
+{{- if $on -}}
+{{- $path := printf "playbooks/%s.yaml" $name -}}
+{{- $text := $.Files.Get $path -}}
+{{- if not $text -}}
+{{- fail (printf "remediation.shippedPlaybooks.%s: no such shipped playbook (%s)" $name $path) -}}
+{{- end -}}
+{{- $_ := set $files (printf "%s.yaml" $name) $text -}}
+{{- end -}}
+{{- end -}}
+{{- range $name, $playbook := .Values.remediation.playbooks -}}
+{{- $file := ternary $name (printf "%s.yaml" $name) (hasSuffix ".yaml" $name) -}}
+{{- $_ := set $files $file (ternary $playbook (toYaml $playbook) (kindIs "string" $playbook)) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $files -}}
+{{- end -}}
+
+{{/*
+The permissions the deployed playbooks need, as a sorted JSON list of
+"group|resource|verb": the same table as receiver/permissions.py (a test
+renders the chart and compares them). Only what each step's action does on
+its target's kind: read before write, then patch or delete; a rollback also
+lists ReplicaSets.
+*/}}
+{{- define "receiver.permissions" -}}
+{{- $resources := dict "Pod" "|pods" "Service" "|services" "Deployment" "apps|deployments" "StatefulSet" "apps|statefulsets" "DaemonSet" "apps|daemonsets" -}}
+{{- $patching := list "scale" "rollout_restart" "set_env" "annotate" "label" -}}
+{{- $none := list "wait" "wait_for_resolution" "notify" -}}
+{{- $found := dict -}}
+{{- range $file, $text := (include "receiver.playbooks" . | fromYaml) -}}
+{{- $playbook := fromYaml $text -}}
+{{- if hasKey $playbook "Error" -}}
+{{- fail (printf "playbook %s is not YAML: %s" $file $playbook.Error) -}}
+{{- end -}}
+{{- range $step := $playbook.spec.steps -}}
+{{- $action := $step.action -}}
+{{- if eq $action "delete_pod" -}}
+{{- $_ := set $found "|pods|get" true -}}
+{{- $_ := set $found "|pods|delete" true -}}
+{{- else if or (eq $action "cordon") (eq $action "uncordon") -}}
+{{- $_ := set $found "|nodes|get" true -}}
+{{- $_ := set $found "|nodes|patch" true -}}
+{{- else if eq $action "rollout_undo" -}}
+{{- $_ := set $found "apps|deployments|get" true -}}
+{{- $_ := set $found "apps|deployments|patch" true -}}
+{{- $_ := set $found "apps|replicasets|list" true -}}
+{{- else if has $action $patching -}}
+{{- $kind := default "Deployment" (dig "target" "kind" "" $step) -}}
+{{- $resource := get $resources $kind -}}
+{{- if not $resource -}}
+{{- fail (printf "playbook %s: step %s: %s cannot act on %s" $file $step.name $action $kind) -}}
+{{- end -}}
+{{- $_ := set $found (printf "%s|get" $resource) true -}}
+{{- $_ := set $found (printf "%s|patch" $resource) true -}}
+{{- else if not (has $action $none) -}}
+{{- fail (printf "playbook %s: step %s: unknown action %q" $file (toString $step.name) (toString $action)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- keys $found | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* RBAC rules for the permissions given (a JSON list), one rule per group and resource, verbs sorted. */}}
+{{- define "receiver.rules" -}}
+{{- $byResource := dict -}}
+{{- range $p := (fromJsonArray .) -}}
+{{- $parts := splitList "|" $p -}}
+{{- $key := printf "%s|%s" (index $parts 0) (index $parts 1) -}}
+{{- $_ := set $byResource $key (append (default (list) (get $byResource $key)) (index $parts 2)) -}}
+{{- end -}}
+{{- range $key := (keys $byResource | sortAlpha) }}
+- apiGroups: [{{ index (splitList "|" $key) 0 | quote }}]
+  resources: [{{ index (splitList "|" $key) 1 | quote }}]
+  verbs: [{{ range $i, $v := (get $byResource $key | sortAlpha) }}{{ if $i }}, {{ end }}{{ $v | quote }}{{ end }}]
+{{- end -}}
+{{- end -}}
+
+{{/* The permissions on namespaced resources, and on cluster-scoped ones (nodes), as JSON lists. */}}
+{{- define "receiver.namespacedPermissions" -}}
+{{- $out := list -}}
+{{- range $p := (include "receiver.permissions" . | fromJsonArray) -}}
+{{- if not (hasPrefix "|nodes|" $p) -}}{{- $out = append $out $p -}}{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{- define "receiver.clusterPermissions" -}}
+{{- $out := list -}}
+{{- range $p := (include "receiver.permissions" . | fromJsonArray) -}}
+{{- if hasPrefix "|nodes|" $p -}}{{- $out = append $out $p -}}{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* Where playbooks may act: the allowed namespaces, or the release's own when none are listed (namespaced RBAC). */}}
+{{- define "receiver.namespaces" -}}
+{{- $allow := .Values.remediation.namespaces.allow -}}
+{{- if and (not $allow) (not .Values.remediation.clusterWide) -}}
+{{- $allow = list .Release.Namespace -}}
+{{- end -}}
+{{- range $ns := $allow -}}
+{{- if has $ns $.Values.remediation.namespaces.deny -}}
+{{- fail (printf "namespace %s is both allowed and denied (remediation.namespaces)" $ns) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $allow -}}
+{{- end -}}
+
+{{/* Whether the pod gets Kubernetes credentials: remediation on and some playbook needs a permission. */}}
+{{- define "receiver.needsApi" -}}
+{{- if and .Values.remediation.enabled (include "receiver.permissions" . | fromJsonArray) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The daemon's config.yaml: the user's settings, with what the chart owns set over them. */}}
+{{- define "receiver.config" -}}
+{{- $remediation := dict
+      "playbook_dirs" (ternary (list "/etc/receiver/playbooks") (list) .Values.remediation.enabled)
+      "namespaces" (dict "allow" (include "receiver.namespaces" . | fromJsonArray) "deny" .Values.remediation.namespaces.deny)
+      "guardrails" (mustMergeOverwrite (deepCopy .Values.remediation.guardrails) (dict "dry_run" .Values.remediation.dryRun)) -}}
+{{- $owned := dict
+      "listen" (printf "0.0.0.0:%d" (int .Values.service.port))
+      "data_dir" "/data"
+      "shutdown_timeout" (printf "%ds" (int .Values.shutdownTimeoutSeconds))
+      "remediation" $remediation -}}
+{{- toYaml (mustMergeOverwrite (deepCopy .Values.config) $owned) -}}
+{{- end -}}

@@ -1,0 +1,403 @@
+"""The Helm chart, rendered by Helm's own engine (helm-python-sdk) for several value sets, and checked.
+
+Every rendered manifest is validated against the schemas of a current
+Kubernetes release (kubernetes-validate, strict: an unknown field fails);
+the chart is linted; its RBAC is compared with what the deployed playbooks
+need (``receiver.permissions``), its config with what the daemon accepts,
+its alerts with ``promtool``, and its Alertmanager snippet with ``amtool``.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from receiver.config import load
+from receiver.durations import parse_duration
+from receiver.permissions import CLUSTER_SCOPED, Permission, of_playbooks
+from receiver.playbook import load_dirs
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "receiver"
+RELEASE, NAMESPACE = "rx", "monitoring"
+KUBERNETES = kubernetes_validate.latest_version()
+CORDON_PLAYBOOK = {
+    "apiVersion": "receiver/v1",
+    "kind": "Playbook",
+    "metadata": {"name": "node-pressure"},
+    "spec": {
+        "trigger": {"alertname": "KubeNodePressure"},
+        "steps": [
+            {"name": "cordon", "action": "cordon", "target": {"name": "{{ alert.labels.node }}"}},
+            {
+                "name": "tag",
+                "action": "annotate",
+                "target": {"kind": "Service", "namespace": "shop", "name": "x"},
+                "values": {"example.com/pressure": "true"},
+            },
+        ],
+    },
+}
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "persistence-off": {"persistence": {"enabled": False}},
+    "cluster-role": {"remediation": {"clusterWide": True, "dryRun": False}},
+    "monitoring-on": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "prometheusRule": {"enabled": True},
+        "podDisruptionBudget": {"enabled": True},
+        "networkPolicy": {"enabled": True},
+    },
+    "remediation-off": {"remediation": {"enabled": False}},
+    "own-playbooks": {
+        "remediation": {
+            "namespaces": {"allow": ["shop", "billing"]},
+            "shippedPlaybooks": {"crashloop": False, "api-error-rate": False, "db-pool-exhausted": False},
+            "playbooks": {"node-pressure": CORDON_PLAYBOOK},
+        },
+        "auth": {"existingSecret": "my-tokens"},
+    },
+}
+
+
+def render(values: dict[str, Any]) -> dict[str, str]:
+    with helm.Chart.load(CHART) as chart:
+        return chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+
+
+def manifests(values: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for path, text in sorted(render(values).items()):
+        if path.endswith(".txt"):
+            continue
+        found += [doc for doc in yaml.safe_load_all(text) if doc]
+    return found
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str, suffix: str = "") -> dict[str, Any]:
+    [found] = [d for d in of_kind(docs, kind) if d["metadata"]["name"].endswith(suffix)]
+    return found
+
+
+@pytest.fixture(params=sorted(VALUE_SETS), scope="module")
+def case(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    values = VALUE_SETS[request.param]
+    return request.param, values, manifests(values)
+
+
+def test_lint_is_clean_for_every_value_set(case: Any) -> None:
+    _, values, _ = case
+    report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version=f"v{KUBERNETES}")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_every_manifest_is_valid_for_a_current_kubernetes(case: Any) -> None:
+    _, _, docs = case
+    assert docs
+    for doc in docs:
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # CRDs: not in Kubernetes' schemas; the rules are checked by promtool below
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+        assert doc["metadata"].get("labels", {}).get("app.kubernetes.io/instance") == RELEASE
+
+
+def test_rbac_is_exactly_what_the_deployed_playbooks_need_and_never_a_wildcard(case: Any, tmp_path: Path) -> None:
+    name, values, docs = case
+    needed = of_playbooks(_deployed_playbooks(docs, tmp_path))
+    granted = {kind: _granted(of_kind(docs, kind)) for kind in ("Role", "ClusterRole")}
+    namespaced = {p for p in needed if p.resource not in CLUSTER_SCOPED}
+    cluster = needed - namespaced
+    remediation = values.get("remediation", {})
+    if remediation.get("clusterWide"):
+        assert granted["Role"] == set() and granted["ClusterRole"] == needed
+    else:
+        assert granted["Role"] == namespaced and granted["ClusterRole"] == cluster
+        allowed = remediation.get("namespaces", {}).get("allow") or [NAMESPACE]
+        expected = sorted(allowed) if namespaced else []
+        assert sorted(r["metadata"]["namespace"] for r in of_kind(docs, "Role")) == expected
+    for rule in (r for kind in ("Role", "ClusterRole") for d in of_kind(docs, kind) for r in d["rules"]):
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+    bindings = of_kind(docs, "RoleBinding") + of_kind(docs, "ClusterRoleBinding")
+    assert len(bindings) == len(of_kind(docs, "Role")) + len(of_kind(docs, "ClusterRole"))
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"{RELEASE}-receiver", "namespace": NAMESPACE}
+        ]
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is bool(needed), name
+
+
+def test_the_shipped_playbooks_give_this_role() -> None:
+    [role] = of_kind(manifests({}), "Role")
+    assert role["rules"] == [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get"]},
+    ]
+
+
+def test_a_cordoning_playbook_gets_nodes_from_a_cluster_role_and_nothing_else_cluster_wide() -> None:
+    docs = manifests(VALUE_SETS["own-playbooks"])
+    [nodes] = of_kind(docs, "ClusterRole")
+    assert nodes["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}]
+    roles = of_kind(docs, "Role")
+    assert {r["metadata"]["namespace"] for r in roles} == {"shop", "billing"}
+    assert {
+        (g, r) for role in roles for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+    } == {
+        ("", "services"),
+        ("apps", "deployments"),
+    }
+
+
+def test_remediation_off_means_no_rbac_no_token_no_playbooks() -> None:
+    docs = manifests(VALUE_SETS["remediation-off"])
+    assert not [d for d in docs if d["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]
+    assert [c["metadata"]["name"] for c in of_kind(docs, "ConfigMap")] == [f"{RELEASE}-receiver-config"]
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert one(docs, "ServiceAccount")["automountServiceAccountToken"] is False
+    assert (
+        yaml.safe_load(one(docs, "ConfigMap", "-config")["data"]["config.yaml"])["remediation"]["playbook_dirs"] == []
+    )
+
+
+def test_the_pod_is_locked_down_and_outlives_the_daemons_shutdown(case: Any) -> None:
+    _, _, docs = case
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["resources"]["limits"]["memory"]
+    config = yaml.safe_load(one(docs, "ConfigMap", "-config")["data"]["config.yaml"])
+    engine_stop = 5  # the web process kills an engine that has not stopped 5 s after its stdin closed
+    assert (
+        pod["terminationGracePeriodSeconds"] > parse_duration(config["shutdown_timeout"]).total_seconds() + engine_stop
+    )
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/data", "/tmp"} <= mounts  # the only places it writes, with a read-only root
+    assert ":latest" not in container["image"] and container["image"].endswith(":0.1.0")
+
+
+def test_persistence_is_a_claim_or_an_empty_dir() -> None:
+    on = manifests({})
+    claim = one(on, "PersistentVolumeClaim")
+    volumes = {v["name"]: v for v in one(on, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    off = manifests(VALUE_SETS["persistence-off"])
+    assert not of_kind(off, "PersistentVolumeClaim")
+    volumes = {v["name"]: v for v in one(off, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+
+
+def test_the_rendered_config_and_playbooks_are_what_the_daemon_accepts(case: Any, tmp_path: Path) -> None:
+    name, values, docs = case
+    playbooks = _deployed_playbooks(docs, tmp_path)
+    raw = yaml.safe_load(one(docs, "ConfigMap", "-config")["data"]["config.yaml"])
+    if raw["remediation"]["playbook_dirs"]:
+        raw["remediation"]["playbook_dirs"] = [str(tmp_path / "playbooks")]  # where the pod mounts them
+    file = tmp_path / "config.yaml"
+    file.write_text(yaml.safe_dump(raw))
+    settings = load(file, {})  # raises ConfigError naming the key if the daemon would refuse to start
+    assert settings.data_dir == Path("/data") and settings.shutdown_timeout.total_seconds() == 10
+    assert settings.remediation.guardrails.dry_run is values.get("remediation", {}).get("dryRun", True)
+    if name == "default":
+        assert sorted(p.name for p in playbooks) == sorted(p.stem for p in (ROOT / "playbooks").glob("*.yaml"))
+
+
+def test_the_charts_shipped_playbooks_are_the_repositorys() -> None:
+    repo = {p.name: p.read_text() for p in (ROOT / "playbooks").glob("*.yaml")}
+    chart = {p.name: p.read_text() for p in (CHART / "playbooks").glob("*.yaml")}
+    assert chart == repo, "copy playbooks/*.yaml to charts/receiver/playbooks/"
+    assert set(yaml.safe_load((CHART / "values.yaml").read_text())["remediation"]["shippedPlaybooks"]) == {
+        Path(name).stem for name in repo
+    }
+
+
+def test_tokens_are_generated_different_or_taken_from_an_existing_secret() -> None:
+    secret = one(manifests({}), "Secret")
+    tokens = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert set(tokens) == {"webhook-token", "api-token"}
+    assert tokens["webhook-token"] != tokens["api-token"] and all(len(t) == 40 for t in tokens.values())
+    docs = manifests(VALUE_SETS["own-playbooks"])
+    assert not of_kind(docs, "Secret")
+    env = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env} == {"my-tokens"}
+    with pytest.raises(helm.HelmRenderError, match="must differ"):
+        render({"auth": {"webhookToken": "same-token-0123456789", "apiToken": "same-token-0123456789"}})
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"replicas": 2}, "additional properties 'replicas' not allowed"),
+        ({"image": {"tag": "latest"}}, "/image/tag"),
+        ({"remediation": {"namespaces": {"allow": ["Shop_1"]}}}, "/remediation/namespaces/allow/0"),
+        ({"config": {"listen": "0.0.0.0:80"}}, "/config"),
+        ({"remediation": {"guardrails": {"dry_run": True}}}, "/remediation/guardrails"),
+        ({"auth": {"apiToken": "short"}}, "/auth/apiToken"),
+    ],
+)
+def test_bad_values_are_refused_with_the_key(values: dict[str, Any], complaint: str) -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError, match=complaint.replace("/", ".")):
+        chart.validate_schema(values)
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"remediation": {"namespaces": {"allow": ["kube-system"]}}}, "kube-system is both allowed and denied"),
+        (
+            {
+                "remediation": {
+                    "shippedPlaybooks": {"crashloop": True},
+                    "playbooks": {"x": {"spec": {"steps": [{"name": "s", "action": "exec"}]}}},
+                }
+            },
+            'unknown action "exec"',
+        ),
+    ],
+)
+def test_values_the_schema_cannot_see_fail_the_render_with_a_reason(values: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(helm.HelmRenderError, match=complaint):
+        render(values)
+
+
+def test_the_alerts_on_the_daemons_health_pass_promtool_and_fire_when_they_should(tmp_path: Path) -> None:
+    rule = one(manifests(VALUE_SETS["monitoring-on"]), "PrometheusRule")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(rule["spec"]))
+    promtool = _tool("promtool", "prometheus")
+    checked = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    names = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {
+        "ReceiverDown",
+        "ReceiverWebhookRejected",
+        "ReceiverOverloaded",
+        "ReceiverDeadLetters",
+        "ReceiverPlaybookCircuitOpen",
+    } <= names
+    tests = tmp_path / "rules_test.yaml"
+    annotations = {r["alert"]: r["annotations"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    tests.write_text(yaml.safe_dump(_rule_tests(rules.name, annotations)))
+    tested = subprocess.run(
+        [promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Series that make some alerts fire, and the alerts promtool must find (labels and annotations)."""
+    sel = f'job="{RELEASE}-receiver",namespace="{NAMESPACE}"'
+
+    def expect(alert: str, **labels: str) -> dict[str, Any]:
+        text = {
+            k: v.replace("{{ $labels.playbook }}", labels.get("playbook", "")) for k, v in annotations[alert].items()
+        }
+        return {"exp_labels": labels, "exp_annotations": text}
+
+    instance = {"job": f"{RELEASE}-receiver", "namespace": NAMESPACE}
+    return {
+        "rule_files": [rules],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"up{{{sel}}}", "values": "1 1 0x10"},
+                    {"series": f'receiver_playbook_circuit_open{{{sel},playbook="crashloop"}}', "values": "0 0 1x5"},
+                    {"series": f'receiver_playbook_circuit_open{{{sel},playbook="high-memory"}}', "values": "0x7"},
+                    {"series": f'receiver_notifications_total{{{sel},result="rejected_auth"}}', "values": "0+10x30"},
+                    {"series": f"receiver_dead_letters_total{{{sel}}}", "values": "0 0 0 1 1 1"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "1m", "alertname": "ReceiverDown", "exp_alerts": []},
+                    {
+                        "eval_time": "8m",
+                        "alertname": "ReceiverDown",
+                        "exp_alerts": [expect("ReceiverDown", severity="critical", **instance)],
+                    },
+                    {
+                        "eval_time": "5m",
+                        "alertname": "ReceiverPlaybookCircuitOpen",
+                        "exp_alerts": [expect("ReceiverPlaybookCircuitOpen", severity="warning", playbook="crashloop")],
+                    },
+                    {
+                        "eval_time": "20m",
+                        "alertname": "ReceiverWebhookRejected",
+                        "exp_alerts": [expect("ReceiverWebhookRejected", severity="warning")],
+                    },
+                    {
+                        "eval_time": "5m",
+                        "alertname": "ReceiverDeadLetters",
+                        "exp_alerts": [expect("ReceiverDeadLetters", severity="warning", **instance)],
+                    },
+                ],
+            }
+        ],
+    }
+
+
+def test_the_alertmanager_config_of_notes_and_docs_passes_amtool(tmp_path: Path) -> None:
+    notes = render({})["receiver/templates/NOTES.txt"]
+    snippet = notes.split("# --- alertmanager.yml ---\n")[1].split("# --- end ---")[0]
+    amtool = _tool("amtool", "prometheus-alertmanager")
+    for name, text in [("notes.yml", snippet), ("docs.yml", (ROOT / "docs" / "alertmanager.yml").read_text())]:
+        file = tmp_path / name
+        file.write_text(text)
+        checked = subprocess.run([amtool, "check-config", str(file)], capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, name + checked.stdout + checked.stderr
+    assert f"url: http://{RELEASE}-receiver.{NAMESPACE}.svc:9095/api/v1/alerts" in snippet
+    assert "credentials_file: /etc/alertmanager/secrets/rx-receiver-auth/webhook-token" in snippet
+
+
+def _tool(name: str, package: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: run `apt-get install -y {package}` (.ci/run does)")
+    return found
+
+
+def _deployed_playbooks(docs: list[dict[str, Any]], tmp_path: Path) -> list[Any]:
+    """The playbooks of the release's ConfigMap, loaded as the daemon loads them (none may be refused)."""
+    directory = tmp_path / "playbooks"
+    directory.mkdir(exist_ok=True)
+    for config_map in (d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-playbooks")):
+        for file, text in config_map["data"].items():
+            (directory / file).write_text(text)
+    loaded = load_dirs([directory])
+    assert not loaded.problems, loaded.problems
+    return list(loaded.playbooks)
+
+
+def _granted(roles: list[dict[str, Any]]) -> set[Permission]:
+    return {
+        Permission(group, resource, verb)
+        for role in roles
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
