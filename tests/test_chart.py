@@ -68,9 +68,15 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
 }
 
 
-def render(values: dict[str, Any]) -> dict[str, str]:
+def render(values: dict[str, Any], release: str = RELEASE) -> dict[str, str]:
     with helm.Chart.load(CHART) as chart:
-        return chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        return chart.render(values, name=release, namespace=NAMESPACE, is_install=True)
+
+
+def alertmanager_snippet(release: str = RELEASE) -> str:
+    """The Alertmanager configuration the install's NOTES print."""
+    notes = render({}, release)["receiver/templates/NOTES.txt"]
+    return notes.split("# --- alertmanager.yml ---\n")[1].split("# --- end ---")[0]
 
 
 def manifests(values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -361,8 +367,7 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
 
 
 def test_the_alertmanager_config_of_notes_and_docs_passes_amtool(tmp_path: Path) -> None:
-    notes = render({})["receiver/templates/NOTES.txt"]
-    snippet = notes.split("# --- alertmanager.yml ---\n")[1].split("# --- end ---")[0]
+    snippet = alertmanager_snippet()
     amtool = _tool("amtool", "prometheus-alertmanager")
     for name, text in [("notes.yml", snippet), ("docs.yml", (ROOT / "docs" / "alertmanager.yml").read_text())]:
         file = tmp_path / name
@@ -371,6 +376,8 @@ def test_the_alertmanager_config_of_notes_and_docs_passes_amtool(tmp_path: Path)
         assert checked.returncode == 0, name + checked.stdout + checked.stderr
     assert f"url: http://{RELEASE}-receiver.{NAMESPACE}.svc:9095/api/v1/alerts" in snippet
     assert "credentials_file: /etc/alertmanager/secrets/rx-receiver-auth/webhook-token" in snippet
+    docs = yaml.safe_load((ROOT / "docs" / "alertmanager.yml").read_text())
+    assert yaml.safe_load(alertmanager_snippet("receiver")) == docs  # what a release named "receiver" prints
 
 
 def _tool(name: str, package: str) -> str:

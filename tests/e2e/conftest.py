@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.harness import Alertmanager, DelayProxy, Receiver
+from tests.e2e.harness import Alertmanager, DelayProxy, Prometheus, Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def processes(tmp_path: Path, http: aiohttp.ClientSession) -> AsyncIterator[dict[str, Callable[..., Any]]]:
     """Factories for receivers, Alertmanagers and proxies, all closed at the end."""
-    made: list[Receiver | Alertmanager | DelayProxy] = []
+    made: list[Receiver | Alertmanager | DelayProxy | Prometheus] = []
 
     def receiver(settings: dict[str, Any] | None = None) -> Receiver:
         r = Receiver(tmp_path, http, settings)
@@ -40,6 +40,11 @@ async def processes(tmp_path: Path, http: aiohttp.ClientSession) -> AsyncIterato
         made.append(p)
         return p
 
-    yield {"receiver": receiver, "alertmanager": alertmanager, "proxy": proxy}
+    def prometheus() -> Prometheus:
+        p = Prometheus(tmp_path, http)
+        made.append(p)
+        return p
+
+    yield {"receiver": receiver, "alertmanager": alertmanager, "proxy": proxy, "prometheus": prometheus}
     for thing in reversed(made):
         await thing.close()

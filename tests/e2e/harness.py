@@ -31,11 +31,11 @@ T = TypeVar("T")
 RECEIVER_BIN = Path(sys.executable).parent / "receiver"
 
 
-def require_binary(name: str) -> str:
-    """The path of ``name``, or a test failure that says how to get it."""
+def require_binary(name: str, package: str = "prometheus-alertmanager") -> str:
+    """The path of ``name``, or a test failure that says how to get it (Debian's ``package``)."""
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not installed: run `apt-get install -y prometheus-alertmanager` (.ci/run does)")
+        pytest.fail(f"{name} is not installed: run `apt-get install -y {package}` (.ci/run does)")
     return path
 
 
@@ -150,18 +150,52 @@ class Receiver:
             await self.proc.wait()
 
 
-class Alertmanager:
-    """A real Alertmanager (Debian's prometheus-alertmanager) on loopback."""
+class _PrometheusProject:
+    """A Prometheus-project server (Alertmanager, Prometheus) on loopback: started, ready at /-/ready, stopped."""
 
-    def __init__(self, workdir: Path, http: aiohttp.ClientSession, name: str = "am") -> None:
-        self.binary = require_binary("prometheus-alertmanager")
-        self.workdir = workdir / name
+    def __init__(self, binary: str, workdir: Path, http: aiohttp.ClientSession) -> None:
+        self.binary = binary
+        self.workdir = workdir
         self.workdir.mkdir()
         self.http = http
         self.port = free_port()
-        self.cluster_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: asyncio.subprocess.Process | None = None
+
+    async def _run(self, *args: str) -> None:
+        """Start the binary with ``args`` (logging to a file of its own), and wait until it is ready."""
+        name = Path(self.binary).name
+        log = (self.workdir / f"{name}.log").open("wb")
+        self.proc = await asyncio.create_subprocess_exec(
+            self.binary,
+            *args,
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+        log.close()
+        await eventually(self._ready, f"{name} on port {self.port} to be ready", 30)
+
+    async def _ready(self) -> bool:
+        async with self.http.get(self.url + "/-/ready") as response:
+            return response.status == 200
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+class Alertmanager(_PrometheusProject):
+    """A real Alertmanager (Debian's prometheus-alertmanager) on loopback."""
+
+    def __init__(self, workdir: Path, http: aiohttp.ClientSession, name: str = "am") -> None:
+        super().__init__(require_binary("prometheus-alertmanager"), workdir / name, http)
+        self.cluster_port = free_port()
 
     async def start(self, config: dict[str, Any], *, peers: list[int] | None = None, peer_timeout: str = "15s") -> None:
         """Start with ``config``; clustered with ``peers`` (their cluster ports) when given."""
@@ -173,22 +207,9 @@ class Alertmanager:
             if peers is not None
             else ["--cluster.listen-address="]
         )
-        log = (self.workdir / "alertmanager.log").open("wb")
-        self.proc = await asyncio.create_subprocess_exec(
-            self.binary,
-            f"--config.file={self.workdir / 'alertmanager.yml'}",
-            f"--storage.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            *cluster,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log,
+        await self._run(
+            f"--config.file={self.workdir / 'alertmanager.yml'}", f"--storage.path={self.workdir / 'data'}", *cluster
         )
-        log.close()
-        await eventually(self._ready, f"Alertmanager on port {self.port} to be ready", 20)
-
-    async def _ready(self) -> bool:
-        async with self.http.get(self.url + "/-/ready") as response:
-            return response.status == 200
 
     async def push(self, alerts: list[dict[str, Any]]) -> None:
         """Post alerts as Prometheus does (``POST /api/v2/alerts``)."""
@@ -205,14 +226,31 @@ class Alertmanager:
                     return float(sample.value)
         return 0.0
 
-    async def close(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+
+class Prometheus(_PrometheusProject):
+    """A real Prometheus (Debian's ``prometheus``) on loopback: scrapes targets and evaluates rule files."""
+
+    def __init__(self, workdir: Path, http: aiohttp.ClientSession) -> None:
+        super().__init__(require_binary("prometheus", "prometheus"), workdir / "prometheus", http)
+
+    async def start(self, job: str, target: str, labels: dict[str, str], rules: dict[str, Any]) -> None:
+        """Scrape ``target`` (host:port) every second as ``job`` with ``labels``; evaluate ``rules`` every second."""
+        (self.workdir / "rules.yml").write_text(yaml.safe_dump(rules))
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(self.workdir / "rules.yml")],
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target], "labels": labels}]}],
+        }
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        config_file, storage = self.workdir / "prometheus.yml", self.workdir / "data"
+        await self._run(f"--config.file={config_file}", f"--storage.tsdb.path={storage}")
+
+    async def api(self, path: str, **params: str) -> Any:
+        """``GET /api/v1/<path>``: its ``data``."""
+        async with self.http.get(f"{self.url}/api/v1/{path}", params=params) as response:
+            body = await response.json()
+            assert body["status"] == "success", body
+            return body["data"]
 
 
 def alertmanager_config(webhook_url: str, **route: Any) -> dict[str, Any]:
