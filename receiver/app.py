@@ -157,9 +157,7 @@ def _routes(
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.Readiness(store).handle)
     playbooks = [p.name for p in load_dirs(settings.remediation.playbook_dirs).playbooks]  # the engine logs problems
-    scrape = Scrape(
-        metrics, store, lambda: ingestor.pending, playbooks, settings.remediation.guardrails.breaker_failures
-    )
+    scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, settings.remediation.guardrails.limits())
     app.router.add_get("/metrics", scrape.handle)
 
 

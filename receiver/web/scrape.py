@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from receiver.guardrails import Limits, breaker_opens
 from receiver.metrics import Metrics
 from receiver.store import Store, StoreError
 
@@ -20,14 +21,14 @@ class Scrape:
         store: Store,
         queue_depth: Callable[[], int],
         playbooks: Sequence[str] = (),
-        breaker_failures: int = 3,
+        limits: Limits | None = None,
     ) -> None:
-        """``playbooks``, ``breaker_failures``: whose circuit breakers to report, and how many failures open one."""
+        """``playbooks``, ``limits``: whose circuit breakers to report, and how many failures open one."""
         self._metrics = metrics
         self._store = store
         self._queue_depth = queue_depth
         self._playbooks = tuple(playbooks)
-        self._breaker_failures = breaker_failures
+        self._limits = limits or Limits()
 
     async def handle(self, _: web.Request) -> web.Response:
         """Refresh the state gauges, then render every metric."""
@@ -43,5 +44,5 @@ class Scrape:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _breaker_open(self, playbook: str) -> bool:
-        failures = await self._store.failures_in_a_row(playbook, self._breaker_failures)
-        return failures >= self._breaker_failures
+        failures = await self._store.failures_in_a_row(playbook, self._limits.breaker_failures)
+        return breaker_opens(failures, self._limits)
