@@ -54,7 +54,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "prometheusRule": {"enabled": True},
         "podDisruptionBudget": {"enabled": True},
-        "networkPolicy": {"enabled": True},
+        "networkPolicy": {"enabled": True, "extraFrom": [{"podSelector": {"matchLabels": {"app": "chatops"}}}]},
     },
     "remediation-off": {"remediation": {"enabled": False}},
     "own-playbooks": {
@@ -204,6 +204,18 @@ def test_the_pod_is_locked_down_and_outlives_the_daemons_shutdown(case: Any) -> 
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/data", "/tmp"} <= mounts  # the only places it writes, with a read-only root
     assert ":latest" not in container["image"] and container["image"].endswith(":0.1.0")
+
+
+def test_only_alertmanager_prometheus_and_the_peers_named_reach_the_pod() -> None:
+    policy = one(manifests(VALUE_SETS["monitoring-on"]), "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+    assert [p["podSelector"]["matchLabels"] for p in peers] == [
+        {"app.kubernetes.io/name": "alertmanager"},
+        {"app.kubernetes.io/name": "prometheus"},
+        {"app": "chatops"},
+    ]
+    assert {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]} == {"http"}
 
 
 def test_persistence_is_a_claim_or_an_empty_dir() -> None:
