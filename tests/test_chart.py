@@ -253,6 +253,25 @@ def test_the_charts_shipped_playbooks_are_the_repositorys() -> None:
     }
 
 
+def test_an_existing_claim_a_digest_and_an_existing_service_account_are_used_as_given() -> None:
+    digest = "sha256:" + "ab" * 32
+    docs = manifests(
+        {
+            "persistence": {"existingClaim": "receiver-data-old"},
+            "image": {"digest": digest},
+            "serviceAccount": {"create": False, "name": "remediator"},
+        }
+    )
+    assert not of_kind(docs, "PersistentVolumeClaim") and not of_kind(docs, "ServiceAccount")
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "receiver-data-old"
+    assert pod["containers"][0]["image"] == f"ghcr.io/receiver/receiver@{digest}"
+    assert pod["serviceAccountName"] == "remediator"
+    [binding] = of_kind(docs, "RoleBinding")
+    assert binding["subjects"][0]["name"] == "remediator"
+
+
 def test_tokens_are_generated_different_or_taken_from_an_existing_secret() -> None:
     secret = one(manifests({}), "Secret")
     tokens = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
