@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,11 @@ mount -o remount,bind,ro "$VIEW"
 mount --rbind /dev "$VIEW/dev"
 mount -t proc proc "$VIEW/proc"
 mount -t tmpfs -o size=64m tmpfs "$VIEW/tmp"
+for keep in $KEEP; do  # the code, when it lives under /tmp (a clone there), stays visible, read-only
+    mkdir -p "$VIEW$keep"
+    mount --bind "$keep" "$VIEW$keep"
+    mount -o remount,bind,ro "$VIEW$keep"
+done
 mount --bind "$DATA" "$VIEW$VOLUME"
 exec chroot "$VIEW" env PYTHONDONTWRITEBYTECODE=1 RECEIVER_WEBHOOK_TOKEN="$WEBHOOK" RECEIVER_API_TOKEN="$API" \
     "$RECEIVER" serve --config "$VOLUME/config.yaml"
@@ -59,6 +65,7 @@ async def pod(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process,
         "RECEIVER": str(RECEIVER_BIN),
         "WEBHOOK": WEBHOOK,
         "API": API,
+        "KEEP": " ".join(str(p) for p in {ROOT, Path(sys.prefix)} if p.is_relative_to("/tmp")),
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
     }
     with (tmp_path / "receiver.log").open("wb") as log:
