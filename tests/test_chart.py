@@ -218,6 +218,19 @@ def test_only_alertmanager_prometheus_and_the_peers_named_reach_the_pod() -> Non
     assert {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]} == {"http"}
 
 
+def test_the_service_monitor_scrapes_the_services_metrics_port() -> None:
+    docs = manifests(VALUE_SETS["monitoring-on"])
+    monitor, service = one(docs, "ServiceMonitor"), one(docs, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"  # what the operator selects on
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    assert selected.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics" and endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert not of_kind(manifests({}), "ServiceMonitor")
+
+
 def test_persistence_is_a_claim_or_an_empty_dir() -> None:
     on = manifests({})
     claim = one(on, "PersistentVolumeClaim")
