@@ -49,7 +49,14 @@ CORDON_PLAYBOOK = {
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "persistence-off": {"persistence": {"enabled": False}},
-    "cluster-role": {"remediation": {"clusterWide": True, "dryRun": False}},
+    "cluster-role": {
+        "remediation": {
+            "clusterWide": True,
+            "dryRun": False,
+            "guardrails": {"cooldown": "30m", "approval": "required"},
+        },
+        "config": {"incidents": {"correlation": {"window": "10m"}}},
+    },
     "monitoring-on": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "prometheusRule": {"enabled": True},
@@ -253,6 +260,11 @@ def test_the_rendered_config_and_playbooks_are_what_the_daemon_accepts(case: Any
     settings = load(file, {})  # raises ConfigError naming the key if the daemon would refuse to start
     assert settings.data_dir == Path("/data") and settings.shutdown_timeout.total_seconds() == 10
     assert settings.remediation.guardrails.dry_run is values.get("remediation", {}).get("dryRun", True)
+    if name == "cluster-role":  # the user's settings reach the daemon beside the chart's own
+        assert settings.remediation.guardrails.cooldown.total_seconds() == 1800
+        assert settings.remediation.guardrails.approval == "required"
+        assert settings.incidents.correlation.window.total_seconds() == 600
+        assert settings.remediation.namespaces.allow == []  # cluster-wide: every namespace not denied
     if name == "default":
         assert sorted(p.name for p in playbooks) == sorted(p.stem for p in (ROOT / "playbooks").glob("*.yaml"))
 
