@@ -10,7 +10,6 @@ its alerts with ``promtool``, and its Alertmanager snippet with ``amtool``.
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from receiver.config import load
 from receiver.durations import parse_duration
 from receiver.permissions import CLUSTER_SCOPED, Permission, of_playbooks
 from receiver.playbook import load_dirs
+from tests.e2e.harness import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "receiver"
@@ -350,7 +350,7 @@ def test_the_alerts_on_the_daemons_health_pass_promtool_and_fire_when_they_shoul
     rule = one(manifests(VALUE_SETS["monitoring-on"]), "PrometheusRule")
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump(rule["spec"]))
-    promtool = _tool("promtool", "prometheus")
+    promtool = require_binary("promtool", "prometheus")
     checked = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     names = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
@@ -424,7 +424,7 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
 
 def test_the_alertmanager_config_of_notes_and_docs_passes_amtool(tmp_path: Path) -> None:
     snippet = alertmanager_snippet()
-    amtool = _tool("amtool", "prometheus-alertmanager")
+    amtool = require_binary("amtool")
     for name, text in [("notes.yml", snippet), ("docs.yml", (ROOT / "docs" / "alertmanager.yml").read_text())]:
         file = tmp_path / name
         file.write_text(text)
@@ -434,13 +434,6 @@ def test_the_alertmanager_config_of_notes_and_docs_passes_amtool(tmp_path: Path)
     assert "credentials_file: /etc/alertmanager/secrets/rx-receiver-auth/webhook-token" in snippet
     docs = yaml.safe_load((ROOT / "docs" / "alertmanager.yml").read_text())
     assert yaml.safe_load(alertmanager_snippet("receiver")) == docs  # what a release named "receiver" prints
-
-
-def _tool(name: str, package: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed: run `apt-get install -y {package}` (.ci/run does)")
-    return found
 
 
 def _deployed_playbooks(docs: list[dict[str, Any]], tmp_path: Path) -> list[Any]:

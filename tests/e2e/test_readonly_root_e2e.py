@@ -11,7 +11,6 @@ and stops cleanly: nothing it needs writes anywhere else.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURES
-from tests.e2e.harness import RECEIVER_BIN, eventually, free_port
+from tests.e2e.harness import RECEIVER_BIN, eventually, free_port, require_binary
 from tests.test_chart import manifests, one
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,9 +111,8 @@ async def test_the_chart_config_runs_on_a_read_only_root_with_data_on_the_volume
 
 
 def _require_tools() -> None:
-    for tool in ("unshare", "mount", "chroot"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed (util-linux, coreutils)")
+    for tool, package in (("unshare", "util-linux"), ("mount", "mount"), ("chroot", "coreutils")):
+        require_binary(tool, package)
     if not VOLUME.is_dir():
         pytest.fail(f"{VOLUME} is missing: the test mounts the volume there, in a view of the machine's root")
 
