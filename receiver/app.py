@@ -83,6 +83,7 @@ def create_app(
     run: functools.partial[AsyncIterator[None]]
     if engine == "inline":
         remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
+        playbooks = [p.name for p in remediation.playbooks]
         defaults = settings.remediation.guardrails.limits()
         runner = app[RUNNER] = Runner(
             store,
@@ -92,7 +93,7 @@ def create_app(
             metrics.add,
             lambda incident, playbook, text: processor.remediation(incident, playbook, text),
             settings.remediation.guardrails.approval_timeout,
-            [p.name for p in remediation.playbooks],
+            playbooks,
         )
 
         def report(_: int, tally: Tally) -> None:
@@ -114,12 +115,14 @@ def create_app(
         )
     else:
         engine_process = EngineProcess(settings, metrics)
+        # Their names only, for /metrics: the engine loads them to run them, and logs their problems.
+        playbooks = [p.name for p in load_dirs(settings.remediation.playbook_dirs).playbooks]
         ingestor = _ingestor(settings, store, engine_process, clock)
         run = functools.partial(
             _engine_process, engine=engine_process, ingestor=ingestor, store=store, clock=clock, settings=settings
         )
     commands = (processor, runner) if engine == "inline" else (engine_process, engine_process)
-    _routes(app, settings, metrics, store, ingestor, policy, clock, *commands)
+    _routes(app, settings, metrics, store, ingestor, policy, clock, *commands, playbooks=playbooks)
     app.cleanup_ctx.append(run)
     return app
 
@@ -144,7 +147,10 @@ def _routes(
     clock: Clock,
     commands: IncidentCommands,
     run_commands: RunCommands,
+    *,
+    playbooks: list[str],
 ) -> None:
+    """``playbooks``: the names of the loaded playbooks, whose circuit breakers /metrics reports."""
     webhook = WebhookHandler(
         ingestor, Credentials.for_webhook(settings.webhook), metrics, settings.webhook.max_body_bytes
     )
@@ -156,7 +162,6 @@ def _routes(
     app.router.add_get("/api/v1/openapi.yaml", openapi.document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.Readiness(store).handle)
-    playbooks = [p.name for p in load_dirs(settings.remediation.playbook_dirs).playbooks]  # the engine logs problems
     scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, settings.remediation.guardrails.limits())
     app.router.add_get("/metrics", scrape.handle)
 
