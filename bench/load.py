@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.http import Connection, ProtocolError, prepare
-from receiver.alertmanager import fingerprint
+from receiver.alerts.wire import fingerprint
 
 ALERTS_PER_NOTIFICATION = 5
 DUPLICATE_SHARE = 0.2

@@ -42,13 +42,13 @@ from typing import Any
 
 import yaml
 
-from receiver.alertmanager import fingerprint
-from receiver.book import Book
+from receiver.alerts.wire import fingerprint
 from receiver.clock import utc_now
 from receiver.config import Settings, load
-from receiver.engine import GC_THRESHOLDS, tune_gc
+from receiver.engine.process import GC_THRESHOLDS, tune_gc
+from receiver.engine.processor import Processor
+from receiver.incidents.book import Book
 from receiver.metrics import Tally
-from receiver.processor import Processor
 from receiver.store import IncidentQuery
 from receiver.store.sqlite import SQLiteStore
 

@@ -29,7 +29,7 @@ import kmock
 import yaml
 
 from bench.run import _free_port
-from receiver.alertmanager import fingerprint
+from receiver.alerts.wire import fingerprint
 
 RECEIVER = Path(sys.executable).parent / "receiver"
 PLAYBOOK = (

@@ -23,18 +23,18 @@ from typing import Literal
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from receiver.book import Book
+from receiver.alerts.dedup import DedupPolicy
 from receiver.clock import Clock, utc_now
 from receiver.config import Settings
-from receiver.dedup import DedupPolicy
-from receiver.engine import EngineProcess
-from receiver.ingest import Consumer, Ingestor
+from receiver.engine.admission import Consumer, Ingestor
+from receiver.engine.process import EngineProcess
+from receiver.engine.processor import Processor, expiry_loop
+from receiver.engine.runner import Runner
+from receiver.incidents.book import Book
 from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
-from receiver.playbook import load_dirs
-from receiver.processor import Processor, expiry_loop
-from receiver.remediation import Remediation
-from receiver.runner import Runner
+from receiver.playbooks.model import load_dirs
+from receiver.playbooks.remediation import Remediation
 from receiver.store import Store, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.web import errors, health, openapi

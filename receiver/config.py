@@ -17,15 +17,15 @@ from typing import Annotated, Any, Literal
 import pydantic
 import yaml
 
-from receiver import matchers
-from receiver.book import IncidentPolicy
-from receiver.correlation import CorrelationPolicy, CorrelationRule
-from receiver.dedup import DedupPolicy
+from receiver.alerts import matchers
+from receiver.alerts.dedup import DedupPolicy
 from receiver.durations import Duration
-from receiver.guardrails import Limits
-from receiver.plan import NamespacePolicy
-from receiver.severity import Modifiers, Rule, Severity, Threshold
-from receiver.suppression import Dependency
+from receiver.incidents.book import IncidentPolicy
+from receiver.incidents.correlation import CorrelationPolicy, CorrelationRule
+from receiver.incidents.severity import Modifiers, Rule, Severity, Threshold
+from receiver.incidents.suppression import Dependency
+from receiver.playbooks.guardrails import Limits
+from receiver.playbooks.plan import NamespacePolicy
 
 ENV_SECRETS: Mapping[str, tuple[str, ...]] = {
     "RECEIVER_WEBHOOK_TOKEN": ("webhook", "bearer_token"),

@@ -17,10 +17,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from receiver import __version__
-from receiver.alertmanager import Notification
-from receiver.book import Changes
-from receiver.dedup import Decision, Outcome, Status
-from receiver.severity import Severity
+from receiver.alerts.dedup import Decision, Outcome, Status
+from receiver.alerts.wire import Notification
+from receiver.incidents.book import Changes
+from receiver.incidents.severity import Severity
 
 NOTIFICATION_RESULTS = (
     "accepted",

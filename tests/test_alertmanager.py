@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.alertmanager import InvalidNotification, Notification, decode, fingerprint, parse_time
+from receiver.alerts.wire import InvalidNotification, Notification, decode, fingerprint, parse_time
 from tests.conftest import FIXTURES, fixture_bytes, fixture_json
 
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.json"))

@@ -12,16 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from receiver.book import Book, CascadeWindow, IncidentPolicy, UnknownIncident, snapshot
-from receiver.correlation import CorrelationPolicy, FiringAlert, is_cascade
-from receiver.dedup import DedupPolicy
-from receiver.incidents import EventKind, IncidentStatus, InvalidTransition
-from receiver.matchers import parse
-from receiver.processor import Processor
-from receiver.severity import Rule, Severity, Threshold
+from receiver.alerts.dedup import DedupPolicy
+from receiver.alerts.matchers import parse
+from receiver.engine.processor import Processor
+from receiver.incidents.book import Book, CascadeWindow, IncidentPolicy, UnknownIncident, snapshot
+from receiver.incidents.correlation import CorrelationPolicy, FiringAlert, is_cascade
+from receiver.incidents.lifecycle import EventKind, IncidentStatus, InvalidTransition
+from receiver.incidents.severity import Rule, Severity, Threshold
+from receiver.incidents.suppression import Dependency
 from receiver.store import IncidentQuery
 from receiver.store.sqlite import SQLiteStore
-from receiver.suppression import Dependency
 from tests.payloads import alert, notification
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)

@@ -21,8 +21,8 @@ import yaml
 
 from receiver.config import load
 from receiver.durations import parse_duration
-from receiver.permissions import CLUSTER_SCOPED, Permission, of_playbooks
-from receiver.playbook import load_dirs
+from receiver.playbooks.model import load_dirs
+from receiver.playbooks.permissions import CLUSTER_SCOPED, Permission, of_playbooks
 from tests.e2e.harness import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent

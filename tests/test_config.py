@@ -181,7 +181,7 @@ INCIDENTS = {
 
 
 def test_incident_settings_become_the_policies_of_the_decisions() -> None:
-    from receiver.severity import Severity, Threshold, classify
+    from receiver.incidents.severity import Severity, Threshold, classify
 
     incidents = config.load(None, {}, {"incidents": INCIDENTS}).incidents
     policy = incidents.correlation.policy()

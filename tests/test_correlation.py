@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from receiver.correlation import (
+from receiver.incidents.correlation import (
     CorrelationPolicy,
     CorrelationRule,
     FiringAlert,

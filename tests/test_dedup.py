@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from receiver.alertmanager import Alert
-from receiver.dedup import AlertState, DedupPolicy, Outcome, Status, decide, expiry_cutoff, is_flapping
+from receiver.alerts.dedup import AlertState, DedupPolicy, Outcome, Status, decide, expiry_cutoff, is_flapping
+from receiver.alerts.wire import Alert
 from tests.conftest import T0
 
 POLICY = DedupPolicy(expire_after=timedelta(hours=1), flap_threshold=2, flap_window=timedelta(minutes=10))

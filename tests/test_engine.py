@@ -15,11 +15,11 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from receiver.alertmanager import validate
-from receiver.book import UnknownIncident
+from receiver.alerts.wire import validate
 from receiver.config import Settings
-from receiver.engine import COMMAND, LINGER_SECONDS, EngineProcess, lock_path, settings_line
-from receiver.incidents import InvalidTransition
+from receiver.engine.process import COMMAND, LINGER_SECONDS, EngineProcess, lock_path, settings_line
+from receiver.incidents.book import UnknownIncident
+from receiver.incidents.lifecycle import InvalidTransition
 from receiver.metrics import Metrics
 from receiver.store import InboxEntry, IncidentQuery
 from receiver.store.sqlite import SQLiteStore

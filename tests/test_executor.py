@@ -9,9 +9,9 @@ from typing import Any
 import kmock
 import pytest
 
-from receiver.executor import Outcome, RunOutcome, StepResult, execute
-from receiver.plan import AlertFacts, NamespacePolicy, Plan, PlannedStep, plan
-from receiver.playbook import Playbook, load_file
+from receiver.playbooks.executor import Outcome, RunOutcome, StepResult, execute
+from receiver.playbooks.model import Playbook, load_file
+from receiver.playbooks.plan import AlertFacts, NamespacePolicy, Plan, PlannedStep, plan
 from tests.test_kube import DEPLOYMENTS, NOW, deployment, kube, pod, put, rolled_out, stored
 
 pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)

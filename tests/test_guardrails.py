@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from receiver.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
-from receiver.plan import Plan, PlannedStep
+from receiver.playbooks.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
+from receiver.playbooks.plan import Plan, PlannedStep
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 POD = "Pod/shop/cart-1"

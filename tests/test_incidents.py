@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from receiver.incidents import EventKind, IncidentStatus, InvalidTransition, Lifecycle, incident_id, transition
+from receiver.incidents.lifecycle import (
+    EventKind,
+    IncidentStatus,
+    InvalidTransition,
+    Lifecycle,
+    incident_id,
+    transition,
+)
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 S = IncidentStatus

@@ -12,8 +12,8 @@ import yaml
 
 from receiver import cli
 from receiver.kube import Kube
-from receiver.permissions import Permission, needs, of_playbooks, rules
-from receiver.playbook import load_dirs
+from receiver.playbooks.model import load_dirs
+from receiver.playbooks.permissions import Permission, needs, of_playbooks, rules
 from tests.test_kube import deployment, kube, pod, put, rolled_out
 
 ROOT = Path(__file__).resolve().parent.parent

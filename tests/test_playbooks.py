@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from receiver import cli
-from receiver.plan import AlertFacts, NamespacePolicy, plan, plans, triggers
-from receiver.playbook import Playbook, load_dirs, load_file, schema
-from receiver.severity import Severity
-from receiver.templating import TemplateError, render
+from receiver.incidents.severity import Severity
+from receiver.playbooks.model import Playbook, load_dirs, load_file, schema
+from receiver.playbooks.plan import AlertFacts, NamespacePolicy, plan, plans, triggers
+from receiver.playbooks.templating import TemplateError, render
 from tests.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent

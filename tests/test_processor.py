@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from receiver.dedup import DedupPolicy
+from receiver.alerts.dedup import DedupPolicy
+from receiver.engine.processor import Processor
 from receiver.metrics import Metrics, Tally
-from receiver.processor import Processor
 from receiver.store import IncidentQuery, StoreError
 from receiver.store.sqlite import SQLiteStore
 from tests.conftest import T0

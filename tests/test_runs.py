@@ -15,16 +15,16 @@ from kubernetes import client as k8s
 from prometheus_client import CollectorRegistry
 
 from receiver.app import RUNNER, create_app
-from receiver.book import Changes
 from receiver.config import Settings
-from receiver.guardrails import Limits
+from receiver.engine.runner import Runner
+from receiver.incidents.book import Changes
+from receiver.incidents.severity import Severity
 from receiver.kube import Kube, without_retries
 from receiver.metrics import Tally
-from receiver.plan import AlertFacts, NamespacePolicy
-from receiver.playbook import load_dirs
-from receiver.runner import Runner
-from receiver.runs import RunStatus, intents
-from receiver.severity import Severity
+from receiver.playbooks.guardrails import Limits
+from receiver.playbooks.model import load_dirs
+from receiver.playbooks.plan import AlertFacts, NamespacePolicy
+from receiver.playbooks.runs import RunStatus, intents
 from receiver.store.sqlite import SQLiteStore
 from tests.conftest import Clock
 from tests.e2e.harness import free_port

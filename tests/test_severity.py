@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from receiver.matchers import parse
-from receiver.severity import (
+from receiver.alerts.matchers import parse
+from receiver.incidents.severity import (
     Classification,
     Context,
     Modifiers,

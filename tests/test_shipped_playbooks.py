@@ -14,10 +14,10 @@ from typing import Any
 import kmock
 import pytest
 
-from receiver.executor import Outcome, RunOutcome, execute
-from receiver.plan import AlertFacts, NamespacePolicy, Plan, plan
-from receiver.playbook import Playbook, load_file
-from receiver.severity import Severity
+from receiver.incidents.severity import Severity
+from receiver.playbooks.executor import Outcome, RunOutcome, execute
+from receiver.playbooks.model import Playbook, load_file
+from receiver.playbooks.plan import AlertFacts, NamespacePolicy, Plan, plan
 from tests.test_kube import DEPLOYMENTS, NOW, deployment, kube, pod, put, rolled_out, stored
 
 pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)

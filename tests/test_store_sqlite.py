@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.alertmanager import Alert, Notification, decode
-from receiver.dedup import AlertState, Decision, DedupPolicy, Outcome, Status, decide
+from receiver.alerts.dedup import AlertState, Decision, DedupPolicy, Outcome, Status, decide
+from receiver.alerts.wire import Alert, Notification, decode
 from receiver.store import InboxEntry, Processed, StoreError
 from receiver.store import sqlite as sqlite_store
 from receiver.store import sqlite_tables as tables

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.matchers import parse
-from receiver.suppression import Dependency, FiringRoot, suppression
+from receiver.alerts.matchers import parse
+from receiver.incidents.suppression import Dependency, FiringRoot, suppression
 
 DEPENDENCIES = (
     Dependency(

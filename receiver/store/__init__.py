@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from receiver.alertmanager import Alert, Notification
-from receiver.book import Book, Changes, Incident
-from receiver.dedup import AlertState, Decision, Status
-from receiver.incidents import IncidentStatus, TimelineEvent
-from receiver.severity import Severity
+from receiver.alerts.dedup import AlertState, Decision, Status
+from receiver.alerts.wire import Alert, Notification
+from receiver.incidents.book import Book, Changes, Incident
+from receiver.incidents.lifecycle import IncidentStatus, TimelineEvent
+from receiver.incidents.severity import Severity
 
 Decide = Callable[[AlertState | None, Alert, datetime], Decision]
 """The pure dedup decision (previous state, update, receipt time), policy bound."""

@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from receiver.alertmanager import Notification
-from receiver.book import Book, Changes, Incident
-from receiver.dedup import Status
-from receiver.incidents import TimelineEvent
-from receiver.severity import Severity
+from receiver.alerts.dedup import Status
+from receiver.alerts.wire import Notification
+from receiver.incidents.book import Book, Changes, Incident
+from receiver.incidents.lifecycle import TimelineEvent
+from receiver.incidents.severity import Severity
 from receiver.store import (
     AlertEvent,
     Decide,

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from receiver.book import Book, Changes, Incident, Member
-from receiver.incidents import EventKind, IncidentStatus, Lifecycle, TimelineEvent
-from receiver.severity import Classification, Severity
+from receiver.incidents.book import Book, Changes, Incident, Member
+from receiver.incidents.lifecycle import EventKind, IncidentStatus, Lifecycle, TimelineEvent
+from receiver.incidents.severity import Classification, Severity
 from receiver.store import IncidentQuery
 from receiver.store import sqlite_runs as run_tables
 from receiver.store.sqlite_values import micros, opt_micros, opt_time, time

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from receiver.runs import RunIntent, RunStatus
+from receiver.playbooks.runs import RunIntent, RunStatus
 from receiver.store.sqlite_values import labels_json, micros, time
 
 SCHEMA = """

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from receiver.alertmanager import Alert, Notification
-from receiver.dedup import AlertState, Decision, Outcome, Status
+from receiver.alerts.dedup import AlertState, Decision, Outcome, Status
+from receiver.alerts.wire import Alert, Notification
 from receiver.store import AlertEvent, Decide, InboxEntry, Processed, StoredAlert, StoreError
 from receiver.store.sqlite_incidents import SCHEMA as INCIDENT_SCHEMA
 from receiver.store.sqlite_runs import SCHEMA as RUN_SCHEMA

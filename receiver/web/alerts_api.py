@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from receiver import matchers
-from receiver.dedup import DedupPolicy, Status, is_flapping
+from receiver.alerts import matchers
+from receiver.alerts.dedup import DedupPolicy, Status, is_flapping
 from receiver.store import Store, StoredAlert
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error

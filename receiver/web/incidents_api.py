@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from receiver.book import Incident, Member, UnknownIncident
-from receiver.incidents import IncidentStatus, InvalidTransition, TimelineEvent
-from receiver.severity import Severity
+from receiver.incidents.book import Incident, Member, UnknownIncident
+from receiver.incidents.lifecycle import IncidentStatus, InvalidTransition, TimelineEvent
+from receiver.incidents.severity import Severity
 from receiver.store import IncidentQuery, Store, StoreError
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error

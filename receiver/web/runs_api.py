@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from receiver.runs import RunStatus
+from receiver.playbooks.runs import RunStatus
 from receiver.store import Store, StoreError
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from receiver.guardrails import Limits, breaker_opens
 from receiver.metrics import Metrics
+from receiver.playbooks.guardrails import Limits, breaker_opens
 from receiver.store import Store, StoreError
 
 

@@ -14,8 +14,8 @@ import logging
 import orjson
 from aiohttp import web
 
-from receiver.alertmanager import InvalidNotification, Valid, validate
-from receiver.ingest import Ingestor, Overloaded
+from receiver.alerts.wire import InvalidNotification, Valid, validate
+from receiver.engine.admission import Ingestor, Overloaded
 from receiver.metrics import Metrics
 from receiver.store import StoreError
 from receiver.web.auth import Credentials, unauthorized

@@ -20,14 +20,14 @@ from typing import Any
 
 import orjson
 
-from receiver.book import Incident
 from receiver.clock import Clock
-from receiver.executor import RunOutcome, StepResult, execute
-from receiver.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
+from receiver.incidents.book import Incident
 from receiver.kube import Kube
 from receiver.metrics import Tally
-from receiver.plan import Plan, PlannedStep
-from receiver.runs import RunStatus
+from receiver.playbooks.executor import RunOutcome, StepResult, execute
+from receiver.playbooks.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
+from receiver.playbooks.plan import Plan, PlannedStep
+from receiver.playbooks.runs import RunStatus
 from receiver.store import Store, StoreError
 from receiver.web.runs_api import RunConflict, UnknownRun
 

@@ -14,8 +14,9 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import disable_created_metrics
 
-from receiver import __version__, config, logs, playbooks_cli
+from receiver import __version__, config, logs
 from receiver.app import create_app
+from receiver.cli import playbooks as playbooks_cli
 from receiver.web.tls import TlsError, server_context
 
 EXIT_CONFIG = 2

@@ -20,9 +20,9 @@ from typing import Annotated, Any, Literal
 import pydantic
 import yaml
 
-from receiver import matchers
+from receiver.alerts import matchers
 from receiver.durations import Duration
-from receiver.templating import TemplateError, check_expression, check_template
+from receiver.playbooks.templating import TemplateError, check_expression, check_template
 
 API_VERSION = "receiver/v1"
 Name = Annotated[str, pydantic.Field(min_length=1, max_length=253)]

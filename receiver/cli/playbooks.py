@@ -21,14 +21,15 @@ from typing import Any
 
 import yaml
 
-from receiver import permissions, playbook
-from receiver.alertmanager import InvalidNotification, decode
+from receiver.alerts.wire import InvalidNotification, decode
 from receiver.clock import utc_now
 from receiver.config import Settings
-from receiver.guardrails import Verdict, judge
-from receiver.plan import AlertFacts, Plan, plans
-from receiver.remediation import Remediation
-from receiver.severity import Severity
+from receiver.incidents.severity import Severity
+from receiver.playbooks import model as playbook
+from receiver.playbooks import permissions
+from receiver.playbooks.guardrails import Verdict, judge
+from receiver.playbooks.plan import AlertFacts, Plan, plans
+from receiver.playbooks.remediation import Remediation
 
 EXIT_INVALID = 2
 

@@ -26,14 +26,22 @@ from typing import Any, Literal
 
 import orjson
 
-from receiver.correlation import CorrelationPolicy, IncidentView, Placement, Scope, place, scope_of, should_resolve
-from receiver.incidents import EventKind, IncidentStatus, Lifecycle, TimelineEvent, incident_id
-from receiver.incidents import transition as lifecycle_transition
-from receiver.labels import canonical_json
-from receiver.matchers import match_all
-from receiver.runs import RunIntent
-from receiver.severity import Classification, Modifiers, Rule, Severity, classify, in_context, tiered
-from receiver.suppression import Dependency, FiringRoot, Suppression, suppression
+from receiver.alerts.labels import canonical_json
+from receiver.alerts.matchers import match_all
+from receiver.incidents.correlation import (
+    CorrelationPolicy,
+    IncidentView,
+    Placement,
+    Scope,
+    place,
+    scope_of,
+    should_resolve,
+)
+from receiver.incidents.lifecycle import EventKind, IncidentStatus, Lifecycle, TimelineEvent, incident_id
+from receiver.incidents.lifecycle import transition as lifecycle_transition
+from receiver.incidents.severity import Classification, Modifiers, Rule, Severity, classify, in_context, tiered
+from receiver.incidents.suppression import Dependency, FiringRoot, Suppression, suppression
+from receiver.playbooks.runs import RunIntent
 
 Role = Literal["alert", "symptom"]
 INTERNED_CLASSIFICATIONS = 4096

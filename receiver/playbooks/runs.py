@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from receiver.plan import AlertFacts, NamespacePolicy, Plan, plan, triggers
-from receiver.playbook import Playbook
-from receiver.severity import Severity
+from receiver.incidents.severity import Severity
+from receiver.playbooks.model import Playbook
+from receiver.playbooks.plan import AlertFacts, NamespacePolicy, Plan, plan, triggers
 
 
 class RunStatus(StrEnum):

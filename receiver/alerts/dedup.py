@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from receiver.alertmanager import Alert
+from receiver.alerts.wire import Alert
 
 
 class Status(StrEnum):

@@ -21,14 +21,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from receiver.alertmanager import InvalidNotification, Notification, Valid, decode
-from receiver.book import Book, Changes, UnknownIncident
+from receiver.alerts.dedup import DedupPolicy, Outcome, decide, expiry_cutoff
+from receiver.alerts.wire import InvalidNotification, Notification, Valid, decode
 from receiver.clock import Clock, utc_now
-from receiver.dedup import DedupPolicy, Outcome, decide, expiry_cutoff
-from receiver.incidents import EventKind, IncidentStatus
+from receiver.incidents.book import Book, Changes, UnknownIncident
+from receiver.incidents.lifecycle import EventKind, IncidentStatus
 from receiver.metrics import Tally
-from receiver.plan import AlertFacts
-from receiver.remediation import Remediation
+from receiver.playbooks.plan import AlertFacts
+from receiver.playbooks.remediation import Remediation
 from receiver.store import InboxEntry, Processed, Store, StoreError
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from receiver.alertmanager import Valid
+from receiver.alerts.wire import Valid
 from receiver.store import InboxEntry, Store
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from receiver.plan import Plan
+from receiver.playbooks.plan import Plan
 
 
 class Block(StrEnum):

@@ -24,8 +24,8 @@ from enum import StrEnum
 from typing import Any
 
 from receiver.kube import ActionFailed, Effect, Kube, TooOld
-from receiver.plan import Plan, PlannedStep
-from receiver.templating import TemplateError, holds
+from receiver.playbooks.plan import Plan, PlannedStep
+from receiver.playbooks.templating import TemplateError, holds
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 5.0

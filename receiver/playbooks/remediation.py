@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from receiver.book import Book
-from receiver.guardrails import Limits
-from receiver.plan import AlertFacts, NamespacePolicy
-from receiver.playbook import Playbook, load_dirs
-from receiver.runs import RunIntent, intents
+from receiver.incidents.book import Book
+from receiver.playbooks.guardrails import Limits
+from receiver.playbooks.model import Playbook, load_dirs
+from receiver.playbooks.plan import AlertFacts, NamespacePolicy
+from receiver.playbooks.runs import RunIntent, intents
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from receiver.playbook import Playbook, Step
+from receiver.playbooks.model import Playbook, Step
 
 RESOURCES: dict[str, tuple[str, str]] = {
     "Pod": ("", "pods"),

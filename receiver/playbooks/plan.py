@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from receiver import matchers
-from receiver.playbook import (
+from receiver.alerts import matchers
+from receiver.incidents.severity import Severity
+from receiver.playbooks.model import (
     Annotate,
     Cordon,
     DeletePod,
@@ -35,8 +36,7 @@ from receiver.playbook import (
     WaitForResolution,
     WorkloadTarget,
 )
-from receiver.severity import Severity
-from receiver.templating import (
+from receiver.playbooks.templating import (
     TemplateError,
     UnsafeValue,
     dns1123_label,

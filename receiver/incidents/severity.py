@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Literal
 
-from receiver.matchers import Matcher, match_all
+from receiver.alerts.matchers import Matcher, match_all
 
 
 class Severity(IntEnum):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from receiver.matchers import Matcher, match_all
+from receiver.alerts.matchers import Matcher, match_all
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,16 +44,16 @@ from typing import Any
 import orjson
 
 from receiver import logs
-from receiver.alertmanager import Valid
-from receiver.book import Book, UnknownIncident
+from receiver.alerts.wire import Valid
 from receiver.clock import utc_now
 from receiver.config import Settings
-from receiver.incidents import InvalidTransition
+from receiver.engine.processor import Processor, expiry_loop
+from receiver.engine.runner import Runner
+from receiver.incidents.book import Book, UnknownIncident
+from receiver.incidents.lifecycle import InvalidTransition
 from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
-from receiver.processor import Processor, expiry_loop
-from receiver.remediation import Remediation
-from receiver.runner import Runner
+from receiver.playbooks.remediation import Remediation
 from receiver.store import InboxEntry, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.web.incidents_api import EngineUnavailable
@@ -409,7 +409,3 @@ async def _exclusive(path: Path) -> AsyncIterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-if __name__ == "__main__":
-    main()
