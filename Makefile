@@ -20,6 +20,7 @@ run: $(BIN)/receiver
 test: $(BIN)/receiver
 	$(BIN)/ruff check receiver tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
 typecheck: $(BIN)/receiver

@@ -17,13 +17,12 @@ from prometheus_client import CollectorRegistry
 
 from receiver.alerts.wire import validate
 from receiver.config import Settings
-from receiver.engine.process import COMMAND, LINGER_SECONDS, EngineProcess, lock_path, settings_line
+from receiver.engine.process import COMMAND, LINGER_SECONDS, EngineProcess, EngineUnavailable, lock_path, settings_line
 from receiver.incidents.book import UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
 from receiver.metrics import Metrics
 from receiver.store import InboxEntry, IncidentQuery
 from receiver.store.sqlite import SQLiteStore
-from receiver.web.incidents_api import EngineUnavailable
 from tests.e2e.harness import eventually
 from tests.payloads import alert, body
 

@@ -236,7 +236,7 @@ async def test_a_run_left_running_by_a_stopped_engine_is_interrupted_not_repeate
         [intent] = intents(
             PLAYBOOKS[2:3], facts, NamespacePolicy(), incident=None, severity=None, symptom=False, now=NOW
         )
-        await store.record(Changes(runs=[intent]))
+        await store.record(Changes(), [intent])
         [row] = await store.pending_runs()
         await store.update_run(row["id"], status=RunStatus.RUNNING.value, started_at=NOW)
         counted: list[Tally] = []

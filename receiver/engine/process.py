@@ -48,7 +48,7 @@ from receiver.alerts.wire import Valid
 from receiver.clock import utc_now
 from receiver.config import Settings
 from receiver.engine.processor import Processor, expiry_loop
-from receiver.engine.runner import Runner
+from receiver.engine.runner import RunConflict, Runner, UnknownRun
 from receiver.incidents.book import Book, UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
 from receiver.kube import Kube
@@ -56,10 +56,12 @@ from receiver.metrics import Metrics, Tally
 from receiver.playbooks.remediation import Remediation
 from receiver.store import InboxEntry, StoreError
 from receiver.store.sqlite import SQLiteStore
-from receiver.web.incidents_api import EngineUnavailable
-from receiver.web.runs_api import RunConflict, UnknownRun
 
 log = logging.getLogger("receiver.engine")  # not __main__ when run with -m
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine cannot take the change now (restarting, or too slow to answer)."""
 COMMAND = (sys.executable, "-m", "receiver.engine")
 RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before starting a dead engine again."""

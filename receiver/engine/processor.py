@@ -29,7 +29,7 @@ from receiver.incidents.lifecycle import EventKind, IncidentStatus
 from receiver.metrics import Tally
 from receiver.playbooks.plan import AlertFacts
 from receiver.playbooks.remediation import Remediation
-from receiver.store import InboxEntry, Processed, Store, StoreError
+from receiver.store import Derived, InboxEntry, Processed, Store, StoreError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -225,7 +225,7 @@ class Processor:
         self._book_loaded = True
         log.info("incidents loaded", extra={"incidents": len(self._book.incidents)})
 
-    def _follow(self, into: list[Changes], now: datetime, processed: Sequence[Processed]) -> Changes:
+    def _follow(self, into: list[Changes], now: datetime, processed: Sequence[Processed]) -> Derived:
         """Give the book the news of a batch (on the store's writer thread, inside the transaction)."""
         book = self._book
         assert book is not None
@@ -243,10 +243,9 @@ class Processor:
                 facts = AlertFacts(alert.fingerprint, alert.status, alert.labels, alert.annotations, alert.starts_at)
                 news.append(facts)
         changes = book.settle(now)
-        if self._remediation is not None:
-            changes.runs = self._remediation.intents(news, book, now)
+        runs = [] if self._remediation is None else self._remediation.intents(news, book, now)
         into.append(changes)
-        return changes
+        return Derived(changes, runs)
 
     def _follow_expired(self, into: list[Changes], now: datetime, fingerprints: Sequence[str]) -> Changes:
         book = self._book

@@ -29,9 +29,16 @@ from receiver.playbooks.guardrails import Block, Limits, PastRun, breaker_opens,
 from receiver.playbooks.plan import Plan, PlannedStep
 from receiver.playbooks.runs import RunStatus
 from receiver.store import Store, StoreError
-from receiver.web.runs_api import RunConflict, UnknownRun
 
 log = logging.getLogger(__name__)
+
+
+class UnknownRun(KeyError):
+    """No run has this id."""
+
+
+class RunConflict(ValueError):
+    """The run does not wait for approval."""
 KUBE_ACTIONS = frozenset(
     {"scale", "rollout_restart", "rollout_undo", "delete_pod", "set_env", "cordon", "uncordon", "annotate", "label"}
 )

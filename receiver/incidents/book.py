@@ -41,7 +41,6 @@ from receiver.incidents.lifecycle import EventKind, IncidentStatus, Lifecycle, T
 from receiver.incidents.lifecycle import transition as lifecycle_transition
 from receiver.incidents.severity import Classification, Modifiers, Rule, Severity, classify, in_context, tiered
 from receiver.incidents.suppression import Dependency, FiringRoot, Suppression, suppression
-from receiver.playbooks.runs import RunIntent
 
 Role = Literal["alert", "symptom"]
 INTERNED_CLASSIFICATIONS = 4096
@@ -216,11 +215,9 @@ class Changes:
     """(severity, seconds from detection) of each acknowledgement: MTTA."""
     resolved: list[tuple[Severity, float]] = field(default_factory=list)
     """(severity, seconds from detection) of each resolution: MTTR."""
-    runs: list[RunIntent] = field(default_factory=list)
-    """Playbook runs the news asks for, recorded in the same transaction."""
 
     def __bool__(self) -> bool:
-        return bool(self.incidents or self.members or self.events or self.runs)
+        return bool(self.incidents or self.members or self.events)
 
     def touch(self, incident: Incident) -> None:
         """Write this incident's row."""

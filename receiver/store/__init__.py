@@ -23,6 +23,7 @@ from receiver.alerts.wire import Alert, Notification
 from receiver.incidents.book import Book, Changes, Incident
 from receiver.incidents.lifecycle import IncidentStatus, TimelineEvent
 from receiver.incidents.severity import Severity
+from receiver.playbooks.runs import RunIntent
 
 Decide = Callable[[AlertState | None, Alert, datetime], Decision]
 """The pure dedup decision (previous state, update, receipt time), policy bound."""
@@ -88,8 +89,16 @@ class IncidentQuery:
     limit: int = 100
 
 
-Follow = Callable[[Sequence[Processed]], Changes]
-"""What the incidents make of processed news, inside the transaction that records it."""
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """What processed news changes beside alert state: the incidents, and the playbook runs it asks for."""
+
+    changes: Changes
+    runs: Sequence[RunIntent] = ()
+
+
+Follow = Callable[[Sequence[Processed]], Derived]
+"""What the incidents and playbooks make of processed news, inside the transaction that records it."""
 FollowExpired = Callable[[Sequence[str]], Changes]
 """What the incidents make of expired alerts (their fingerprints), inside the transaction."""
 
@@ -125,8 +134,8 @@ class Store(Protocol):
         """
         ...
 
-    async def record(self, changes: Changes) -> None:
-        """Write incident changes (a tick, a person's action) in a transaction of their own."""
+    async def record(self, changes: Changes, runs: Sequence[RunIntent] = ()) -> None:
+        """Write incident changes (a tick, a person's action) and runs in a transaction of their own."""
         ...
 
     async def load_incidents(self, book: Book, since: datetime) -> None:

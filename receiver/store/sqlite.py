@@ -27,6 +27,7 @@ from receiver.alerts.wire import Notification
 from receiver.incidents.book import Book, Changes, Incident
 from receiver.incidents.lifecycle import TimelineEvent
 from receiver.incidents.severity import Severity
+from receiver.playbooks.runs import RunIntent
 from receiver.store import (
     AlertEvent,
     Decide,
@@ -158,16 +159,23 @@ class SQLiteStore:
         def work(db: sqlite3.Connection) -> tuple[list[Processed], dict[str, int]]:
             processed, added = tables.apply(db, entries, decide, ids)
             if follow is not None:
-                incident_tables.write(db, follow(processed))
+                derived = follow(processed)
+                incident_tables.write(db, derived.changes)
+                run_tables.write(db, derived.runs)
             return processed, added
 
         processed, added = tables.transaction(db, work)
         ids.add(added)  # only once committed: a rolled-back batch leaves the ids as they were
         return processed
 
-    async def record(self, changes: Changes) -> None:
-        if changes:
-            await self._state.run(lambda db: tables.transaction(db, lambda db: incident_tables.write(db, changes)))
+    async def record(self, changes: Changes, runs: Sequence[RunIntent] = ()) -> None:
+        if changes or runs:
+            await self._state.run(lambda db: tables.transaction(db, lambda db: self._record(db, changes, runs)))
+
+    @staticmethod
+    def _record(db: sqlite3.Connection, changes: Changes, runs: Sequence[RunIntent]) -> None:
+        incident_tables.write(db, changes)
+        run_tables.write(db, runs)
 
     async def load_incidents(self, book: Book, since: datetime) -> None:
         await self._read(lambda db: incident_tables.load(db, book, since))

@@ -20,7 +20,6 @@ from receiver.incidents.book import Book, Changes, Incident, Member
 from receiver.incidents.lifecycle import EventKind, IncidentStatus, Lifecycle, TimelineEvent
 from receiver.incidents.severity import Classification, Severity
 from receiver.store import IncidentQuery
-from receiver.store import sqlite_runs as run_tables
 from receiver.store.sqlite_values import micros, opt_micros, opt_time, time
 
 SCHEMA = """
@@ -87,10 +86,9 @@ _INSERT_EVENT = _insert("incident_events", _EVENT_COLUMNS)
 
 
 def write(db: sqlite3.Connection, changes: Changes) -> None:
-    """Write what changed: incident rows, members, timeline events, and the runs the news asks for."""
+    """Write what changed: incident rows, members, timeline events."""
     if not changes:
         return
-    run_tables.write(db, changes.runs)
     db.executemany(_WRITE_INCIDENT, [_incident_row(i) for i in changes.incidents.values()])
     kept = [_member_row(m[0], m[1]) for m in changes.members.values() if m is not None]
     gone = [(row,) for row, m in changes.members.items() if m is None]

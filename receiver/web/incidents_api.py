@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from receiver.engine.process import EngineUnavailable
 from receiver.incidents.book import Incident, Member, UnknownIncident
 from receiver.incidents.lifecycle import IncidentStatus, InvalidTransition, TimelineEvent
 from receiver.incidents.severity import Severity
@@ -30,10 +31,6 @@ DEFAULT_LIMIT = 50
 DEFAULT_TIMELINE = 1000
 MAX_TEXT = 10_000
 MAX_ACTOR = 200
-
-
-class EngineUnavailable(RuntimeError):
-    """The engine cannot take the change now (restarting, or too slow to answer)."""
 
 
 class IncidentCommands(Protocol):

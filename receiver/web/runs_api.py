@@ -13,21 +13,15 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from receiver.engine.process import EngineUnavailable
+from receiver.engine.runner import RunConflict, UnknownRun
 from receiver.playbooks.runs import RunStatus
 from receiver.store import Store, StoreError
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error
-from receiver.web.incidents_api import EngineUnavailable, change_body, int_param, refuse_change, unavailable
+from receiver.web.incidents_api import change_body, int_param, refuse_change, unavailable
 
 MAX_LIMIT = 500
-
-
-class UnknownRun(KeyError):
-    """No run has this id."""
-
-
-class RunConflict(ValueError):
-    """The run does not wait for approval."""
 
 
 class RunCommands(Protocol):
