@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test typecheck bench clean
+.PHONY: run test test-clock-ahead typecheck bench clean
 
 $(BIN)/receiver: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -16,8 +16,9 @@ $(BIN)/receiver: pyproject.toml
 run: $(BIN)/receiver
 	$(BIN)/receiver serve --config examples/receiver.yml
 
-## test: install into .venv and run the whole test suite (needs prometheus-alertmanager)
+## test: install what the suite needs (system packages when root, else say which), then run it all
 test: $(BIN)/receiver
+	bash scripts/system-packages
 	$(BIN)/ruff check receiver tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache

@@ -27,14 +27,13 @@ from receiver.alerts.dedup import DedupPolicy
 from receiver.clock import Clock, utc_now
 from receiver.config import Settings
 from receiver.engine.admission import Consumer, Ingestor
+from receiver.engine.builder import Engine, build
 from receiver.engine.process import EngineProcess
-from receiver.engine.processor import Processor, expiry_loop
+from receiver.engine.processor import Processor
 from receiver.engine.runner import Runner
-from receiver.incidents.book import Book
 from receiver.kube import Kube
-from receiver.metrics import Metrics, Tally
+from receiver.metrics import Metrics
 from receiver.playbooks.model import load_dirs
-from receiver.playbooks.remediation import Remediation
 from receiver.store import Store, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.web import errors, health, openapi
@@ -82,39 +81,15 @@ def create_app(
     policy = settings.alerts.policy()
     run: functools.partial[AsyncIterator[None]]
     if engine == "inline":
-        remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
-        playbooks = [p.name for p in remediation.playbooks]
-        defaults = settings.remediation.guardrails.limits()
-        runner = app[RUNNER] = Runner(
-            store,
-            kube or Kube.from_environment(),
-            lambda name: remediation.limits(name, defaults),
-            clock,
-            metrics.add,
-            lambda incident, playbook, text: processor.remediation(incident, playbook, text),
-            settings.remediation.guardrails.approval_timeout,
-            playbooks,
+        inline = build(
+            settings, store, clock=clock, kube=kube or Kube.from_environment(), report=lambda _, t: metrics.add(t)
         )
-
-        def report(_: int, tally: Tally) -> None:
-            metrics.add(tally)
-            runner.wake()
-
-        processor = app[PROCESSOR] = Processor(
-            store,
-            policy=policy,
-            report=report,
-            batch_size=settings.store.process_batch,
-            book=Book(settings.incidents.policy()),
-            clock=clock,
-            remediation=remediation,
-        )
+        processor, runner = app[PROCESSOR], app[RUNNER] = inline.processor, inline.runner
+        playbooks = inline.playbooks
         ingestor = _ingestor(settings, store, processor, clock)
-        run = functools.partial(
-            _inline, processor=processor, runner=runner, ingestor=ingestor, store=store, clock=clock, settings=settings
-        )
+        run = functools.partial(_inline, engine=inline, ingestor=ingestor, store=store, clock=clock, settings=settings)
     else:
-        engine_process = EngineProcess(settings, metrics)
+        engine_process = EngineProcess(settings, metrics, clock=clock)
         # Their names only, for /metrics: the engine loads them to run them, and logs their problems.
         playbooks = [p.name for p in load_dirs(settings.remediation.playbook_dirs).playbooks]
         ingestor = _ingestor(settings, store, engine_process, clock)
@@ -175,32 +150,16 @@ async def _opened(_: web.Application, *, store: SQLiteStore) -> AsyncIterator[No
 
 
 async def _inline(
-    _: web.Application,
-    *,
-    processor: Processor,
-    runner: Runner,
-    ingestor: Ingestor,
-    store: Store,
-    clock: Clock,
-    settings: Settings,
+    _: web.Application, *, engine: Engine, ingestor: Ingestor, store: Store, clock: Clock, settings: Settings
 ) -> AsyncIterator[None]:
-    processing = asyncio.create_task(processor.run(), name="processor")
-    upkeep = [
-        asyncio.create_task(runner.run(), name="runner"),
-        asyncio.create_task(
-            expiry_loop(processor, clock, settings.alerts.expiry_check_interval, settings.alerts.retention),
-            name="expiry",
-        ),
-        asyncio.create_task(_prune_loop(store, clock, settings), name="prune"),
-    ]
+    engine.start()
+    prune = asyncio.create_task(_prune_loop(store, clock, settings), name="prune")
     _log_start(settings)
     try:
         yield
     finally:
-        for task in upkeep:
-            await _cancel(task)
-        await ingestor.close()
-        await _cancel(processing)  # what is left in the inbox is processed at the next start
+        await _cancel(prune)
+        await engine.stop(before_processing=ingestor.close)  # the inbox keeps what it did not reach
 
 
 async def _engine_process(

@@ -8,14 +8,17 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from receiver.alerts.dedup import Status
 from receiver.alerts.wire import validate
+from receiver.app import create_app
+from receiver.clock import FixedClock, OffsetClock, UndescribableClock, describe, parse, utc_now
 from receiver.config import Settings
 from receiver.engine.process import COMMAND, LINGER_SECONDS, EngineProcess, EngineUnavailable, lock_path, settings_line
 from receiver.incidents.book import UnknownIncident
@@ -27,6 +30,8 @@ from tests.e2e.harness import eventually
 from tests.payloads import alert, body
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+CLOCK = ("--clock", f"fixed:{NOW.isoformat()}")
+"""The engines of these tests live at NOW, the time their inbox entries are received."""
 
 
 @pytest.fixture
@@ -57,7 +62,7 @@ async def test_the_engine_processes_the_inbox_and_reports_its_counts(
     settings: Settings, web_store: SQLiteStore
 ) -> None:
     registry = CollectorRegistry()
-    engine = EngineProcess(settings, Metrics(registry))
+    engine = EngineProcess(settings, Metrics(registry), clock=FixedClock(NOW))
     await engine.start(cursor=0)
     try:
         first = body(alert("A", pod="a"), alert("B", pod="b"))
@@ -84,7 +89,7 @@ async def test_the_engine_processes_the_inbox_and_reports_its_counts(
 
 async def test_a_dead_engine_is_started_again_and_counted(settings: Settings, web_store: SQLiteStore) -> None:
     registry = CollectorRegistry()
-    engine = EngineProcess(settings, Metrics(registry))
+    engine = EngineProcess(settings, Metrics(registry), clock=FixedClock(NOW))
     await engine.start(cursor=0)
     try:
 
@@ -163,7 +168,9 @@ async def test_unreadable_progress_is_logged_not_fatal(settings: Settings, caplo
 
 
 async def _spawn(line: bytes) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(*COMMAND, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *COMMAND, *CLOCK, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
     assert proc.stdin is not None
     proc.stdin.write(line)
     return proc
@@ -196,7 +203,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_people_change_incidents_through_the_engine_process(settings: Settings, web_store: SQLiteStore) -> None:
-    engine = EngineProcess(settings, Metrics(CollectorRegistry()))
+    engine = EngineProcess(settings, Metrics(CollectorRegistry()), clock=FixedClock(NOW))
     with pytest.raises(EngineUnavailable):  # not started: nobody to apply the change
         await engine.acknowledge("INC-20261122-0001", "alice", "")
     await engine.start(cursor=0)
@@ -240,3 +247,40 @@ async def test_a_change_the_engine_never_answers_is_unavailable(settings: Settin
             await engine.acknowledge("INC-20261122-0001", "alice", "")  # it reads the command, then exits
     finally:
         await engine.close(grace_seconds=10)
+
+
+async def test_the_engine_process_lives_at_the_time_it_is_given(
+    make_settings: Callable[..., Settings], web_store: SQLiteStore
+) -> None:
+    settings = make_settings(engine={"nice": 0}, alerts={"expiry_check_interval": "100ms"})  # expire_after 12h
+    await web_store.accept(body(alert("Old")), NOW - timedelta(hours=2))  # both in the engine's first batch
+    await web_store.accept(body(alert("Recent")), NOW)
+    engine = EngineProcess(settings, Metrics(CollectorRegistry()), clock=FixedClock(NOW + timedelta(hours=11)))
+    await engine.start(cursor=0)
+    try:
+
+        async def old_expired() -> bool:  # a pass after the batch: it judged both alerts with the engine's time
+            return bool(await web_store.list_alerts(frozenset({Status.EXPIRED})))
+
+        await eventually(old_expired, "the old alert to expire", 20)
+        states = {a.labels["alertname"]: a.state.status for a in await web_store.list_alerts()}
+        assert states == {"Old": Status.EXPIRED, "Recent": Status.FIRING}  # the real clock would expire both
+    finally:
+        await engine.close(grace_seconds=10)
+
+
+def test_a_clock_crosses_into_the_engine_process_as_text_or_not_at_all() -> None:
+    for clock in (FixedClock(NOW), OffsetClock(timedelta(days=365)), OffsetClock(timedelta(seconds=-1.5))):
+        assert parse(describe(clock) or "") == clock
+    assert describe(utc_now) is None
+    with pytest.raises(UndescribableClock):
+        describe(lambda: NOW)
+    with pytest.raises(ValueError, match="needs a UTC offset"):
+        parse("fixed:2026-11-22T09:30:00")
+    with pytest.raises(ValueError, match="expected fixed"):
+        parse("tomorrow")
+
+
+def test_an_engine_process_refuses_a_clock_it_cannot_be_given(settings: Settings) -> None:
+    with pytest.raises(UndescribableClock):
+        create_app(settings, registry=CollectorRegistry(), clock=lambda: NOW, engine="process")

@@ -29,6 +29,7 @@ engine that dies, with backoff, and counts it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import fcntl
@@ -45,15 +46,15 @@ import orjson
 
 from receiver import logs
 from receiver.alerts.wire import Valid
-from receiver.clock import utc_now
+from receiver.clock import Clock, describe, parse, utc_now
 from receiver.config import Settings
-from receiver.engine.processor import Processor, expiry_loop
+from receiver.engine.builder import build
+from receiver.engine.processor import Processor
 from receiver.engine.runner import RunConflict, Runner, UnknownRun
-from receiver.incidents.book import Book, UnknownIncident
+from receiver.incidents.book import UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
 from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
-from receiver.playbooks.remediation import Remediation
 from receiver.store import InboxEntry, StoreError
 from receiver.store.sqlite import SQLiteStore
 
@@ -88,10 +89,14 @@ def lock_path(database: Path) -> Path:
 class EngineProcess:
     """The web process's handle on the engine: starts it, wakes it, hears its progress, restarts it."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, *, command: Sequence[str] = COMMAND) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, *, command: Sequence[str] = COMMAND, clock: Clock = utc_now
+    ) -> None:
+        """``clock``: the engine's, as text on its command line (``UndescribableClock`` if it cannot be)."""
         self._settings_line = settings_line(settings)
         self._metrics = metrics
-        self._command = command
+        described = describe(clock)
+        self._command = (*command, "--clock", described) if described else tuple(command)
         self._proc: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._latest = 0
@@ -271,14 +276,17 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def main() -> None:
-    """Entry point of the engine process (``python -m receiver.engine``), started by the web process."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the engine process (``python -m receiver.engine [--clock SPEC]``), started by the web process."""
+    parser = argparse.ArgumentParser(prog="python -m receiver.engine")
+    parser.add_argument("--clock", type=parse, default=utc_now, help="fixed:<instant> or offset:<seconds>")
+    args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C reaches the web process, which stops us
     tune_gc()
-    asyncio.run(_serve())
+    asyncio.run(_serve(args.clock))
 
 
-async def _serve() -> None:
+async def _serve(now: Clock) -> None:
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
@@ -289,10 +297,10 @@ async def _serve() -> None:
     logs.setup(settings.log_level)
     os.nice(settings.engine.nice)
     async with _exclusive(lock_path(settings.database_path)):
-        await _work(settings, stdin)
+        await _work(settings, stdin, now)
 
 
-async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
+async def _work(settings: Settings, stdin: asyncio.StreamReader, now: Clock) -> None:
     store = SQLiteStore(
         settings.database_path,
         synchronous=settings.store.synchronous,
@@ -301,59 +309,23 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader) -> None:
         role="engine",
     )
     await store.open()
-    remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
-    defaults = settings.remediation.guardrails.limits()
-    cursor = [0]  # the processor's, for the runner's progress lines
-    runner = Runner(
-        store,
-        Kube.from_environment(),
-        lambda name: remediation.limits(name, defaults),
-        utc_now,
-        lambda tally: _report(cursor[0], tally),
-        lambda incident, playbook, text: processor.remediation(incident, playbook, text),
-        settings.remediation.guardrails.approval_timeout,
-        [p.name for p in remediation.playbooks],
-    )
-
-    def report(reached: int, tally: Tally) -> None:
-        cursor[0] = reached
-        _report(reached, tally)
-        runner.wake()
-
-    processor = Processor(
-        store,
-        policy=settings.alerts.policy(),
-        report=report,
-        batch_size=settings.store.process_batch,
-        linger=LINGER_SECONDS,
-        book=Book(settings.incidents.policy()),
-        remediation=remediation,
-    )
-    tasks = [
-        asyncio.create_task(processor.run(), name="processor"),
-        asyncio.create_task(runner.run(), name="runner"),
-        asyncio.create_task(
-            expiry_loop(processor, utc_now, settings.alerts.expiry_check_interval, settings.alerts.retention),
-            name="expiry",
-        ),
-    ]
+    engine = build(settings, store, clock=now, kube=Kube.from_environment(), report=_report, linger=LINGER_SECONDS)
+    engine.start()
     log.info("engine started", extra={"store": str(settings.database_path), "pid": os.getpid()})
     commands: set[asyncio.Task[None]] = set()
     try:
         async for line in stdin:
             if line.startswith(b"{"):
-                task = asyncio.create_task(_command(processor, runner, line))
+                task = asyncio.create_task(_command(engine.processor, engine.runner, line))
                 commands.add(task)
                 task.add_done_callback(commands.discard)
             else:
-                processor.wake()
+                engine.processor.wake()
         await asyncio.gather(*commands, return_exceptions=True)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.stop()
         await store.close()
-        log.info("engine stopped", extra={"cursor": processor.cursor})
+        log.info("engine stopped", extra={"cursor": engine.processor.cursor})
 
 
 async def _command(processor: Processor, runner: Runner, line: bytes) -> None:

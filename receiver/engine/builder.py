@@ -1,0 +1,117 @@
+"""The one composition root of the engine: its parts assembled from settings, a clock and a store.
+
+The engine process and the web process's inline mode (and through it the
+tests) used to wire the processor and the runner each in its own way, and
+drifted: only one of them took a clock. Both now call ``build``; whatever
+differs between them (the store, the clock, the Kubernetes adapter, where the
+counts go) is an argument, so a second wiring cannot grow back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from receiver.clock import Clock
+from receiver.config import Settings
+from receiver.engine.processor import Processor, expiry_loop
+from receiver.engine.runner import Runner
+from receiver.incidents.book import Book
+from receiver.kube import Kube
+from receiver.metrics import Tally
+from receiver.playbooks.remediation import Remediation
+from receiver.store import Store
+
+Report = Callable[[int, Tally], None]
+"""Told the inbox seq processed so far and what a step counted (processing and runs alike)."""
+
+
+class Engine:
+    """The processor, the runner and the expiry loop of one engine, and their tasks while it runs."""
+
+    def __init__(
+        self, processor: Processor, runner: Runner, remediation: Remediation, settings: Settings, clock: Clock
+    ) -> None:
+        self.processor = processor
+        self.runner = runner
+        self.remediation = remediation
+        self._settings = settings
+        self._clock = clock
+        self._processing: asyncio.Task[None] | None = None
+        self._upkeep: list[asyncio.Task[None]] = []
+
+    @property
+    def playbooks(self) -> list[str]:
+        """The names of the loaded playbooks."""
+        return [p.name for p in self.remediation.playbooks]
+
+    def start(self) -> None:
+        """Start processing the inbox, running playbooks and expiring silent alerts."""
+        alerts = self._settings.alerts
+        self._processing = asyncio.create_task(self.processor.run(), name="processor")
+        self._upkeep = [
+            asyncio.create_task(self.runner.run(), name="runner"),
+            asyncio.create_task(
+                expiry_loop(self.processor, self._clock, alerts.expiry_check_interval, alerts.retention),
+                name="expiry",
+            ),
+        ]
+
+    async def stop(self, before_processing: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Stop the runner and expiry, then ``before_processing`` (the web's last commits), then processing.
+
+        What is left in the inbox is processed at the next start.
+        """
+        for task in self._upkeep:
+            await _cancel(task)
+        if before_processing is not None:
+            await before_processing()
+        if self._processing is not None:
+            await _cancel(self._processing)
+
+
+def build(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Clock,
+    kube: Kube,
+    report: Report,
+    linger: float = 0.0,
+) -> Engine:
+    """Assemble an engine: playbooks loaded, the runner told of processed news, counts sent to ``report``."""
+    remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
+    defaults = settings.remediation.guardrails.limits()
+    runner = Runner(
+        store,
+        kube,
+        lambda name: remediation.limits(name, defaults),
+        clock,
+        lambda tally: report(processor.cursor, tally),
+        lambda incident, playbook, text: processor.remediation(incident, playbook, text),
+        settings.remediation.guardrails.approval_timeout,
+        [p.name for p in remediation.playbooks],
+    )
+
+    def processed(reached: int, tally: Tally) -> None:
+        report(reached, tally)
+        runner.wake()
+
+    processor = Processor(
+        store,
+        policy=settings.alerts.policy(),
+        report=processed,
+        batch_size=settings.store.process_batch,
+        linger=linger,
+        book=Book(settings.incidents.policy()),
+        clock=clock,
+        remediation=remediation,
+    )
+    return Engine(processor, runner, remediation, settings, clock)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
