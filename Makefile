@@ -23,6 +23,12 @@ test: $(BIN)/receiver
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-clock-ahead
+
+## test-clock-ahead: the whole suite again with the machine's clock a year ahead: no test may depend on today's date
+# (faketime sets the wall clock for this process tree, not its monotonic clock, as setting a machine's clock would)
+test-clock-ahead: $(BIN)/receiver
+	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f +365d $(BIN)/pytest -q -p no:cacheprovider
 
 typecheck: $(BIN)/receiver
 	$(BIN)/mypy

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import os
 import shutil
 import signal
@@ -210,6 +211,15 @@ class Alertmanager(_PrometheusProject):
         await self._run(
             f"--config.file={self.workdir / 'alertmanager.yml'}", f"--storage.path={self.workdir / 'data'}", *cluster
         )
+
+    async def now(self) -> float:
+        """Alertmanager's own time (its ``Date`` header, to the second), as ``time.time()`` gives it.
+
+        Alerts are stamped as Prometheus would, in the time of the process that judges them: the
+        suite also runs with this process's clock set ahead (faketime), which reaches no Go binary.
+        """
+        async with self.http.get(self.url + "/-/healthy") as response:
+            return email.utils.parsedate_to_datetime(response.headers["Date"]).timestamp()
 
     async def push(self, alerts: list[dict[str, Any]]) -> None:
         """Post alerts as Prometheus does (``POST /api/v2/alerts``)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from typing import Any
 
@@ -23,7 +22,7 @@ async def test_alerts_fire_then_resolve_and_the_receiver_follows(processes: dict
     await receiver.start()
     am = processes["alertmanager"]()
     await am.start(alertmanager_config(receiver.url + "/api/v1/alerts"))
-    started = time.time()
+    started = await am.now()
     alerts = [prom_alert("E2EHighErrorRate", started, service=s, namespace="prod") for s in ("api", "web")]
     await am.push(alerts)
 
@@ -35,7 +34,7 @@ async def test_alerts_fire_then_resolve_and_the_receiver_follows(processes: dict
     assert {a["labels"]["service"] for a in fired} == {"api", "web"}
     assert all(a["endsAt"] is None for a in fired)
 
-    await am.push([{**a, "endsAt": iso(time.time())} for a in alerts])
+    await am.push([{**a, "endsAt": iso(await am.now())} for a in alerts])
 
     async def resolved() -> list[dict[str, Any]]:
         found = await receiver.alerts(status="resolved")
@@ -59,7 +58,8 @@ async def test_clustered_peers_deliver_duplicates_and_each_update_is_stored_once
     first, second = processes["alertmanager"]("am1"), processes["alertmanager"]("am2")
     await first.start(config, peers=[], peer_timeout="500ms")
     await second.start(config, peers=[first.cluster_port], peer_timeout="500ms")
-    alerts = [prom_alert("E2EHaDuplicate", time.time(), pod=f"p{i}") for i in range(3)]
+    started = await first.now()
+    alerts = [prom_alert("E2EHaDuplicate", started, pod=f"p{i}") for i in range(3)]
     for am in (first, second):  # Prometheus sends every alert to every Alertmanager
         await am.push(alerts)
 
@@ -90,7 +90,7 @@ async def test_sigkill_while_alertmanager_sends_loses_nothing_it_delivered(proce
 
     async def push_all() -> None:
         for name in names:
-            await am.push([prom_alert(name, time.time(), namespace="prod")])
+            await am.push([prom_alert(name, await am.now(), namespace="prod")])
             await asyncio.sleep(0.1)
 
     pushing = asyncio.create_task(push_all())
@@ -117,7 +117,7 @@ async def test_a_multi_service_burst_becomes_one_correlated_incident(processes: 
     await receiver.start()
     am = processes["alertmanager"]()
     await am.start(alertmanager_config(receiver.url + "/api/v1/alerts"))  # grouped by alertname: several notifications
-    now = time.time()
+    now = await am.now()
     burst = [
         prom_alert(name, now, namespace="checkout", service=service, severity="warning")
         for name, service in [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,7 @@ async def test_a_crash_looping_pod_alert_leads_to_exactly_one_pod_deletion(
     processes: dict[str, Any], kmock: Any, tmp_path: Path
 ) -> None:
     receiver, am = await _serving(processes, kmock, tmp_path, FAST_CRASHLOOP)
-    crashing = prom_alert("KubePodCrashLooping", time.time(), namespace="shop", pod="cart-7d9f-x", deployment="cart")
+    crashing = prom_alert("KubePodCrashLooping", await am.now(), namespace="shop", pod="cart-7d9f-x", deployment="cart")
     for _ in range(3):  # Prometheus re-sends the firing alert on every evaluation
         await am.push([crashing])
         await asyncio.sleep(0.5)
@@ -94,7 +93,7 @@ async def test_a_run_cut_by_a_crash_is_interrupted_and_never_repeated(
     processes: dict[str, Any], kmock: Any, tmp_path: Path
 ) -> None:
     receiver, am = await _serving(processes, kmock, tmp_path, SLOW_PLAYBOOK)
-    await am.push([prom_alert("KubePodCrashLooping", time.time(), namespace="shop", pod="cart-7d9f-x")])
+    await am.push([prom_alert("KubePodCrashLooping", await am.now(), namespace="shop", pod="cart-7d9f-x")])
 
     async def deleted() -> bool:
         return len(list(kmock["delete"])) >= 1
