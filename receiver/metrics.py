@@ -1,8 +1,9 @@
 """The daemon's own Prometheus metrics, on a registry that is passed in.
 
 Every metric is created on the injected ``CollectorRegistry`` (tests make a
-fresh one). Labels are bounded: results, statuses, outcomes, routes; never a
-fingerprint or an alert name. Values that are state (alerts by status, the
+fresh one). Labels are bounded: results, statuses, outcomes, routes, the
+registered actions (``receiver/playbooks/actions/``); never a fingerprint or
+an alert name. Values that are state (alerts by status, the
 commit queue's depth) are read at scrape time by ``refresh``.
 """
 
@@ -21,6 +22,7 @@ from receiver.alerts.dedup import Decision, Outcome, Status
 from receiver.alerts.wire import Notification
 from receiver.incidents.book import Changes
 from receiver.incidents.severity import Severity
+from receiver.playbooks import actions as playbook_actions
 
 NOTIFICATION_RESULTS = (
     "accepted",
@@ -258,6 +260,8 @@ class Metrics:
         self._outcomes = {o: self.alert_updates.labels(o.value) for o in Outcome}
         self._received = {s: self.alerts_received.labels(s) for s in ("firing", "resolved")}
         self._routes: dict[tuple[str, str], Any] = {}
+        # One series per action that acts on the cluster, from the registry of actions, there from the start.
+        self._action_durations = {a: self.action_duration.labels(a) for a in sorted(playbook_actions.KUBERNETES)}
 
     def count_notification(self, result: str) -> None:
         """Count one webhook notification by its result (one of NOTIFICATION_RESULTS)."""
@@ -289,7 +293,7 @@ class Metrics:
             self.runs.labels(playbook, result).inc()
         for action, result, seconds in tally.actions:
             self.actions.labels(action, result).inc()
-            self.action_duration.labels(action).observe(seconds)
+            (self._action_durations.get(action) or self.action_duration.labels(action)).observe(seconds)
         for reason in tally.blocks:
             self.guardrail_blocks.labels(reason).inc()
         if tally.dead_letters:

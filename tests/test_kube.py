@@ -1,4 +1,4 @@
-"""The Kubernetes adapter against kmock's KubernetesEmulator, over real HTTP, with the official client."""
+"""The actions through the Kubernetes adapter against kmock's KubernetesEmulator, over real HTTP, official client."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import kmock
 import pytest
 from kubernetes import client as k8s
 
-from receiver.kube import ActionFailed, Kube, Retry, TooOld, scaled, without_retries
+from receiver.kube import ActionFailed, Kube, Retry, TooOld, without_retries
+from receiver.playbooks.actions.annotate import annotate
+from receiver.playbooks.actions.cordon import cordon
+from receiver.playbooks.actions.delete_pod import delete_pod
+from receiver.playbooks.actions.rollout_restart import rollout_restart
+from receiver.playbooks.actions.rollout_undo import rollout_undo
+from receiver.playbooks.actions.scale import scale, scaled
+from receiver.playbooks.actions.set_env import set_env
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 FAST = Retry(attempts=3, first_wait=0.01, longest_wait=0.02, timeout=(2.0, 5.0))
@@ -67,17 +74,17 @@ def test_scaled_clamps(current: int, replicas: int | None, by: int | None, expec
 async def test_scale_reads_then_writes_and_a_repeat_changes_nothing(kmock: Any) -> None:
     put(kmock, DEPLOYMENTS, "shop", "cart", deployment(replicas=2))
     k = kube(kmock)
-    effect = await k.scale("Deployment", "shop", "cart", replicas=None, by=2, low=1, high=10)
+    effect = await scale(k, "Deployment", "shop", "cart", replicas=None, by=2, low=1, high=10)
     assert (effect.before, effect.after, effect.changed) == ({"replicas": 2}, {"replicas": 4}, True)
     assert stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["replicas"] == 4
-    again = await k.scale("Deployment", "shop", "cart", replicas=4, by=None, low=1, high=10)
+    again = await scale(k, "Deployment", "shop", "cart", replicas=4, by=None, low=1, high=10)
     assert not again.changed and again.note == "already so: nothing to change"
 
 
 async def test_a_relative_scale_is_not_applied_twice_when_a_write_is_retried(kmock: Any) -> None:
     put(kmock, DEPLOYMENTS, "shop", "cart", deployment(replicas=2))
     kmock["patch"][:1] << 500  # the emulator applies the patch, then answers 500: the retry must not add 2 again
-    effect = await kube(kmock).scale("Deployment", "shop", "cart", replicas=None, by=2, low=1, high=10)
+    effect = await scale(kube(kmock), "Deployment", "shop", "cart", replicas=None, by=2, low=1, high=10)
     assert effect.after == {"replicas": 4}
     assert stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["replicas"] == 4
     assert len(list(kmock["patch"])) == 2
@@ -86,19 +93,19 @@ async def test_a_relative_scale_is_not_applied_twice_when_a_write_is_retried(kmo
 async def test_a_conflict_reads_again_and_decides_again(kmock: Any) -> None:
     put(kmock, DEPLOYMENTS, "shop", "cart", deployment(replicas=2))
     kmock["patch"][:1] << 409
-    effect = await kube(kmock).scale("Deployment", "shop", "cart", replicas=3, by=None, low=1, high=10)
+    effect = await scale(kube(kmock), "Deployment", "shop", "cart", replicas=3, by=None, low=1, high=10)
     assert effect.after == {"replicas": 3}
     assert len(list(kmock["get"])) == 2  # read, conflict, read again
 
 
 async def test_forbidden_and_missing_fail_with_a_reason(kmock: Any) -> None:
     with pytest.raises(ActionFailed, match="not found") as missing:
-        await kube(kmock).scale("Deployment", "shop", "ghost", replicas=3, by=None, low=1, high=10)
+        await scale(kube(kmock), "Deployment", "shop", "ghost", replicas=3, by=None, low=1, high=10)
     assert missing.value.status == 404
     put(kmock, DEPLOYMENTS, "shop", "cart", deployment())
     kmock["patch"] << 403
     with pytest.raises(ActionFailed, match=r"forbidden \(403\).*RBAC"):
-        await kube(kmock).scale("Deployment", "shop", "cart", replicas=3, by=None, low=1, high=10)
+        await scale(kube(kmock), "Deployment", "shop", "cart", replicas=3, by=None, low=1, high=10)
     assert len(list(kmock["patch"])) == 1  # 403 is not retried
 
 
@@ -106,13 +113,13 @@ async def test_server_errors_are_retried_then_given_up(kmock: Any) -> None:
     put(kmock, DEPLOYMENTS, "shop", "cart", deployment())
     kmock["get"] << 503
     with pytest.raises(ActionFailed, match="503"):
-        await kube(kmock).scale("Deployment", "shop", "cart", replicas=3, by=None, low=1, high=10)
+        await scale(kube(kmock), "Deployment", "shop", "cart", replicas=3, by=None, low=1, high=10)
     assert len(list(kmock["get"])) == FAST.attempts
 
 
 async def test_rollout_restart_stamps_the_pod_template(kmock: Any) -> None:
     put(kmock, DEPLOYMENTS, "shop", "cart", deployment())
-    effect = await kube(kmock).rollout_restart("Deployment", "shop", "cart")
+    effect = await rollout_restart(kube(kmock), "Deployment", "shop", "cart")
     assert effect.after == {"restartedAt": NOW.isoformat()}
     template = stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]
     assert template["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] == NOW.isoformat()
@@ -120,11 +127,11 @@ async def test_rollout_restart_stamps_the_pod_template(kmock: Any) -> None:
 
 async def test_delete_pod(kmock: Any) -> None:
     put(kmock, ("", "v1", "pods"), "shop", "cart-1", pod())
-    effect = await kube(kmock).delete_pod("shop", "cart-1")
+    effect = await delete_pod(kube(kmock), "shop", "cart-1")
     assert effect.after == {"deleted": True}
     assert [r.method for r in kmock["delete"]] == ["DELETE"]
     with pytest.raises(ActionFailed, match="not found"):
-        await kube(kmock).delete_pod("shop", "cart-1")  # gone: nothing to delete twice
+        await delete_pod(kube(kmock), "shop", "cart-1")  # gone: nothing to delete twice
 
 
 async def test_cordon_and_uncordon_are_idempotent(kmock: Any) -> None:
@@ -136,15 +143,15 @@ async def test_cordon_and_uncordon_are_idempotent(kmock: Any) -> None:
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}, "spec": {}},
     )
     k = kube(kmock)
-    assert (await k.cordon("node-1")).changed
+    assert (await cordon(k, "node-1")).changed
     assert stored(kmock, ("", "v1", "nodes"), None, "node-1")["spec"]["unschedulable"] is True
-    assert not (await k.cordon("node-1")).changed
-    assert (await k.cordon("node-1", unschedulable=False)).after == {"unschedulable": False}
+    assert not (await cordon(k, "node-1")).changed
+    assert (await cordon(k, "node-1", unschedulable=False)).after == {"unschedulable": False}
 
 
 async def test_dry_run_reads_and_writes_nothing(kmock: Any) -> None:
     put(kmock, DEPLOYMENTS, "shop", "cart", deployment(replicas=2))
-    effect = await kube(kmock, dry_run=True).scale("Deployment", "shop", "cart", replicas=6, by=None, low=1, high=10)
+    effect = await scale(kube(kmock, dry_run=True), "Deployment", "shop", "cart", replicas=6, by=None, low=1, high=10)
     assert (effect.dry_run, effect.before, effect.after) == (True, {"replicas": 2}, {"replicas": 6})
     assert effect.note == "dry_run is set"
     assert stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["replicas"] == 2
@@ -152,7 +159,7 @@ async def test_dry_run_reads_and_writes_nothing(kmock: Any) -> None:
 
 
 async def test_without_credentials_every_action_is_a_dry_run_and_says_why() -> None:
-    effect = await Kube(None, dry_run=True).delete_pod("shop", "cart-1")
+    effect = await delete_pod(Kube(None, dry_run=True), "shop", "cart-1")
     assert effect.dry_run and "no Kubernetes credentials" in effect.note
 
 
@@ -164,7 +171,7 @@ async def test_set_env_replaces_or_adds_and_a_repeat_changes_nothing(kmock: Any)
     ]
     put(kmock, DEPLOYMENTS, "shop", "cart", obj)
     k = kube(kmock)
-    effect = await k.set_env("Deployment", "shop", "cart", None, {"DB_POOL_SIZE": "50", "NEW": "on"})
+    effect = await set_env(k, "Deployment", "shop", "cart", None, {"DB_POOL_SIZE": "50", "NEW": "on"})
     assert effect.before == {"env": {"DB_POOL_SIZE": "10"}}
     assert effect.after == {"env": {"DB_POOL_SIZE": "50", "NEW": "on"}}
     containers = stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]["spec"]["containers"]
@@ -174,19 +181,19 @@ async def test_set_env_replaces_or_adds_and_a_repeat_changes_nothing(kmock: Any)
         {"name": "NEW", "value": "on"},
     ]
     assert [c["name"] for c in containers] == ["app", "sidecar"]  # the other container is untouched
-    assert not (await k.set_env("Deployment", "shop", "cart", "app", {"DB_POOL_SIZE": "50"})).changed
+    assert not (await set_env(k, "Deployment", "shop", "cart", "app", {"DB_POOL_SIZE": "50"})).changed
     with pytest.raises(ActionFailed, match="no container named 'db'"):
-        await k.set_env("Deployment", "shop", "cart", "db", {"X": "1"})
+        await set_env(k, "Deployment", "shop", "cart", "db", {"X": "1"})
 
 
 async def test_annotate_and_label(kmock: Any) -> None:
     put(kmock, DEPLOYMENTS, "shop", "cart", deployment())
     put(kmock, ("", "v1", "pods"), "shop", "cart-1", pod())
     k = kube(kmock)
-    effect = await k.annotate("Deployment", "shop", "cart", {"receiver/remediated": "crashloop"})
+    effect = await annotate(k, "Deployment", "shop", "cart", {"receiver/remediated": "crashloop"})
     assert effect.after == {"annotations": {"receiver/remediated": "crashloop"}}
-    assert not (await k.annotate("Deployment", "shop", "cart", {"receiver/remediated": "crashloop"})).changed
-    await k.annotate("Pod", "shop", "cart-1", {"quarantine": "true"}, labels=True)
+    assert not (await annotate(k, "Deployment", "shop", "cart", {"receiver/remediated": "crashloop"})).changed
+    await annotate(k, "Pod", "shop", "cart-1", {"quarantine": "true"}, labels=True)
     assert stored(kmock, ("", "v1", "pods"), "shop", "cart-1")["metadata"]["labels"] == {"quarantine": "true"}
 
 
@@ -222,7 +229,7 @@ def rolled_out(kmock: Any, last_created: str) -> None:
 
 async def test_rollout_undo_goes_back_to_the_previous_revision(kmock: Any) -> None:
     rolled_out(kmock, "2026-11-22T02:50:00Z")  # 10 minutes before NOW
-    effect = await kube(kmock).rollout_undo("shop", "cart", max_age=1800)
+    effect = await rollout_undo(kube(kmock), "shop", "cart", max_age=1800)
     assert effect.before == {"revision": 2, "images": ["cart:2"]}
     assert effect.after["images"] == ["cart:1"]
     template = stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]
@@ -232,18 +239,18 @@ async def test_rollout_undo_goes_back_to_the_previous_revision(kmock: Any) -> No
 async def test_rollout_undo_leaves_an_old_rollout_alone_and_needs_a_previous_revision(kmock: Any) -> None:
     rolled_out(kmock, "2026-11-21T22:00:00Z")  # 5 hours before NOW
     with pytest.raises(TooOld, match="more than 1800s: not rolled back"):
-        await kube(kmock).rollout_undo("shop", "cart", max_age=1800)
+        await rollout_undo(kube(kmock), "shop", "cart", max_age=1800)
     assert stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]["spec"]["containers"][0]["image"] == "cart:2"
     kmock.objects[kmock.resource("apps", "v1", "replicasets"), "shop", "cart-1"].delete()
     with pytest.raises(ActionFailed, match="revision 2 is the first"):
-        await kube(kmock).rollout_undo("shop", "cart")
+        await rollout_undo(kube(kmock), "shop", "cart")
 
 
 async def test_a_dry_run_says_what_it_would_send_for_every_action(kmock: Any) -> None:
     put(kmock, DEPLOYMENTS, "shop", "cart", deployment())
     k = kube(kmock, dry_run=True)
-    env = await k.set_env("Deployment", "shop", "cart", None, {"DB_POOL_SIZE": "50"})
-    marked = await k.annotate("Deployment", "shop", "cart", {"receiver/x": "1"})
+    env = await set_env(k, "Deployment", "shop", "cart", None, {"DB_POOL_SIZE": "50"})
+    marked = await annotate(k, "Deployment", "shop", "cart", {"receiver/x": "1"})
     for effect in (env, marked):
         assert effect.dry_run and effect.changed and effect.patch is not None
     assert env.patch is not None and env.patch["spec"]["template"]["spec"]["containers"][0]["env"] == [
@@ -269,6 +276,6 @@ async def test_a_slow_api_server_times_out_is_retried_then_fails_with_a_reason(k
     kmock["get"] << slow
     impatient = Kube(kube(kmock).api, retry=Retry(attempts=2, first_wait=0.01, longest_wait=0.02, timeout=(1.0, 0.2)))
     with pytest.raises(ActionFailed, match="could not be reached"):
-        await impatient.scale("Deployment", "shop", "cart", replicas=3, by=None, low=1, high=10)
+        await scale(impatient, "Deployment", "shop", "cart", replicas=3, by=None, low=1, high=10)
     assert len(list(kmock["get"])) == 2  # the timeout was retried once, then given up
     assert stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["replicas"] == 2  # nothing was written

@@ -12,6 +12,13 @@ import yaml
 
 from receiver import cli
 from receiver.kube import Kube
+from receiver.playbooks.actions.annotate import annotate
+from receiver.playbooks.actions.cordon import cordon
+from receiver.playbooks.actions.delete_pod import delete_pod
+from receiver.playbooks.actions.rollout_restart import rollout_restart
+from receiver.playbooks.actions.rollout_undo import rollout_undo
+from receiver.playbooks.actions.scale import scale
+from receiver.playbooks.actions.set_env import set_env
 from receiver.playbooks.model import load_dirs
 from receiver.playbooks.permissions import Permission, needs, of_playbooks, rules
 from tests.test_kube import deployment, kube, pod, put, rolled_out
@@ -43,18 +50,18 @@ def setup(emulator: Any) -> None:
 
 Action = Callable[[Kube], Awaitable[Any]]
 ACTIONS: list[tuple[str, str | None, Action]] = [
-    ("scale", "Deployment", lambda k: k.scale("Deployment", "shop", "cart", replicas=5, by=None, low=1, high=9)),
-    ("scale", "StatefulSet", lambda k: k.scale("StatefulSet", "shop", "cart", replicas=5, by=None, low=1, high=9)),
-    ("rollout_restart", "Deployment", lambda k: k.rollout_restart("Deployment", "shop", "cart")),
-    ("rollout_restart", "StatefulSet", lambda k: k.rollout_restart("StatefulSet", "shop", "cart")),
-    ("rollout_restart", "DaemonSet", lambda k: k.rollout_restart("DaemonSet", "shop", "cart")),
-    ("rollout_undo", None, lambda k: k.rollout_undo("shop", "cart")),
-    ("delete_pod", None, lambda k: k.delete_pod("shop", "cart-1")),
-    ("set_env", "DaemonSet", lambda k: k.set_env("DaemonSet", "shop", "cart", None, {"POOL": "50"})),
-    ("cordon", None, lambda k: k.cordon("node-1")),
-    ("uncordon", None, lambda k: k.cordon("node-1", unschedulable=False)),
-    ("annotate", "Service", lambda k: k.annotate("Service", "shop", "cart", {"a": "b"})),
-    ("label", "Pod", lambda k: k.annotate("Pod", "shop", "cart-1", {"a": "b"}, labels=True)),
+    ("scale", "Deployment", lambda k: scale(k, "Deployment", "shop", "cart", replicas=5, by=None, low=1, high=9)),
+    ("scale", "StatefulSet", lambda k: scale(k, "StatefulSet", "shop", "cart", replicas=5, by=None, low=1, high=9)),
+    ("rollout_restart", "Deployment", lambda k: rollout_restart(k, "Deployment", "shop", "cart")),
+    ("rollout_restart", "StatefulSet", lambda k: rollout_restart(k, "StatefulSet", "shop", "cart")),
+    ("rollout_restart", "DaemonSet", lambda k: rollout_restart(k, "DaemonSet", "shop", "cart")),
+    ("rollout_undo", None, lambda k: rollout_undo(k, "shop", "cart")),
+    ("delete_pod", None, lambda k: delete_pod(k, "shop", "cart-1")),
+    ("set_env", "DaemonSet", lambda k: set_env(k, "DaemonSet", "shop", "cart", None, {"POOL": "50"})),
+    ("cordon", None, lambda k: cordon(k, "node-1")),
+    ("uncordon", None, lambda k: cordon(k, "node-1", unschedulable=False)),
+    ("annotate", "Service", lambda k: annotate(k, "Service", "shop", "cart", {"a": "b"})),
+    ("label", "Pod", lambda k: annotate(k, "Pod", "shop", "cart-1", {"a": "b"}, labels=True)),
 ]
 
 
@@ -65,7 +72,7 @@ async def test_each_action_needs_exactly_what_its_requests_use(
 ) -> None:
     setup(kmock)
     if action == "uncordon":
-        await kube(kmock).cordon("node-1")  # something to undo (its requests are not this action's)
+        await cordon(kube(kmock), "node-1")  # something to undo (its requests are not this action's)
     before = len(list(kmock))
     await act(kube(kmock))
     used = {_permission(r) for r in list(kmock)[before:]}

@@ -8,7 +8,9 @@ first run (blocked, dry-run, needs approval), and every step they would
 take, templates rendered and names checked; a refused step says why. ``schema``
 prints the JSON Schema of the playbook format. ``rbac`` prints the RBAC rules
 the playbooks need, and nothing more (namespaced, and cluster-scoped for
-nodes), for those who deploy without the Helm chart.
+nodes), for those who deploy without the Helm chart; ``rbac --chart-table``
+prints what the chart needs to build the same rules (every action's rules by
+target kind), the content of ``charts/receiver/files/actions.yaml``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def add_parser(commands: Any) -> None:
     actions.add_parser("schema", help="print the JSON Schema of a playbook file")
     rbac = actions.add_parser("rbac", help="print the RBAC rules the playbooks need (least privilege)")
     rbac.add_argument("dirs", nargs="*", type=Path, metavar="DIR", help="default: remediation.playbook_dirs")
+    rbac.add_argument(
+        "--chart-table",
+        action="store_true",
+        help="print every action's rules by target kind, for the Helm chart (charts/receiver/files/actions.yaml)",
+    )
     for sub in (validate, show, rbac):
         sub.add_argument("--config", type=Path, help="settings file (playbook_dirs, allowed namespaces)")
 
@@ -57,6 +64,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Carry out ``receiver playbooks <action>``; the exit status."""
     if args.action == "schema":  # needs no settings
         print(json.dumps(playbook.schema(), indent=2))
+        return 0
+    if args.action == "rbac" and args.chart_table:  # from the registry of actions, not from playbooks
+        print(permissions.chart_table_text(), end="")
         return 0
     dirs = args.dirs or settings.remediation.playbook_dirs
     loaded = playbook.load_dirs(dirs)

@@ -24,6 +24,7 @@ from receiver.clock import Clock
 from receiver.incidents.book import Incident
 from receiver.kube import Kube
 from receiver.metrics import Tally
+from receiver.playbooks import actions
 from receiver.playbooks.executor import RunOutcome, StepResult, execute
 from receiver.playbooks.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
 from receiver.playbooks.plan import Plan, PlannedStep
@@ -39,9 +40,7 @@ class UnknownRun(KeyError):
 
 class RunConflict(ValueError):
     """The run does not wait for approval."""
-KUBE_ACTIONS = frozenset(
-    {"scale", "rollout_restart", "rollout_undo", "delete_pod", "set_env", "cordon", "uncordon", "annotate", "label"}
-)
+KUBE_ACTIONS = actions.KUBERNETES
 HISTORY = timedelta(hours=1)
 PENDING_BATCH = 500
 """Most pending runs judged in one step (one look at the history, one transaction for the blocked)."""

@@ -2,7 +2,8 @@
 
 The executor takes a ``Plan`` (rendered and checked: nothing of the alert's
 labels is interpreted here), a ``Kube`` and a way to ask whether the alert
-still fires, and runs the steps one after another. A step's ``when`` is
+still fires, and runs the steps one after another, each by its action
+(``receiver/playbooks/actions/``). A step's ``when`` is
 evaluated just before it, over the alert as it is now, the incident, and
 the results of the steps before it (``steps.<name>.outcome``). Each step has
 a time limit. The first failing step ends the run as failed; a
@@ -23,25 +24,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from receiver.kube import ActionFailed, Effect, Kube, TooOld
+from receiver.cluster import ActionFailed, Cluster, Effect, TooOld
+from receiver.playbooks import actions
+from receiver.playbooks.actions.base import Context, Outcome
 from receiver.playbooks.plan import Plan, PlannedStep
 from receiver.playbooks.templating import TemplateError, holds
 
+__all__ = ["Outcome", "RunOutcome", "RunResult", "StepResult", "execute"]
 log = logging.getLogger(__name__)
 POLL_SECONDS = 5.0
 """How often ``wait_for_resolution`` asks whether the alert still fires."""
-
-
-class Outcome(StrEnum):
-    """How a step ended. Bounded: safe as a metric label."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    """Its condition did not hold, or there was nothing to do (a rollout too old to undo)."""
-    TIMED_OUT = "timed_out"
-    RESOLVED = "resolved"
-    """``wait_for_resolution``: the alert resolved; the run ends as a success."""
 
 
 class RunOutcome(StrEnum):
@@ -90,7 +82,7 @@ OnStep = Callable[[StepResult], Awaitable[None]]
 
 async def execute(
     plan: Plan,
-    kube: Kube,
+    kube: Cluster,
     *,
     still_firing: StillFiring,
     alert: Mapping[str, Any],
@@ -122,7 +114,7 @@ async def execute(
 
 
 async def _one(
-    step: PlannedStep, kube: Kube, values: Mapping[str, Any], still_firing: StillFiring, poll_seconds: float
+    step: PlannedStep, kube: Cluster, values: Mapping[str, Any], still_firing: StillFiring, poll_seconds: float
 ) -> StepResult:
     started = time.monotonic()
 
@@ -140,7 +132,7 @@ async def _one(
         async with asyncio.timeout(limit):
             return await _act(step, kube, still_firing, poll_seconds, ended)
     except TimeoutError:
-        if step.action == "wait_for_resolution":  # not a fault: the next steps decide what a firing alert needs
+        if _ends_at_timeout(step.action):  # not a fault: the next steps decide what a firing alert needs
             return ended(Outcome.SUCCEEDED, reason=f"still firing after {limit:g}s")
         return ended(Outcome.TIMED_OUT, reason=f"did not finish within {limit:g}s")
     except TooOld as err:
@@ -154,40 +146,18 @@ async def _one(
 
 async def _act(
     step: PlannedStep,
-    kube: Kube,
+    kube: Cluster,
     still_firing: StillFiring,
     poll_seconds: float,
     ended: Callable[..., StepResult],
 ) -> StepResult:
-    i = step.inputs
-    if step.action == "wait":
-        await asyncio.sleep(float(i["seconds"]))
-        return ended(Outcome.SUCCEEDED)
-    if step.action == "wait_for_resolution":
-        while await still_firing():  # noqa: ASYNC110 (the alert's state is in the store; the step's limit bounds it)
-            await asyncio.sleep(poll_seconds)
-        return ended(Outcome.RESOLVED, reason="the alert resolved")
-    if step.action == "notify":
-        return ended(Outcome.SKIPPED, reason="notifications are not wired yet (a later issue)")
-    effect = await _kube_action(step.action, i, kube)
-    return ended(Outcome.SUCCEEDED, effect, effect.note)
+    action = actions.find(step.action)
+    if action is None:
+        raise ActionFailed(f"unknown action {step.action!r}")
+    done = await action.execute(Context(kube, still_firing, poll_seconds), step.inputs)
+    return ended(done.outcome, done.effect, done.reason)
 
 
-async def _kube_action(action: str, i: Mapping[str, Any], kube: Kube) -> Effect:
-    if action == "scale":
-        return await kube.scale(
-            i["kind"], i["namespace"], i["name"], replicas=i["replicas"], by=i["by"], low=i["min"], high=i["max"]
-        )
-    if action == "rollout_restart":
-        return await kube.rollout_restart(i["kind"], i["namespace"], i["name"])
-    if action == "rollout_undo":
-        return await kube.rollout_undo(i["namespace"], i["name"], i.get("max_age_seconds"))
-    if action == "delete_pod":
-        return await kube.delete_pod(i["namespace"], i["name"])
-    if action == "set_env":
-        return await kube.set_env(i["kind"], i["namespace"], i["name"], i["container"], i["env"])
-    if action in ("cordon", "uncordon"):
-        return await kube.cordon(i["node"], unschedulable=action == "cordon")
-    if action in ("annotate", "label"):
-        return await kube.annotate(i["kind"], i["namespace"], i["name"], i["values"], labels=action == "label")
-    raise ActionFailed(f"unknown action {action!r}")
+def _ends_at_timeout(name: str) -> bool:
+    action = actions.find(name)
+    return action is not None and action.ends_at_timeout

@@ -7,7 +7,7 @@ playbook's circuit breaker is closed (it opens after consecutive failures,
 and only a person closes it); no other run is busy with the same objects;
 none acted on them within the cooldown; the playbook has not run too often
 this hour; and the blast radius stays within the caps (pods deleted per run
-and per hour, replicas asked for). The verdict names the first check that
+and per hour, replicas asked for, as each action counts them). The verdict names the first check that
 blocks, as a bounded reason (a metric label) and a sentence for the audit.
 Pure.
 """
@@ -19,7 +19,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from receiver.playbooks.plan import Plan
+from receiver.playbooks import actions
+from receiver.playbooks.actions.base import Blast
+from receiver.playbooks.plan import Plan, PlannedStep
 
 
 class Block(StrEnum):
@@ -105,12 +107,18 @@ def targets_of(plan: Plan) -> frozenset[str]:
 
 def pods_deleted(plan: Plan) -> int:
     """How many pods a plan deletes."""
-    return sum(1 for step in plan.steps if step.action == "delete_pod")
+    return sum(_blast(step).pods_deleted for step in plan.steps)
 
 
 def replicas_asked(plan: Plan) -> int:
-    """The most replicas a plan may set (its scale steps' upper bounds)."""
-    return max((int(s.inputs.get("max", 0)) for s in plan.steps if s.action == "scale"), default=0)
+    """The most replicas a plan may set (its scaling steps' upper bounds)."""
+    return max((_blast(step).replicas for step in plan.steps), default=0)
+
+
+def _blast(step: PlannedStep) -> Blast:
+    """What one step counts toward the blast radius: its action says (see ``actions/``)."""
+    action = actions.find(step.action)
+    return action.blast(step.inputs) if action is not None else Blast()
 
 
 def judge(plan: Plan, limits: Limits, history: Sequence[PastRun], *, breaker_open: bool, now: datetime) -> Verdict:

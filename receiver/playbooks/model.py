@@ -6,26 +6,27 @@ Playbook``) and published as JSON Schema (``playbooks/schema/playbook-v1.json``,
 generated from these models and kept equal to them by a test). Loading is
 strict: an unknown key, a wrong type, a bad matcher or a template that does
 not parse rejects the file with its path, the key path and the reason, and
-the other files still load. Nothing here renders or runs anything.
+the other files still load. Nothing here renders or runs anything. A step's
+model is its action's (``receiver/playbooks/actions/``): the schema's branches
+follow from the registry of actions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import pydantic
 import yaml
 
 from receiver.alerts import matchers
 from receiver.durations import Duration
-from receiver.playbooks.templating import TemplateError, check_expression, check_template
+from receiver.playbooks import actions
+from receiver.playbooks.actions.base import Model, StepBase
 
 API_VERSION = "receiver/v1"
-Name = Annotated[str, pydantic.Field(min_length=1, max_length=253)]
 
 
 def _matcher(text: str) -> str:
@@ -33,35 +34,14 @@ def _matcher(text: str) -> str:
     return text
 
 
-def _checked(check: Callable[[str], None]) -> Callable[[str], str]:
-    """A validator that parses a template or condition at load time, so a broken one rejects its file."""
-
-    def validate(text: str) -> str:
-        try:
-            check(text)
-        except TemplateError as err:
-            raise ValueError(str(err)) from None
-        return text
-
-    return validate
-
-
 MatcherText = Annotated[str, pydantic.AfterValidator(_matcher)]
-Template = Annotated[str, pydantic.Field(min_length=1), pydantic.AfterValidator(_checked(check_template))]
-"""Text rendered with the alert, the incident and earlier steps: ``{{ alert.labels.pod }}``."""
-Expression = Annotated[str, pydantic.Field(min_length=1), pydantic.AfterValidator(_checked(check_expression))]
-"""A condition over the same values: ``alert.status == "firing" and steps.restart.ok``."""
 
 
-class _Model(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
-
-
-class Trigger(_Model):
+class Trigger(Model):
     """When a playbook runs: every given condition must hold."""
 
     alertname: str | None = None
-    labels: list[MatcherText] = []
+    labels: list[MatcherText] = []  # noqa: RUF012 (a pydantic field: copied per instance)
     """Label matchers in Alertmanager's syntax, e.g. ``namespace=~"prod-.*"``."""
     status: Literal["firing", "resolved"] = "firing"
     """Firing by default; ``resolved`` runs when the alert resolves."""
@@ -69,153 +49,14 @@ class Trigger(_Model):
     """The incident's severity must be this or worse."""
 
 
-class Target(_Model):
-    """A namespaced object; ``namespace`` and ``name`` are templates, checked after rendering."""
-
-    namespace: Template
-    name: Template
-
-
-class PodTarget(Target):
-    """A pod."""
-
-    kind: Literal["Pod"] = "Pod"
+if TYPE_CHECKING:
+    Step = StepBase
+else:
+    Step = Annotated[Union[actions.step_models()], pydantic.Field(discriminator="action")]  # noqa: UP007
+    """One step: the model of its ``action``, from the registry of actions."""
 
 
-class DeploymentTarget(Target):
-    """A Deployment."""
-
-    kind: Literal["Deployment"] = "Deployment"
-
-
-class WorkloadTarget(Target):
-    """A Deployment, StatefulSet or DaemonSet."""
-
-    kind: Literal["Deployment", "StatefulSet", "DaemonSet"] = "Deployment"
-
-
-class ScalableTarget(Target):
-    """A Deployment or StatefulSet."""
-
-    kind: Literal["Deployment", "StatefulSet"] = "Deployment"
-
-
-class ObjectTarget(Target):
-    """Any object annotate and label know about."""
-
-    kind: Literal["Deployment", "StatefulSet", "DaemonSet", "Pod", "Service"] = "Deployment"
-
-
-class _Step(_Model):
-    """What every step has: a name, an optional condition and a time limit."""
-
-    name: Name
-    when: Expression | None = None
-    """Run the step only if this holds (over the alert, the incident and earlier steps)."""
-    timeout: Duration = timedelta(minutes=1)
-
-
-class Scale(_Step):
-    """Set a workload's replicas, absolutely or relatively, clamped to ``min``..``max``."""
-
-    action: Literal["scale"]
-    target: ScalableTarget
-    replicas: Annotated[int, pydantic.Field(ge=0)] | None = None
-    by: int | None = None
-    """Relative change, e.g. ``2`` or ``-1``."""
-    min: Annotated[int, pydantic.Field(ge=0)] = 1
-    max: Annotated[int, pydantic.Field(ge=1)] = 10
-
-    @pydantic.model_validator(mode="after")
-    def _one_of(self) -> Scale:
-        if (self.replicas is None) == (self.by is None):
-            raise ValueError("give exactly one of replicas (absolute) and by (relative)")
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is above max ({self.max})")
-        return self
-
-
-class RolloutRestart(_Step):
-    """Restart a workload's pods, as ``kubectl rollout restart`` does."""
-
-    action: Literal["rollout_restart"]
-    target: WorkloadTarget
-
-
-class RolloutUndo(_Step):
-    """Roll a Deployment back to its previous revision (only if its last rollout is younger than ``max_age``)."""
-
-    action: Literal["rollout_undo"]
-    target: DeploymentTarget
-    max_age: Duration | None = None
-
-
-class DeletePod(_Step):
-    """Delete one pod (its controller makes a new one)."""
-
-    action: Literal["delete_pod"]
-    target: PodTarget
-
-
-class SetEnv(_Step):
-    """Set environment variables of a workload's container (a rolling update)."""
-
-    action: Literal["set_env"]
-    target: WorkloadTarget
-    container: Template | None = None
-    """Default: the first container."""
-    env: Annotated[dict[str, Template], pydantic.Field(min_length=1)]
-
-
-class NodeTarget(_Model):
-    """A node."""
-
-    name: Template
-
-
-class Cordon(_Step):
-    """Mark a node unschedulable (``cordon``) or schedulable again (``uncordon``)."""
-
-    action: Literal["cordon", "uncordon"]
-    target: NodeTarget
-
-
-class Annotate(_Step):
-    """Set annotations (``annotate``) or labels (``label``) on an object."""
-
-    action: Literal["annotate", "label"]
-    target: ObjectTarget
-    values: Annotated[dict[str, Template], pydantic.Field(min_length=1)]
-
-
-class Wait(_Step):
-    """Wait, e.g. to see whether the alert resolves after the previous step."""
-
-    action: Literal["wait"]
-    duration: Duration
-
-
-class WaitForResolution(_Step):
-    """Wait for the alert to resolve: the playbook ends as a success if it does within ``timeout``."""
-
-    action: Literal["wait_for_resolution"]
-
-
-class Notify(_Step):
-    """Send a message (wired to notifications when they land)."""
-
-    action: Literal["notify"]
-    message: Template
-    channel: str = "default"
-
-
-Step = Annotated[
-    Scale | RolloutRestart | RolloutUndo | DeletePod | SetEnv | Cordon | Annotate | Wait | WaitForResolution | Notify,
-    pydantic.Field(discriminator="action"),
-]
-
-
-class Guardrails(_Model):
+class Guardrails(Model):
     """Per-playbook overrides of the configured guardrails (unset: the configuration's)."""
 
     dry_run: bool | None = None
@@ -224,14 +65,14 @@ class Guardrails(_Model):
     approval: Literal["none", "required"] | None = None
 
 
-class Metadata(_Model):
+class Metadata(Model):
     """Who the playbook is."""
 
     name: Annotated[str, pydantic.Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
     description: str = ""
 
 
-class Spec(_Model):
+class Spec(Model):
     """When and what."""
 
     trigger: Trigger
@@ -246,7 +87,7 @@ class Spec(_Model):
         return self
 
 
-class Playbook(_Model):
+class Playbook(Model):
     """One playbook file."""
 
     apiVersion: Literal["receiver/v1"]
@@ -337,17 +178,11 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in _ACTIONS:
+        elif part in actions.NAMES:
             continue  # the discriminator's branch name: the path already says which step
         else:
             out += f".{part}" if out else str(part)
     return out
-
-
-_ACTIONS = frozenset(
-    {"scale", "rollout_restart", "rollout_undo", "delete_pod", "set_env", "cordon", "uncordon", "annotate", "label"}
-    | {"wait", "wait_for_resolution", "notify"}
-)
 
 
 def _message(error: Any) -> str:

@@ -2,59 +2,47 @@
 
 A remediation daemon should hold exactly the verbs its playbooks use, on
 exactly the resources they touch: a playbook that deletes pods needs
-``get`` and ``delete`` on pods, not ``*`` on ``*``. ``needs`` says what one
-step needs, from its action and its target's kind, as ``kube.py`` calls the
-API (read before write: ``get``, then ``patch`` or ``delete``; a rollback
-also lists ReplicaSets). ``of_playbooks`` is the union over every step;
-``receiver playbooks rbac`` prints it as the rules of a Role, and the Helm
-chart builds the same rules from the playbooks it deploys (a test keeps the
-two equal, and another checks every request each action really makes
-against this table). Pure.
+``get`` and ``delete`` on pods, not ``*`` on ``*``. Each action declares
+what it needs per target kind (``receiver/playbooks/actions/``, read before
+write: ``get``, then ``patch`` or ``delete``; a rollback also lists
+ReplicaSets); ``needs`` looks one step up, ``of_playbooks`` is the union
+over every step, and ``receiver playbooks rbac`` prints it as the rules of a
+Role. The Helm chart cannot import Python: ``chart_table`` is the same
+knowledge as data (``charts/receiver/files/actions.yaml``, written by
+``receiver playbooks rbac --chart-table``, kept equal by a test), from which
+the chart builds the same rules for the playbooks it deploys. Another test
+checks every request each action really makes against these needs. Pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Any
 
+import yaml
+
+from receiver.playbooks import actions
+from receiver.playbooks.actions.base import Action, Permission
 from receiver.playbooks.model import Playbook, Step
 
-RESOURCES: dict[str, tuple[str, str]] = {
-    "Pod": ("", "pods"),
-    "Service": ("", "services"),
-    "Node": ("", "nodes"),
-    "Deployment": ("apps", "deployments"),
-    "StatefulSet": ("apps", "statefulsets"),
-    "DaemonSet": ("apps", "daemonsets"),
-    "ReplicaSet": ("apps", "replicasets"),
-}
-"""Kind → (API group, resource)."""
-CLUSTER_SCOPED = frozenset({"nodes"})
-"""Resources a namespaced Role cannot grant: cordon and uncordon need a ClusterRole for nodes."""
-
-
-@dataclass(frozen=True, order=True, slots=True)
-class Permission:
-    """One verb on one resource of one API group."""
-
-    group: str
-    resource: str
-    verb: str
+__all__ = ["CHART_TABLE_COMMAND", "CLUSTER_SCOPED", "Permission", "chart_table", "needs", "of_playbooks", "rules"]
+CLUSTER_SCOPED = frozenset(
+    g.resource.plural
+    for a in actions.ACTIONS
+    for grants in a.grants.values()
+    for g in grants
+    if not g.resource.namespaced
+)
+"""Resources a namespaced Role cannot grant (cordon and uncordon need a ClusterRole for nodes)."""
+CHART_TABLE_COMMAND = "receiver playbooks rbac --chart-table > charts/receiver/files/actions.yaml"
 
 
 def needs(action: str, kind: str | None = None) -> frozenset[Permission]:
     """What one step needs: its action on its target's kind (None: the action's only or default kind)."""
-    if action in ("wait", "wait_for_resolution", "notify"):
-        return frozenset()
-    if action == "delete_pod":
-        return _on("Pod", "get", "delete")
-    if action in ("cordon", "uncordon"):
-        return _on("Node", "get", "patch")
-    if action == "rollout_undo":
-        return _on("Deployment", "get", "patch") | _on("ReplicaSet", "list")
-    if action in ("scale", "rollout_restart", "set_env", "annotate", "label"):
-        return _on(kind or "Deployment", "get", "patch")
-    raise ValueError(f"unknown action {action!r}")
+    found = actions.find(action)
+    if found is None:
+        raise ValueError(f"unknown action {action!r}")
+    return found.needs(kind)
 
 
 def of_step(step: Step) -> frozenset[Permission]:
@@ -83,6 +71,24 @@ def rules(permissions: Iterable[Permission]) -> list[dict[str, list[str]]]:
     ]
 
 
-def _on(kind: str, *verbs: str) -> frozenset[Permission]:
-    group, resource = RESOURCES[kind]
-    return frozenset(Permission(group, resource, verb) for verb in verbs)
+def chart_table() -> dict[str, Any]:
+    """What the chart needs to know of every action, as data: its default kind and its rules per kind."""
+    table: dict[str, Any] = {}
+    for action in actions.ACTIONS:
+        entry: dict[str, Any] = {}
+        if action.grants:
+            entry["default"] = action.default_kind
+            entry["kinds"] = {kind: rules(action.needs(kind)) for kind in sorted(action.grants)}
+        table[action.name] = entry
+    cluster = {f"{p.group}|{p.resource}" for a in actions.ACTIONS for p in _all(a) if p.resource in CLUSTER_SCOPED}
+    return {"actions": table, "clusterScoped": sorted(cluster)}
+
+
+def chart_table_text() -> str:
+    """``chart_table`` as the YAML file the chart reads, with a header saying where it comes from."""
+    header = f"# Generated from receiver/playbooks/actions/ by `{CHART_TABLE_COMMAND}`: do not edit.\n"
+    return header + yaml.safe_dump(chart_table(), sort_keys=False, default_flow_style=None)
+
+
+def _all(action: Action) -> frozenset[Permission]:
+    return frozenset().union(*(action.needs(kind) for kind in action.grants))

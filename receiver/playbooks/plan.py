@@ -4,8 +4,9 @@
 input with the alert (and the incident, when there is one), checks every
 Kubernetes name and namespace the way the API server and the configured
 guardrails would, and says why a step is refused. ``receiver playbooks
-plan`` prints it; the executor (issue #4, next) starts from it, so what the
-plan shows is what a run would send.
+plan`` prints it; the executor starts from it, so what the plan shows is
+what a run would send. How each step renders is its action's ``plan``
+(``receiver/playbooks/actions/``).
 """
 
 from __future__ import annotations
@@ -17,53 +18,12 @@ from typing import Any
 
 from receiver.alerts import matchers
 from receiver.incidents.severity import Severity
-from receiver.playbooks.model import (
-    Annotate,
-    Cordon,
-    DeletePod,
-    DeploymentTarget,
-    Notify,
-    ObjectTarget,
-    Playbook,
-    PodTarget,
-    RolloutRestart,
-    RolloutUndo,
-    ScalableTarget,
-    Scale,
-    SetEnv,
-    Step,
-    Wait,
-    WaitForResolution,
-    WorkloadTarget,
-)
-from receiver.playbooks.templating import (
-    TemplateError,
-    UnsafeValue,
-    dns1123_label,
-    dns1123_subdomain,
-    env_name,
-    label_value,
-    qualified_name,
-    render,
-)
+from receiver.playbooks import actions
+from receiver.playbooks.actions.base import NamespacePolicy, Render
+from receiver.playbooks.model import Playbook, Step
+from receiver.playbooks.templating import TemplateError, UnsafeValue
 
-Targets = PodTarget | DeploymentTarget | WorkloadTarget | ScalableTarget | ObjectTarget
-
-
-@dataclass(frozen=True, slots=True)
-class NamespacePolicy:
-    """Where playbooks may act: ``allow`` (empty: everywhere) minus ``deny``."""
-
-    allow: tuple[str, ...] = ()
-    deny: tuple[str, ...] = ("kube-system",)
-
-    def check(self, namespace: str) -> str:
-        """``namespace`` if playbooks may act there; UnsafeValue saying why not."""
-        if namespace in self.deny:
-            raise UnsafeValue(f"namespace {namespace!r} is denied (remediation.namespaces.deny)")
-        if self.allow and namespace not in self.allow:
-            raise UnsafeValue(f"namespace {namespace!r} is not allowed (remediation.namespaces.allow)")
-        return namespace
+__all__ = ["AlertFacts", "NamespacePolicy", "Plan", "PlannedStep", "plan", "plans", "triggers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,40 +108,10 @@ def plans(
 
 
 def _step(step: Step, values: Mapping[str, Any], namespaces: NamespacePolicy) -> PlannedStep:
+    action = actions.BY_NAME[step.action]  # the model admits only registered actions
     try:
-        inputs = _inputs(step, values, namespaces)
+        inputs = action.plan(step, Render(values, namespaces))
     except (TemplateError, UnsafeValue) as err:
         return PlannedStep(step.name, step.action, when=step.when, refused=str(err))
     inputs["timeout_seconds"] = step.timeout.total_seconds()
     return PlannedStep(step.name, step.action, inputs, step.when)
-
-
-def _inputs(step: Step, values: Mapping[str, Any], namespaces: NamespacePolicy) -> dict[str, Any]:
-    if isinstance(step, Cordon):
-        return {"node": dns1123_subdomain(render(step.target.name, values), "node name")}
-    if isinstance(step, Wait):
-        return {"seconds": step.duration.total_seconds()}
-    if isinstance(step, WaitForResolution):
-        return {}
-    if isinstance(step, Notify):
-        return {"channel": step.channel, "message": render(step.message, values)}
-    out = _target(step.target, values, namespaces)
-    if isinstance(step, Scale):
-        out |= {"replicas": step.replicas, "by": step.by, "min": step.min, "max": step.max}
-    elif isinstance(step, SetEnv):
-        container = render(step.container, values) if step.container else None
-        out["container"] = dns1123_label(container, "container name") if container else None
-        out["env"] = {env_name(k): render(v, values) for k, v in step.env.items()}
-    elif isinstance(step, Annotate):
-        check = label_value if step.action == "label" else (lambda v: v)
-        out["values"] = {qualified_name(k, "key"): check(render(v, values)) for k, v in step.values.items()}
-    elif isinstance(step, RolloutUndo) and step.max_age is not None:
-        out["max_age_seconds"] = step.max_age.total_seconds()
-    assert isinstance(step, Scale | SetEnv | Annotate | RolloutUndo | RolloutRestart | DeletePod)
-    return out
-
-
-def _target(target: Targets, values: Mapping[str, Any], namespaces: NamespacePolicy) -> dict[str, Any]:
-    namespace = namespaces.check(dns1123_label(render(target.namespace, values), "namespace"))
-    name = dns1123_subdomain(render(target.name, values), "name")
-    return {"kind": target.kind, "namespace": namespace, "name": name}

@@ -77,15 +77,14 @@ to the repository's by a test) and the user's own. Empty with remediation off.
 
 {{/*
 The permissions the deployed playbooks need, as a sorted JSON list of
-"group|resource|verb": the same table as receiver/permissions.py (a test
-renders the chart and compares them). Only what each step's action does on
-its target's kind: read before write, then patch or delete; a rollback also
-lists ReplicaSets.
+"group|resource|verb". What each action needs on each kind of target comes
+from files/actions.yaml, generated from the daemon's registry of actions
+(receiver/playbooks/actions/) by `receiver playbooks rbac --chart-table`; a
+test keeps the file equal to the registry, and another renders the chart and
+compares its rules with `receiver playbooks rbac`.
 */}}
 {{- define "receiver.permissions" -}}
-{{- $resources := dict "Pod" "|pods" "Service" "|services" "Deployment" "apps|deployments" "StatefulSet" "apps|statefulsets" "DaemonSet" "apps|daemonsets" -}}
-{{- $patching := list "scale" "rollout_restart" "set_env" "annotate" "label" -}}
-{{- $none := list "wait" "wait_for_resolution" "notify" -}}
+{{- $actions := (include "receiver.actionTable" . | fromYaml).actions -}}
 {{- $found := dict -}}
 {{- range $file, $text := (include "receiver.playbooks" . | fromYaml) -}}
 {{- $playbook := fromYaml $text -}}
@@ -93,31 +92,34 @@ lists ReplicaSets.
 {{- fail (printf "playbook %s is not YAML: %s" $file $playbook.Error) -}}
 {{- end -}}
 {{- range $step := $playbook.spec.steps -}}
-{{- $action := $step.action -}}
-{{- if eq $action "delete_pod" -}}
-{{- $_ := set $found "|pods|get" true -}}
-{{- $_ := set $found "|pods|delete" true -}}
-{{- else if or (eq $action "cordon") (eq $action "uncordon") -}}
-{{- $_ := set $found "|nodes|get" true -}}
-{{- $_ := set $found "|nodes|patch" true -}}
-{{- else if eq $action "rollout_undo" -}}
-{{- $_ := set $found "apps|deployments|get" true -}}
-{{- $_ := set $found "apps|deployments|patch" true -}}
-{{- $_ := set $found "apps|replicasets|list" true -}}
-{{- else if has $action $patching -}}
-{{- $kind := default "Deployment" (dig "target" "kind" "" $step) -}}
-{{- $resource := get $resources $kind -}}
-{{- if not $resource -}}
-{{- fail (printf "playbook %s: step %s: %s cannot act on %s" $file $step.name $action $kind) -}}
+{{- $action := toString $step.action -}}
+{{- if not (hasKey $actions $action) -}}
+{{- fail (printf "playbook %s: step %s: unknown action %q" $file (toString $step.name) $action) -}}
 {{- end -}}
-{{- $_ := set $found (printf "%s|get" $resource) true -}}
-{{- $_ := set $found (printf "%s|patch" $resource) true -}}
-{{- else if not (has $action $none) -}}
-{{- fail (printf "playbook %s: step %s: unknown action %q" $file (toString $step.name) (toString $action)) -}}
+{{- $entry := get $actions $action -}}
+{{- if $entry.kinds -}}
+{{- $kind := default $entry.default (dig "target" "kind" "" $step) -}}
+{{- if not (hasKey $entry.kinds $kind) -}}
+{{- fail (printf "playbook %s: step %s: %s cannot act on %s" $file (toString $step.name) $action $kind) -}}
+{{- end -}}
+{{- range $rule := get $entry.kinds $kind -}}
+{{- range $group := $rule.apiGroups -}}{{- range $resource := $rule.resources -}}{{- range $verb := $rule.verbs -}}
+{{- $_ := set $found (printf "%s|%s|%s" $group $resource $verb) true -}}
+{{- end -}}{{- end -}}{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 {{- keys $found | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* The registry of actions as the chart sees it (generated: see receiver.permissions). */}}
+{{- define "receiver.actionTable" -}}
+{{- $text := .Files.Get "files/actions.yaml" -}}
+{{- if not $text -}}
+{{- fail "files/actions.yaml is missing: receiver playbooks rbac --chart-table > charts/receiver/files/actions.yaml" -}}
+{{- end -}}
+{{- $text -}}
 {{- end -}}
 
 {{/* RBAC rules for the permissions given (a JSON list), one rule per group and resource, verbs sorted. */}}
@@ -137,17 +139,21 @@ lists ReplicaSets.
 
 {{/* The permissions on namespaced resources, and on cluster-scoped ones (nodes), as JSON lists. */}}
 {{- define "receiver.namespacedPermissions" -}}
+{{- $scoped := (include "receiver.actionTable" . | fromYaml).clusterScoped -}}
 {{- $out := list -}}
 {{- range $p := (include "receiver.permissions" . | fromJsonArray) -}}
-{{- if not (hasPrefix "|nodes|" $p) -}}{{- $out = append $out $p -}}{{- end -}}
+{{- $parts := splitList "|" $p -}}
+{{- if not (has (printf "%s|%s" (index $parts 0) (index $parts 1)) $scoped) -}}{{- $out = append $out $p -}}{{- end -}}
 {{- end -}}
 {{- toJson $out -}}
 {{- end -}}
 
 {{- define "receiver.clusterPermissions" -}}
+{{- $scoped := (include "receiver.actionTable" . | fromYaml).clusterScoped -}}
 {{- $out := list -}}
 {{- range $p := (include "receiver.permissions" . | fromJsonArray) -}}
-{{- if hasPrefix "|nodes|" $p -}}{{- $out = append $out $p -}}{{- end -}}
+{{- $parts := splitList "|" $p -}}
+{{- if has (printf "%s|%s" (index $parts 0) (index $parts 1)) $scoped -}}{{- $out = append $out $p -}}{{- end -}}
 {{- end -}}
 {{- toJson $out -}}
 {{- end -}}

@@ -1,0 +1,137 @@
+"""What playbook actions and the Kubernetes adapter say to each other: no client here, only the vocabulary.
+
+An action (``receiver/playbooks/actions/``) describes a change to one object
+as a ``Change``: how to read it, what to patch given what was read, how to
+write the patch, which fields to show before and after. The adapter
+(``receiver/kube.py``, the one module that imports ``kubernetes``) carries it
+out (worker threads, retries, conflicts, dry-runs) and answers with an
+``Effect``. Actions name API resources with ``Resource`` and ``Ref`` values,
+so a new kind of object needs no change to the adapter. Keeping this
+vocabulary apart from the client lets the pure decisions (the model, the
+plan, the guardrails) import the actions without loading the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+Body = dict[str, Any]
+"""A Kubernetes object or a patch, as the API server's JSON (camelCase keys)."""
+
+
+class ActionFailed(RuntimeError):
+    """The action could not be done; ``reason`` says why, for the run's record."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class TooOld(ActionFailed):
+    """``rollout_undo`` with ``max_age``: the last rollout is older, so it is left alone (not a fault)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One kind of object of the API: where it lives (group, version, plural) and whether it is namespaced."""
+
+    kind: str
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        """``apps/v1``, or ``v1`` for the core group."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """One object: its resource, namespace (None if cluster-scoped) and name."""
+
+    resource: Resource
+    namespace: str | None
+    name: str
+
+    def __str__(self) -> str:
+        """``Kind/namespace/name``, or ``Kind/name`` for a cluster-scoped object: how records name it."""
+        if self.namespace is None:
+            return f"{self.resource.kind}/{self.name}"
+        return f"{self.resource.kind}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What an action found and left: ``before`` and ``after`` are the fields it looks at."""
+
+    action: str
+    target: str
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    dry_run: bool
+    note: str = ""
+    patch: Mapping[str, Any] | None = None
+    """In a dry-run: what would have been sent."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether the action changed (or, in a dry-run, would change) anything."""
+        return self.patch is not None or dict(self.before) != dict(self.after)
+
+
+def unchanged(before: Mapping[str, Any], body: Body) -> dict[str, Any]:
+    """The default prediction of a dry-run: nothing the action shows would change."""
+    return dict(before)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One action on one object: read it, decide the patch (None: nothing to do), write it, view its state.
+
+    ``read``, ``decide`` and ``write`` run on a worker thread and may call the
+    cluster's blocking primitives (``get``, ``patch``, ``delete``, ``objects``);
+    ``state`` views an object (None: the write deleted it); ``predict`` says
+    what a dry-run would have left, from the state before and the patch.
+    """
+
+    action: str
+    target: str
+    read: Callable[[], Body]
+    decide: Callable[[Body], Body | None]
+    write: Callable[[Body], Body | None]
+    state: Callable[[Body | None], dict[str, Any]]
+    predict: Callable[[Mapping[str, Any], Body], dict[str, Any]] = unchanged
+
+
+class Cluster(Protocol):
+    """What actions may ask of the cluster (``receiver.kube.Kube`` is the real one)."""
+
+    def now(self) -> datetime:
+        """The time, as the adapter's clock tells it (stamps, ages)."""
+        ...
+
+    async def change(self, change: Change) -> Effect:
+        """Carry ``change`` out: read, decide, write (unless a dry-run), retrying what is transient."""
+        ...
+
+    def get(self, ref: Ref) -> Body:
+        """Read one object (blocking, retried): for ``Change.read``."""
+        ...
+
+    def patch(self, ref: Ref, body: Body) -> Body:
+        """Patch one object (strategic merge; blocking, retried): for ``Change.write``."""
+        ...
+
+    def delete(self, ref: Ref) -> None:
+        """Delete one object (blocking, retried): for ``Change.write``."""
+        ...
+
+    def objects(self, resource: Resource, namespace: str | None, about: str) -> list[Body]:
+        """Every object of ``resource`` in ``namespace`` (blocking, retried); failures name ``about``."""
+        ...
