@@ -63,5 +63,10 @@ async def _label(cluster: Cluster, i: Inputs) -> Effect:
 
 
 _GRANTS = each(OBJECTS, "get", "patch")
-ANNOTATE = Action("annotate", Annotate, plan, on_cluster(_annotate), grants=_GRANTS, default_kind="Deployment")
-LABEL = Action("label", Annotate, plan, on_cluster(_label), grants=_GRANTS, default_kind="Deployment")
+_SERVICE = {"target": {"kind": "Service", "namespace": "shop", "name": "cart"}, "values": {"example.com/x": "1"}}
+ANNOTATE = Action(
+    "annotate", Annotate, plan, on_cluster(_annotate), _GRANTS, "Deployment", example={"action": "annotate"} | _SERVICE
+)
+LABEL = Action(
+    "label", Annotate, plan, on_cluster(_label), _GRANTS, "Deployment", example={"action": "label"} | _SERVICE
+)

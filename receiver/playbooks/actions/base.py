@@ -189,6 +189,9 @@ class Action:
     blast: Callable[[Inputs], Blast] = no_blast
     ends_at_timeout: bool = False
     """Reaching the step's time limit is its normal end, not a fault (``wait_for_resolution``)."""
+    example: Mapping[str, Any] = field(default_factory=dict)
+    """A step of this action without its name, as a playbook writes it: tests run every action through the
+    schema, the plan, ``receiver playbooks rbac`` and the chart with it."""
 
     @property
     def kubernetes(self) -> bool:

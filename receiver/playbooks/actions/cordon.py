@@ -65,5 +65,10 @@ async def _uncordon(cluster: Cluster, i: Inputs) -> Effect:
 
 
 _NODES = {"Node": (Grant(NODE, ("get", "patch")),)}
-CORDON = Action("cordon", Cordon, plan, on_cluster(_cordon), grants=_NODES, default_kind="Node")
-UNCORDON = Action("uncordon", Cordon, plan, on_cluster(_uncordon), grants=_NODES, default_kind="Node")
+_NODE = {"target": {"name": "{{ alert.labels.node }}"}}
+CORDON = Action(
+    "cordon", Cordon, plan, on_cluster(_cordon), _NODES, "Node", example={"action": "cordon"} | _NODE
+)
+UNCORDON = Action(
+    "uncordon", Cordon, plan, on_cluster(_uncordon), _NODES, "Node", example={"action": "uncordon"} | _NODE
+)

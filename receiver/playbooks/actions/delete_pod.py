@@ -57,4 +57,5 @@ ACTION = Action(
     grants={"Pod": (Grant(POD, ("get", "delete")),)},
     default_kind="Pod",
     blast=lambda i: Blast(pods_deleted=1),
+    example={"action": "delete_pod", "target": {"namespace": "shop", "name": "cart-1"}},
 )

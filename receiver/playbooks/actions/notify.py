@@ -25,4 +25,4 @@ async def execute(context: Context, inputs: Inputs) -> Done:
     return Done(Outcome.SKIPPED, reason="notifications are not wired yet (a later issue)")
 
 
-ACTION = Action("notify", Notify, plan, execute)
+ACTION = Action("notify", Notify, plan, execute, example={"action": "notify", "message": "{{ alert.labels.pod }}"})

@@ -63,4 +63,5 @@ ACTION = Action(
     on_cluster(_execute),
     grants=each(WORKLOADS, "get", "patch"),
     default_kind="Deployment",
+    example={"action": "rollout_restart", "target": {"kind": "StatefulSet", "namespace": "shop", "name": "cart"}},
 )

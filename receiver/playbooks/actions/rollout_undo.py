@@ -87,4 +87,5 @@ ACTION = Action(
     on_cluster(_execute),
     grants={"Deployment": (Grant(DEPLOYMENT, ("get", "patch")), Grant(REPLICASET, ("list",)))},
     default_kind="Deployment",
+    example={"action": "rollout_undo", "target": {"namespace": "shop", "name": "cart"}, "max_age": "30m"},
 )

@@ -92,4 +92,5 @@ ACTION = Action(
     grants=each(SCALABLE, "get", "patch"),
     default_kind="Deployment",
     blast=lambda i: Blast(replicas=int(i.get("max", 0))),
+    example={"action": "scale", "target": {"namespace": "shop", "name": "cart"}, "by": 2, "max": 8},
 )

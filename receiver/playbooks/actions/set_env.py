@@ -93,5 +93,11 @@ async def _execute(cluster: Cluster, i: Inputs) -> Effect:
 
 
 ACTION = Action(
-    "set_env", SetEnv, plan, on_cluster(_execute), grants=each(WORKLOADS, "get", "patch"), default_kind="Deployment"
+    "set_env",
+    SetEnv,
+    plan,
+    on_cluster(_execute),
+    grants=each(WORKLOADS, "get", "patch"),
+    default_kind="Deployment",
+    example={"action": "set_env", "target": {"namespace": "shop", "name": "cart"}, "env": {"POOL": "50"}},
 )

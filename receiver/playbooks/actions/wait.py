@@ -27,4 +27,4 @@ async def execute(context: Context, inputs: Inputs) -> Done:
     return Done(Outcome.SUCCEEDED)
 
 
-ACTION = Action("wait", Wait, plan, execute)
+ACTION = Action("wait", Wait, plan, execute, example={"action": "wait", "duration": "2m"})

@@ -30,4 +30,11 @@ async def execute(context: Context, inputs: Inputs) -> Done:
     return Done(Outcome.RESOLVED, reason="the alert resolved")
 
 
-ACTION = Action("wait_for_resolution", WaitForResolution, plan, execute, ends_at_timeout=True)
+ACTION = Action(
+    "wait_for_resolution",
+    WaitForResolution,
+    plan,
+    execute,
+    ends_at_timeout=True,
+    example={"action": "wait_for_resolution", "timeout": "5m"},
+)
