@@ -19,6 +19,7 @@ from receiver.playbooks.actions import (
     rollout_restart,
     rollout_undo,
     scale,
+    scale_hpa,
     set_env,
     wait,
     wait_for_resolution,
@@ -38,6 +39,7 @@ ACTIONS: tuple[Action, ...] = (
     wait.ACTION,
     wait_for_resolution.ACTION,
     notify.ACTION,
+    scale_hpa.ACTION,
 )
 BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}
 assert len(BY_NAME) == len(ACTIONS), "two actions have the same name"
