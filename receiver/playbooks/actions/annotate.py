@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from receiver.cluster import Body, Change, Cluster, Effect
-from receiver.playbooks.actions.base import Action, Inputs, Render, StepBase, Template, on_cluster
+from receiver.cluster import Body, Cluster, Effect
+from receiver.playbooks.actions.base import Action, Inputs, Render, StepBase, Template, on_cluster, patch_one
 from receiver.playbooks.actions.targets import OBJECTS, ObjectTarget, each, ref
 from receiver.playbooks.templating import label_value, qualified_name
 
@@ -42,15 +42,8 @@ async def annotate(
     def decide(obj: Body) -> Body | None:
         return None if current(obj) == dict(values) else {"metadata": {field: dict(values)}}
 
-    return await cluster.change(
-        Change(
-            "label" if labels else "annotate",
-            str(target),
-            lambda: cluster.get(target),
-            decide,
-            lambda body: cluster.patch(target, body),
-            lambda obj: {field: current(obj)},
-        )
+    return await patch_one(
+        cluster, "label" if labels else "annotate", target, decide, lambda obj: {field: current(obj)}
     )
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import pydantic
 
-from receiver.cluster import Cluster, Effect, Resource
+from receiver.cluster import Body, Change, Cluster, Effect, Ref, Resource, unchanged
 from receiver.durations import Duration
 from receiver.playbooks.templating import (
     TemplateError,
@@ -216,3 +216,19 @@ def on_cluster(run: Callable[[Cluster, Inputs], Awaitable[Effect]]) -> Execute:
         return Done(Outcome.SUCCEEDED, effect, effect.note)
 
     return execute
+
+
+async def patch_one(
+    cluster: Cluster,
+    action: str,
+    target: Ref,
+    decide: Callable[[Body], Body | None],
+    state: Callable[[Body | None], dict[str, Any]],
+    predict: Callable[[Mapping[str, Any], Body], dict[str, Any]] = unchanged,
+) -> Effect:
+    """The usual change: read ``target``, patch it with what ``decide`` returns (if anything)."""
+    return await cluster.change(
+        Change(
+            action, str(target), lambda: cluster.get(target), decide, lambda b: cluster.patch(target, b), state, predict
+        )
+    )

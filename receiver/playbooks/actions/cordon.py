@@ -5,8 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from receiver.cluster import Body, Change, Cluster, Effect, Ref
-from receiver.playbooks.actions.base import Action, Grant, Inputs, Model, Render, StepBase, Template, on_cluster
+from receiver.cluster import Body, Cluster, Effect, Ref
+from receiver.playbooks.actions.base import (
+    Action,
+    Grant,
+    Inputs,
+    Model,
+    Render,
+    StepBase,
+    Template,
+    on_cluster,
+    patch_one,
+)
 from receiver.playbooks.actions.targets import NODE
 from receiver.playbooks.templating import dns1123_subdomain
 
@@ -39,16 +49,13 @@ async def cordon(cluster: Cluster, node: str, *, unschedulable: bool = True) -> 
     def predict(before: Mapping[str, Any], body: Body) -> dict[str, Any]:
         return dict(before) | {"unschedulable": body["spec"]["unschedulable"]}
 
-    return await cluster.change(
-        Change(
-            "cordon" if unschedulable else "uncordon",
-            str(target),
-            lambda: cluster.get(target),
-            decide,
-            lambda body: cluster.patch(target, body),
-            lambda obj: {"unschedulable": _unschedulable(obj or {})},
-            predict,
-        )
+    return await patch_one(
+        cluster,
+        "cordon" if unschedulable else "uncordon",
+        target,
+        decide,
+        lambda obj: {"unschedulable": _unschedulable(obj or {})},
+        predict,
     )
 
 
@@ -66,9 +73,7 @@ async def _uncordon(cluster: Cluster, i: Inputs) -> Effect:
 
 _NODES = {"Node": (Grant(NODE, ("get", "patch")),)}
 _NODE = {"target": {"name": "{{ alert.labels.node }}"}}
-CORDON = Action(
-    "cordon", Cordon, plan, on_cluster(_cordon), _NODES, "Node", example={"action": "cordon"} | _NODE
-)
+CORDON = Action("cordon", Cordon, plan, on_cluster(_cordon), _NODES, "Node", example={"action": "cordon"} | _NODE)
 UNCORDON = Action(
     "uncordon", Cordon, plan, on_cluster(_uncordon), _NODES, "Node", example={"action": "uncordon"} | _NODE
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from receiver.cluster import Body, Change, Cluster, Effect
-from receiver.playbooks.actions.base import Action, Inputs, Render, StepBase, on_cluster
+from receiver.cluster import Body, Cluster, Effect
+from receiver.playbooks.actions.base import Action, Inputs, Render, StepBase, on_cluster, patch_one
 from receiver.playbooks.actions.targets import WORKLOADS, WorkloadTarget, each, ref
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -39,17 +39,7 @@ async def rollout_restart(cluster: Cluster, kind: str, namespace: str, name: str
     def predict(before: Mapping[str, Any], body: Body) -> dict[str, Any]:
         return dict(before) | {"restartedAt": stamp}
 
-    return await cluster.change(
-        Change(
-            "rollout_restart",
-            str(target),
-            lambda: cluster.get(target),
-            decide,
-            lambda body: cluster.patch(target, body),
-            state,
-            predict,
-        )
-    )
+    return await patch_one(cluster, "rollout_restart", target, decide, state, predict)
 
 
 async def _execute(cluster: Cluster, i: Inputs) -> Effect:

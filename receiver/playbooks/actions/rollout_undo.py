@@ -10,9 +10,9 @@ import copy
 from datetime import datetime
 from typing import Any, Literal
 
-from receiver.cluster import ActionFailed, Body, Change, Cluster, Effect, Ref, TooOld
+from receiver.cluster import ActionFailed, Body, Cluster, Effect, Ref, TooOld
 from receiver.durations import Duration
-from receiver.playbooks.actions.base import Action, Grant, Inputs, Render, StepBase, on_cluster
+from receiver.playbooks.actions.base import Action, Grant, Inputs, Render, StepBase, on_cluster, patch_one
 from receiver.playbooks.actions.targets import DEPLOYMENT, REPLICASET, DeploymentTarget
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -59,11 +59,7 @@ async def rollout_undo(cluster: Cluster, namespace: str, name: str, max_age: flo
         containers = (obj or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
         return {"revision": _revision(obj or {}), "images": [c.get("image") for c in containers]}
 
-    return await cluster.change(
-        Change(
-            "rollout_undo", str(target), lambda: cluster.get(target), decide, lambda b: cluster.patch(target, b), state
-        )
-    )
+    return await patch_one(cluster, "rollout_undo", target, decide, state)
 
 
 def _revision(obj: Body) -> int | None:

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from receiver.cluster import Body, Change, Cluster, Effect
-from receiver.playbooks.actions.base import Action, Blast, Inputs, Render, StepBase, on_cluster
+from receiver.cluster import Body, Cluster, Effect
+from receiver.playbooks.actions.base import Action, Blast, Inputs, Render, StepBase, on_cluster, patch_one
 from receiver.playbooks.actions.targets import SCALABLE, ScalableTarget, each, ref
 
 
@@ -65,17 +65,7 @@ async def scale(
     def predict(before: Mapping[str, Any], body: Body) -> dict[str, Any]:
         return dict(before) | {"replicas": body["spec"]["replicas"]}
 
-    return await cluster.change(
-        Change(
-            "scale",
-            str(target),
-            lambda: cluster.get(target),
-            decide,
-            lambda body: cluster.patch(target, body),
-            state,
-            predict,
-        )
-    )
+    return await patch_one(cluster, "scale", target, decide, state, predict)
 
 
 async def _execute(cluster: Cluster, i: Inputs) -> Effect:

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from receiver.cluster import ActionFailed, Body, Change, Cluster, Effect, Ref, Resource
-from receiver.playbooks.actions.base import Action, Blast, Grant, Inputs, Render, StepBase, on_cluster
+from receiver.cluster import ActionFailed, Body, Cluster, Effect, Ref, Resource
+from receiver.playbooks.actions.base import Action, Blast, Grant, Inputs, Render, StepBase, on_cluster, patch_one
 from receiver.playbooks.actions.targets import Target
 
 HPA = Resource("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers")
@@ -86,17 +86,7 @@ async def scale_hpa(
     def predict(before: Mapping[str, Any], body: Body) -> dict[str, Any]:
         return {**before, **body["spec"]}
 
-    return await cluster.change(
-        Change(
-            "scale_hpa",
-            str(target),
-            lambda: cluster.get(target),
-            decide,
-            lambda body: cluster.patch(target, body),
-            state,
-            predict,
-        )
-    )
+    return await patch_one(cluster, "scale_hpa", target, decide, state, predict)
 
 
 def _current(obj: Body) -> tuple[int, int]:

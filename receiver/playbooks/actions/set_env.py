@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from receiver.cluster import ActionFailed, Body, Change, Cluster, Effect
-from receiver.playbooks.actions.base import Action, Inputs, Render, StepBase, Template, on_cluster
+from receiver.cluster import ActionFailed, Body, Cluster, Effect
+from receiver.playbooks.actions.base import Action, Inputs, Render, StepBase, Template, on_cluster, patch_one
 from receiver.playbooks.actions.targets import WORKLOADS, WorkloadTarget, each, ref
 from receiver.playbooks.templating import dns1123_label, env_name
 
@@ -67,9 +67,7 @@ async def set_env(
         found = containers[_index(containers, container, str(target))]
         return {"env": {e["name"]: e.get("value") for e in found.get("env") or [] if e["name"] in env}}
 
-    return await cluster.change(
-        Change("set_env", str(target), lambda: cluster.get(target), decide, lambda b: cluster.patch(target, b), state)
-    )
+    return await patch_one(cluster, "set_env", target, decide, state)
 
 
 def _containers(obj: Body) -> list[dict[str, Any]]:
