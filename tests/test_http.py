@@ -68,7 +68,7 @@ async def test_accepts_a_notification_and_answers_after_commit(make_client: Make
     client = await make_client()
     response = await client.post("/api/v1/alerts", data=fixture_bytes("02-firing-crashlooping-3-pods.json"))
     assert response.status == 200
-    assert await response.json() == {"status": "accepted", "alerts": 3, "inbox_seq": 1}
+    assert await response.json() == {"status": "accepted", "alerts": 3, "inboxSeq": 1}
     assert len(await stored(client)) == 3
     assert sample(client, "receiver_notifications_total", result="accepted") == 1
     assert sample(client, "receiver_alerts_received_total", status="firing") == 3

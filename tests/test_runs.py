@@ -238,7 +238,7 @@ async def test_a_run_left_running_by_a_stopped_engine_is_interrupted_not_repeate
         )
         await store.record(Changes(), [intent])
         [row] = await store.pending_runs()
-        await store.update_run(row["id"], status=RunStatus.RUNNING.value, started_at=NOW)
+        await store.start_run(row.id, NOW, dry_run=False, reason="")
         counted: list[Tally] = []
         reported = asyncio.Event()
 
@@ -250,8 +250,8 @@ async def test_a_run_left_running_by_a_stopped_engine_is_interrupted_not_repeate
         task = asyncio.create_task(runner.run())
         await asyncio.wait_for(reported.wait(), 10)
         task.cancel()
-        found = await store.run(row["id"])
-        assert found is not None and found["status"] == RunStatus.INTERRUPTED.value
+        found = await store.run(row.id)
+        assert found is not None and found.status == RunStatus.INTERRUPTED.value
         assert counted[0].runs == [("crashloop", "interrupted")]
         assert await store.pending_runs() == []  # and it is not started again
     finally:

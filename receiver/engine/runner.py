@@ -18,8 +18,6 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-
 from receiver.clock import Clock
 from receiver.incidents.book import Incident
 from receiver.kube import Kube
@@ -27,7 +25,7 @@ from receiver.metrics import Tally
 from receiver.playbooks import actions
 from receiver.playbooks.executor import RunOutcome, StepResult, execute
 from receiver.playbooks.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
-from receiver.playbooks.plan import Plan, PlannedStep
+from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunStatus
 from receiver.store import Store, StoreError
 
@@ -92,7 +90,7 @@ class Runner:
         """Until cancelled: take pending runs whenever woken. Runs in flight are cancelled with it."""
         interrupted = await self._store.interrupt_runs(self._clock())
         if interrupted:
-            self._report(Tally(runs=[(playbook, RunStatus.INTERRUPTED.value) for playbook in interrupted]))
+            self._report(Tally(runs=[(run.playbook, RunStatus.INTERRUPTED.value) for run in interrupted]))
             log.warning("%d runs were interrupted by the engine stopping; not started again", len(interrupted))
         if self._kube.why_dry:
             log.warning("playbook actions are dry-runs: %s", self._kube.why_dry)
@@ -128,9 +126,9 @@ class Runner:
             now = self._clock()
             history = _history(await self._store.run_history(now - HISTORY))
             failures: dict[str, int] = {}
-            blocked: list[tuple[dict[str, Any], Block, str]] = []
-            for row in pending:
-                plan = _plan(row)
+            blocked: list[tuple[RunRecord, Block, str]] = []
+            for run in pending:
+                plan = run.plan
                 limits = self._limits_of(plan.playbook)
                 if plan.playbook not in failures:
                     failures[plan.playbook] = await self._store.failures_in_a_row(
@@ -139,32 +137,32 @@ class Runner:
                 breaker = breaker_opens(failures[plan.playbook], limits)
                 verdict = judge(plan, limits, history, breaker_open=breaker, now=now)
                 if verdict.block is not None:
-                    blocked.append((row, verdict.block, verdict.reason))
+                    blocked.append((run, verdict.block, verdict.reason))
                     continue
-                if await self._admit(row, plan, verdict.approval, verdict.dry_run or self._kube.api is None, now):
+                if await self._admit(run, verdict.approval, verdict.dry_run or self._kube.api is None, now):
                     history.append(PastRun(plan.playbook, targets_of(plan), now, False, pods_deleted(plan)))
             await self._record_blocked(blocked, now)
         return len(pending)
 
-    async def _record_blocked(self, blocked: list[tuple[dict[str, Any], Block, str]], now: datetime) -> None:
+    async def _record_blocked(self, blocked: list[tuple[RunRecord, Block, str]], now: datetime) -> None:
         if not blocked:
             return
-        await self._store.block_runs([(row["id"], f"{block.value}: {why}") for row, block, why in blocked], now)
+        await self._store.block_runs([(run.id, f"{block.value}: {why}") for run, block, why in blocked], now)
         self._report(
             Tally(
-                runs=[(row["playbook"], RunStatus.BLOCKED.value) for row, _, _ in blocked],
+                runs=[(run.playbook, RunStatus.BLOCKED.value) for run, _, _ in blocked],
                 blocks=[b.value for _, b, _ in blocked],
             )
         )
-        lines: dict[tuple[str | None, str, Block], list[tuple[dict[str, Any], str]]] = {}
-        for row, block, why in blocked:
-            lines.setdefault((row["incident"], row["playbook"], block), []).append((row, why))
-        for (_, _, block), rows in lines.items():
-            first, why = rows[0]
-            log.warning("runs blocked", extra={"runs": [r["id"] for r, _ in rows], "block": block.value, "reason": why})
-            text = f"run {first['id']} blocked: {block.value}: {why}"
-            if len(rows) > 1:
-                text = f"{len(rows)} runs blocked ({rows[0][0]['id']}..{rows[-1][0]['id']}): {block.value}: {why}"
+        lines: dict[tuple[str | None, str, Block], list[tuple[RunRecord, str]]] = {}
+        for run, block, why in blocked:
+            lines.setdefault((run.incident, run.playbook, block), []).append((run, why))
+        for (_, _, block), runs in lines.items():
+            first, why = runs[0]
+            log.warning("runs blocked", extra={"runs": [r.id for r, _ in runs], "block": block.value, "reason": why})
+            text = f"run {first.id} blocked: {block.value}: {why}"
+            if len(runs) > 1:
+                text = f"{len(runs)} runs blocked ({runs[0][0].id}..{runs[-1][0].id}): {block.value}: {why}"
             await self._note(first, text)
 
     async def drain(self) -> None:
@@ -173,66 +171,54 @@ class Runner:
         while self._running:
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
-    async def _admit(self, row: dict[str, Any], plan: Plan, approval: bool, dry_run: bool, now: datetime) -> bool:
+    async def _admit(self, run: RunRecord, approval: bool, dry_run: bool, now: datetime) -> bool:
         """Hold a run for approval, or start it; whether it started."""
         if approval:
-            await self._store.update_run(row["id"], status=RunStatus.AWAITING_APPROVAL.value, reason="needs approval")
-            await self._note(row, f"run {row['id']} awaits approval (POST /api/v1/runs/{row['id']}/approve)")
+            await self._store.await_approval(run.id, "needs approval")
+            await self._note(run, f"run {run.id} awaits approval (POST /api/v1/runs/{run.id}/approve)")
             return False
-        await self._store.update_run(
-            row["id"], status=RunStatus.RUNNING.value, dry_run=int(dry_run), started_at=now, reason=""
-        )
-        await self._note(row, f"run {row['id']} started" + (" (dry-run)" if dry_run else ""))
-        self._start(row["id"], plan, row["fingerprint"], row["incident"], orjson.loads(row["alert"]), dry_run)
+        await self._store.start_run(run.id, now, dry_run=dry_run, reason="")
+        await self._note(run, f"run {run.id} started" + (" (dry-run)" if dry_run else ""))
+        self._start(run, dry_run)
         return True
 
     async def _expire_approvals(self) -> None:
         now = self._clock()
         why = f"nobody approved it within {self._approval_timeout}"
-        for run_id, playbook, incident in await self._store.expire_approvals(now - self._approval_timeout, now, why):
-            log.warning("run not approved in time", extra={"run": run_id, "playbook": playbook})
-            self._report(Tally(runs=[(playbook, RunStatus.REJECTED.value)]))
-            await self._note(
-                {"id": run_id, "incident": incident, "playbook": playbook}, f"run {run_id} rejected: {why}"
-            )
+        for run in await self._store.expire_approvals(now - self._approval_timeout, now, why):
+            log.warning("run not approved in time", extra={"run": run.id, "playbook": run.playbook})
+            self._report(Tally(runs=[(run.playbook, RunStatus.REJECTED.value)]))
+            await self._note(run, f"run {run.id} rejected: {why}")
 
-    async def _note(self, row: dict[str, Any], text: str) -> None:
+    async def _note(self, run: RunSummary, text: str) -> None:
         """A line in the run's incident's timeline; a failure to write it does not stop the run."""
-        if self._timeline is None or not row.get("incident"):
+        if self._timeline is None or not run.incident:
             return
         try:
-            await self._timeline(row["incident"], row["playbook"], text)
+            await self._timeline(run.incident, run.playbook, text)
         except Exception as err:  # the incident is the record's context, not a condition of the run
-            log.warning("timeline not updated", extra={"run": row["id"], "error": repr(err)})
+            log.warning("timeline not updated", extra={"run": run.id, "error": repr(err)})
 
     async def approve(self, run_id: str, actor: str, reason: str) -> None:
         """A person approves a run awaiting approval: it starts now. UnknownRun, RunConflict."""
         async with self._one_at_a_time:
-            row = await self._awaiting(run_id, "approved")
-            plan = Plan(row["playbook"], tuple(PlannedStep(**s) for s in row["plan"]))
-            dry_run = self._limits_of(plan.playbook).dry_run or self._kube.api is None
-            why = f"approved by {actor}" + (f": {reason}" if reason else "")
-            await self._store.update_run(
-                row["id"], status=RunStatus.RUNNING.value, dry_run=int(dry_run), started_at=self._clock(), reason=why
-            )
-            self._start(row["id"], plan, row["fingerprint"], row["incident"], row["alert"], dry_run)
+            run = await self._awaiting(run_id, "approved")
+            dry_run = self._limits_of(run.playbook).dry_run or self._kube.api is None
+            await self._store.start_run(run.id, self._clock(), dry_run=dry_run, reason=_by("approved", actor, reason))
+            self._start(run, dry_run)
 
     async def reject(self, run_id: str, actor: str, reason: str) -> None:
         """A person rejects a run awaiting approval: it never runs. UnknownRun, RunConflict."""
         async with self._one_at_a_time:
-            row = await self._awaiting(run_id, "rejected")
-            why = f"rejected by {actor}" + (f": {reason}" if reason else "")
-            await self._store.update_run(
-                row["id"], status=RunStatus.REJECTED.value, reason=why, finished_at=self._clock()
-            )
+            run = await self._awaiting(run_id, "rejected")
+            await self._store.finish_run(run.id, RunStatus.REJECTED, _by("rejected", actor, reason), self._clock())
 
     async def reset(self, playbook: str, actor: str, reason: str) -> None:
         """A person closes a playbook's circuit breaker: its failures so far no longer count. UnknownRun."""
         if playbook not in self._playbooks:
             raise UnknownRun(playbook)
-        why = f"circuit breaker reset by {actor}" + (f": {reason}" if reason else "")
         async with self._one_at_a_time:
-            await self._store.reset_breaker(playbook, why, self._clock())
+            await self._store.reset_breaker(BreakerReset(playbook, actor, reason, self._clock()))
         log.info("circuit breaker reset", extra={"playbook": playbook, "actor": actor})
 
     async def _incident(self, id: str | None) -> dict[str, Any]:
@@ -244,56 +230,47 @@ class Runner:
                 found = read[0] if read else None
         return _incident_values(found, id)
 
-    async def _awaiting(self, run_id: str, verb: str) -> dict[str, Any]:
-        row = await self._store.run(int(run_id)) if run_id.isdigit() else None
-        if row is None:
+    async def _awaiting(self, run_id: str, verb: str) -> RunRecord:
+        run = await self._store.run(int(run_id)) if run_id.isdigit() else None
+        if run is None:
             raise UnknownRun(run_id)
-        if row["status"] != RunStatus.AWAITING_APPROVAL.value:
-            raise RunConflict(f"run {run_id} is {row['status']}: only a run awaiting approval can be {verb}")
-        return row
+        if run.status is not RunStatus.AWAITING_APPROVAL:
+            raise RunConflict(f"run {run_id} is {run.status.value}: only a run awaiting approval can be {verb}")
+        return run
 
-    def _start(
-        self, run_id: int, plan: Plan, fingerprint: str, incident: str | None, alert: dict[str, Any], dry_run: bool
-    ) -> None:
-        task = asyncio.create_task(
-            self._execute(run_id, plan, fingerprint, incident, alert, dry_run), name=f"run {run_id}"
-        )
+    def _start(self, run: RunRecord, dry_run: bool) -> None:
+        task = asyncio.create_task(self._execute(run, dry_run), name=f"run {run.id}")
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _execute(
-        self, run_id: int, plan: Plan, fingerprint: str, incident: str | None, alert: dict[str, Any], dry_run: bool
-    ) -> None:
+    async def _execute(self, run: RunRecord, dry_run: bool) -> None:
         kube = self._kube if not dry_run or self._kube.dry_run else Kube(self._kube.api, dry_run=True)
-        done: list[dict[str, Any]] = []
 
         async def still_firing() -> bool:
-            return await self._store.alert_firing(fingerprint)
+            return await self._store.alert_firing(run.fingerprint)
 
         async def on_step(result: StepResult) -> None:
-            done.append(_step_json(result))
-            await self._store.update_run(run_id, steps=orjson.dumps(done).decode())
+            await self._store.add_step(run.id, StepRecord.of(result))
             if result.action in KUBE_ACTIONS:
                 self._report(Tally(actions=[(result.action, result.outcome.value, result.seconds)]))
 
         try:
             result = await execute(
-                plan,
+                run.plan,
                 kube,
                 still_firing=still_firing,
-                alert=alert,
-                incident=await self._incident(incident),
+                alert=run.alert.values(),
+                incident=await self._incident(run.incident),
                 on_step=on_step,
             )
         except asyncio.CancelledError:
             raise  # the engine is stopping: the run stays "running" and is marked interrupted at the next start
         status = RunStatus.SUCCEEDED if result.outcome is RunOutcome.SUCCEEDED else RunStatus.FAILED
-        log.info("run ended", extra={"run": run_id, "playbook": plan.playbook, "outcome": status.value})
-        self._report(Tally(runs=[(plan.playbook, status.value)]))
-        ended = f"run {run_id} {status.value}" + (f": {result.reason}" if result.reason else "")
-        await self._note({"id": run_id, "incident": incident, "playbook": plan.playbook}, ended)
+        log.info("run ended", extra={"run": run.id, "playbook": run.playbook, "outcome": status.value})
+        self._report(Tally(runs=[(run.playbook, status.value)]))
+        await self._note(run, f"run {run.id} {status.value}" + (f": {result.reason}" if result.reason else ""))
         with contextlib.suppress(StoreError):
-            await self._store.update_run(run_id, status=status.value, reason=result.reason, finished_at=self._clock())
+            await self._store.finish_run(run.id, status, result.reason, self._clock())
 
 
 def _incident_values(found: Incident | None, id: str | None) -> dict[str, Any]:
@@ -303,30 +280,10 @@ def _incident_values(found: Incident | None, id: str | None) -> dict[str, Any]:
     return {"id": found.id, "severity": str(found.severity) if found.severity else None, "status": str(found.status)}
 
 
-def _plan(row: dict[str, Any]) -> Plan:
-    steps = tuple(
-        PlannedStep(s["name"], s["action"], s["inputs"], s["when"], s["refused"]) for s in orjson.loads(row["plan"])
-    )
-    return Plan(row["playbook"], steps)
+def _history(started: list[StartedRun]) -> list[PastRun]:
+    return [PastRun(r.playbook, targets_of(r.plan), r.started_at, r.finished, pods_deleted(r.plan)) for r in started]
 
 
-def _history(rows: list[tuple[str, str, datetime, bool]]) -> list[PastRun]:
-    found = []
-    for playbook, plan_json, started, finished in rows:
-        plan = _plan({"playbook": playbook, "plan": plan_json})
-        found.append(PastRun(playbook, targets_of(plan), started, finished, pods_deleted(plan)))
-    return found
-
-
-def _step_json(result: StepResult) -> dict[str, Any]:
-    effect = result.effect
-    return {
-        "name": result.name,
-        "action": result.action,
-        "outcome": result.outcome.value,
-        "reason": result.reason,
-        "seconds": round(result.seconds, 3),
-        "before": dict(effect.before) if effect else None,
-        "after": dict(effect.after) if effect else None,
-        "dry_run": bool(effect and effect.dry_run),
-    }
+def _by(verb: str, actor: str, reason: str) -> str:
+    """"approved by alice: looked at it": who decided, and why when they said."""
+    return f"{verb} by {actor}" + (f": {reason}" if reason else "")

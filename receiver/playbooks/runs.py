@@ -34,8 +34,6 @@ class RunStatus(StrEnum):
     REJECTED = "rejected"
     INTERRUPTED = "interrupted"
     """It was running when the engine stopped; it is not started again."""
-    BREAKER_RESET = "breaker_reset"
-    """Not a run: the record of a person closing the playbook's circuit breaker."""
 
     @property
     def final(self) -> bool:

@@ -16,14 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from receiver.alerts.dedup import AlertState, Decision, Status
 from receiver.alerts.wire import Alert, Notification
 from receiver.incidents.book import Book, Changes, Incident
 from receiver.incidents.lifecycle import IncidentStatus, TimelineEvent
 from receiver.incidents.severity import Severity
-from receiver.playbooks.runs import RunIntent
+from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
+from receiver.playbooks.runs import RunIntent, RunStatus
 
 Decide = Callable[[AlertState | None, Alert, datetime], Decision]
 """The pure dedup decision (previous state, update, receipt time), policy bound."""
@@ -178,46 +179,63 @@ class Store(Protocol):
         """Alert news with ``seq`` above ``after``, oldest first."""
         ...
 
-    async def pending_runs(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Runs not judged yet, oldest first, as rows (id, playbook, fingerprint, incident, alert, plan...)."""
+    async def pending_runs(self, limit: int = 100) -> list[RunRecord]:
+        """Runs not judged yet, oldest first."""
         ...
 
-    async def run_history(self, since: datetime) -> list[tuple[str, str, datetime, bool]]:
-        """(playbook, plan JSON, started_at, finished) of runs started since ``since``."""
+    async def run_history(self, since: datetime) -> list[StartedRun]:
+        """Runs started since ``since``."""
         ...
 
     async def failures_in_a_row(self, playbook: str, window: int) -> int:
-        """How many of the playbook's last finished runs failed in a row."""
+        """How many of the playbook's last finished runs (at most ``window``) failed in a row since its last reset."""
         ...
 
-    async def update_run(self, run_id: int, **values: Any) -> None:
-        """Set a run's status, reason, dry_run, steps, started_at or finished_at."""
+    async def await_approval(self, run_id: int, reason: str) -> None:
+        """A pending run waits for a person to approve or reject it."""
         ...
 
-    async def interrupt_runs(self, now: datetime) -> list[str]:
-        """Mark runs still running as interrupted; their playbooks."""
+    async def start_run(self, run_id: int, at: datetime, *, dry_run: bool, reason: str) -> None:
+        """A run starts executing (a dry-run or not), at ``at``."""
+        ...
+
+    async def add_step(self, run_id: int, step: StepRecord) -> None:
+        """A step of a running run ended: append it to the run's steps."""
+        ...
+
+    async def finish_run(self, run_id: int, status: RunStatus, reason: str, at: datetime) -> None:
+        """A run ends with a final ``status``; ValueError for a status that is not final."""
+        ...
+
+    async def interrupt_runs(self, now: datetime) -> list[RunSummary]:
+        """Mark runs still running as interrupted; those runs."""
         ...
 
     async def runs(
-        self, *, status: str | None = None, playbook: str | None = None, before: int | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
-        """Runs, newest first, filtered, a page at a time."""
+        self,
+        *,
+        status: RunStatus | None = None,
+        playbook: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[RunSummary]:
+        """Runs, newest first, filtered, a page at a time (ids below ``before``)."""
         ...
 
-    async def run(self, run_id: int) -> dict[str, Any] | None:
+    async def run(self, run_id: int) -> RunRecord | None:
         """One run with its alert, plan and steps, or None."""
         ...
 
-    async def expire_approvals(self, before: datetime, now: datetime, reason: str) -> list[tuple[int, str, str | None]]:
-        """Reject runs awaiting approval since before ``before``; their (id, playbook, incident)."""
+    async def expire_approvals(self, before: datetime, now: datetime, reason: str) -> list[RunSummary]:
+        """Reject runs awaiting approval since before ``before``; those runs."""
         ...
 
     async def block_runs(self, blocked: Sequence[tuple[int, str]], now: datetime) -> None:
-        """Mark runs blocked (id, reason), all in one transaction."""
+        """Mark pending runs blocked (id, reason), all in one transaction."""
         ...
 
-    async def reset_breaker(self, playbook: str, reason: str, now: datetime) -> int:
-        """Record that a person closed the playbook's circuit breaker; the record's id."""
+    async def reset_breaker(self, reset: BreakerReset) -> None:
+        """Record that a person closed a playbook's circuit breaker."""
         ...
 
     async def alert_firing(self, fingerprint: str) -> bool:

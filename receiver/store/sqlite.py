@@ -20,14 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from receiver.alerts.dedup import Status
 from receiver.alerts.wire import Notification
 from receiver.incidents.book import Book, Changes, Incident
 from receiver.incidents.lifecycle import TimelineEvent
 from receiver.incidents.severity import Severity
-from receiver.playbooks.runs import RunIntent
+from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
+from receiver.playbooks.runs import RunIntent, RunStatus
 from receiver.store import (
     AlertEvent,
     Decide,
@@ -231,44 +232,56 @@ class SQLiteStore:
     async def events(self, after: int = 0, limit: int = 1000) -> list[AlertEvent]:
         return await self._read(lambda db: tables.events(db, after, limit))
 
-    async def pending_runs(self, limit: int = 100) -> list[dict[str, Any]]:
+    async def pending_runs(self, limit: int = 100) -> list[RunRecord]:
         return await self._state.run(lambda db: run_tables.pending(db, limit))
 
-    async def run_history(self, since: datetime) -> list[tuple[str, str, datetime, bool]]:
+    async def run_history(self, since: datetime) -> list[StartedRun]:
         return await self._state.run(lambda db: run_tables.history(db, since))
 
     async def failures_in_a_row(self, playbook: str, window: int) -> int:
         return await self._state.run(lambda db: run_tables.failures_in_a_row(db, playbook, window))
 
-    async def update_run(self, run_id: int, **values: Any) -> None:
-        await self._state.run(lambda db: tables.transaction(db, lambda db: run_tables.update(db, run_id, **values)))
+    async def await_approval(self, run_id: int, reason: str) -> None:
+        await self._write_runs(lambda db: run_tables.await_approval(db, run_id, reason))
 
-    async def interrupt_runs(self, now: datetime) -> list[str]:
-        return await self._state.run(
-            lambda db: tables.transaction(db, lambda db: run_tables.interrupt(db, micros(now)))
-        )
+    async def start_run(self, run_id: int, at: datetime, *, dry_run: bool, reason: str) -> None:
+        await self._write_runs(lambda db: run_tables.start(db, run_id, at, dry_run, reason))
+
+    async def add_step(self, run_id: int, step: StepRecord) -> None:
+        await self._write_runs(lambda db: run_tables.add_step(db, run_id, step))
+
+    async def finish_run(self, run_id: int, status: RunStatus, reason: str, at: datetime) -> None:
+        await self._write_runs(lambda db: run_tables.finish(db, run_id, status, reason, at))
+
+    async def interrupt_runs(self, now: datetime) -> list[RunSummary]:
+        return await self._write_runs(lambda db: run_tables.interrupt(db, now))
 
     async def runs(
-        self, *, status: str | None = None, playbook: str | None = None, before: int | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
+        self,
+        *,
+        status: RunStatus | None = None,
+        playbook: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[RunSummary]:
         return await self._read(lambda db: run_tables.listing(db, status, playbook, before, limit))
 
-    async def run(self, run_id: int) -> dict[str, Any] | None:
+    async def run(self, run_id: int) -> RunRecord | None:
         return await self._read(lambda db: run_tables.one(db, run_id))
 
-    async def expire_approvals(self, before: datetime, now: datetime, reason: str) -> list[tuple[int, str, str | None]]:
-        return await self._state.run(
-            lambda db: tables.transaction(db, lambda db: run_tables.expire_approvals(db, before, now, reason))
-        )
+    async def expire_approvals(self, before: datetime, now: datetime, reason: str) -> list[RunSummary]:
+        return await self._write_runs(lambda db: run_tables.expire_approvals(db, before, now, reason))
 
     async def block_runs(self, blocked: Sequence[tuple[int, str]], now: datetime) -> None:
         if blocked:
-            await self._state.run(lambda db: tables.transaction(db, lambda db: run_tables.block(db, blocked, now)))
+            await self._write_runs(lambda db: run_tables.block(db, blocked, now))
 
-    async def reset_breaker(self, playbook: str, reason: str, now: datetime) -> int:
-        return await self._state.run(
-            lambda db: tables.transaction(db, lambda db: run_tables.reset_breaker(db, playbook, reason, now))
-        )
+    async def reset_breaker(self, reset: BreakerReset) -> None:
+        await self._write_runs(lambda db: run_tables.reset_breaker(db, reset))
+
+    async def _write_runs(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in a transaction of its own on the state writer."""
+        return await self._state.run(lambda db: tables.transaction(db, work))
 
     async def alert_firing(self, fingerprint: str) -> bool:
         return await self._state.run(lambda db: self._alert_firing(db, fingerprint))

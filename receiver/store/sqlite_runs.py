@@ -2,9 +2,13 @@
 
 A run's row is inserted in the transaction that records the news (``INSERT
 OR IGNORE`` on its identity: a repeated notification or a replayed inbox
-adds nothing), and updated by the runner as the guardrails judge it and its
-steps end. Functions run on a connection handed to them, inside the
-caller's transaction. Times are microseconds since the epoch.
+adds nothing), and moved by the runner's typed operations (held for
+approval, started, a step appended, finished, blocked) as the guardrails
+judge it and its steps end. Rows leave this module only as the typed records
+of ``receiver.playbooks.records``: the alert, plan and steps are JSON text
+here and nowhere else. A circuit-breaker reset is a row of its own table.
+Functions run on a connection handed to them, inside the caller's
+transaction. Times are microseconds since the epoch.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from typing import Any
 
 import orjson
 
+from receiver.playbooks.executor import Outcome
+from receiver.playbooks.plan import AlertFacts, Plan, PlannedStep
+from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
-from receiver.store.sqlite_values import labels_json, micros, time
+from receiver.store.sqlite_values import labels_json, micros, opt_time, time
 
 SCHEMA = """
 CREATE TABLE runs (
@@ -41,6 +48,35 @@ CREATE INDEX runs_not_final ON runs (status) WHERE status IN ('pending', 'awaiti
 CREATE INDEX runs_by_start ON runs (started_at);                -- the guardrails' last hour
 CREATE INDEX runs_by_playbook ON runs (playbook, finished_at);  -- the circuit breaker's failures in a row
 """
+RESET_SCHEMA = """
+CREATE TABLE breaker_resets (
+    id       INTEGER PRIMARY KEY,
+    playbook TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    at       INTEGER NOT NULL
+);
+CREATE INDEX breaker_resets_by_playbook ON breaker_resets (playbook, at);
+"""
+_RESET_PREFIX = "circuit breaker reset by "
+MOVE_RESETS = f"""{RESET_SCHEMA}
+INSERT INTO breaker_resets (playbook, actor, reason, at)
+SELECT playbook,
+       CASE WHEN instr(rest, ': ') > 0 THEN substr(rest, 1, instr(rest, ': ') - 1) ELSE rest END,
+       CASE WHEN instr(rest, ': ') > 0 THEN substr(rest, instr(rest, ': ') + 2) ELSE '' END,
+       coalesce(finished_at, created_at)
+FROM (
+    SELECT id, playbook, finished_at, created_at,
+           CASE WHEN reason LIKE '{_RESET_PREFIX}%' THEN substr(reason, {len(_RESET_PREFIX) + 1}) ELSE reason END
+           AS rest
+    FROM runs WHERE status = 'breaker_reset'
+)
+ORDER BY id;
+DELETE FROM runs WHERE status = 'breaker_reset';
+"""
+"""The upgrade that moves the resets once stored as fake runs (status ``breaker_reset``, reason
+"circuit breaker reset by ACTOR[: REASON]") to their own table; an actor with ": " in it was never
+told apart from its reason, and is split at the first."""
 _INSERT = (
     "INSERT OR IGNORE INTO runs (playbook, fingerprint, episode, incident, status, reason, alert, plan, steps,"
     " created_at) VALUES (?, ?, ?, ?, 'pending', '', ?, ?, '[]', ?)"
@@ -89,73 +125,91 @@ def count(db: sqlite3.Connection, status: RunStatus | None = None) -> int:
     return n
 
 
-_RUN_COLUMNS = "id, playbook, fingerprint, episode, incident, status, reason, dry_run, alert, plan, steps, created_at"
+_SUMMARY = "id, playbook, fingerprint, incident, status, reason, dry_run, created_at, started_at, finished_at"
+_RECORD = f"{_SUMMARY}, episode, alert, plan, steps"
 
 
-def pending(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
-    """Runs the guardrails have not judged yet, oldest first, as plain rows."""
-    rows = db.execute(
-        f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'pending' ORDER BY id LIMIT ?", (limit,)
-    ).fetchall()
-    return [dict(zip(_RUN_COLUMNS.split(", "), row, strict=True)) for row in rows]
+def pending(db: sqlite3.Connection, limit: int) -> list[RunRecord]:
+    """Runs the guardrails have not judged yet, oldest first."""
+    rows = db.execute(f"SELECT {_RECORD} FROM runs WHERE status = 'pending' ORDER BY id LIMIT ?", (limit,))
+    return [_record(row) for row in rows]
 
 
-def history(db: sqlite3.Connection, since: datetime) -> list[tuple[str, str, datetime, bool]]:
-    """(playbook, plan JSON, started_at, finished) of runs started since ``since``."""
+def history(db: sqlite3.Connection, since: datetime) -> list[StartedRun]:
+    """Runs started since ``since``."""
     rows = db.execute(
         "SELECT playbook, plan, started_at, finished_at FROM runs WHERE started_at >= ?", (micros(since),)
-    ).fetchall()
-    return [(playbook, plan, time(started), finished is not None) for playbook, plan, started, finished in rows]
+    )
+    return [
+        StartedRun(playbook, _plan(playbook, plan), time(started), finished is not None)
+        for playbook, plan, started, finished in rows
+    ]
 
 
 def failures_in_a_row(db: sqlite3.Connection, playbook: str, window: int) -> int:
-    """How many of the playbook's last finished runs failed, counting back to its last success."""
-    statuses = [
-        s
-        for (s,) in db.execute(
-            "SELECT status FROM runs WHERE playbook = ? AND status IN ('succeeded', 'failed', 'breaker_reset')"
-            " ORDER BY finished_at DESC, id DESC LIMIT ?",
-            (playbook, window),
-        )
-    ]
+    """How many of the playbook's last finished runs failed, counting back to its last success or reset."""
+    statuses = db.execute(
+        "SELECT status FROM runs WHERE playbook = ? AND status IN ('succeeded', 'failed')"
+        " AND finished_at >= coalesce((SELECT max(at) FROM breaker_resets WHERE playbook = ?), 0)"
+        " ORDER BY finished_at DESC, id DESC LIMIT ?",
+        (playbook, playbook, window),
+    )
     count = 0
-    for status in statuses:
+    for (status,) in statuses:
         if status != RunStatus.FAILED.value:
             break
         count += 1
     return count
 
 
-def update(db: sqlite3.Connection, run_id: int, **values: Any) -> None:
-    """Set columns of a run (status, reason, dry_run, steps, started_at, finished_at)."""
-    allowed = {"status", "reason", "dry_run", "steps", "started_at", "finished_at"}
-    if not values or set(values) - allowed:
-        raise ValueError(f"cannot set {sorted(set(values) - allowed)} of a run")
-    assignments = ", ".join(f"{k} = ?" for k in values)
-    stored = [micros(v) if isinstance(v, datetime) else v for v in values.values()]
-    db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*stored, run_id))
+def await_approval(db: sqlite3.Connection, run_id: int, reason: str) -> None:
+    """A pending run waits for a person."""
+    db.execute("UPDATE runs SET status = 'awaiting_approval', reason = ? WHERE id = ?", (reason, run_id))
 
 
-def interrupt(db: sqlite3.Connection, now: int) -> list[str]:
-    """Mark runs that were running as interrupted (the engine stopped under them); their playbooks."""
+def start(db: sqlite3.Connection, run_id: int, at: datetime, dry_run: bool, reason: str) -> None:
+    """A run starts executing."""
+    db.execute(
+        "UPDATE runs SET status = 'running', dry_run = ?, started_at = ?, reason = ? WHERE id = ?",
+        (int(dry_run), micros(at), reason, run_id),
+    )
+
+
+def add_step(db: sqlite3.Connection, run_id: int, step: StepRecord) -> None:
+    """Append an ended step to the run's steps."""
+    db.execute(
+        "UPDATE runs SET steps = json_insert(steps, '$[#]', json(?)) WHERE id = ?",
+        (orjson.dumps(_step_json(step)).decode(), run_id),
+    )
+
+
+def finish(db: sqlite3.Connection, run_id: int, status: RunStatus, reason: str, at: datetime) -> None:
+    """A run ends with a final status."""
+    if not status.final:
+        raise ValueError(f"a run cannot finish as {status.value}")
+    db.execute(
+        "UPDATE runs SET status = ?, reason = ?, finished_at = ? WHERE id = ?",
+        (status.value, reason, micros(at), run_id),
+    )
+
+
+def interrupt(db: sqlite3.Connection, now: datetime) -> list[RunSummary]:
+    """Mark runs that were running as interrupted (the engine stopped under them); those runs."""
     rows = db.execute(
         "UPDATE runs SET status = 'interrupted', reason = 'the engine stopped while it ran; not started again',"
-        " finished_at = ? WHERE status = 'running' RETURNING playbook",
-        (now,),
+        f" finished_at = ? WHERE status = 'running' RETURNING {_SUMMARY}",
+        (micros(now),),
     ).fetchall()
-    return [playbook for (playbook,) in rows]
-
-
-_LISTED = "id, playbook, fingerprint, incident, status, reason, dry_run, created_at, started_at, finished_at"
+    return [_summary(row) for row in rows]
 
 
 def listing(
-    db: sqlite3.Connection, status: str | None, playbook: str | None, before: int | None, limit: int
-) -> list[dict[str, Any]]:
-    """Runs, newest first, filtered; times as datetimes."""
+    db: sqlite3.Connection, status: RunStatus | None, playbook: str | None, before: int | None, limit: int
+) -> list[RunSummary]:
+    """Runs, newest first, filtered."""
     where: list[str] = ["1"]
     args: list[Any] = []
-    for column, value in (("status", status), ("playbook", playbook)):
+    for column, value in (("status", status.value if status else None), ("playbook", playbook)):
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
@@ -163,52 +217,32 @@ def listing(
         where.append("id < ?")
         args.append(before)
     rows = db.execute(
-        f"SELECT {_LISTED} FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*args, limit)
-    ).fetchall()
-    return [_times(dict(zip(_LISTED.split(", "), row, strict=True))) for row in rows]
+        f"SELECT {_SUMMARY} FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*args, limit)
+    )
+    return [_summary(row) for row in rows]
 
 
-def one(db: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
-    """One run with its alert, plan and steps (parsed)."""
-    columns = f"{_LISTED}, episode, alert, plan, steps"
-    row = db.execute(f"SELECT {columns} FROM runs WHERE id = ?", (run_id,)).fetchone()
-    if row is None:
-        return None
-    found = _times(dict(zip(columns.split(", "), row, strict=True)))
-    for key in ("alert", "plan", "steps"):
-        found[key] = orjson.loads(found[key])
-    return found
+def one(db: sqlite3.Connection, run_id: int) -> RunRecord | None:
+    """One run with its alert, plan and steps."""
+    row = db.execute(f"SELECT {_RECORD} FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return None if row is None else _record(row)
 
 
-def _times(row: dict[str, Any]) -> dict[str, Any]:
-    for key in ("created_at", "started_at", "finished_at", "episode"):
-        if key in row and row[key] is not None:
-            row[key] = time(row[key])
-    return row
-
-
-def expire_approvals(
-    db: sqlite3.Connection, before: datetime, now: datetime, reason: str
-) -> list[tuple[int, str, str | None]]:
-    """Reject runs awaiting approval since before ``before``; their (id, playbook, incident)."""
+def expire_approvals(db: sqlite3.Connection, before: datetime, now: datetime, reason: str) -> list[RunSummary]:
+    """Reject runs awaiting approval since before ``before``; those runs."""
     rows = db.execute(
         "UPDATE runs SET status = 'rejected', reason = ?, finished_at = ?"
-        " WHERE status = 'awaiting_approval' AND created_at < ? RETURNING id, playbook, incident",
+        f" WHERE status = 'awaiting_approval' AND created_at < ? RETURNING {_SUMMARY}",
         (reason, micros(now), micros(before)),
     ).fetchall()
-    return [(run_id, playbook, incident) for run_id, playbook, incident in rows]
+    return sorted((_summary(row) for row in rows), key=lambda run: run.id)
 
 
-def reset_breaker(db: sqlite3.Connection, playbook: str, reason: str, now: datetime) -> int:
-    """Record that a person closed the playbook's circuit breaker (failures before it no longer count); its id."""
-    at = micros(now)
-    return (
-        db.execute(
-            "INSERT INTO runs (playbook, fingerprint, episode, status, reason, alert, plan, steps, created_at,"
-            " finished_at) VALUES (?, '', ?, 'breaker_reset', ?, '{}', '[]', '[]', ?, ?)",
-            (playbook, at, reason, at, at),
-        ).lastrowid
-        or 0
+def reset_breaker(db: sqlite3.Connection, reset: BreakerReset) -> None:
+    """Record that a person closed the playbook's circuit breaker (failures before it no longer count)."""
+    db.execute(
+        "INSERT INTO breaker_resets (playbook, actor, reason, at) VALUES (?, ?, ?, ?)",
+        (reset.playbook, reset.actor, reset.reason, micros(reset.at)),
     )
 
 
@@ -219,3 +253,74 @@ def block(db: sqlite3.Connection, blocked: Sequence[tuple[int, str]], now: datet
         "UPDATE runs SET status = 'blocked', reason = ?, finished_at = ? WHERE id = ?",
         [(reason, at, run_id) for run_id, reason in blocked],
     )
+
+
+def _summary(row: Sequence[Any]) -> RunSummary:
+    run_id, playbook, fingerprint, incident, status, reason, dry_run, created, started, finished = row[:10]
+    return RunSummary(
+        id=run_id,
+        playbook=playbook,
+        fingerprint=fingerprint,
+        incident=incident,
+        status=RunStatus(status),
+        reason=reason,
+        dry_run=bool(dry_run),
+        created_at=time(created),
+        started_at=opt_time(started),
+        finished_at=opt_time(finished),
+    )
+
+
+def _record(row: Sequence[Any]) -> RunRecord:
+    s = _summary(row)
+    episode, alert, plan, steps = row[10:]
+    return RunRecord(
+        *(s.id, s.playbook, s.fingerprint, s.incident, s.status, s.reason, s.dry_run),
+        *(s.created_at, s.started_at, s.finished_at),
+        episode=time(episode),
+        alert=_alert(alert),
+        plan=_plan(s.playbook, plan),
+        steps=tuple(_step(value) for value in orjson.loads(steps)),
+    )
+
+
+def _alert(text: str) -> AlertFacts:
+    facts = orjson.loads(text)
+    return AlertFacts(
+        facts["fingerprint"],
+        facts["status"],
+        facts["labels"],
+        facts["annotations"],
+        datetime.fromisoformat(facts["startsAt"]),
+    )
+
+
+def _plan(playbook: str, text: str) -> Plan:
+    steps = (PlannedStep(s["name"], s["action"], s["inputs"], s["when"], s["refused"]) for s in orjson.loads(text))
+    return Plan(playbook, tuple(steps))
+
+
+def _step(value: dict[str, Any]) -> StepRecord:
+    return StepRecord(
+        name=value["name"],
+        action=value["action"],
+        outcome=Outcome(value["outcome"]),
+        reason=value["reason"],
+        seconds=value["seconds"],
+        before=value["before"],
+        after=value["after"],
+        dry_run=value["dry_run"],
+    )
+
+
+def _step_json(step: StepRecord) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "action": step.action,
+        "outcome": step.outcome.value,
+        "reason": step.reason,
+        "seconds": step.seconds,
+        "before": None if step.before is None else dict(step.before),
+        "after": None if step.after is None else dict(step.after),
+        "dry_run": step.dry_run,
+    }

@@ -26,6 +26,7 @@ from receiver.alerts.dedup import AlertState, Decision, Outcome, Status
 from receiver.alerts.wire import Alert, Notification
 from receiver.store import AlertEvent, Decide, InboxEntry, Processed, StoredAlert, StoreError
 from receiver.store.sqlite_incidents import SCHEMA as INCIDENT_SCHEMA
+from receiver.store.sqlite_runs import MOVE_RESETS, RESET_SCHEMA
 from receiver.store.sqlite_runs import SCHEMA as RUN_SCHEMA
 from receiver.store.sqlite_values import labels_json, micros, opt_micros, opt_time, time
 
@@ -33,7 +34,7 @@ T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 """Of the inbox database."""
-STATE_SCHEMA_VERSION = 4
+STATE_SCHEMA_VERSION = 5
 INBOX_SCHEMA = """
 CREATE TABLE inbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,7 +82,7 @@ CREATE TABLE alert_events (
     notification_id INTEGER REFERENCES notifications (id)
 );
 CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
-{INCIDENT_SCHEMA}{RUN_SCHEMA}"""
+{INCIDENT_SCHEMA}{RUN_SCHEMA}{RESET_SCHEMA}"""
 _COPIED = (
     "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips, labels, annotations,"
     " generator_url"
@@ -96,10 +97,12 @@ CREATE INDEX alerts_by_status ON alerts (status);
 """,
     2: INCIDENT_SCHEMA,
     3: RUN_SCHEMA,
+    4: MOVE_RESETS,
 }
 """Scripts that bring a state database from a version to the next.
 
-1 -> 2: alerts keyed by id; 2 -> 3: incidents; 3 -> 4: playbook runs."""
+1 -> 2: alerts keyed by id; 2 -> 3: incidents; 3 -> 4: playbook runs; 4 -> 5: circuit-breaker resets in
+their own table, no longer fake runs."""
 INBOX_ALIAS = "ib"
 """The name under which connections to the state database attach the inbox database."""
 _STATE_COLUMNS = "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips"

@@ -96,7 +96,7 @@ class IncidentsApi:
         if not self._credentials.allows(request):
             return unauthorized("receiver-api")
         try:
-            limit = int_param(request, "timeline_limit", DEFAULT_TIMELINE, 0, 100_000)
+            limit = int_param(request, "timelineLimit", DEFAULT_TIMELINE, 0, 100_000)
         except ValueError as err:
             return json_error(400, str(err))
         return await self._detail(request.match_info["id"], limit)

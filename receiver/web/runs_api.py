@@ -1,8 +1,13 @@
 """The runs API: playbook runs with their steps; approving and rejecting those that wait for a person.
 
-Reads come from the store; approving and rejecting go to the engine (the
-runner), like every change, and are answered once recorded. 404 for an
-unknown run, 409 for one that does not wait for approval.
+Reads come from the store, as typed records; approving and rejecting go to
+the engine (the runner), like every change, and are answered once recorded.
+404 for an unknown run, 409 for one that does not wait for approval. Fields
+are camelCase like the rest of the API (``dryRun``, ``createdAt``); the maps
+that carry data rather than structure keep their own keys: an alert's labels
+and annotations, a planned step's ``inputs`` (the action's rendered input, as
+the playbook format names it) and a step's ``before``/``after`` (the
+object's fields, as Kubernetes names them).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from aiohttp import web
 
 from receiver.engine.process import EngineUnavailable
 from receiver.engine.runner import RunConflict, UnknownRun
+from receiver.playbooks.plan import PlannedStep
+from receiver.playbooks.records import RunRecord, RunSummary, StepRecord
 from receiver.playbooks.runs import RunStatus
 from receiver.store import Store, StoreError
 from receiver.web.auth import Credentials, unauthorized
@@ -61,9 +68,7 @@ class RunsApi:
         if not self._credentials.allows(request):
             return unauthorized("receiver-api")
         try:
-            status = request.query.get("status")
-            if status is not None and status not in {s.value for s in RunStatus}:
-                raise ValueError(f"status: must be among {', '.join(s.value for s in RunStatus)}")
+            status = _status(request.query.get("status"))
             limit = int_param(request, "limit", 50, 1, MAX_LIMIT)
             before_text = request.query.get("before")
             if before_text is not None and not before_text.isdigit():
@@ -76,7 +81,7 @@ class RunsApi:
         )
         more = len(found) == limit
         return web.json_response(
-            {"runs": [_plain(r) for r in found], "next": str(found[-1]["id"]) if more and found else None}
+            {"runs": [_summary(r) for r in found], "next": str(found[-1].id) if more and found else None}
         )
 
     async def get(self, request: web.Request) -> web.Response:
@@ -89,7 +94,7 @@ class RunsApi:
         found = await self._store.run(int(run_id)) if run_id.isdigit() else None
         if found is None:
             return json_error(404, f"no run {run_id}")
-        return web.json_response(_plain(found))
+        return web.json_response(_record(found))
 
     def _deciding(
         self,
@@ -125,7 +130,62 @@ async def _closed(playbook: str) -> web.Response:
     return web.json_response({"playbook": playbook, "breaker": "closed"})
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-    out["dry_run"] = bool(out.get("dry_run"))
-    return out
+def _status(text: str | None) -> RunStatus | None:
+    if text is None:
+        return None
+    try:
+        return RunStatus(text)
+    except ValueError:
+        raise ValueError(f"status: must be among {', '.join(s.value for s in RunStatus)}") from None
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _summary(run: RunSummary) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "playbook": run.playbook,
+        "fingerprint": run.fingerprint,
+        "incident": run.incident,
+        "status": run.status.value,
+        "reason": run.reason,
+        "dryRun": run.dry_run,
+        "createdAt": run.created_at.isoformat(),
+        "startedAt": _time(run.started_at),
+        "finishedAt": _time(run.finished_at),
+    }
+
+
+def _record(run: RunRecord) -> dict[str, Any]:
+    return {
+        **_summary(run),
+        "episode": run.episode.isoformat(),
+        "alert": run.alert.values(),
+        "plan": [_planned(s) for s in run.plan.steps],
+        "steps": [_step(s) for s in run.steps],
+    }
+
+
+def _planned(step: PlannedStep) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "action": step.action,
+        "inputs": dict(step.inputs),
+        "when": step.when,
+        "refused": step.refused,
+    }
+
+
+def _step(step: StepRecord) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "action": step.action,
+        "outcome": step.outcome.value,
+        "reason": step.reason,
+        "seconds": step.seconds,
+        "before": None if step.before is None else dict(step.before),
+        "after": None if step.after is None else dict(step.after),
+        "dryRun": step.dry_run,
+    }

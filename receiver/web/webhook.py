@@ -64,7 +64,7 @@ class WebhookHandler:
             return self._unavailable("overloaded", str(err), valid)
         except StoreError as err:
             return self._unavailable("store_error", "the store cannot commit right now", valid, err)
-        payload = orjson.dumps({"status": "accepted", "alerts": valid.alert_count, "inbox_seq": seq})
+        payload = orjson.dumps({"status": "accepted", "alerts": valid.alert_count, "inboxSeq": seq})
         return web.Response(body=payload, content_type="application/json")
 
     def _unavailable(self, result: str, message: str, valid: Valid, err: Exception | None = None) -> web.Response:

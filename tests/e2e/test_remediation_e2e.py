@@ -67,7 +67,7 @@ async def test_a_crash_looping_pod_alert_leads_to_exactly_one_pod_deletion(
     assert [(r.method, r.name) for r in kmock["delete"]] == [("DELETE", "cart-7d9f-x")]
     async with receiver.http.get(receiver.url + "/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"}) as got:
         [run] = (await got.json())["runs"]
-    assert (run["playbook"], run["status"], run["dry_run"]) == ("crashloop", "succeeded", False)
+    assert (run["playbook"], run["status"], run["dryRun"]) == ("crashloop", "succeeded", False)
 
 
 SLOW_PLAYBOOK = """
