@@ -285,5 +285,5 @@ def _history(started: list[StartedRun]) -> list[PastRun]:
 
 
 def _by(verb: str, actor: str, reason: str) -> str:
-    """"approved by alice: looked at it": who decided, and why when they said."""
+    """Who decided, and why when they said: ``approved by alice: looked at it``."""
     return f"{verb} by {actor}" + (f": {reason}" if reason else "")
