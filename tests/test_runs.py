@@ -313,3 +313,39 @@ async def test_runs_a_guardrail_blocks_together_are_recorded_together(start: Any
     blocked = [e["text"] for e in timeline if e["kind"] == "remediation" and "blocked" in e["text"]]
     assert len(blocked) == 1 and blocked[0].startswith("3 runs blocked (")
     assert "rate_limit: playbook 'crashloop' ran 1 times in the last hour (limit 1)" in blocked[0]
+
+
+async def test_resets_stored_as_fake_runs_move_to_their_own_table(tmp_path: Path) -> None:
+    """A version-4 database kept a breaker reset as a run with status breaker_reset; version 5 moves it out."""
+    store = SQLiteStore(tmp_path / "r.db")
+    await store.open()
+    await store.close()
+    failed = (
+        "INSERT INTO runs (playbook, fingerprint, episode, status, reason, alert, plan, steps, created_at, finished_at)"
+        " VALUES ('crashloop', ?, ?, 'failed', '', '{}', '[]', '[]', ?, ?)"
+    )
+    reset = (
+        "INSERT INTO runs (playbook, fingerprint, episode, status, reason, alert, plan, steps, created_at, finished_at)"
+        " VALUES (?, '', ?, 'breaker_reset', ?, '{}', '[]', '[]', ?, ?)"
+    )
+    with sqlite3.connect(tmp_path / "r.db") as db:  # back to version 4, as it stored resets
+        db.executescript("DROP TABLE breaker_resets; PRAGMA user_version = 4;")
+        for at in (1, 2, 3):
+            db.execute(failed, (f"f{at}", at, at, at))
+        db.execute(reset, ("crashloop", 4, "circuit breaker reset by alice: fixed the image", 4, 4))
+        db.execute(reset, ("other", 5, "circuit breaker reset by bob", 5, 5))
+        db.execute(failed, ("f6", 6, 6, 6))
+    store = SQLiteStore(tmp_path / "r.db")
+    await store.open()
+    try:
+        assert await store.failures_in_a_row("crashloop", 3) == 1  # the three before alice's reset no longer count
+        assert {r.status for r in await store.runs()} == {RunStatus.FAILED}
+    finally:
+        await store.close()
+    with sqlite3.connect(tmp_path / "r.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("SELECT playbook, actor, reason, at FROM breaker_resets ORDER BY id").fetchall() == [
+            ("crashloop", "alice", "fixed the image", 4),
+            ("other", "bob", "", 5),
+        ]
+        assert db.execute("SELECT count(*) FROM runs WHERE status = 'breaker_reset'").fetchone() == (0,)
