@@ -10,7 +10,7 @@ naming convention fails.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -267,7 +267,16 @@ class _NoCommands:
     reject = reset = approve
 
 
-async def test_runs_of_every_status_answer_as_the_document_says(aiohttp_client: Any, tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Seeded:
+    client: Any
+    ids: dict[RunStatus, int]
+    answers: list[Answer]
+
+
+@pytest.fixture
+async def seeded(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[Seeded]:
+    """The runs API over a store holding a run in every status (made by the store's own operations)."""
     store = SQLiteStore(tmp_path / "receiver.db")
     await store.open()
     try:
@@ -275,32 +284,25 @@ async def test_runs_of_every_status_answer_as_the_document_says(aiohttp_client: 
         app = web.Application()
         RunsApi(store, _NoCommands(), Credentials()).add_routes(app.router)
         answers = recording(app)
-        client = await aiohttp_client(app)
-        listed = await (await client.get("/api/v1/runs")).json()
-        details = [await (await client.get(f"/api/v1/runs/{run_id}")).json() for run_id in ids.values()]
+        yield Seeded(await aiohttp_client(app), ids, answers)
     finally:
         await store.close()
+
+
+async def test_runs_of_every_status_answer_as_the_document_says(seeded: Seeded) -> None:
+    listed = await (await seeded.client.get("/api/v1/runs")).json()
+    details = [await (await seeded.client.get(f"/api/v1/runs/{run_id}")).json() for run_id in seeded.ids.values()]
     assert {r["status"] for r in listed["runs"]} == {s.value for s in RunStatus}
     assert {d["status"] for d in details} == {s.value for s in RunStatus}
     assert [d for d in details if d["steps"]] != []
-    _assert_documented(answers)
+    _assert_documented(seeded.answers)
 
 
-async def test_a_snake_case_or_unknown_field_fails_the_document(aiohttp_client: Any, tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "receiver.db")
-    await store.open()
-    try:
-        ids = await every_status(store)
-        app = web.Application()
-        RunsApi(store, _NoCommands(), Credentials()).add_routes(app.router)
-        answers = recording(app)
-        client = await aiohttp_client(app)
-        await client.get(f"/api/v1/runs/{ids[RunStatus.SUCCEEDED]}")
-        await client.get("/api/v1/runs/999")
-    finally:
-        await store.close()
+async def test_a_snake_case_or_unknown_field_fails_the_document(seeded: Seeded) -> None:
+    await seeded.client.get(f"/api/v1/runs/{seeded.ids[RunStatus.SUCCEEDED]}")
+    await seeded.client.get("/api/v1/runs/999")
     spec = _spec()
-    detail, missing = answers
+    detail, missing = seeded.answers
     assert violations(spec, detail) == [] and violations(spec, missing) == []
     run = json.loads(detail.body)
     run["dry_run"] = run.pop("dryRun")

@@ -13,6 +13,7 @@ transaction. Times are microseconds since the epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -301,26 +302,9 @@ def _plan(playbook: str, text: str) -> Plan:
 
 
 def _step(value: dict[str, Any]) -> StepRecord:
-    return StepRecord(
-        name=value["name"],
-        action=value["action"],
-        outcome=Outcome(value["outcome"]),
-        reason=value["reason"],
-        seconds=value["seconds"],
-        before=value["before"],
-        after=value["after"],
-        dry_run=value["dry_run"],
-    )
+    return StepRecord(**{**value, "outcome": Outcome(value["outcome"])})
 
 
 def _step_json(step: StepRecord) -> dict[str, Any]:
-    return {
-        "name": step.name,
-        "action": step.action,
-        "outcome": step.outcome.value,
-        "reason": step.reason,
-        "seconds": step.seconds,
-        "before": None if step.before is None else dict(step.before),
-        "after": None if step.after is None else dict(step.after),
-        "dry_run": step.dry_run,
-    }
+    """The step as stored: its fields by their names (``dry_run``: the storage's own keys, not the API's)."""
+    return {**dataclasses.asdict(step), "outcome": step.outcome.value}
