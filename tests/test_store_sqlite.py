@@ -276,7 +276,8 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
     with sqlite3.connect(path) as db:  # the layout of schema version 1: alerts keyed by fingerprint
         db.executescript(
             tables.STATE_SCHEMA.replace(tables.INCIDENT_SCHEMA, "")
-            .replace(tables.RUN_SCHEMA, "")  # neither in v1
+            .replace(tables.RUN_SCHEMA, "")
+            .replace(tables.RESET_SCHEMA, "")  # none of them in v1
             .replace("id            INTEGER PRIMARY KEY,  -- in order of first sight: a new alert is appended\n", "")
             .replace("fingerprint   TEXT NOT NULL,", "fingerprint   TEXT PRIMARY KEY NOT NULL,")
             + "PRAGMA user_version = 1;"
