@@ -34,8 +34,7 @@ from receiver.engine.runner import Runner
 from receiver.kube import Kube
 from receiver.metrics import Metrics
 from receiver.playbooks.model import load_dirs
-from receiver.store import Store, StoreError
-from receiver.store.sqlite import SQLiteStore
+from receiver.store import Backend, InboxStore, Store, StoreError, backends
 from receiver.web import errors, health, openapi
 from receiver.web.alerts_api import AlertsApi
 from receiver.web.auth import Credentials
@@ -62,19 +61,14 @@ def create_app(
     engine: Literal["process", "inline"] = "process",
     kube: Kube | None = None,
 ) -> web.Application:
-    """Build the daemon's application. ``store`` replaces the SQLite store (tests; needs ``engine="inline"``)."""
+    """Build the daemon's application. ``store`` replaces the configured backend (tests; ``engine="inline"``)."""
     if store is not None and engine == "process":
         raise ValueError("the engine process opens the SQLite store itself: a store passed in needs engine='inline'")
     metrics = Metrics(registry or CollectorRegistry())
     app = web.Application(middlewares=[errors.middleware(metrics)], client_max_size=settings.webhook.max_body_bytes)
     if store is None:
-        owned = SQLiteStore(
-            settings.database_path,
-            synchronous=settings.store.synchronous,
-            busy_timeout=settings.store.busy_timeout,
-            max_batch=settings.store.max_batch,
-            on_commit=metrics.observe_commit,
-            role="web" if engine == "process" else "all",
+        owned = backends.create(
+            settings, role="web" if engine == "process" else "all", on_commit=metrics.observe_commit
         )
         app.cleanup_ctx.append(functools.partial(_opened, store=owned))
         store = owned
@@ -141,7 +135,7 @@ def _routes(
     app.router.add_get("/metrics", scrape.handle)
 
 
-async def _opened(_: web.Application, *, store: SQLiteStore) -> AsyncIterator[None]:
+async def _opened(_: web.Application, *, store: Backend) -> AsyncIterator[None]:
     await store.open()
     try:
         yield
@@ -182,7 +176,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _prune_loop(store: Store, clock: Clock, settings: Settings) -> None:
+async def _prune_loop(store: InboxStore, clock: Clock, settings: Settings) -> None:
     """Delete processed inbox entries older than the retention, every expiry_check_interval."""
     while True:
         try:

@@ -231,10 +231,10 @@ class StalledProcessingStore(GatedStore):
     async def accept(self, body: bytes, received_at: datetime) -> int:
         return await self.inner.accept(body, received_at)
 
-    async def apply(self, entries: Any, decide: Any, follow: Any = None) -> Any:
+    async def process(self, batch: Any) -> None:
         self.entered.set()
         await self.gate.wait()
-        return await self.inner.apply(entries, decide, follow)
+        await self.inner.process(batch)
 
 
 async def test_processing_backlog_over_the_limit_gets_503(make_client: MakeClient, tmp_path: Path) -> None:

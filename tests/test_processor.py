@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from receiver.alerts.dedup import DedupPolicy
 from receiver.engine.processor import Processor
 from receiver.metrics import Metrics, Tally
-from receiver.store import IncidentQuery, StoreError
+from receiver.store import Batch, IncidentQuery, StoreError
 from receiver.store.sqlite import SQLiteStore
 from tests.conftest import T0
 from tests.payloads import alert, body
@@ -27,12 +27,12 @@ class FlakyStore:
         self.failures = failures
         self.applied: list[list[int]] = []
 
-    async def apply(self, entries: Any, decide: Any, follow: Any = None) -> Any:
+    async def process(self, batch: Batch) -> None:
         if self.failures:
             self.failures -= 1
             raise StoreError("database or disk is full")
-        self.applied.append([entry.seq for entry, _ in entries])
-        return await self.inner.apply(entries, decide, follow)
+        self.applied.append([item.seq for item in batch.processed])
+        await self.inner.process(batch)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.alerts.dedup import AlertState, Decision, DedupPolicy, Outcome, Status, decide
+from receiver.alerts.dedup import AlertState, Decision, Outcome, Status
 from receiver.alerts.wire import Alert, Notification, decode
 from receiver.store import InboxEntry, Processed, StoreError
 from receiver.store import sqlite as sqlite_store
@@ -20,8 +19,8 @@ from receiver.store import sqlite_tables as tables
 from receiver.store.sqlite import SQLiteStore, inbox_path
 from tests.conftest import T0, fixture_bytes
 from tests.payloads import alert, body
+from tests.processing import DECIDE, apply, expire
 
-DECIDE = functools.partial(decide, policy=DedupPolicy())
 FIRING_BODY = fixture_bytes("02-firing-crashlooping-3-pods.json")
 FIRING = decode(FIRING_BODY)
 MIXED = decode(fixture_bytes("03-mixed-one-resolved.json"))
@@ -54,7 +53,7 @@ async def test_accept_appends_bodies_in_order(store: SQLiteStore) -> None:
 
 async def test_apply_records_alerts_events_and_notification_and_moves_the_cursor(store: SQLiteStore) -> None:
     seq = await store.accept(FIRING_BODY, at())
-    [processed] = await store.apply([entry(seq, FIRING)], DECIDE)
+    [processed] = await apply(store, [entry(seq, FIRING)], DECIDE)
     assert processed.notification_id == seq
     assert [d.outcome for d in processed.decisions] == [Outcome.FIRED] * 3
     alerts = await store.list_alerts()
@@ -65,10 +64,10 @@ async def test_apply_records_alerts_events_and_notification_and_moves_the_cursor
 
 
 async def test_duplicates_in_one_batch_and_across_batches_are_stored_once(store: SQLiteStore) -> None:
-    results = await store.apply([entry(1, FIRING), entry(2, FIRING)], DECIDE)
+    results = await apply(store, [entry(1, FIRING), entry(2, FIRING)], DECIDE)
     assert results[1].notification_id is None
     assert all(d.outcome is Outcome.DUPLICATE for d in results[1].decisions)
-    [again] = await store.apply([entry(3, FIRING, minutes=5)], DECIDE)
+    [again] = await apply(store, [entry(3, FIRING, minutes=5)], DECIDE)
     assert again.notification_id is None
     assert len(await store.events()) == 3
     [alert] = [a.state for a in await store.list_alerts() if a.state.fingerprint == FIRING.alerts[0].fingerprint]
@@ -77,20 +76,20 @@ async def test_duplicates_in_one_batch_and_across_batches_are_stored_once(store:
 
 
 async def test_dedup_decides_with_the_receipt_time_not_the_processing_time(store: SQLiteStore) -> None:
-    await store.apply([entry(1, FIRING, minutes=-30)], DECIDE)
+    await apply(store, [entry(1, FIRING, minutes=-30)], DECIDE)
     [alert, *_] = await store.list_alerts()
     assert alert.state.first_seen == at(-30)
 
 
 async def test_a_processed_entry_is_never_applied_twice(store: SQLiteStore) -> None:
-    await store.apply([entry(1, FIRING), entry(2, MIXED)], DECIDE)
+    await apply(store, [entry(1, FIRING), entry(2, MIXED)], DECIDE)
     with pytest.raises(StoreError, match="processed already"):
-        await store.apply([entry(2, MIXED)], DECIDE)
+        await apply(store, [entry(2, MIXED)], DECIDE)
     assert len(await store.events()) == 4
 
 
 async def test_undecodable_entry_is_skipped_but_passed(store: SQLiteStore) -> None:
-    [skipped, ok] = await store.apply([entry(1, None), entry(2, FIRING)], DECIDE)
+    [skipped, ok] = await apply(store, [entry(1, None), entry(2, FIRING)], DECIDE)
     assert skipped == Processed(1, None)
     assert ok.notification_id == 2
     assert await store.cursor() == 2
@@ -99,7 +98,7 @@ async def test_undecodable_entry_is_skipped_but_passed(store: SQLiteStore) -> No
 async def test_state_survives_reopen(tmp_path: Path) -> None:
     first = SQLiteStore(tmp_path / "r.db")
     await first.open()
-    await first.apply([entry(1, FIRING), entry(2, MIXED, minutes=1)], DECIDE)
+    await apply(first, [entry(1, FIRING), entry(2, MIXED, minutes=1)], DECIDE)
     before = await first.list_alerts()
     await first.close()
     second = SQLiteStore(tmp_path / "r.db")
@@ -107,7 +106,7 @@ async def test_state_survives_reopen(tmp_path: Path) -> None:
     try:
         assert await second.list_alerts() == before
         assert await second.cursor() == 2
-        [dup] = await second.apply([entry(3, MIXED, minutes=2)], DECIDE)
+        [dup] = await apply(second, [entry(3, MIXED, minutes=2)], DECIDE)
         assert {d.outcome for d in dup.decisions} == {Outcome.DUPLICATE}
         counts = await second.count_alerts()
         assert (counts[Status.FIRING], counts[Status.RESOLVED]) == (2, 1)
@@ -126,17 +125,18 @@ async def test_a_failing_batch_writes_nothing_and_keeps_the_cursor(store: SQLite
         return DECIDE(prev, alert, now)
 
     with pytest.raises(RuntimeError):
-        await store.apply([entry(1, FIRING), entry(2, MIXED)], explode_on_fourth)
+        await apply(store, [entry(1, FIRING), entry(2, MIXED)], explode_on_fourth)
     assert await store.list_alerts() == []
     assert await store.events() == []
     assert await store.cursor() == 0
-    [again] = await store.apply([entry(1, FIRING)], DECIDE)  # as if the rolled-back batch never happened
+    [again] = await apply(store, [entry(1, FIRING)], DECIDE)  # as if the rolled-back batch never happened
     assert [d.outcome for d in again.decisions] == [Outcome.FIRED] * 3
 
 
 async def test_expire_marks_only_silent_firing_alerts(store: SQLiteStore) -> None:
     a, b, c = FIRING.alerts
-    await store.apply(
+    await apply(
+        store,
         [
             entry(1, FIRING),
             entry(2, replace(FIRING, alerts=(b,)), minutes=30),  # a repeat keeps b alive
@@ -144,24 +144,24 @@ async def test_expire_marks_only_silent_firing_alerts(store: SQLiteStore) -> Non
         ],
         DECIDE,
     )
-    expired = await store.expire(cutoff=at(10), now=at(40))
+    expired = await expire(store, cutoff=at(10), now=at(40))
     assert expired == [c.fingerprint]
     statuses = {s.state.fingerprint: s.state.status for s in await store.list_alerts()}
     assert statuses == {a.fingerprint: Status.RESOLVED, b.fingerprint: Status.FIRING, c.fingerprint: Status.EXPIRED}
     assert [(e.kind, e.fingerprint) for e in await store.events()][-1] == ("expired", c.fingerprint)
-    assert await store.expire(cutoff=at(10), now=at(41)) == []
-    [revived] = await store.apply([entry(4, replace(FIRING, alerts=(c,)), minutes=42)], DECIDE)
+    assert await expire(store, cutoff=at(10), now=at(41)) == []
+    [revived] = await apply(store, [entry(4, replace(FIRING, alerts=(c,)), minutes=42)], DECIDE)
     assert revived.decisions[0].outcome is Outcome.FIRED  # Alertmanager repeating c revives it
 
 
 async def test_list_filters_by_status(store: SQLiteStore) -> None:
-    await store.apply([entry(1, FIRING), entry(2, MIXED, minutes=1)], DECIDE)
+    await apply(store, [entry(1, FIRING), entry(2, MIXED, minutes=1)], DECIDE)
     resolved = await store.list_alerts(frozenset({Status.RESOLVED}))
     assert [a.state.status for a in resolved] == [Status.RESOLVED]
 
 
 async def test_events_page_in_order(store: SQLiteStore) -> None:
-    await store.apply([entry(1, FIRING), entry(2, MIXED, minutes=1)], DECIDE)
+    await apply(store, [entry(1, FIRING), entry(2, MIXED, minutes=1)], DECIDE)
     first = await store.events(limit=2)
     rest = await store.events(after=first[-1].seq)
     assert [e.seq for e in first + rest] == sorted(e.seq for e in first + rest)
@@ -172,7 +172,7 @@ async def test_prune_forgets_only_processed_old_entries(store: SQLiteStore) -> N
     old = await store.accept(b"old", at(0))
     processed_new = await store.accept(b"new", at(10))
     waiting = await store.accept(b"waiting", at(0))
-    await store.apply([entry(old, None), entry(processed_new, None)], DECIDE)
+    await apply(store, [entry(old, None), entry(processed_new, None)], DECIDE)
     assert await store.prune_inbox(before=at(5)) == 1
     assert [e.body for e in await store.inbox(after=0, limit=10)] == [b"new", b"waiting"]
     assert waiting > processed_new
@@ -214,7 +214,7 @@ async def test_closed_store_refuses_work(tmp_path: Path) -> None:
 
 async def test_empty_notification_is_processed_without_news(store: SQLiteStore) -> None:
     empty = Notification("r", "firing", (), "{}:{}", {}, {}, {}, "", 0)
-    [result] = await store.apply([entry(1, empty)], DECIDE)
+    [result] = await apply(store, [entry(1, empty)], DECIDE)
     assert result.decisions == () and result.notification_id is None
 
 
@@ -247,9 +247,9 @@ async def test_a_rolled_back_batch_gives_no_alert_a_second_row(store: SQLiteStor
         return DECIDE(prev, alert, now)
 
     with pytest.raises(RuntimeError):
-        await store.apply([entry(1, FIRING), entry(2, MIXED)], explode)
-    await store.apply([entry(1, FIRING)], DECIDE)
-    await store.apply([entry(2, MIXED, 1)], DECIDE)
+        await apply(store, [entry(1, FIRING), entry(2, MIXED)], explode)
+    await apply(store, [entry(1, FIRING)], DECIDE)
+    await apply(store, [entry(2, MIXED, 1)], DECIDE)
     counts = _rows_per_fingerprint(tmp_path / "r.db")
     assert set(counts.values()) == {1}
     assert set(counts) == {a.fingerprint for a in (*FIRING.alerts, *MIXED.alerts)}
@@ -260,10 +260,10 @@ async def test_an_alert_written_by_another_store_is_found_not_inserted_again(tmp
     await first.open()
     await second.open()
     try:
-        await first.apply([entry(1, FIRING)], DECIDE)  # the first store knows its rows now
+        await apply(first, [entry(1, FIRING)], DECIDE)  # the first store knows its rows now
         other = decode(body(alert("OnlyTheSecondWroteIt")))
-        await second.apply([entry(2, other, 1)], DECIDE)  # the second adds a row the first has not seen
-        [processed] = await first.apply([entry(3, other, 2)], DECIDE)
+        await apply(second, [entry(2, other, 1)], DECIDE)  # the second adds a row the first has not seen
+        [processed] = await apply(first, [entry(3, other, 2)], DECIDE)
         assert {d.outcome for d in processed.decisions} <= {Outcome.DUPLICATE}
         assert set(_rows_per_fingerprint(tmp_path / "r.db").values()) == {1}
     finally:
@@ -291,7 +291,7 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
     try:
         [old] = await store.list_alerts()
         assert (old.state.fingerprint, old.labels) == ("00000000000000aa", {"a": "b"})
-        await store.apply([entry(1, FIRING)], DECIDE)
+        await apply(store, [entry(1, FIRING)], DECIDE)
         assert len(await store.list_alerts()) == 1 + len(FIRING.alerts)
     finally:
         await store.close()
@@ -304,8 +304,8 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
 async def test_resolved_and_expired_alerts_are_forgotten_after_the_retention(
     store: SQLiteStore, tmp_path: Path
 ) -> None:
-    await store.apply([entry(1, FIRING)], DECIDE)  # three firing pods
-    await store.apply([entry(2, MIXED, 10)], DECIDE)  # one of them resolves at minute 10
+    await apply(store, [entry(1, FIRING)], DECIDE)  # three firing pods
+    await apply(store, [entry(2, MIXED, 10)], DECIDE)  # one of them resolves at minute 10
     [resolved] = [a.state.fingerprint for a in await store.list_alerts(frozenset({Status.RESOLVED}))]
     assert await store.prune_alerts(at(10)) == 0  # changed at minute 10: not before it
     assert await store.prune_alerts(at(11)) == 1
@@ -314,7 +314,7 @@ async def test_resolved_and_expired_alerts_are_forgotten_after_the_retention(
     assert {a.state.status for a in remaining} == {Status.FIRING}  # firing alerts are never forgotten
     # it fires again later: a new row, not an update of the deleted one
     again = replace(FIRING, alerts=tuple(replace(a, starts_at=at(20)) for a in FIRING.alerts))
-    [processed] = await store.apply([entry(3, again, 20)], DECIDE)
+    [processed] = await apply(store, [entry(3, again, 20)], DECIDE)
     outcomes = {d.state.fingerprint: d.outcome for d in processed.decisions}
     assert outcomes[resolved] is Outcome.FIRED
     assert _rows_per_fingerprint(tmp_path / "r.db")[resolved] == 1
@@ -323,10 +323,10 @@ async def test_resolved_and_expired_alerts_are_forgotten_after_the_retention(
 async def test_an_alert_whose_row_was_deleted_elsewhere_gets_a_new_row_not_a_lost_update(
     store: SQLiteStore, tmp_path: Path
 ) -> None:
-    await store.apply([entry(1, FIRING)], DECIDE)  # the store knows the rows' ids now
+    await apply(store, [entry(1, FIRING)], DECIDE)  # the store knows the rows' ids now
     gone = FIRING.alerts[0].fingerprint
     with sqlite3.connect(tmp_path / "r.db") as db:  # not the max id: the store cannot tell from it
         db.execute("DELETE FROM alerts WHERE fingerprint = ?", (gone,))
     later = replace(FIRING, alerts=tuple(replace(a, starts_at=at(30)) for a in FIRING.alerts))
-    await store.apply([entry(2, later, 30)], DECIDE)
+    await apply(store, [entry(2, later, 30)], DECIDE)
     assert _rows_per_fingerprint(tmp_path / "r.db") == {a.fingerprint: 1 for a in FIRING.alerts}

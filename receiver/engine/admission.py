@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from receiver.alerts.wire import Valid
-from receiver.store import InboxEntry, Store
+from receiver.store import InboxEntry, InboxStore
 
 
 class Consumer(Protocol):
@@ -42,7 +42,7 @@ class Ingestor:
 
     def __init__(
         self,
-        store: Store,
+        store: InboxStore,
         consumer: Consumer,
         *,
         clock: Callable[[], datetime],

@@ -55,14 +55,15 @@ from receiver.incidents.book import UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
 from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
-from receiver.store import InboxEntry, StoreError
-from receiver.store.sqlite import SQLiteStore
+from receiver.store import InboxEntry, StoreError, backends
 
 log = logging.getLogger("receiver.engine")  # not __main__ when run with -m
 
 
 class EngineUnavailable(RuntimeError):
     """The engine cannot take the change now (restarting, or too slow to answer)."""
+
+
 COMMAND = (sys.executable, "-m", "receiver.engine")
 RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before starting a dead engine again."""
@@ -301,13 +302,7 @@ async def _serve(now: Clock) -> None:
 
 
 async def _work(settings: Settings, stdin: asyncio.StreamReader, now: Clock) -> None:
-    store = SQLiteStore(
-        settings.database_path,
-        synchronous=settings.store.synchronous,
-        busy_timeout=settings.store.busy_timeout,
-        max_batch=settings.store.max_batch,
-        role="engine",
-    )
+    store = backends.create(settings, role="engine")
     await store.open()
     engine = build(settings, store, clock=now, kube=Kube.from_environment(), report=_report, linger=LINGER_SECONDS)
     engine.start()

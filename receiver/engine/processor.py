@@ -1,8 +1,11 @@
 """The processor: turns accepted webhook bodies into alert state, in order.
 
 The webhook only appends bodies to the store's inbox. The processor takes
-the entries after the store's cursor, in order, and has the store apply the
-dedup decisions and advance the cursor in one transaction. It runs in the
+the entries after the store's cursor, in order, reads the states of the
+alerts they name, decides (dedup, then the incident book and the playbooks:
+pure code, outside any transaction), and hands the store the values to
+write: one ``Batch`` (alert states, news, incident changes, run intents, the
+new cursor), written in one transaction that checks the cursor first. It runs in the
 engine process (``receiver.engine``), which reads every entry back from the
 inbox; run inline (tests), the webhook hands over each notification it has
 just decoded and committed, so nothing is decoded twice. Nothing accepted is
@@ -19,17 +22,29 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from receiver.alerts.dedup import DedupPolicy, Outcome, decide, expiry_cutoff
 from receiver.alerts.wire import InvalidNotification, Notification, Valid, decode
 from receiver.clock import Clock, utc_now
+from receiver.engine.batch import decide_all, fingerprints
 from receiver.incidents.book import Book, Changes, UnknownIncident
 from receiver.incidents.lifecycle import EventKind, IncidentStatus
 from receiver.metrics import Tally
 from receiver.playbooks.plan import AlertFacts
 from receiver.playbooks.remediation import Remediation
-from receiver.store import Derived, InboxEntry, Processed, Store, StoreError
+from receiver.playbooks.runs import RunIntent
+from receiver.store import (
+    AlertStore,
+    Batch,
+    Expiry,
+    InboxEntry,
+    InboxStore,
+    IncidentStore,
+    Processed,
+    ProcessingStore,
+    StoreError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,7 +53,11 @@ HANDOFF_LIMIT = 10_000
 """Most decoded notifications kept in memory for the processor; the rest wait in the inbox."""
 Report = Callable[[int, Tally], None]
 """Told, after each step, the cursor and what the step counted."""
-Batch = list[tuple[InboxEntry, Notification | None]]
+Entries = list[tuple[InboxEntry, Notification | None]]
+
+
+class ProcessorStore(InboxStore, AlertStore, IncidentStore, ProcessingStore, Protocol):
+    """What the processor needs of the store: the inbox, alert states, incidents, and its transactions."""
 
 
 class Processor:
@@ -46,7 +65,7 @@ class Processor:
 
     def __init__(
         self,
-        store: Store,
+        store: ProcessorStore,
         *,
         policy: DedupPolicy,
         report: Report,
@@ -73,7 +92,7 @@ class Processor:
         self._wake = asyncio.Event()
         self._one_at_a_time = asyncio.Lock()
         self._handed: dict[int, tuple[InboxEntry, Valid]] = {}
-        self._ahead: tuple[int, asyncio.Task[Batch]] | None = None
+        self._ahead: tuple[int, asyncio.Task[Entries]] | None = None
         """The batch after a seq, being read and decoded while the one before it is written."""
         self.cursor = 0
         """The last inbox seq processed."""
@@ -128,13 +147,11 @@ class Processor:
             last = entries[-1][0].seq
             if len(entries) == self._batch_size and not self._handed:  # more waits: read and decode it meanwhile
                 self._ahead = (last, asyncio.create_task(self._read(after=last)))
-            changes: list[Changes] = []
-            now = entries[-1][0].received_at
-            follow = None if self._book is None else functools.partial(self._follow, changes, now)
-            processed = await self._guarded(self._store.apply(entries, self._decide, follow))
+            batch = await self._decided(entries)
+            await self._guarded(self._store.process(batch))
             self.cursor = last
-        tally = Tally.of_incidents(changes[0]) if changes else Tally()
-        for item in processed:
+        tally = Tally() if self._book is None else Tally.of_incidents(batch.changes)
+        for item in batch.processed:
             tally.count(item.notification, item.decisions)
             _log(item)
         self._report(self.cursor, tally)
@@ -142,17 +159,19 @@ class Processor:
 
     async def expire(self, now: datetime) -> list[str]:
         """Expire the firing alerts silent for longer than the policy allows; their fingerprints."""
-        changes: list[Changes] = []
         async with self._one_at_a_time:
             await self._ensure_book()
-            follow = None if self._book is None else functools.partial(self._follow_expired, changes, now)
-            expired = await self._guarded(self._store.expire(expiry_cutoff(now, self._policy), now, follow))
+            cutoff = expiry_cutoff(now, self._policy)
+            expired = await self._store.silent(cutoff)
+            if not expired:
+                return []
+            changes = self._booked(lambda book: self._follow_expired(book, now, expired))
+            await self._guarded(self._store.expire(Expiry(cutoff, now, expired, changes or Changes())))
         for fingerprint in expired:
             log.info("alert expired: no update for %s", self._policy.expire_after, extra={"fingerprint": fingerprint})
-        if expired:
-            tally = Tally.of_incidents(changes[0]) if changes else Tally()
-            tally.expired = len(expired)
-            self._report(self.cursor, tally)
+        tally = Tally() if changes is None else Tally.of_incidents(changes)
+        tally.expired = len(expired)
+        self._report(self.cursor, tally)
         return expired
 
     async def tick(self, now: datetime) -> None:
@@ -205,6 +224,25 @@ class Processor:
         if changes.opened or changes.acknowledged or changes.resolved or changes.suppressed:
             self._report(self.cursor, Tally.of_incidents(changes))
 
+    async def _decided(self, entries: Entries) -> Batch:
+        """Read the states the entries need, decide every alert, and tell the book the news: the batch to write."""
+        known = await self._store.alert_states(fingerprints(entries))
+        processed, changed = decide_all(entries, known, self._decide)
+        now = entries[-1][0].received_at
+        derived = self._booked(lambda book: self._follow(book, now, processed))
+        changes, runs = derived or (Changes(), [])
+        return Batch(self.cursor, processed, changed, changes, runs)
+
+    def _booked(self, follow: Callable[[Book], T]) -> T | None:
+        """What the book makes of news (None without a book); if that fails, the book is loaded again."""
+        if self._book is None:
+            return None
+        try:
+            return follow(self._book)
+        except BaseException:
+            self._book_loaded = False
+            raise
+
     async def _guarded(self, writing: Awaitable[T]) -> T:
         """Await a transaction that carries book changes; if it fails, the book no longer matches the store."""
         try:
@@ -219,16 +257,17 @@ class Processor:
         if self._book is None or self._book_loaded:
             return
         policy = self._book.policy
-        self._book = Book(policy)
         since = self._clock() - policy.correlation.reopen_window - policy.correlation.window
-        await self._store.load_incidents(self._book, since)
+        loaded = await self._store.load_incidents(since)
+        self._book = Book(policy)
+        self._book.set_counters(loaded.numbers, loaded.last_seq)
+        for incident in loaded.incidents:
+            self._book.restore(incident)
         self._book_loaded = True
         log.info("incidents loaded", extra={"incidents": len(self._book.incidents)})
 
-    def _follow(self, into: list[Changes], now: datetime, processed: Sequence[Processed]) -> Derived:
-        """Give the book the news of a batch (on the store's writer thread, inside the transaction)."""
-        book = self._book
-        assert book is not None
+    def _follow(self, book: Book, now: datetime, processed: Sequence[Processed]) -> tuple[Changes, list[RunIntent]]:
+        """Give the book the news of a batch; what changed, and the playbook runs the news asks for."""
         news: list[AlertFacts] = []
         for item in processed:
             if item.notification is None:
@@ -244,16 +283,13 @@ class Processor:
                 news.append(facts)
         changes = book.settle(now)
         runs = [] if self._remediation is None else self._remediation.intents(news, book, now)
-        into.append(changes)
-        return Derived(changes, runs)
+        return changes, runs
 
-    def _follow_expired(self, into: list[Changes], now: datetime, fingerprints: Sequence[str]) -> Changes:
-        book = self._book
-        assert book is not None
+    @staticmethod
+    def _follow_expired(book: Book, now: datetime, fingerprints: Sequence[str]) -> Changes:
         for fingerprint in fingerprints:
             book.resolved(fingerprint, now, expired=True)
-        into.append(book.settle(now))
-        return into[-1]
+        return book.settle(now)
 
     async def forget(self, before: datetime) -> int:
         """Forget resolved and expired alerts unchanged since ``before``; how many."""
@@ -263,9 +299,9 @@ class Processor:
             log.info("forgot %d resolved or expired alerts", forgotten)
         return forgotten
 
-    def _take_handed(self) -> Batch:
+    def _take_handed(self) -> Entries:
         """The handed-over entries that continue the cursor without a gap."""
-        taken: Batch = []
+        taken: Entries = []
         seq = self.cursor + 1
         while len(taken) < self._batch_size and seq in self._handed:
             entry, valid = self._handed.pop(seq)
@@ -273,17 +309,17 @@ class Processor:
             seq += 1
         return taken
 
-    async def _read_inbox(self) -> Batch:
+    async def _read_inbox(self) -> Entries:
         entries = await self._store.inbox(after=self.cursor, limit=self._batch_size)
         for stale in [seq for seq in self._handed if seq <= self.cursor]:
             del self._handed[stale]
         handed = [self._handed.pop(e.seq, None) for e in entries]
         return [(e, h[1].notification() if h else _decode(e)) for e, h in zip(entries, handed, strict=True)]
 
-    async def _read(self, after: int) -> Batch:
+    async def _read(self, after: int) -> Entries:
         return [(e, _decode(e)) for e in await self._store.inbox(after=after, limit=self._batch_size)]
 
-    async def _read_ahead(self) -> Batch:
+    async def _read_ahead(self) -> Entries:
         """The batch read ahead, if it starts right after the cursor (a failed write leaves it stale)."""
         ahead, self._ahead = self._ahead, None
         if ahead is None:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from receiver.clock import Clock
 from receiver.incidents.book import Incident
@@ -27,7 +27,7 @@ from receiver.playbooks.executor import RunOutcome, StepResult, execute
 from receiver.playbooks.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunStatus
-from receiver.store import Store, StoreError
+from receiver.store import AlertStore, IncidentStore, RunStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ class UnknownRun(KeyError):
 
 class RunConflict(ValueError):
     """The run does not wait for approval."""
+
+
 KUBE_ACTIONS = actions.KUBERNETES
 HISTORY = timedelta(hours=1)
 PENDING_BATCH = 500
@@ -51,12 +53,16 @@ Timeline = Callable[[str, str, str], Awaitable[None]]
 """(incident id, playbook, text): a line in an incident's timeline."""
 
 
+class RunnerStore(RunStore, AlertStore, IncidentStore, Protocol):
+    """What the runner needs of the store: runs, whether an alert fires, an incident's members."""
+
+
 class Runner:
     """Judges pending runs and executes the allowed ones."""
 
     def __init__(
         self,
-        store: Store,
+        store: RunnerStore,
         kube: Kube,
         limits_of: Callable[[str], Limits],
         clock: Clock,

@@ -9,11 +9,12 @@ worst firing severity and the firing services are counted, not recomputed;
 candidate roots and symptoms are looked up by their ``equal`` labels; the
 cascade window is kept incrementally (and agrees with ``is_cascade``).
 
-The engine calls ``fired``/``resolved`` for each piece of news inside the
-store transaction that records it, then ``settle`` for the batch; the book
-changes as it goes and gathers what changed in ``Changes``, which the store
-writes in that same transaction. If the transaction fails, the book no
-longer matches the store: the engine throws it away and loads it again.
+The engine calls ``fired``/``resolved`` for each piece of news of a batch,
+then ``settle``; the book changes as it goes and gathers what changed in
+``Changes``: values (incidents, members keyed by incident id and
+fingerprint, timeline events) that the engine hands the store to write in
+the transaction that records the batch. If that transaction fails, the book
+no longer matches the store: the engine throws it away and loads it again.
 """
 
 from __future__ import annotations
@@ -85,8 +86,6 @@ class Member:
     name: str = ""
     """The alert's name, for people (``alertname``, else the fingerprint)."""
     service: str = ""
-    row: int = 0
-    """Its row in the store: given in order of joining, so that a new member is appended."""
 
     @classmethod
     def of(
@@ -204,8 +203,8 @@ class Changes:
 
     incidents: dict[str, Incident] = field(default_factory=dict)
     """Incidents to write as they are now (the book's own objects)."""
-    members: dict[int, tuple[str, Member] | None] = field(default_factory=dict)
-    """Member row -> (its incident, the member) to write, or None to delete the row."""
+    members: dict[tuple[str, str], Member | None] = field(default_factory=dict)
+    """(incident id, fingerprint) -> the member to write (a new one after those of its incident), or None: gone."""
     events: list[tuple[str, TimelineEvent, str | None]] = field(default_factory=list)
     """(incident, event, fingerprint of the alert it is about)."""
     opened: list[Severity] = field(default_factory=list)
@@ -253,7 +252,6 @@ class Book:
         self._numbers: dict[str, int] = {}
         """Last incident number of each day (``20261122``)."""
         self._seq = 0
-        self._last_row = 0
         self._interned: dict[Classification, Classification] = {}
         self._changes = Changes()
 
@@ -273,7 +271,6 @@ class Book:
             member.keys = self._keys_of(labels)
             member.name = labels.get("alertname", member.fingerprint)
             member.service = labels.get(self.policy.correlation.service_label, "")
-            self._last_row = max(self._last_row, member.row)
             holder = self.incidents.get(self._where.get(member.fingerprint, ""))
             if holder is not None and holder.seq > incident.seq:
                 continue
@@ -285,11 +282,10 @@ class Book:
         if incident.status is not IncidentStatus.RESOLVED and not incident.firing:
             self._quiet.add(incident.id)
 
-    def set_counters(self, numbers: Mapping[str, int], seq: int, row: int) -> None:
+    def set_counters(self, numbers: Mapping[str, int], seq: int) -> None:
         """The last numbers given, read from the store (incidents no longer in the book included)."""
         self._numbers.update(numbers)
         self._seq = max(self._seq, seq)
-        self._last_row = max(self._last_row, row)
 
     def where(self, fingerprint: str) -> tuple[Incident, Member] | None:
         """The incident an alert belongs to now, and its membership (role, root)."""
@@ -297,7 +293,7 @@ class Book:
         member = incident.members.get(fingerprint) if incident else None
         return None if incident is None or member is None else (incident, member)
 
-    # News, inside a transaction.
+    # News, a batch at a time.
 
     def fired(self, fingerprint: str, labels: Mapping[str, str], annotations: Mapping[str, str], now: datetime) -> None:
         """An alert fired (or fired again, in a new episode)."""
@@ -402,9 +398,8 @@ class Book:
         now: datetime,
         keys: Keys,
     ) -> Member:
-        self._last_row += 1
         service_label = self.policy.correlation.service_label
-        rest = {"role": role, "root": root, "firing": True, "fired_at": now, "keys": keys, "row": self._last_row}
+        rest = {"role": role, "root": root, "firing": True, "fired_at": now, "keys": keys}
         return Member.of(fingerprint, labels, service_label, own, **rest)
 
     def _intern(self, classification: Classification) -> Classification:
@@ -441,20 +436,21 @@ class Book:
 
     def _join(self, incident: Incident, member: Member, now: datetime, kind: EventKind, reason: str) -> None:
         old = self.incidents.get(self._where.get(member.fingerprint, ""))
-        if old is not None and old is not incident:  # its row moves with it
-            old.members.pop(member.fingerprint, None)
+        if old is not None and old is not incident:
+            if old.members.pop(member.fingerprint, None) is member:  # it moves: the old incident no longer has it
+                self._changes.members[(old.id, member.fingerprint)] = None
             self._changes.touch(old)
         incident.members[member.fingerprint] = member
         self._where[member.fingerprint] = incident.id
         if member.root is not None:
             self._dependents.setdefault(member.root, set()).add(member.fingerprint)
         self._start_firing(incident, member, now)
-        self._changes.members[member.row] = (incident.id, member)
+        self._changes.members[(incident.id, member.fingerprint)] = member
         self._changes.event(incident, TimelineEvent(now, kind, f"{member.name} fired: {reason}"), member.fingerprint)
 
     def _refire(self, incident: Incident, member: Member, now: datetime) -> None:
         self._start_firing(incident, member, now)
-        self._changes.members[member.row] = (incident.id, member)
+        self._changes.members[(incident.id, member.fingerprint)] = member
         self._changes.event(
             incident, TimelineEvent(now, EventKind.ALERT_FIRED, f"{member.name} fired again"), member.fingerprint
         )
@@ -462,7 +458,7 @@ class Book:
     def _detach(self, incident: Incident, member: Member) -> None:
         """Take a member that does not fire out of its incident."""
         incident.members.pop(member.fingerprint, None)
-        self._changes.members[member.row] = None
+        self._changes.members[(incident.id, member.fingerprint)] = None
         self._changes.touch(incident)
         self._where.pop(member.fingerprint, None)
         if member.root is not None:
@@ -503,7 +499,7 @@ class Book:
                     del incident.firing_services[service]
             incident.window.resolved(member.fingerprint)
         self._unindex(member)
-        self._changes.members[member.row] = (incident.id, member)
+        self._changes.members[(incident.id, member.fingerprint)] = member
 
     # Suppression.
 

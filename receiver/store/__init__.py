@@ -1,37 +1,57 @@
-"""The store interface: what the daemon keeps, independent of the database.
+"""The store contract: what the daemon keeps, by concept, independent of the database.
 
 Two stages share one store. ``accept`` appends a webhook body, as received,
 to the inbox and returns once that is durable: this is all the webhook waits
-for. The processor then reads the inbox in order and ``apply``-s dedup
-decisions to alert state, advancing a cursor in the same transaction, so a
-crash anywhere loses nothing and processes nothing twice.
+for. The engine then reads the inbox in order, reads the alert states it
+needs, decides (pure code, outside any transaction), and hands the store one
+``Batch`` of values to write: the decisions, the incident changes, the run
+intents and the new cursor, in one transaction that first checks that the
+cursor is still where the engine read from (the defence against a second
+engine). A crash anywhere loses nothing and processes nothing twice.
 
-The engine and the web layer depend on ``Store`` only. The SQLite backend
-serves one replica; a PostgreSQL backend will implement the same protocol so
-that several replicas can share state. Only modules in this package speak SQL.
+The contract is split by concept, and each component depends on the
+protocols it uses:
+
+- ``InboxStore``: accept, read in order, the cursor, the backlog, pruning;
+- ``AlertStore``: the alert states dedup reads, the listing the API pages,
+  counts, expiry candidates, the log of alert news, pruning;
+- ``IncidentStore``: incidents, their members and timelines;
+- ``RunStore``: playbook runs;
+- ``ProcessingStore``: the transactions that span them (a processed batch,
+  an expiry), written as values the engine decided;
+- later, ``OutboxStore`` (notifications to send, claimed when due) and
+  ``TimerStore`` (escalation and reminder deadlines, claimed when due) will
+  join them here; their rows will be written by the same ``Batch`` and
+  ``record`` transactions as the incident changes that cause them.
+
+A backend implements them all (``Store``); ``receiver.store.backends`` makes
+the one ``store.backend`` names. Identities are domain keys (inbox seq,
+fingerprint, incident id, incident id + fingerprint for a member): storage
+row ids never leave the backend. The SQLite backend serves one replica; a
+PostgreSQL backend will implement the same protocols and pass the same
+contract tests (``tests/store_contract``). Only modules in this package speak
+SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from receiver.alerts.dedup import AlertState, Decision, Status
+from receiver.alerts.matchers import Matcher
 from receiver.alerts.wire import Alert, Notification
-from receiver.incidents.book import Book, Changes, Incident
+from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import IncidentStatus, TimelineEvent
 from receiver.incidents.severity import Severity
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
 
-Decide = Callable[[AlertState | None, Alert, datetime], Decision]
-"""The pure dedup decision (previous state, update, receipt time), policy bound."""
-
 
 class StoreError(RuntimeError):
-    """The store could not do what was asked (locked, full, broken): retry later."""
+    """The store could not do what was asked (locked, full, broken, or moved on by another engine): retry later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +71,48 @@ class Processed:
     notification: Notification | None
     """None when the body could not be decoded (it was skipped)."""
     decisions: tuple[Decision, ...] = ()
-    notification_id: int | None = None
-    """Set when the notification carried news and was recorded."""
+    received_at: datetime | None = field(default=None, compare=False)
+    """When its body was received (the time its news is recorded at)."""
+
+    @property
+    def notification_id(self) -> int | None:
+        """The recorded notification: its inbox seq when it carried news, else None."""
+        return self.seq if any(d.is_news for d in self.decisions) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What processing a run of inbox entries writes, as one transaction: all of it, or nothing.
+
+    The store refuses it (``StoreError``) unless its cursor is still ``after`` and the entries come after it.
+    """
+
+    after: int
+    """The cursor the entries were read after."""
+    processed: Sequence[Processed]
+    """Every entry, in inbox order: the cursor moves to the last one's seq."""
+    alerts: Sequence[tuple[Decision, Alert]] = ()
+    """Decisions that changed an alert's state, in order (a later one for the same alert wins)."""
+    changes: Changes = field(default_factory=Changes)
+    runs: Sequence[RunIntent] = ()
+
+    @property
+    def cursor(self) -> int:
+        """Where the cursor stands once the batch is written."""
+        return self.processed[-1].seq if self.processed else self.after
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """Firing alerts that went silent, marked expired with what the incidents made of it, in one transaction.
+
+    The store refuses it (``StoreError``) unless every one still fires and was last seen before ``cutoff``.
+    """
+
+    cutoff: datetime
+    now: datetime
+    fingerprints: Sequence[str]
+    changes: Changes = field(default_factory=Changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +126,28 @@ class StoredAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertQuery:
+    """A listing of alerts: the statuses (all when None), label matchers, and the page."""
+
+    statuses: frozenset[Status] | None = None
+    matchers: Sequence[Matcher] = ()
+    limit: int | None = None
+    """None: every match."""
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPage:
+    """One page of a listing of alerts, most recently changed first (then by fingerprint)."""
+
+    total: int
+    """How many alerts match, on every page."""
+    alerts: list[StoredAlert]
+
+
+@dataclass(frozen=True, slots=True)
 class AlertEvent:
-    """One entry of the ordered log of alert news the engine consumes."""
+    """One entry of the ordered log of alert news (what processing recorded, once each)."""
 
     seq: int
     fingerprint: str
@@ -91,56 +171,82 @@ class IncidentQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class Derived:
-    """What processed news changes beside alert state: the incidents, and the playbook runs it asks for."""
+class WorkingSet:
+    """What the engine's incident book starts from: recent incidents and the numbering counters."""
 
-    changes: Changes
-    runs: Sequence[RunIntent] = ()
-
-
-Follow = Callable[[Sequence[Processed]], Derived]
-"""What the incidents and playbooks make of processed news, inside the transaction that records it."""
-FollowExpired = Callable[[Sequence[str]], Changes]
-"""What the incidents make of expired alerts (their fingerprints), inside the transaction."""
+    incidents: list[Incident]
+    """Not resolved, or resolved since the time asked for; oldest first, with their members in order of joining."""
+    numbers: Mapping[str, int]
+    """The last incident number given on each day (``20261122``), incidents no longer recent included."""
+    last_seq: int
+    """The last incident seq given."""
 
 
-class Store(Protocol):
-    """Durable state. Every method either completes or changes nothing."""
+class InboxStore(Protocol):
+    """The durable, ordered inbox of webhook bodies and how far processing got."""
 
     async def accept(self, body: bytes, received_at: datetime) -> int:
-        """Append a webhook body to the inbox, durably; its sequence number."""
+        """Append a webhook body to the inbox, durably; its sequence number (increasing)."""
         ...
 
     async def inbox(self, after: int, limit: int) -> list[InboxEntry]:
-        """Inbox entries with ``seq`` above ``after``, oldest first."""
+        """Inbox entries with ``seq`` above ``after``, oldest first, as accepted."""
         ...
 
     async def cursor(self) -> int:
-        """The sequence number of the last processed inbox entry."""
+        """The sequence number of the last processed inbox entry (0 before any)."""
         ...
 
     async def backlog(self) -> int:
-        """How many inbox entries wait for processing."""
+        """How many inbox entries wait for processing (after the cursor)."""
         ...
 
-    async def apply(
-        self,
-        entries: Sequence[tuple[InboxEntry, Notification | None]],
-        decide: Decide,
-        follow: Follow | None = None,
-    ) -> list[Processed]:
-        """Decide every alert of ``entries`` and advance the cursor past them, all or nothing.
-
-        ``follow`` is told what was processed, in the transaction, and its incident changes are written in it.
-        """
+    async def prune_inbox(self, before: datetime) -> int:
+        """Forget processed inbox entries received before ``before``; how many."""
         ...
+
+
+class AlertStore(Protocol):
+    """Alert state: what dedup decides from, and what the API lists."""
+
+    async def alert_states(self, fingerprints: Collection[str]) -> dict[str, AlertState]:
+        """The known states of these alerts (those never seen, or forgotten, are absent)."""
+        ...
+
+    async def alerts(self, query: AlertQuery) -> AlertPage:
+        """Alerts matching ``query``, most recently changed first, then by fingerprint; one page and the total."""
+        ...
+
+    async def count_alerts(self) -> Mapping[Status, int]:
+        """How many alerts are in each status."""
+        ...
+
+    async def alert_firing(self, fingerprint: str) -> bool:
+        """Whether the alert fires now."""
+        ...
+
+    async def silent(self, cutoff: datetime) -> list[str]:
+        """Firing alerts last seen before ``cutoff`` (to expire), in a stable order."""
+        ...
+
+    async def events(self, after: int = 0, limit: int = 1000) -> list[AlertEvent]:
+        """Alert news with ``seq`` above ``after``, oldest first: each piece recorded once."""
+        ...
+
+    async def prune_alerts(self, before: datetime) -> int:
+        """Forget resolved and expired alerts unchanged since ``before``, and news older than it; how many alerts."""
+        ...
+
+
+class IncidentStore(Protocol):
+    """Incidents, their members (keyed by incident id and fingerprint) and their timelines."""
 
     async def record(self, changes: Changes, runs: Sequence[RunIntent] = ()) -> None:
         """Write incident changes (a tick, a person's action) and runs in a transaction of their own."""
         ...
 
-    async def load_incidents(self, book: Book, since: datetime) -> None:
-        """Fill ``book`` with incidents not resolved or resolved since ``since``, and the numbering counters."""
+    async def load_incidents(self, since: datetime) -> WorkingSet:
+        """Incidents not resolved or resolved since ``since``, with their members, and the numbering counters."""
         ...
 
     async def incidents(self, query: IncidentQuery) -> list[Incident]:
@@ -155,29 +261,9 @@ class Store(Protocol):
         """Incidents not resolved, by severity."""
         ...
 
-    async def prune_inbox(self, before: datetime) -> int:
-        """Forget processed inbox entries received before ``before``; how many."""
-        ...
 
-    async def list_alerts(self, statuses: frozenset[Status] | None = None) -> list[StoredAlert]:
-        """Alerts with one of ``statuses`` (all when None), most recently changed first."""
-        ...
-
-    async def count_alerts(self) -> Mapping[Status, int]:
-        """How many alerts are in each status."""
-        ...
-
-    async def prune_alerts(self, before: datetime) -> int:
-        """Forget resolved and expired alerts unchanged since ``before``; how many."""
-        ...
-
-    async def expire(self, cutoff: datetime, now: datetime, follow: FollowExpired | None = None) -> list[str]:
-        """Mark firing alerts last seen before ``cutoff`` expired; their fingerprints (told to ``follow``)."""
-        ...
-
-    async def events(self, after: int = 0, limit: int = 1000) -> list[AlertEvent]:
-        """Alert news with ``seq`` above ``after``, oldest first."""
-        ...
+class RunStore(Protocol):
+    """Playbook runs: pending until judged, then started, finished, blocked or rejected."""
 
     async def pending_runs(self, limit: int = 100) -> list[RunRecord]:
         """Runs not judged yet, oldest first."""
@@ -238,14 +324,38 @@ class Store(Protocol):
         """Record that a person closed a playbook's circuit breaker."""
         ...
 
-    async def alert_firing(self, fingerprint: str) -> bool:
-        """Whether the alert fires now."""
+
+class ProcessingStore(Protocol):
+    """The engine's transactions across concepts: values it decided, written whole or not at all."""
+
+    async def process(self, batch: Batch) -> None:
+        """Write a processed batch and move the cursor to ``batch.cursor``; StoreError if the cursor moved on."""
         ...
+
+    async def expire(self, expiry: Expiry) -> None:
+        """Mark the alerts expired (with a piece of news each) and write the incident changes."""
+        ...
+
+
+class HealthStore(Protocol):
+    """Whether the store takes writes now."""
 
     async def ping(self) -> None:
         """Prove the store is writable now; raise StoreError when it is not."""
         ...
 
+
+class Store(InboxStore, AlertStore, IncidentStore, RunStore, ProcessingStore, HealthStore, Protocol):
+    """Durable state, every concept. Every method either completes or changes nothing."""
+
     async def close(self) -> None:
         """Finish what is running and release the database."""
+        ...
+
+
+class Backend(Store, Protocol):
+    """A store as ``receiver.store.backends`` makes it: ``open`` before use."""
+
+    async def open(self) -> None:
+        """Open (creating or upgrading its schema when needed) the database."""
         ...

@@ -7,7 +7,11 @@ by another thread. SQLite takes one writer per database, so the two never
 contend; their SQL runs in parallel, outside the GIL. Reads use a third
 connection on a third thread, with the inbox attached; WAL lets readers and
 writers overlap. Each writer checkpoints its own write-ahead log (see
-``sqlite_writer``), so the logs stay short. The SQL lives in ``sqlite_tables``.
+``sqlite_writer``), so the logs stay short. The SQL lives in ``sqlite_tables``
+(inbox, alerts, news), ``sqlite_incidents``, ``sqlite_runs`` and
+``sqlite_listing`` (the alerts API's filtered pages). Row ids (an alert's, a
+member's) stay in here: the engine names alerts by fingerprint and members by
+incident and fingerprint.
 """
 
 from __future__ import annotations
@@ -16,31 +20,32 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from receiver.alerts.dedup import Status
-from receiver.alerts.wire import Notification
-from receiver.incidents.book import Book, Changes, Incident
+from receiver.alerts.dedup import AlertState, Status
+from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import TimelineEvent
 from receiver.incidents.severity import Severity
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
 from receiver.store import (
     AlertEvent,
-    Decide,
-    Follow,
-    FollowExpired,
+    AlertPage,
+    AlertQuery,
+    Batch,
+    Expiry,
     InboxEntry,
     IncidentQuery,
-    Processed,
     StoredAlert,
     StoreError,
+    WorkingSet,
 )
 from receiver.store import sqlite_incidents as incident_tables
+from receiver.store import sqlite_listing as listing
 from receiver.store import sqlite_runs as run_tables
 from receiver.store import sqlite_tables as tables
 from receiver.store.sqlite_values import micros
@@ -66,7 +71,8 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 """A write-ahead log that grew past this (a burst) is truncated back to it once checkpointed."""
 
 
-def _ignore_commit(seconds: float, size: int) -> None:
+def ignore_commit(seconds: float, size: int) -> None:
+    """Told of an inbox commit, it does nothing with it."""
     return None
 
 
@@ -76,7 +82,7 @@ def inbox_path(path: Path) -> Path:
 
 
 class SQLiteStore:
-    """A ``Store`` in two SQLite files; ``await open()`` before use, ``close()`` after."""
+    """Every protocol of ``receiver.store`` in two SQLite files; ``await open()`` before use, ``close()`` after."""
 
     def __init__(
         self,
@@ -85,7 +91,7 @@ class SQLiteStore:
         synchronous: Literal["full", "normal"] = "full",
         busy_timeout: timedelta = timedelta(seconds=5),
         max_batch: int = 512,
-        on_commit: OnCommit = _ignore_commit,
+        on_commit: OnCommit = ignore_commit,
         role: Role = "all",
     ) -> None:
         self._path = path
@@ -104,12 +110,13 @@ class SQLiteStore:
             str(path),
             self._connect_state,
             max_batch=max_batch,
-            on_commit=_ignore_commit,
+            on_commit=ignore_commit,
             checkpoint_seconds=STATE_CHECKPOINT_SECONDS,
         )
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._reader: sqlite3.Connection | None = None
         self._ids = tables.AlertIds()
+        self._members = incident_tables.MemberIds()
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
 
@@ -139,47 +146,43 @@ class SQLiteStore:
     async def backlog(self) -> int:
         return await self._read(tables.backlog)
 
-    async def apply(
-        self,
-        entries: Sequence[tuple[InboxEntry, Notification | None]],
-        decide: Decide,
-        follow: Follow | None = None,
-    ) -> list[Processed]:
-        return await self._state.run(lambda db: self._apply(db, entries, decide, follow))
+    async def alert_states(self, fingerprints: Collection[str]) -> dict[str, AlertState]:
+        return await self._state.run(lambda db: tables.load_states(db, fingerprints, self._ids))
 
-    def _apply(
-        self,
-        db: sqlite3.Connection,
-        entries: Sequence[tuple[InboxEntry, Notification | None]],
-        decide: Decide,
-        follow: Follow | None,
-    ) -> list[Processed]:
+    async def process(self, batch: Batch) -> None:
+        await self._state.run(lambda db: self._process(db, batch))
+
+    def _process(self, db: sqlite3.Connection, batch: Batch) -> None:
         """On the state writer thread, the only one that touches ``self._ids``."""
-        ids = self._ids
 
-        def work(db: sqlite3.Connection) -> tuple[list[Processed], dict[str, int]]:
-            processed, added = tables.apply(db, entries, decide, ids)
-            if follow is not None:
-                derived = follow(processed)
-                incident_tables.write(db, derived.changes)
-                run_tables.write(db, derived.runs)
-            return processed, added
+        def work(db: sqlite3.Connection) -> dict[str, int]:
+            added = tables.write_batch(db, batch, self._ids)
+            incident_tables.write(db, batch.changes, self._members)
+            run_tables.write(db, batch.runs)
+            return added
 
-        processed, added = tables.transaction(db, work)
-        ids.add(added)  # only once committed: a rolled-back batch leaves the ids as they were
-        return processed
+        self._ids.add(self._incidents_transaction(db, work))  # only once committed: a rolled-back batch leaves them
+
+    def _incidents_transaction(self, db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+        """A state transaction that writes incidents (on the writer thread): if it fails, member rows are read anew."""
+        try:
+            return tables.transaction(db, work)
+        except BaseException:
+            self._members.forget()
+            raise
 
     async def record(self, changes: Changes, runs: Sequence[RunIntent] = ()) -> None:
         if changes or runs:
-            await self._state.run(lambda db: tables.transaction(db, lambda db: self._record(db, changes, runs)))
+            await self._state.run(
+                lambda db: self._incidents_transaction(db, lambda db: self._record(db, changes, runs))
+            )
 
-    @staticmethod
-    def _record(db: sqlite3.Connection, changes: Changes, runs: Sequence[RunIntent]) -> None:
-        incident_tables.write(db, changes)
+    def _record(self, db: sqlite3.Connection, changes: Changes, runs: Sequence[RunIntent]) -> None:
+        incident_tables.write(db, changes, self._members)
         run_tables.write(db, runs)
 
-    async def load_incidents(self, book: Book, since: datetime) -> None:
-        await self._read(lambda db: incident_tables.load(db, book, since))
+    async def load_incidents(self, since: datetime) -> WorkingSet:
+        return await self._read(lambda db: incident_tables.load(db, since))
 
     async def incidents(self, query: IncidentQuery) -> list[Incident]:
         return await self._read(lambda db: incident_tables.listing(db, query))
@@ -205,8 +208,12 @@ class SQLiteStore:
             lambda db: tables.transaction(db, lambda db: tables.prune_inbox(db, cutoff, processed))
         )
 
+    async def alerts(self, query: AlertQuery) -> AlertPage:
+        return await self._read(lambda db: listing.page(db, query))
+
     async def list_alerts(self, statuses: frozenset[Status] | None = None) -> list[StoredAlert]:
-        return await self._read(lambda db: tables.list_alerts(db, statuses))
+        """Every alert with one of ``statuses`` (all when None), most recently changed first (tests, tools)."""
+        return (await self.alerts(AlertQuery(statuses))).alerts
 
     async def count_alerts(self) -> Mapping[Status, int]:
         return await self._read(tables.count_alerts)
@@ -220,14 +227,16 @@ class SQLiteStore:
         self._ids.forget(deleted)
         return len(deleted)
 
-    async def expire(self, cutoff: datetime, now: datetime, follow: FollowExpired | None = None) -> list[str]:
-        def work(db: sqlite3.Connection) -> list[str]:
-            expired = tables.expire(db, micros(cutoff), micros(now))
-            if follow is not None and expired:
-                incident_tables.write(db, follow(expired))
-            return expired
+    async def silent(self, cutoff: datetime) -> list[str]:
+        return await self._read(lambda db: tables.silent(db, micros(cutoff)))
 
-        return await self._state.run(lambda db: tables.transaction(db, work))
+    async def expire(self, expiry: Expiry) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            tables.expire(db, expiry)
+            incident_tables.write(db, expiry.changes, self._members)
+
+        if expiry.fingerprints:
+            await self._state.run(lambda db: self._incidents_transaction(db, work))
 
     async def events(self, after: int = 0, limit: int = 1000) -> list[AlertEvent]:
         return await self._read(lambda db: tables.events(db, after, limit))

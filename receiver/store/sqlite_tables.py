@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import orjson
 
 from receiver.alerts.dedup import AlertState, Decision, Outcome, Status
-from receiver.alerts.wire import Alert, Notification
-from receiver.store import AlertEvent, Decide, InboxEntry, Processed, StoredAlert, StoreError
+from receiver.alerts.wire import Alert
+from receiver.store import AlertEvent, Batch, Expiry, InboxEntry, Processed, StoreError
 from receiver.store.sqlite_incidents import SCHEMA as INCIDENT_SCHEMA
 from receiver.store.sqlite_runs import MOVE_RESETS, RESET_SCHEMA
 from receiver.store.sqlite_runs import SCHEMA as RUN_SCHEMA
@@ -103,10 +103,12 @@ CREATE INDEX alerts_by_status ON alerts (status);
 
 1 -> 2: alerts keyed by id; 2 -> 3: incidents; 3 -> 4: playbook runs; 4 -> 5: circuit-breaker resets in
 their own table, no longer fake runs."""
+PRUNE_CHUNK = 10_000
+"""Rows of the news log looked at per pruning statement."""
 INBOX_ALIAS = "ib"
 """The name under which connections to the state database attach the inbox database."""
-_STATE_COLUMNS = "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips"
-_ALERT_COLUMNS = f"{_STATE_COLUMNS}, labels, annotations, generator_url"
+STATE_COLUMNS = "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips"
+ALERT_COLUMNS = f"{STATE_COLUMNS}, labels, annotations, generator_url"
 
 
 def _from_json_rows(columns: str) -> str:
@@ -127,12 +129,12 @@ def _values(columns: str) -> str:
 
 _INSERT_NOTIFICATIONS = f"INSERT INTO notifications {_values(_NOTIFICATION_COLUMNS)}"
 _INSERT_EVENTS = f"INSERT INTO alert_events {_values(_EVENT_COLUMNS)}"
-_INSERT_ALERTS = f"INSERT INTO alerts {_values('id, ' + _ALERT_COLUMNS)}"
-_UPDATED = [c for c in _ALERT_COLUMNS.split(", ") if c not in ("fingerprint", "first_seen")]
-_UPDATED_AT = [_ALERT_COLUMNS.split(", ").index(c) for c in _UPDATED]
+_INSERT_ALERTS = f"INSERT INTO alerts {_values('id, ' + ALERT_COLUMNS)}"
+_UPDATED = [c for c in ALERT_COLUMNS.split(", ") if c not in ("fingerprint", "first_seen")]
+_UPDATED_AT = [ALERT_COLUMNS.split(", ").index(c) for c in _UPDATED]
 _UPDATE_ALERTS = f"UPDATE alerts SET {', '.join(f'{c} = ?' for c in _UPDATED)} WHERE id = ?"
 _APPEND_INBOX = f"INSERT INTO inbox (received_at, body) {_from_json_rows('received_at, body')}"
-_LAST_SEEN = _ALERT_COLUMNS.split(", ").index("last_seen")
+_LAST_SEEN = ALERT_COLUMNS.split(", ").index("last_seen")
 _UPDATE_LAST_SEEN = "UPDATE alerts SET last_seen = ? WHERE id = ?"
 
 
@@ -263,47 +265,38 @@ class AlertIds:
             self._last = max(self._last, *added.values())
 
 
-def apply(
-    db: sqlite3.Connection,
-    entries: Sequence[tuple[InboxEntry, Notification | None]],
-    decide: Decide,
-    ids: AlertIds,
-) -> tuple[list[Processed], dict[str, int]]:
-    """Decide every alert of ``entries``, write the results, advance the cursor past them.
+def load_states(db: sqlite3.Connection, fingerprints: Collection[str], ids: AlertIds) -> dict[str, AlertState]:
+    """The stored states of these alerts (on the state writer, the one that keeps ``ids``)."""
+    return _load_states(db, list(fingerprints), ids.current(db))
 
-    Returns what was processed and the ids of the alerts seen for the first time, for ``ids.add``
-    once the transaction is committed.
+
+def write_batch(db: sqlite3.Connection, batch: Batch, ids: AlertIds) -> dict[str, int]:
+    """Check the cursor, write the alerts, notifications and news of ``batch``, and move the cursor past it.
+
+    Returns the ids given to alerts seen for the first time, for ``ids.add`` once the transaction is committed.
     """
-    if not entries:
-        return [], {}
-    expected = cursor(db)
-    if entries[0][0].seq <= expected:
-        raise StoreError(f"inbox entry {entries[0][0].seq} was processed already (cursor at {expected})")
-    ids = ids.current(db)
-    known = _load_states(db, list({a.fingerprint for _, n in entries if n for a in n.alerts}), ids)
-    stored = set(known)  # alerts that have a row now: updated; the others get one
+    _check_cursor(db, batch)
     rows = _Rows()
-    processed = []
-    for entry, notification in entries:
-        if notification is None:
-            processed.append(Processed(entry.seq, None))
-            continue
-        decisions = []
-        for alert in notification.alerts:
-            prev = known.get(alert.fingerprint)
-            decision = decide(prev, alert, entry.received_at)
-            if decision.state is not prev:  # the same state: nothing to write
-                known[alert.fingerprint] = decision.state
-                rows.alert(decision, alert)
-            decisions.append(decision)
-        processed.append(rows.notification(entry, notification, tuple(decisions)))
-    added = rows.write(db, ids, stored)
-    db.execute("UPDATE progress SET seq = ? WHERE name = 'inbox'", (entries[-1][0].seq,))
-    return processed, added
+    for decision, alert in batch.alerts:
+        rows.alert(decision, alert)
+    for item in batch.processed:
+        rows.notification(item)
+    added = rows.write(db, ids.current(db))
+    db.execute("UPDATE progress SET seq = ? WHERE name = 'inbox'", (batch.cursor,))
+    return added
+
+
+def _check_cursor(db: sqlite3.Connection, batch: Batch) -> None:
+    """The defence against two engines: the cursor is where the batch was read from, and the batch comes after it."""
+    expected = cursor(db)
+    if batch.processed and batch.processed[0].seq <= expected:
+        raise StoreError(f"inbox entry {batch.processed[0].seq} was processed already (cursor at {expected})")
+    if expected != batch.after:
+        raise StoreError(f"the cursor is at {expected}, not {batch.after}: another engine processed the inbox")
 
 
 class _Rows:
-    """What one apply transaction writes, table by table."""
+    """What one batch writes, table by table."""
 
     def __init__(self) -> None:
         self.notifications: list[list[Any]] = []
@@ -321,14 +314,17 @@ class _Rows:
             self.changed[fp] = _alert_row(decision.state, alert)
             self.seen.pop(fp, None)
 
-    def notification(self, entry: InboxEntry, notification: Notification, decisions: tuple[Decision, ...]) -> Processed:
-        news = [d for d in decisions if d.is_news]
-        if not news:
-            return Processed(entry.seq, notification, decisions)
-        at = micros(entry.received_at)
+    def notification(self, item: Processed) -> None:
+        notification = item.notification
+        news = [d for d in item.decisions if d.is_news]
+        if notification is None or not news:
+            return
+        if item.received_at is None:
+            raise StoreError(f"inbox entry {item.seq} carries news but no receipt time")
+        at = micros(item.received_at)
         self.notifications.append(
             [
-                entry.seq,
+                item.seq,
                 at,
                 notification.receiver,
                 notification.group_key,
@@ -345,23 +341,22 @@ class _Rows:
                 micros(d.state.starts_at),
                 opt_micros(d.state.ends_at),
                 at,
-                entry.seq,
+                item.seq,
             ]
             for d in news
         )
-        return Processed(entry.seq, notification, decisions, entry.seq)
 
-    def write(self, db: sqlite3.Connection, ids: AlertIds, stored: Collection[str]) -> dict[str, int]:
-        """Write every table; the ids given to alerts that had no row (``stored``: those that have one)."""
-        added = ids.new([fp for fp in self.changed if fp not in stored])
+    def write(self, db: sqlite3.Connection, ids: AlertIds) -> dict[str, int]:
+        """Write every table; the ids given to alerts that had no row."""
+        updated = {fp: row for fp, row in self.changed.items() if ids.get(fp) is not None}
+        missing = _update_alerts(db, ids, updated)  # rows deleted behind this writer's back get new ones
+        added = ids.new([fp for fp in self.changed if fp not in updated or fp in missing])
         inserts = [[added[fp], *row] for fp, row in self.changed.items() if fp in added]
-        updates = [[*(row[i] for i in _UPDATED_AT), ids.get(fp)] for fp, row in self.changed.items() if fp not in added]
         seen = [(at, ids.get(fp)) for fp, at in self.seen.items() if fp not in self.changed]
         for sql, rows in (
             (_INSERT_NOTIFICATIONS, self.notifications),
             (_INSERT_EVENTS, self.events),
             (_INSERT_ALERTS, inserts),
-            (_UPDATE_ALERTS, updates),
             (_UPDATE_LAST_SEEN, seen),
         ):
             if rows:
@@ -369,23 +364,70 @@ class _Rows:
         return added
 
 
-def expire(db: sqlite3.Connection, cutoff: int, now: int) -> list[str]:
-    """Mark firing alerts last seen before ``cutoff`` expired, with an event each."""
+def _update_alerts(db: sqlite3.Connection, ids: AlertIds, rows: Mapping[str, list[Any]]) -> set[str]:
+    """Update the alerts' rows; the fingerprints whose row was not there (deleted by another connection)."""
+    if not rows:
+        return set()
+    updates = [[*(row[i] for i in _UPDATED_AT), ids.get(fp)] for fp, row in rows.items()]
+    if db.executemany(_UPDATE_ALERTS, updates).rowcount == len(updates):
+        return set()
+    wanted = {ids.get(fp): fp for fp in rows}
+    found: set[int] = set()
+    keys = list(wanted)
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        query = f"SELECT id FROM alerts WHERE id IN ({','.join('?' * len(chunk))})"
+        found.update(row_id for (row_id,) in db.execute(query, chunk))
+    return {fp for row_id, fp in wanted.items() if row_id not in found}
+
+
+def silent(db: sqlite3.Connection, cutoff: int) -> list[str]:
+    """Firing alerts last seen before ``cutoff``, in order of first sight."""
+    query = "SELECT fingerprint FROM alerts WHERE status = 'firing' AND last_seen < ? ORDER BY id"
+    return [fp for (fp,) in db.execute(query, (cutoff,))]
+
+
+def expire(db: sqlite3.Connection, expiry: Expiry) -> None:
+    """Mark the alerts of ``expiry`` expired, with an event each; refuse if one of them is no longer silent."""
+    now = micros(expiry.now)
     rows = db.execute(
-        "SELECT id, fingerprint, starts_at, ends_at FROM alerts WHERE status = 'firing' AND last_seen < ?", (cutoff,)
+        "SELECT id, fingerprint, starts_at, ends_at FROM alerts WHERE status = 'firing' AND last_seen < ?",
+        (micros(expiry.cutoff),),
     ).fetchall()
-    db.executemany("UPDATE alerts SET status = 'expired', last_changed = ? WHERE id = ?", ((now, i) for i, *_ in rows))
+    by_fingerprint = {fp: (row_id, starts, ends) for row_id, fp, starts, ends in rows}
+    gone = [fp for fp in expiry.fingerprints if fp not in by_fingerprint]
+    if gone:
+        raise StoreError(f"{len(gone)} alerts to expire are no longer silent firing ones (e.g. {gone[0]})")
+    chosen = [(fp, *by_fingerprint[fp]) for fp in expiry.fingerprints]
+    marked = ((now, row_id) for _, row_id, _, _ in chosen)
+    db.executemany("UPDATE alerts SET status = 'expired', last_changed = ? WHERE id = ?", marked)
     db.executemany(
         "INSERT INTO alert_events (fingerprint, kind, starts_at, ends_at, at) VALUES (?, 'expired', ?, ?, ?)",
-        ((fp, starts, ends, now) for _, fp, starts, ends in rows),
+        ((fp, starts, ends, now) for fp, _, starts, ends in chosen),
     )
-    return [fp for _, fp, _, _ in rows]
 
 
 def prune_alerts(db: sqlite3.Connection, before: int) -> list[str]:
-    """Delete resolved and expired alerts unchanged since ``before``; their fingerprints."""
+    """Delete resolved and expired alerts unchanged since ``before``, and the news and notifications older than it.
+
+    Returns the fingerprints of the alerts deleted.
+    """
     query = "DELETE FROM alerts WHERE status != 'firing' AND last_changed < ? RETURNING fingerprint"
-    return [fp for (fp,) in db.execute(query, (before,)).fetchall()]
+    deleted = [fp for (fp,) in db.execute(query, (before,)).fetchall()]
+    _prune_oldest(db, "alert_events", "seq", "at", before)
+    _prune_oldest(db, "notifications", "id", "received_at", before)
+    return deleted
+
+
+def _prune_oldest(db: sqlite3.Connection, table: str, key: str, at: str, before: int) -> None:
+    """Delete rows older than ``before``, oldest keys first, a chunk at a time, without an index on the time.
+
+    Keys grow with time (almost: an expiry's news carries the time it ran), so once a whole chunk of the oldest
+    rows is newer than ``before``, so is everything after it.
+    """
+    chunk = f"SELECT {key} FROM {table} ORDER BY {key} LIMIT {PRUNE_CHUNK}"
+    while db.execute(f"DELETE FROM {table} WHERE {key} IN ({chunk}) AND {at} < ?", (before,)).rowcount:
+        pass
 
 
 def _load_states(db: sqlite3.Connection, fps: list[str], ids: AlertIds) -> dict[str, AlertState]:
@@ -393,20 +435,9 @@ def _load_states(db: sqlite3.Connection, fps: list[str], ids: AlertIds) -> dict[
     states: dict[str, AlertState] = {}
     for i in range(0, len(rows), 500):
         chunk = rows[i : i + 500]
-        query = f"SELECT {_STATE_COLUMNS} FROM alerts WHERE id IN ({','.join('?' * len(chunk))})"
-        states.update((row[0], _state(row)) for row in db.execute(query, chunk))
+        query = f"SELECT {STATE_COLUMNS} FROM alerts WHERE id IN ({','.join('?' * len(chunk))})"
+        states.update((row[0], state(row)) for row in db.execute(query, chunk))
     return states
-
-
-def list_alerts(db: sqlite3.Connection, statuses: frozenset[Status] | None) -> list[StoredAlert]:
-    """Alerts in ``statuses`` (all when None), most recently changed first."""
-    query = f"SELECT {_ALERT_COLUMNS} FROM alerts"
-    args: list[str] = []
-    if statuses is not None:
-        args = sorted(statuses)
-        query += f" WHERE status IN ({','.join('?' * len(args))})"
-    rows = db.execute(query + " ORDER BY last_changed DESC, fingerprint", args)
-    return [StoredAlert(_state(row[:8]), json.loads(row[8]), json.loads(row[9]), row[10]) for row in rows]
 
 
 def events(db: sqlite3.Connection, after: int, limit: int) -> list[AlertEvent]:
@@ -438,7 +469,7 @@ def _alert_row(s: AlertState, alert: Alert) -> list[Any]:
     ]
 
 
-def _state(row: Sequence[Any]) -> AlertState:
+def state(row: Sequence[Any]) -> AlertState:
     fp, status, starts, ends, first, last, changed, flips = row
     return AlertState(
         fingerprint=fp,

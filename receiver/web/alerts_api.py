@@ -2,7 +2,8 @@
 
 Query parameters: ``status`` (repeatable or comma-separated: firing,
 resolved, expired), ``filter`` (repeatable label matchers such as
-``namespace="prod"``), ``limit`` and ``offset``.
+``namespace="prod"``), ``limit`` and ``offset``. The store filters and
+pages (``AlertQuery``): a listing never loads every alert.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from receiver.alerts import matchers
 from receiver.alerts.dedup import DedupPolicy, Status, is_flapping
-from receiver.store import Store, StoredAlert
+from receiver.store import AlertQuery, AlertStore, StoredAlert
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error
 
@@ -27,7 +28,7 @@ class AlertsApi:
     """Lists alerts."""
 
     def __init__(
-        self, store: Store, credentials: Credentials, policy: DedupPolicy, clock: Callable[[], datetime]
+        self, store: AlertStore, credentials: Credentials, policy: DedupPolicy, clock: Callable[[], datetime]
     ) -> None:
         self._store = store
         self._credentials = credentials
@@ -43,10 +44,9 @@ class AlertsApi:
         except ValueError as err:
             return json_error(400, str(err))
         now = self._clock()
-        alerts = [a for a in await self._store.list_alerts(statuses) if matchers.match_all(wanted, a.labels)]
-        page = alerts[offset : offset + limit]
+        page = await self._store.alerts(AlertQuery(statuses, tuple(wanted), limit, offset))
         return web.json_response(
-            {"total": len(alerts), "offset": offset, "alerts": [self._render(a, now) for a in page]}
+            {"total": page.total, "offset": offset, "alerts": [self._render(a, now) for a in page.alerts]}
         )
 
     def _render(self, alert: StoredAlert, now: datetime) -> dict[str, Any]:

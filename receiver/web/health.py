@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from receiver.store import Store, StoreError
+from receiver.store import HealthStore, StoreError
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -19,7 +19,7 @@ async def healthz(_: web.Request) -> web.Response:
 class Readiness:
     """Ready: configuration loaded and the store writable right now."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: HealthStore) -> None:
         self._store = store
 
     async def handle(self, _: web.Request) -> web.Response:

@@ -22,7 +22,7 @@ from receiver.engine.process import EngineUnavailable
 from receiver.incidents.book import Incident, Member, UnknownIncident
 from receiver.incidents.lifecycle import IncidentStatus, InvalidTransition, TimelineEvent
 from receiver.incidents.severity import Severity
-from receiver.store import IncidentQuery, Store, StoreError
+from receiver.store import IncidentQuery, IncidentStore, StoreError
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error
 
@@ -60,7 +60,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 class IncidentsApi:
     """The handlers of ``/api/v1/incidents``."""
 
-    def __init__(self, store: Store, commands: IncidentCommands, credentials: Credentials) -> None:
+    def __init__(self, store: IncidentStore, commands: IncidentCommands, credentials: Credentials) -> None:
         self._store = store
         self._commands = commands
         self._credentials = credentials

@@ -23,7 +23,7 @@ from receiver.engine.runner import RunConflict, UnknownRun
 from receiver.playbooks.plan import PlannedStep
 from receiver.playbooks.records import RunRecord, RunSummary, StepRecord
 from receiver.playbooks.runs import RunStatus
-from receiver.store import Store, StoreError
+from receiver.store import RunStore, StoreError
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error
 from receiver.web.incidents_api import change_body, int_param, refuse_change, unavailable
@@ -50,7 +50,7 @@ class RunCommands(Protocol):
 class RunsApi:
     """The handlers of ``/api/v1/runs``."""
 
-    def __init__(self, store: Store, commands: RunCommands, credentials: Credentials) -> None:
+    def __init__(self, store: RunStore, commands: RunCommands, credentials: Credentials) -> None:
         self._store = store
         self._commands = commands
         self._credentials = credentials

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from receiver.metrics import Metrics
 from receiver.playbooks.guardrails import Limits, breaker_opens
-from receiver.store import Store, StoreError
+from receiver.store import AlertStore, InboxStore, IncidentStore, RunStore, StoreError
+
+
+class ScrapeStore(InboxStore, AlertStore, IncidentStore, RunStore, Protocol):
+    """What a scrape reads: the backlog, alert and open incident counts, the circuit breakers."""
 
 
 class Scrape:
@@ -18,7 +23,7 @@ class Scrape:
     def __init__(
         self,
         metrics: Metrics,
-        store: Store,
+        store: ScrapeStore,
         queue_depth: Callable[[], int],
         playbooks: Sequence[str] = (),
         limits: Limits | None = None,

@@ -1,0 +1,48 @@
+"""The one place a store backend is chosen: ``store.backend`` names it.
+
+The web process and the engine process both open their store here, so the
+setting means the same in both. Adding a backend (PostgreSQL) is one entry
+in ``BACKENDS``, one value of the setting, and passing ``tests/store_contract``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+from receiver.config import Settings
+from receiver.store import Backend
+from receiver.store.sqlite import SQLiteStore, ignore_commit
+from receiver.store.sqlite_writer import OnCommit
+
+Role = Literal["all", "web", "engine"]
+"""Which process the store serves: one doing everything, the web process (it appends to the inbox), or the
+engine process (it writes the state and never the inbox)."""
+Make = Callable[[Settings, Role, OnCommit], Backend]
+
+
+class UnknownBackend(ValueError):
+    """``store.backend`` names no backend this receiver has."""
+
+
+def _sqlite(settings: Settings, role: Role, on_commit: OnCommit) -> Backend:
+    return SQLiteStore(
+        settings.database_path,
+        synchronous=settings.store.synchronous,
+        busy_timeout=settings.store.busy_timeout,
+        max_batch=settings.store.max_batch,
+        on_commit=on_commit,
+        role=role,
+    )
+
+
+BACKENDS: Mapping[str, Make] = {"sqlite": _sqlite}
+
+
+def create(settings: Settings, *, role: Role = "all", on_commit: OnCommit = ignore_commit) -> Backend:
+    """The backend ``settings.store.backend`` names, not opened yet (``await open()`` it)."""
+    make = BACKENDS.get(settings.store.backend)
+    if make is None:
+        known = ", ".join(sorted(BACKENDS))
+        raise UnknownBackend(f"store.backend: {settings.store.backend!r} is not a store backend (known: {known})")
+    return make(settings, role, on_commit)
