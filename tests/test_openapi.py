@@ -33,8 +33,8 @@ from receiver.web.auth import Credentials
 from receiver.web.runs_api import RunsApi
 from tests.conftest import Clock
 from tests.payloads import alert, body
+from tests.store_contract.test_runs import every_status
 from tests.test_runs import APPROVAL, FAST_CRASHLOOP
-from tests.test_store_runs_contract import every_status
 
 _METHODS = {"get", "post", "put", "patch", "delete"}
 

@@ -1,7 +1,7 @@
 """The store contract for playbook runs: what any backend must do with runs and circuit-breaker resets.
 
-Every test takes the ``store`` fixture, parameterized over the backends (SQLite
-today); a new backend joins by adding itself to ``BACKENDS`` and must pass
+Every test takes the ``store`` fixture of ``conftest.py``, parameterized over
+the backends ``store.backend`` can name (SQLite today); a new backend must pass
 them all unchanged. The tests speak only the ``Store`` protocol and the typed
 records of ``receiver.playbooks.records``: no SQL, no row ids beyond a run's id.
 """
@@ -9,9 +9,6 @@ records of ``receiver.playbooks.records``: no SQL, no row ids beyond a run's id.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,32 +18,8 @@ from receiver.playbooks.plan import AlertFacts, Plan, PlannedStep
 from receiver.playbooks.records import BreakerReset, RunRecord, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
 from receiver.store import Store
-from receiver.store.sqlite import SQLiteStore
-
-T0 = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
-
-
-async def _sqlite(tmp_path: Path) -> Store:
-    store = SQLiteStore(tmp_path / "receiver.db")
-    await store.open()
-    return store
-
-
-BACKENDS: dict[str, Callable[[Path], Awaitable[Store]]] = {"sqlite": _sqlite}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await BACKENDS[request.param](tmp_path)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-def at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
-
+from tests.conftest import T0
+from tests.store_contract.conftest import at
 
 PLAN_STEPS = (
     PlannedStep(
