@@ -45,9 +45,9 @@ from receiver.web.webhook import WebhookHandler
 
 log = logging.getLogger(__name__)
 PROCESSOR = web.AppKey("processor", Processor)
+"""The app's processor when it runs inline, for tests that must wait until the inbox is processed."""
 RUNNER = web.AppKey("runner", Runner)
 """The app's runner when processing runs inline, for tests that wait for runs to end."""
-"""The app's processor when it runs inline, for tests that must wait until the inbox is processed."""
 ENGINE_STOP_SECONDS = 5.0
 """How long the engine may take to finish its step at shutdown before it is killed."""
 
@@ -76,7 +76,7 @@ def create_app(
     run: functools.partial[AsyncIterator[None]]
     if engine == "inline":
         inline = build(
-            settings, store, clock=clock, kube=kube or Kube.from_environment(), report=lambda _, t: metrics.add(t)
+            settings, store, clock=clock, kube=kube, report=lambda _, t: metrics.add(t)
         )
         processor, runner = app[PROCESSOR], app[RUNNER] = inline.processor, inline.runner
         playbooks = inline.playbooks

@@ -69,8 +69,12 @@ class Kube:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     @classmethod
-    def from_environment(cls, *, dry_run: bool = False) -> Kube:
-        """In-cluster service account, else the kubeconfig; else no client (dry-run, logged)."""
+    def from_environment(cls, *, clock: Callable[[], datetime] | None = None, dry_run: bool = False) -> Kube:
+        """In-cluster service account, else the kubeconfig; else no client (dry-run, logged).
+
+        ``clock``: the engine's (the age of a revision, the time stamped on a restart); the real one by default.
+        """
+        now = clock or (lambda: datetime.now(UTC))
         configuration = k8s.Configuration()
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -79,8 +83,8 @@ class Kube:
                 k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             except (k8s_config.ConfigException, OSError) as err:
                 log.warning("no Kubernetes credentials: every playbook action is a dry-run (%s)", err)
-                return cls(None, dry_run=True)
-        return cls(k8s.ApiClient(without_retries(configuration)), dry_run=dry_run)
+                return cls(None, dry_run=True, clock=now)
+        return cls(k8s.ApiClient(without_retries(configuration)), dry_run=dry_run, clock=now)
 
     @property
     def why_dry(self) -> str:

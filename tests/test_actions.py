@@ -8,6 +8,7 @@ generated table says how to regenerate it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,12 @@ def test_the_metrics_know_every_action_that_acts_on_the_cluster_and_no_other() -
         for s in family.samples
     }
     assert labelled == actions.KUBERNETES
+
+
+def test_the_readmes_action_table_names_every_action_and_no_other() -> None:
+    """The playbook reference a newcomer reads lists what the registry has (a row per action)."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| action | input |")
+    rows = readme[start:].split("\n\n", 1)[0].splitlines()[2:]
+    named = {name for row in rows for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    assert named == actions.NAMES

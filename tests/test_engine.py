@@ -20,12 +20,14 @@ from receiver.alerts.wire import validate
 from receiver.app import create_app
 from receiver.clock import FixedClock, OffsetClock, UndescribableClock, describe, parse, utc_now
 from receiver.config import Settings
-from receiver.engine.process import COMMAND, LINGER_SECONDS, EngineProcess, EngineUnavailable, lock_path, settings_line
+from receiver.engine.builder import build
+from receiver.engine.process import COMMAND, LINGER_SECONDS, EngineProcess, EngineUnavailable, settings_line
 from receiver.incidents.book import UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
 from receiver.metrics import Metrics
 from receiver.store import InboxEntry, IncidentQuery
 from receiver.store.sqlite import SQLiteStore
+from receiver.store.sqlite_lock import lock_path
 from tests.e2e.harness import eventually
 from tests.payloads import alert, body
 
@@ -284,3 +286,16 @@ def test_a_clock_crosses_into_the_engine_process_as_text_or_not_at_all() -> None
 def test_an_engine_process_refuses_a_clock_it_cannot_be_given(settings: Settings) -> None:
     with pytest.raises(UndescribableClock):
         create_app(settings, registry=CollectorRegistry(), clock=lambda: NOW, engine="process")
+
+
+async def test_the_builder_gives_its_clock_to_every_part_the_kubernetes_adapter_included(
+    settings: Settings, tmp_path: Path
+) -> None:
+    store = SQLiteStore(tmp_path / "r.db")
+    await store.open()
+    try:
+        engine = build(settings, store, clock=FixedClock(NOW), report=lambda *_: None)
+        assert engine.kube.now() == NOW  # a revision's age, a restart's stamp: the engine's time, not the machine's
+        assert engine.kube.dry_run  # no credentials here
+    finally:
+        await store.close()

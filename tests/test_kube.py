@@ -279,3 +279,19 @@ async def test_a_slow_api_server_times_out_is_retried_then_fails_with_a_reason(k
         await scale(impatient, "Deployment", "shop", "cart", replicas=3, by=None, low=1, high=10)
     assert len(list(kmock["get"])) == 2  # the timeout was retried once, then given up
     assert stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["replicas"] == 2  # nothing was written
+
+
+HPAS = ("autoscaling", "v2", "horizontalpodautoscalers")
+
+
+def hpa(low: int = 2, high: int = 6) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "cart", "namespace": "shop"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cart"},
+            "minReplicas": low,
+            "maxReplicas": high,
+        },
+    }

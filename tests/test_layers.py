@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -48,11 +49,28 @@ def test_the_tree_keeps_its_layers(tree: Path) -> None:
         ("engine/processor.py", "import sqlite3", "only receiver.store speaks SQL"),
         ("playbooks/executor.py", "import kubernetes", "only receiver.kube imports the kubernetes client"),
         ("alerts/dedup.py", "from receiver.clock import utc_now", "the pure decisions touch no edge"),
+        ("notify/__init__.py", "import sqlite3", "only receiver.store speaks SQL"),  # a package yet to come
+        ("notify/__init__.py", "import kubernetes", "only receiver.kube imports the kubernetes client"),
+        ("__main__.py", "import aiohttp.web", "only receiver.web, receiver.app and the command line import aiohttp"),
     ],
 )
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str, broken: str) -> None:
     path = tree / "receiver" / module
-    path.write_text(path.read_text() + f"\n{line}  # noqa\n")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text((path.read_text() if path.exists() else '"""A module."""\n') + f"\n{line}  # noqa\n")
     result = _lint(tree)
     assert result.returncode == 1, result.stdout
     assert broken in " ".join(result.stdout.split())
+
+
+def test_every_module_of_the_package_has_a_layer() -> None:
+    """A new package or top-level module must be placed in the layers, or no layer contract would see it."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    [layers] = [c["layers"] for c in contracts if c["id"] == "layers"]
+    placed = {name.strip() for layer in layers for name in layer.replace(":", "|").split("|")}
+    children = {
+        f"receiver.{p.stem}" if p.is_file() else f"receiver.{p.name}"
+        for p in (ROOT / "receiver").iterdir()
+        if (p.suffix == ".py" and p.stem not in ("__init__", "__main__")) or (p / "__init__.py").is_file()
+    }
+    assert children - placed == set(), "modules in no layer of pyproject.toml's layers contract"

@@ -12,16 +12,18 @@ import yaml
 
 from receiver import cli
 from receiver.kube import Kube
+from receiver.playbooks.actions import KUBERNETES
 from receiver.playbooks.actions.annotate import annotate
 from receiver.playbooks.actions.cordon import cordon
 from receiver.playbooks.actions.delete_pod import delete_pod
 from receiver.playbooks.actions.rollout_restart import rollout_restart
 from receiver.playbooks.actions.rollout_undo import rollout_undo
 from receiver.playbooks.actions.scale import scale
+from receiver.playbooks.actions.scale_hpa import scale_hpa
 from receiver.playbooks.actions.set_env import set_env
 from receiver.playbooks.model import load_dirs
 from receiver.playbooks.permissions import Permission, needs, of_playbooks, rules
-from tests.test_kube import deployment, kube, pod, put, rolled_out
+from tests.test_kube import HPAS, deployment, hpa, kube, pod, put, rolled_out
 
 ROOT = Path(__file__).resolve().parent.parent
 VERBS = {"GET": "get", "PATCH": "patch", "DELETE": "delete", "PUT": "update", "POST": "create"}
@@ -46,6 +48,7 @@ def setup(emulator: Any) -> None:
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}, "spec": {}}
     put(emulator, NODES, None, "node-1", node)
     rolled_out(emulator, "2026-11-22T02:50:00Z")  # a Deployment with two revisions: undo has one to go back to
+    put(emulator, HPAS, "shop", "cart", hpa())
 
 
 Action = Callable[[Kube], Awaitable[Any]]
@@ -62,7 +65,17 @@ ACTIONS: list[tuple[str, str | None, Action]] = [
     ("uncordon", None, lambda k: cordon(k, "node-1", unschedulable=False)),
     ("annotate", "Service", lambda k: annotate(k, "Service", "shop", "cart", {"a": "b"})),
     ("label", "Pod", lambda k: annotate(k, "Pod", "shop", "cart-1", {"a": "b"}, labels=True)),
+    (
+        "scale_hpa",
+        None,
+        lambda k: scale_hpa(k, "shop", "cart", min_replicas=3, max_replicas=8, lower=False),
+    ),
 ]
+
+
+def test_every_action_on_the_cluster_is_checked_against_its_requests() -> None:
+    """A new action joins the table above, or this fails: its grants are proven by the requests it makes."""
+    assert {action for action, _, _ in ACTIONS} == KUBERNETES
 
 
 @pytest.mark.kmock(cls=kmock.KubernetesEmulator)

@@ -20,11 +20,10 @@ from receiver.playbooks.model import Playbook, load_file, schema
 from receiver.playbooks.permissions import Permission, needs
 from receiver.playbooks.plan import AlertFacts, plan
 from tests.test_chart import manifests, of_kind
-from tests.test_kube import NOW, kube, put, stored
+from tests.test_kube import HPAS, NOW, hpa, kube, put, stored
 from tests.test_permissions import _permission
 
 ROOT = Path(__file__).resolve().parent.parent
-HPAS = ("autoscaling", "v2", "horizontalpodautoscalers")
 ALERT = AlertFacts("0123456789abcdef", "firing", {"alertname": "X", "namespace": "shop", "hpa": "cart"}, {}, NOW)
 STEP = {
     "name": "widen",
@@ -40,19 +39,6 @@ PLAYBOOK = {
     "spec": {"trigger": {"alertname": "X"}, "steps": [STEP]},
 }
 RULE = {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "patch"]}
-
-
-def hpa(low: int = 2, high: int = 6) -> dict[str, Any]:
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "cart", "namespace": "shop"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cart"},
-            "minReplicas": low,
-            "maxReplicas": high,
-        },
-    }
 
 
 @pytest.mark.parametrize(

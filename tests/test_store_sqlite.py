@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.alerts.dedup import AlertState, Decision, Outcome, Status
-from receiver.alerts.wire import Alert, Notification, decode
+from receiver.alerts.dedup import Outcome, Status
+from receiver.alerts.wire import Notification, decode
 from receiver.store import InboxEntry, Processed, StoreError
 from receiver.store import sqlite as sqlite_store
 from receiver.store import sqlite_tables as tables
@@ -114,21 +114,25 @@ async def test_state_survives_reopen(tmp_path: Path) -> None:
         await second.close()
 
 
-async def test_a_failing_batch_writes_nothing_and_keeps_the_cursor(store: SQLiteStore) -> None:
-    calls = 0
+def _fail_inside_the_transaction(path: Path, table: str, when: str) -> None:
+    """A trigger that makes the database refuse one row of a batch: the failure comes mid-transaction."""
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE TRIGGER boom BEFORE INSERT ON {table} WHEN {when} BEGIN SELECT RAISE(ABORT, 'boom'); END")
 
-    def explode_on_fourth(prev: AlertState | None, alert: Alert, now: datetime) -> Decision:
-        nonlocal calls
-        calls += 1
-        if calls == 4:
-            raise RuntimeError("boom")
-        return DECIDE(prev, alert, now)
 
-    with pytest.raises(RuntimeError):
-        await apply(store, [entry(1, FIRING), entry(2, MIXED)], explode_on_fourth)
+def _heal(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TRIGGER boom")
+
+
+async def test_a_failing_batch_writes_nothing_and_keeps_the_cursor(store: SQLiteStore, tmp_path: Path) -> None:
+    _fail_inside_the_transaction(tmp_path / "r.db", "alert_events", "(SELECT count(*) FROM alert_events) >= 3")
+    with pytest.raises(RuntimeError):  # the fourth piece of news fails, after three were written
+        await apply(store, [entry(1, FIRING), entry(2, MIXED)], DECIDE)
     assert await store.list_alerts() == []
     assert await store.events() == []
     assert await store.cursor() == 0
+    _heal(tmp_path / "r.db")
     [again] = await apply(store, [entry(1, FIRING)], DECIDE)  # as if the rolled-back batch never happened
     assert [d.outcome for d in again.decisions] == [Outcome.FIRED] * 3
 
@@ -241,13 +245,10 @@ def _rows_per_fingerprint(path: Path) -> dict[str, int]:
 
 
 async def test_a_rolled_back_batch_gives_no_alert_a_second_row(store: SQLiteStore, tmp_path: Path) -> None:
-    def explode(prev: AlertState | None, alert: Alert, now: datetime) -> Decision:
-        if alert.fingerprint == MIXED.alerts[-1].fingerprint:
-            raise RuntimeError("boom")
-        return DECIDE(prev, alert, now)
-
-    with pytest.raises(RuntimeError):
-        await apply(store, [entry(1, FIRING), entry(2, MIXED)], explode)
+    _fail_inside_the_transaction(tmp_path / "r.db", "alerts", f"NEW.fingerprint = '{MIXED.alerts[-1].fingerprint}'")
+    with pytest.raises(RuntimeError):  # the other alerts' rows were inserted, then rolled back
+        await apply(store, [entry(1, FIRING), entry(2, MIXED)], DECIDE)
+    _heal(tmp_path / "r.db")
     await apply(store, [entry(1, FIRING)], DECIDE)
     await apply(store, [entry(2, MIXED, 1)], DECIDE)
     counts = _rows_per_fingerprint(tmp_path / "r.db")

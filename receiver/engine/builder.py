@@ -31,11 +31,18 @@ class Engine:
     """The processor, the runner and the expiry loop of one engine, and their tasks while it runs."""
 
     def __init__(
-        self, processor: Processor, runner: Runner, remediation: Remediation, settings: Settings, clock: Clock
+        self,
+        processor: Processor,
+        runner: Runner,
+        remediation: Remediation,
+        kube: Kube,
+        settings: Settings,
+        clock: Clock,
     ) -> None:
         self.processor = processor
         self.runner = runner
         self.remediation = remediation
+        self.kube = kube
         self._settings = settings
         self._clock = clock
         self._processing: asyncio.Task[None] | None = None
@@ -76,16 +83,20 @@ def build(
     store: Store,
     *,
     clock: Clock,
-    kube: Kube,
+    kube: Kube | None = None,
     report: Report,
     linger: float = 0.0,
 ) -> Engine:
-    """Assemble an engine: playbooks loaded, the runner told of processed news, counts sent to ``report``."""
+    """Assemble an engine: playbooks loaded, the runner told of processed news, counts sent to ``report``.
+
+    ``kube``: the Kubernetes adapter (default: from the environment, on the engine's clock).
+    """
     remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
+    adapter = kube or Kube.from_environment(clock=clock)
     defaults = settings.remediation.guardrails.limits()
     runner = Runner(
         store,
-        kube,
+        adapter,
         lambda name: remediation.limits(name, defaults),
         clock,
         lambda tally: report(processor.cursor, tally),
@@ -108,7 +119,7 @@ def build(
         clock=clock,
         remediation=remediation,
     )
-    return Engine(processor, runner, remediation, settings, clock)
+    return Engine(processor, runner, remediation, adapter, settings, clock)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

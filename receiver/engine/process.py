@@ -32,14 +32,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import gc
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -53,7 +51,6 @@ from receiver.engine.processor import Processor
 from receiver.engine.runner import RunConflict, Runner, UnknownRun
 from receiver.incidents.book import UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
-from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
 from receiver.store import InboxEntry, StoreError, backends
 
@@ -68,7 +65,6 @@ COMMAND = (sys.executable, "-m", "receiver.engine")
 RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before starting a dead engine again."""
 _ENGINE_SETTINGS = frozenset({"data_dir", "log_level", "store", "alerts", "engine", "incidents", "remediation"})
-_LOCK_POLL_SECONDS = 0.1
 COMMAND_TIMEOUT_SECONDS = 10.0
 """How long a person's change may wait for the engine (it waits for the batch being written)."""
 LINGER_SECONDS = 0.05
@@ -80,11 +76,6 @@ log per notification of a batch of 1024), and 50 ms is nothing to an incident.""
 def settings_line(settings: Settings) -> bytes:
     """The first line of the engine's stdin: the settings it needs, as JSON."""
     return orjson.dumps(settings.model_dump(mode="json", include=set(_ENGINE_SETTINGS))) + b"\n"
-
-
-def lock_path(database: Path) -> Path:
-    """The file whose lock the working engine holds."""
-    return database.with_name(database.name + ".engine.lock")
 
 
 class EngineProcess:
@@ -297,14 +288,14 @@ async def _serve(now: Clock) -> None:
     settings = Settings.model_validate_json(first)
     logs.setup(settings.log_level)
     os.nice(settings.engine.nice)
-    async with _exclusive(lock_path(settings.database_path)):
+    async with backends.engine_lock(settings):
         await _work(settings, stdin, now)
 
 
 async def _work(settings: Settings, stdin: asyncio.StreamReader, now: Clock) -> None:
     store = backends.create(settings, role="engine")
     await store.open()
-    engine = build(settings, store, clock=now, kube=Kube.from_environment(), report=_report, linger=LINGER_SECONDS)
+    engine = build(settings, store, clock=now, report=_report, linger=LINGER_SECONDS)
     engine.start()
     log.info("engine started", extra={"store": str(settings.database_path), "pid": os.getpid()})
     commands: set[asyncio.Task[None]] = set()
@@ -357,24 +348,3 @@ async def _command(processor: Processor, runner: Runner, line: bytes) -> None:
 def _report(cursor: int, tally: Tally) -> None:
     sys.stdout.buffer.write(orjson.dumps({"cursor": cursor, "tally": tally.to_json()}) + b"\n")
     sys.stdout.buffer.flush()
-
-
-@contextlib.asynccontextmanager
-async def _exclusive(path: Path) -> AsyncIterator[None]:
-    """Hold an exclusive lock on ``path`` (waiting for its holder to let go); released on exit or death."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        waiting = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waiting:
-                    log.info("waiting for the previous engine to finish", extra={"lock": str(path)})
-                    waiting = True
-                await asyncio.sleep(_LOCK_POLL_SECONDS)
-        yield
-    finally:
-        os.close(fd)

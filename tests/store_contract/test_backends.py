@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import typing
 from pathlib import Path
 
@@ -31,3 +32,29 @@ def test_an_unknown_backend_is_refused_naming_the_key(tmp_path: Path) -> None:
 def test_sqlite_is_the_default(tmp_path: Path) -> None:
     store = backends.create(config.load(None, {}, {"data_dir": str(tmp_path)}), role="web")
     assert isinstance(store, SQLiteStore)
+
+
+@pytest.mark.parametrize("name", sorted(backends.BACKENDS))
+async def test_one_engine_holds_the_lock_and_the_next_waits_until_it_lets_go(name: str, tmp_path: Path) -> None:
+    settings = config.load(None, {}, {"data_dir": str(tmp_path), "store": {"backend": name}})
+    order: list[str] = []
+    first_holds = asyncio.Event()
+
+    async def engine(who: str, hold: asyncio.Event | None) -> None:
+        async with backends.engine_lock(settings):
+            order.append(f"{who} in")
+            first_holds.set()
+            if hold is not None:
+                await hold.wait()
+            order.append(f"{who} out")
+
+    let_go = asyncio.Event()
+    first = asyncio.create_task(engine("first", let_go))
+    await asyncio.wait_for(first_holds.wait(), 10)
+    second = asyncio.create_task(engine("second", None))
+    for _ in range(20):  # the second keeps waiting while the first holds the lock
+        await asyncio.sleep(0)
+    assert order == ["first in"]
+    let_go.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 10)
+    assert order == ["first in", "first out", "second in", "second out"]
