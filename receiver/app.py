@@ -75,9 +75,7 @@ def create_app(
     policy = settings.alerts.policy()
     run: functools.partial[AsyncIterator[None]]
     if engine == "inline":
-        inline = build(
-            settings, store, clock=clock, kube=kube, report=lambda _, t: metrics.add(t)
-        )
+        inline = build(settings, store, clock=clock, kube=kube, report=lambda _, t: metrics.add(t))
         processor, runner = app[PROCESSOR], app[RUNNER] = inline.processor, inline.runner
         playbooks = inline.playbooks
         ingestor = _ingestor(settings, store, processor, clock)

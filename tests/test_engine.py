@@ -20,8 +20,9 @@ from receiver.alerts.wire import validate
 from receiver.app import create_app
 from receiver.clock import FixedClock, OffsetClock, UndescribableClock, describe, parse, utc_now
 from receiver.config import Settings
+from receiver.engine import link
 from receiver.engine.builder import build
-from receiver.engine.process import COMMAND, LINGER_SECONDS, EngineProcess, EngineUnavailable, settings_line
+from receiver.engine.process import COMMAND, LINGER_SECONDS, EngineProcess, EngineUnavailable, settings_frame
 from receiver.incidents.book import UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
 from receiver.metrics import Metrics
@@ -34,6 +35,16 @@ from tests.payloads import alert, body
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 CLOCK = ("--clock", f"fixed:{NOW.isoformat()}")
 """The engines of these tests live at NOW, the time their inbox entries are received."""
+STAND_IN = """
+import os, struct, sys
+def recv():
+    header = sys.stdin.buffer.read(4)
+    return sys.stdin.buffer.read(struct.unpack('>I', header)[0]) if len(header) == 4 else None
+def send(payload):
+    sys.stdout.buffer.write(struct.pack('>I', len(payload)) + payload)
+    sys.stdout.buffer.flush()
+"""
+"""The start of a stand-in engine's script: it reads and sends frames as the engine does."""
 
 
 @pytest.fixture
@@ -117,25 +128,25 @@ async def test_a_dead_engine_is_started_again_and_counted(settings: Settings, we
 
 
 async def test_one_engine_at_a_time_the_second_waits_for_the_first(settings: Settings, web_store: SQLiteStore) -> None:
-    line = settings_line(settings)
+    line = settings_frame(settings)
     first = await _spawn(line)
     second = None
     try:
         await eventually(lambda: _locked(lock_path(settings.database_path)), "the first engine to take the lock", 20)
         assert first.stdin is not None and first.stdout is not None
         busy = await web_store.accept(body(alert("Busy")), NOW)  # the first engine works, then idles: it gets
-        first.stdin.write(b"%d\n" % busy)  # no wake-up after this, so the next entry is the second one's to take
-        assert orjson.loads(await asyncio.wait_for(first.stdout.readline(), 20))["cursor"] == busy
+        first.stdin.write(link.frame(busy))  # no wake-up after this, so the next entry is the second one's to take
+        assert orjson.loads(await _next(first))["cursor"] == busy
         await asyncio.sleep(10 * LINGER_SECONDS)  # after a batch it reads once more, a linger later, then waits
         second = await _spawn(line)
         seq = await web_store.accept(body(alert("A")), NOW)
         assert second.stdin is not None and second.stdout is not None
-        second.stdin.write(b"%d\n" % seq)
+        second.stdin.write(link.frame(seq))
         with pytest.raises(TimeoutError):  # it waits for the lock: no progress while the first one runs
-            await asyncio.wait_for(second.stdout.readline(), 1.0)
+            await _next(second, 1.0)
         first.stdin.close()
         assert await asyncio.wait_for(first.wait(), 20) == 0
-        progress = orjson.loads(await asyncio.wait_for(second.stdout.readline(), 20))
+        progress = orjson.loads(await _next(second))
         assert progress["cursor"] == seq
         assert progress["tally"]["notifications"] == {"accepted": 1}
     finally:
@@ -146,7 +157,7 @@ async def test_one_engine_at_a_time_the_second_waits_for_the_first(settings: Set
 
 
 async def test_the_engine_exits_when_its_stdin_closes_as_when_the_web_process_dies(settings: Settings) -> None:
-    line = settings_line(settings)
+    line = settings_frame(settings)
     proc = await _spawn(line)
     assert proc.stdin is not None
     await eventually(lambda: _locked(lock_path(settings.database_path)), "the engine to start", 20)
@@ -155,7 +166,9 @@ async def test_the_engine_exits_when_its_stdin_closes_as_when_the_web_process_di
 
 
 async def test_unreadable_progress_is_logged_not_fatal(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    script = 'import sys; sys.stdin.readline(); print(\'not json\', flush=True); print(\'{"cursor": 7, "tally": {"notifications": {}, "received": {}, "outcomes": {}, "flapping": 0, "expired": 0}}\', flush=True); sys.stdin.read()'  # noqa: E501
+    tally = {"notifications": {}, "received": {}, "outcomes": {}, "flapping": 0, "expired": 0}
+    good = orjson.dumps({"cursor": 7, "tally": tally})
+    script = STAND_IN + f"recv(); send(b'not json'); send({good!r}); sys.stdin.read()"
     engine = EngineProcess(settings, Metrics(CollectorRegistry()), command=(sys.executable, "-c", script))
     await engine.start(cursor=0)
     try:
@@ -176,6 +189,14 @@ async def _spawn(line: bytes) -> asyncio.subprocess.Process:
     assert proc.stdin is not None
     proc.stdin.write(line)
     return proc
+
+
+async def _next(proc: asyncio.subprocess.Process, seconds: float = 20) -> bytes:
+    """The next frame the engine sends."""
+    assert proc.stdout is not None
+    payload = await asyncio.wait_for(link.read(proc.stdout), seconds)
+    assert payload is not None, "the engine closed its stdout"
+    return payload
 
 
 async def _locked(path: Path) -> bool:
@@ -236,7 +257,7 @@ async def test_people_change_incidents_through_the_engine_process(settings: Sett
 
 
 async def test_a_change_the_engine_never_answers_is_unavailable(settings: Settings) -> None:
-    script = "import sys; sys.stdin.readline(); sys.stdin.readline(); sys.stdin.readline(); sys.exit(3)"
+    script = STAND_IN + "recv(); recv(); recv(); sys.exit(3)"
     engine = EngineProcess(settings, Metrics(CollectorRegistry()), command=(sys.executable, "-c", script))
     await engine.start(cursor=0)
     try:

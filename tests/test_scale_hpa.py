@@ -95,10 +95,14 @@ async def test_it_needs_exactly_what_its_requests_use(kmock: Any) -> None:
     put(kmock, HPAS, "shop", "cart", hpa())
     await scale_hpa(kube(kmock), "shop", "cart", min_replicas=3, max_replicas=8, lower=False)
     used = {_permission(r) for r in list(kmock)}
-    assert used == needs("scale_hpa") == {
-        Permission("autoscaling", "horizontalpodautoscalers", "get"),
-        Permission("autoscaling", "horizontalpodautoscalers", "patch"),
-    }
+    assert (
+        used
+        == needs("scale_hpa")
+        == {
+            Permission("autoscaling", "horizontalpodautoscalers", "get"),
+            Permission("autoscaling", "horizontalpodautoscalers", "patch"),
+        }
+    )
 
 
 def _planned(tmp_path: Path, **changes: Any) -> Any:

@@ -4,27 +4,36 @@ The web process answers Alertmanager: authenticate, validate, append to the
 inbox, 200. Everything after that (dedup and incidents; playbooks later)
 is the engine's, and it runs in a process of its own, so its CPU time
 never competes with the webhook for the interpreter lock. The two share the
-store's files and two pipes, nothing else:
+store's files and two pipes, nothing else. Every message on the pipes is a
+frame (``receiver.engine.link``: a 4-byte big-endian length, then JSON), so
+a message of any size the API admits crosses, where lines once broke the
+link at 64 KiB:
 
-- web -> engine, the engine's stdin: the settings as one JSON line, then
-  the inbox seq reached, one line per wake-up. End of file means the web
-  process is shutting down or gone: the engine stops and exits, so it never
-  outlives its parent, even one killed with SIGKILL.
-- engine -> web, its stdout: one JSON line per step,
-  ``{"cursor": n, "tally": {...}}``. The web process adds the counts to its
-  metrics and uses the cursor to refuse work when processing falls behind.
+- web -> engine, the engine's stdin: the settings (an object), then the
+  inbox seq reached (an integer), one frame per wake-up. End of file means
+  the web process is shutting down or gone: the engine stops and exits, so
+  it never outlives its parent, even one killed with SIGKILL.
+- engine -> web, its stdout: one frame per step, ``{"cursor": n, "tally":
+  {...}}``. The web process adds the counts to its metrics and uses the
+  cursor to refuse work when processing falls behind.
 - Changes people make to incidents (acknowledge, resolve, notes) go the same
-  way: a JSON object line on the engine's stdin, ``{"n": 7, "op": "resolve",
+  way: an object on the engine's stdin, ``{"n": 7, "op": "resolve",
   "id": ..., "actor": ..., "text": ...}``, answered once committed by
   ``{"reply": 7, "error": null}`` (or ``"not_found"``, ``"conflict"``,
   ``"unavailable"``, with a ``message``). The engine stays the one writer of
   incidents.
 
-Logs go to the shared stderr. One engine works on a database at a time: it
-holds an exclusive lock on ``<database>.engine.lock`` and waits for a
-previous engine still finishing its step; the cursor check inside every
-transaction is the second line of defence. The web process restarts an
-engine that dies, with backoff, and counts it.
+Logs go to the shared stderr, and so does anything else the engine prints:
+its stdout is the link's, and nothing but frames may reach it. One engine
+works on a database at a time: it holds the backend's engine lock and waits
+for a previous engine still finishing its step; the cursor check inside
+every transaction is the second line of defence.
+
+Nothing ends the link silently. Whatever ends it (the engine exits with any
+status, closes its stdout, sends a broken frame, or reading raises) the web
+process stops what is left of that engine, logs why at error level, counts
+it in ``receiver_engine_restarts_total`` and starts another with backoff;
+and the task that does this is itself started again if it ever fails.
 """
 
 from __future__ import annotations
@@ -32,13 +41,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -46,6 +56,7 @@ from receiver import logs
 from receiver.alerts.wire import Valid
 from receiver.clock import Clock, describe, parse, utc_now
 from receiver.config import Settings
+from receiver.engine import link
 from receiver.engine.builder import build
 from receiver.engine.processor import Processor
 from receiver.engine.runner import RunConflict, Runner, UnknownRun
@@ -67,15 +78,17 @@ RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 _ENGINE_SETTINGS = frozenset({"data_dir", "log_level", "store", "alerts", "engine", "incidents", "remediation"})
 COMMAND_TIMEOUT_SECONDS = 10.0
 """How long a person's change may wait for the engine (it waits for the batch being written)."""
+REAP_GRACE_SECONDS = 5.0
+"""How long an engine whose link ended may take to finish its transaction and exit before it is killed."""
 LINGER_SECONDS = 0.05
 """After a partial batch the engine lets entries gather this long: at a few thousand notifications
 a second, batches of dozens instead of a few write far less (a batch of 32 wrote three times the
 log per notification of a batch of 1024), and 50 ms is nothing to an incident."""
 
 
-def settings_line(settings: Settings) -> bytes:
-    """The first line of the engine's stdin: the settings it needs, as JSON."""
-    return orjson.dumps(settings.model_dump(mode="json", include=set(_ENGINE_SETTINGS))) + b"\n"
+def settings_frame(settings: Settings) -> bytes:
+    """The first frame on the engine's stdin: the settings it needs."""
+    return link.frame(settings.model_dump(mode="json", include=set(_ENGINE_SETTINGS)))
 
 
 class EngineProcess:
@@ -85,12 +98,14 @@ class EngineProcess:
         self, settings: Settings, metrics: Metrics, *, command: Sequence[str] = COMMAND, clock: Clock = utc_now
     ) -> None:
         """``clock``: the engine's, as text on its command line (``UndescribableClock`` if it cannot be)."""
-        self._settings_line = settings_line(settings)
+        self._settings_frame = settings_frame(settings)
         self._metrics = metrics
         described = describe(clock)
         self._command = (*command, "--clock", described) if described else tuple(command)
         self._proc: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._respawn: asyncio.TimerHandle | None = None
+        self._delay = RESTART_BACKOFF_SECONDS[0]
         self._latest = 0
         self._wake_pending = False
         self._closing = False
@@ -107,7 +122,7 @@ class EngineProcess:
     async def start(self, cursor: int) -> None:
         """Start the engine (and keep it running), ``cursor`` being where processing stands."""
         self.cursor = self._latest = cursor
-        self._supervisor = asyncio.create_task(self._supervise(), name="engine supervisor")
+        self._start_supervisor()
 
     def offer(self, entry: InboxEntry, valid: Valid) -> None:
         """Say that ``entry`` is committed to the inbox; wakes the engine once per loop iteration."""
@@ -119,6 +134,8 @@ class EngineProcess:
     async def close(self, grace_seconds: float) -> None:
         """Stop the engine: end of file on its stdin, then SIGKILL after ``grace_seconds``."""
         self._closing = True
+        if self._respawn is not None:
+            self._respawn.cancel()
         proc = self._proc
         if proc is not None and proc.stdin is not None:
             proc.stdin.close()
@@ -130,7 +147,7 @@ class EngineProcess:
                     proc.kill()
         if self._supervisor is not None:
             self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure was logged when it happened
                 await self._supervisor
 
     async def acknowledge(self, id: str, actor: str, reason: str) -> None:
@@ -167,8 +184,12 @@ class EngineProcess:
             raise EngineUnavailable("the engine is not running (it is being started again)")
         self._requests += 1
         n = self._requests
+        try:
+            command = link.frame({"n": n, "op": op, "id": id, "actor": actor, "text": text})
+        except link.FrameTooLarge as err:
+            raise EngineUnavailable(str(err)) from None
         answer = self._waiting[n] = asyncio.get_running_loop().create_future()
-        proc.stdin.write(orjson.dumps({"n": n, "op": op, "id": id, "actor": actor, "text": text}) + b"\n")
+        proc.stdin.write(command)
         try:
             error, message = await asyncio.wait_for(answer, COMMAND_TIMEOUT_SECONDS)
         except TimeoutError:
@@ -189,58 +210,86 @@ class EngineProcess:
             return
         if proc.stdin.transport.get_write_buffer_size():
             return  # the engine has not read the last wake-up yet: one is enough
-        proc.stdin.write(b"%d\n" % self._latest)
+        proc.stdin.write(link.frame(self._latest))
+
+    def _start_supervisor(self) -> None:
+        self._respawn = None
+        if self._closing:
+            return
+        self._supervisor = asyncio.create_task(self._supervise(), name="engine supervisor")
+        self._supervisor.add_done_callback(self._supervisor_ended)
+
+    def _supervisor_ended(self, task: asyncio.Task[None]) -> None:
+        """A supervisor only ends when closing; one that failed is logged, counted and started again."""
+        if self._closing or task.cancelled():
+            return
+        error = task.exception()
+        self._metrics.engine_restarts.inc()
+        log.error(
+            "the engine supervisor failed; starting it again in %.1fs",
+            self._delay,
+            exc_info=(type(error), error, error.__traceback__) if error is not None else None,
+        )
+        self._respawn = asyncio.get_running_loop().call_later(self._delay, self._start_supervisor)
+        self._delay = min(self._delay * 2, RESTART_BACKOFF_SECONDS[1])
 
     async def _supervise(self) -> None:
-        first, longest = RESTART_BACKOFF_SECONDS
-        delay = first
         loop = asyncio.get_running_loop()
         while not self._closing:
             started = loop.time()
             try:
-                outcome = f"exited with status {await self._run_once()}"
+                outcome = await self._run_once()
             except OSError as err:
                 outcome = f"could not be started: {err}"
+            except link.LinkBroken as err:
+                outcome = f"broke the link: {err}"
+            except Exception as err:  # whatever ends the link, the engine is started again
+                outcome = f"lost its link: {err!r}"
             if self._closing:
                 return
-            self._metrics.engine_restarts.inc()
-            if loop.time() - started > 60:  # it had been running well: start over from the shortest wait
-                delay = first
-            log.error("the engine %s; starting it again in %.1fs", outcome, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, longest)
+            await self._restart_after(outcome, loop.time() - started)
 
-    async def _run_once(self) -> int:
+    async def _restart_after(self, outcome: str, ran_seconds: float) -> None:
+        """Count and log an engine that ended, then wait the backoff."""
+        first, longest = RESTART_BACKOFF_SECONDS
+        self._metrics.engine_restarts.inc()
+        if ran_seconds > 60:  # it had been running well: start over from the shortest wait
+            self._delay = first
+        log.error("the engine %s; starting it again in %.1fs", outcome, self._delay)
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, longest)
+
+    async def _run_once(self) -> str:
+        """Run one engine until its link ends; what ended it."""
         proc = await asyncio.create_subprocess_exec(
             *self._command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
         )
         assert proc.stdin is not None and proc.stdout is not None  # both are pipes
         self._proc = proc
-        proc.stdin.write(self._settings_line)
-        proc.stdin.write(b"%d\n" % self._latest)
         try:
-            async for line in proc.stdout:
-                self._progress(line)
-            return await proc.wait()
+            proc.stdin.write(self._settings_frame)
+            proc.stdin.write(link.frame(self._latest))
+            while (payload := await link.read(proc.stdout)) is not None:
+                self._progress(payload)
+            return f"exited with status {await _reap(proc)}"
         finally:
             self._proc = None
             for waiting in self._waiting.values():
                 if not waiting.done():
                     waiting.set_result(("unavailable", "the engine stopped before answering"))
-            if proc.returncode is None:  # cancelled while it ran: never leave it behind
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+            if proc.returncode is None:  # a broken link, or cancelled while it ran: never leave it behind
+                await _reap(proc)
 
-    def _progress(self, line: bytes) -> None:
+    def _progress(self, payload: bytes) -> None:
         try:
-            raw = orjson.loads(line)
+            raw = orjson.loads(payload)
             if "reply" in raw:
                 self._answer(int(raw["reply"]), raw["error"], str(raw.get("message", "")))
                 return
             cursor, tally = int(raw["cursor"]), Tally.from_json(raw["tally"])
         except (ValueError, KeyError, TypeError):
-            log.error("unreadable progress line from the engine", extra={"line": line[:200].decode(errors="replace")})
+            text = payload[:200].decode(errors="replace")
+            log.error("unreadable progress line from the engine", extra={"line": text})
             return
         self.cursor = max(self.cursor, cursor)
         self._metrics.add(tally)
@@ -249,6 +298,19 @@ class EngineProcess:
         waiting = self._waiting.get(n)
         if waiting is not None and not waiting.done():
             waiting.set_result((error, message))
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> int:
+    """Stop an engine whose link ended: end of file on its stdin, SIGKILL after a grace; its exit status."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        return await asyncio.wait_for(proc.wait(), REAP_GRACE_SECONDS)
+    except TimeoutError:
+        log.error("the engine's link ended but it did not stop within %.1fs; killing it", REAP_GRACE_SECONDS)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        return await proc.wait()
 
 
 # The engine's own side of the pipes.
@@ -275,38 +337,59 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C reaches the web process, which stops us
     tune_gc()
-    asyncio.run(_serve(args.clock))
+    out = link.Writer(_claim_stdout())
+    try:
+        asyncio.run(_serve(args.clock, out))
+    except link.LinkBroken as err:
+        log.error("the link from the web process broke; the engine stops", extra={"error": str(err)})
+        sys.exit(EXIT_LINK_BROKEN)
 
 
-async def _serve(now: Clock) -> None:
+EXIT_LINK_BROKEN = 3
+"""The engine's exit status when what the web process sent is not a frame."""
+
+
+def _claim_stdout() -> BinaryIO:
+    """The link's end of stdout, for frames only; anything else printed to stdout goes to stderr instead."""
+    sys.stdout.flush()
+    link_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(link_fd, "wb")
+
+
+async def _serve(now: Clock, out: link.Writer) -> None:
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    first = await stdin.readline()
-    if not first:
+    first = await link.read(stdin)
+    if first is None:
         return  # the web process went away before saying anything
     settings = Settings.model_validate_json(first)
     logs.setup(settings.log_level)
     os.nice(settings.engine.nice)
     async with backends.engine_lock(settings):
-        await _work(settings, stdin, now)
+        await _work(settings, stdin, now, out)
 
 
-async def _work(settings: Settings, stdin: asyncio.StreamReader, now: Clock) -> None:
+async def _work(settings: Settings, stdin: asyncio.StreamReader, now: Clock, out: link.Writer) -> None:
     store = backends.create(settings, role="engine")
     await store.open()
-    engine = build(settings, store, clock=now, report=_report, linger=LINGER_SECONDS)
+    engine = build(settings, store, clock=now, report=functools.partial(_report, out), linger=LINGER_SECONDS)
     engine.start()
     log.info("engine started", extra={"store": str(settings.database_path), "pid": os.getpid()})
     commands: set[asyncio.Task[None]] = set()
     try:
-        async for line in stdin:
-            if line.startswith(b"{"):
-                task = asyncio.create_task(_command(engine.processor, engine.runner, line))
+        while (payload := await link.read(stdin)) is not None:
+            message = _decode(payload)
+            if isinstance(message, dict):
+                task = asyncio.create_task(_command(engine.processor, engine.runner, message, out))
                 commands.add(task)
                 task.add_done_callback(commands.discard)
-            else:
+            elif isinstance(message, int):
                 engine.processor.wake()
+            elif message is not None:
+                log.error("unreadable message from the web process", extra={"error": f"a {type(message).__name__}"})
         await asyncio.gather(*commands, return_exceptions=True)
     finally:
         await engine.stop()
@@ -314,14 +397,21 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader, now: Clock) -> 
         log.info("engine stopped", extra={"cursor": engine.processor.cursor})
 
 
-async def _command(processor: Processor, runner: Runner, line: bytes) -> None:
+def _decode(payload: bytes) -> Any:
+    """A frame's message; None (logged) when it is not JSON: the frames stay in step, so the engine reads on."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as err:
+        log.error("unreadable message from the web process", extra={"error": str(err)})
+        return None
+
+
+async def _command(processor: Processor, runner: Runner, raw: dict[str, Any], out: link.Writer) -> None:
     """Carry out a person's change to an incident, and answer the web process."""
-    n: Any = None
+    n: Any = raw.get("n")
     error: str | None = None
     message = ""
     try:
-        raw = orjson.loads(line)
-        n = raw["n"]
         change = {
             "acknowledge": processor.acknowledge,
             "mitigate": processor.mitigate,
@@ -341,10 +431,8 @@ async def _command(processor: Processor, runner: Runner, line: bytes) -> None:
     except (ValueError, KeyError, TypeError) as err:
         log.error("unreadable command from the web process", extra={"error": repr(err)})
         error, message = "unavailable", f"unreadable command: {err!r}"
-    sys.stdout.buffer.write(orjson.dumps({"reply": n, "error": error, "message": message}) + b"\n")
-    sys.stdout.buffer.flush()
+    out.send({"reply": n, "error": error, "message": message})
 
 
-def _report(cursor: int, tally: Tally) -> None:
-    sys.stdout.buffer.write(orjson.dumps({"cursor": cursor, "tally": tally.to_json()}) + b"\n")
-    sys.stdout.buffer.flush()
+def _report(out: link.Writer, cursor: int, tally: Tally) -> None:
+    out.send({"cursor": cursor, "tally": tally.to_json()})
