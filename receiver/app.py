@@ -128,8 +128,9 @@ def _routes(
     RunsApi(store, run_commands, Credentials.for_api(settings.api)).add_routes(app.router)
     app.router.add_get("/api/v1/openapi.yaml", openapi.document)
     app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", health.Readiness(store).handle)
-    scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, settings.remediation.guardrails.limits())
+    app.router.add_get("/readyz", health.Readiness(store, clock, settings.engine.stall_after).handle)
+    limits = settings.remediation.guardrails.limits()
+    scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, limits, clock)
     app.router.add_get("/metrics", scrape.handle)
 
 

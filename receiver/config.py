@@ -151,6 +151,8 @@ class EngineSettings(_Section):
     nice: Annotated[int, pydantic.Field(ge=0, le=19)] = 10
     """Added to the engine's niceness: when CPU is short, answering Alertmanager comes first and
     processing catches up from the durable inbox (``store.max_backlog`` bounds how far behind)."""
+    stall_after: Duration = timedelta(minutes=2)
+    """``/readyz`` answers 503 while the oldest accepted notification not yet processed is older than this."""
 
 
 def _valid_matcher(text: str) -> str:

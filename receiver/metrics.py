@@ -234,6 +234,12 @@ class Metrics:
             "Accepted notifications waiting for processing (read at scrape time).",
             registry=registry,
         )
+        self.oldest_unprocessed_age = Gauge(
+            "receiver_inbox_oldest_unprocessed_age_seconds",
+            "How long the oldest accepted notification not processed yet has waited; 0 when none waits"
+            " (read at scrape time).",
+            registry=registry,
+        )
         self.request_duration = Histogram(
             "receiver_http_request_duration_seconds",
             "HTTP request duration, by route and method.",

@@ -201,6 +201,10 @@ class InboxStore(Protocol):
         """How many inbox entries wait for processing (after the cursor)."""
         ...
 
+    async def oldest_unprocessed(self) -> datetime | None:
+        """When the oldest inbox entry after the cursor was received; None when nothing waits."""
+        ...
+
     async def prune_inbox(self, before: datetime) -> int:
         """Forget processed inbox entries received before ``before``; how many."""
         ...

@@ -146,6 +146,9 @@ class SQLiteStore:
     async def backlog(self) -> int:
         return await self._read(tables.backlog)
 
+    async def oldest_unprocessed(self) -> datetime | None:
+        return await self._read(tables.oldest_unprocessed)
+
     async def alert_states(self, fingerprints: Collection[str]) -> dict[str, AlertState]:
         return await self._state.run(lambda db: tables.load_states(db, fingerprints, self._ids))
 

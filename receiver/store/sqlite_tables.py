@@ -215,6 +215,14 @@ def backlog(db: sqlite3.Connection) -> int:
     return n
 
 
+def oldest_unprocessed(db: sqlite3.Connection) -> datetime | None:
+    """When the first inbox entry after the cursor was received (None: nothing waits). One row, by seq."""
+    row = db.execute(
+        "SELECT received_at FROM inbox WHERE seq > (SELECT seq FROM progress WHERE name = 'inbox') ORDER BY seq LIMIT 1"
+    ).fetchone()
+    return None if row is None else time(row[0])
+
+
 def prune_inbox(db: sqlite3.Connection, before: int, processed: int) -> int:
     """Delete inbox entries received before ``before`` and processed (seq up to ``processed``)."""
     return db.execute("DELETE FROM inbox WHERE received_at < ? AND seq <= ?", (before, processed)).rowcount

@@ -56,3 +56,12 @@ async def test_prune_forgets_only_processed_entries_received_before_the_time(sto
     assert [e.body for e in await store.inbox(after=0, limit=10)] == [b"new", b"waiting"]
     assert await store.prune_inbox(before=at(5)) == 0
     assert await store.cursor() == new and waiting > new
+
+
+async def test_the_oldest_unprocessed_entry_is_the_first_after_the_cursor(store: Backend) -> None:
+    assert await store.oldest_unprocessed() is None  # nothing waits: a stall gauge reads 0
+    first = await store.accept(b'{"a": 1}', at(0))
+    await store.accept(b'{"b": 2}', at(5))
+    assert await store.oldest_unprocessed() == at(0)
+    await apply(store, [(InboxEntry(first, at(0), b'{"a": 1}'), None)])
+    assert await store.oldest_unprocessed() == at(5)  # the cursor moved past the first
