@@ -360,6 +360,7 @@ def test_the_alerts_on_the_daemons_health_pass_promtool_and_fire_when_they_shoul
         "ReceiverOverloaded",
         "ReceiverDeadLetters",
         "ReceiverPlaybookCircuitOpen",
+        "ReceiverProcessingStalled",
     } <= names
     tests = tmp_path / "rules_test.yaml"
     annotations = {r["alert"]: r["annotations"] for g in rule["spec"]["groups"] for r in g["rules"]}
@@ -393,6 +394,8 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                     {"series": f'receiver_playbook_circuit_open{{{sel},playbook="high-memory"}}', "values": "0x7"},
                     {"series": f'receiver_notifications_total{{{sel},result="rejected_auth"}}', "values": "0+10x30"},
                     {"series": f"receiver_dead_letters_total{{{sel}}}", "values": "0 0 0 1 1 1"},
+                    # a stalled engine: from minute 2 the oldest notification waits on, a minute more each minute
+                    {"series": f"receiver_inbox_oldest_unprocessed_age_seconds{{{sel}}}", "values": "0 0 60+60x20"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "1m", "alertname": "ReceiverDown", "exp_alerts": []},
@@ -410,6 +413,12 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                         "eval_time": "20m",
                         "alertname": "ReceiverWebhookRejected",
                         "exp_alerts": [expect("ReceiverWebhookRejected", severity="warning")],
+                    },
+                    {"eval_time": "8m", "alertname": "ReceiverProcessingStalled", "exp_alerts": []},  # 420s: pending
+                    {
+                        "eval_time": "10m",
+                        "alertname": "ReceiverProcessingStalled",
+                        "exp_alerts": [expect("ReceiverProcessingStalled", severity="critical", **instance)],
                     },
                     {
                         "eval_time": "5m",
