@@ -110,7 +110,10 @@ def _parse_time_text(value: str) -> datetime | None:
         raise ValueError(f"{value!r} is not a valid date and time") from err
     if parsed == _GO_ZERO_TIME:
         return None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # the offset moves it before year 1 or after year 9999
+        raise ValueError(f"{value!r} is outside years 1 to 9999 in UTC") from None
 
 
 def _required_time_text(value: str) -> datetime:
@@ -120,6 +123,7 @@ def _required_time_text(value: str) -> datetime:
     return parsed
 
 
+TOO_DEEP = "nested too deeply"
 _FINGERPRINT = r"^[0-9a-f]{16}$"
 _LabelSet = dict[str, str]
 _LITERAL_FIELDS = re.compile(r"^(?:version|status|alerts\[\d+\]\.status)$")
@@ -201,6 +205,8 @@ def validate(body: bytes) -> Valid:
     """Check a webhook body completely, without building its Notification. Raises InvalidNotification. Pure."""
     try:
         wire = _DECODER.decode(body)
+    except RecursionError:  # msgspec stops at Python's recursion limit, in ignored fields too
+        raise InvalidNotification([("body", TOO_DEEP)]) from None
     except msgspec.ValidationError as err:
         raise InvalidNotification([_problem(str(err), body)]) from None
     except msgspec.DecodeError as err:
@@ -269,12 +275,27 @@ def _join(path: str, field: str) -> str:
 
 
 def _offending_key(body: bytes, path: str) -> str:
-    """``path`` to a label set, made precise: the first key whose value is not a string."""
+    """``path`` to a label set, made precise: the first key whose value is not a string.
+
+    The body is decoded again, untyped, to find the key; that decoding need not
+    see what the typed one saw (a duplicate key keeps its last value there, its
+    first may be the one that failed), so when the path leads nowhere the answer
+    is ``path`` itself.
+    """
     try:  # the typed decoder stops at the first problem, so the rest of the body may be malformed
         node: Any = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return path
     for part in re.findall(r"[^.\[\]]+", path):
-        node = node[int(part)] if isinstance(node, list) else node[part]
+        node = _child(node, part)
+    if not isinstance(node, dict):
+        return path
     bad = next((key for key, value in node.items() if not isinstance(value, str)), None)
     return path if bad is None else _join(path, bad)
+
+
+def _child(node: Any, part: str) -> Any:
+    """``node[part]`` (an index into a list, a key into an object), or None when there is no such child."""
+    if isinstance(node, list):
+        return node[int(part)] if part.isdigit() and int(part) < len(node) else None
+    return node.get(part) if isinstance(node, dict) else None

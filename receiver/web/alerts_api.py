@@ -19,9 +19,11 @@ from receiver.alerts.dedup import DedupPolicy, Status, is_flapping
 from receiver.store import AlertQuery, AlertStore, StoredAlert
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error
+from receiver.web.params import int_param
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 500
+MAX_OFFSET = 1_000_000_000
 
 
 class AlertsApi:
@@ -76,17 +78,7 @@ def _parse_query(request: web.Request) -> tuple[frozenset[Status] | None, list[m
         wanted = [matchers.parse(text) for text in request.query.getall("filter", [])]
     except matchers.InvalidMatcher as err:
         raise ValueError(f"filter: {err}") from None
-    limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0, None)
+    limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, f", 1 to {MAX_LIMIT}")
+    offset = int_param(request, "offset", 0, 0, MAX_OFFSET, f", 0 or more (at most {MAX_OFFSET})")
     return statuses, wanted, limit, offset
 
-
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int | None) -> int:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    value = int(text) if text.isdigit() else -1
-    if value < low or (high is not None and value > high):
-        upper = f" to {high}" if high is not None else " or more"
-        raise ValueError(f"{name}: must be a whole number, {low}{upper}")
-    return value

@@ -4,7 +4,8 @@ Alertmanager can send a bearer token (``http_config.authorization``) or basic
 auth (``http_config.basic_auth``); either is accepted when configured. With
 neither configured the webhook is open (fine on loopback, warned about
 elsewhere). Secrets are compared with ``hmac.compare_digest`` so that timing
-reveals nothing about how much of a guess was right.
+reveals nothing about how much of a guess was right. A header that is not
+text (bytes that are not UTF-8) is a wrong credential, like any other.
 """
 
 from __future__ import annotations
@@ -52,16 +53,24 @@ class Credentials:
         """Whether ``request`` carries a valid credential (or none is needed)."""
         if not self.required:
             return True
-        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        scheme, _, value = _header_bytes(request, "Authorization").partition(b" ")
         scheme = scheme.lower()
-        if scheme == "bearer" and self.bearer_token is not None:
-            return hmac.compare_digest(value.strip().encode(), self.bearer_token)
-        if scheme == "basic" and self.basic_password is not None and self.basic_user is not None:
+        if scheme == b"bearer" and self.bearer_token is not None:
+            return hmac.compare_digest(value.strip(), self.bearer_token)
+        if scheme == b"basic" and self.basic_password is not None and self.basic_user is not None:
             return _basic_ok(value.strip(), self.basic_user, self.basic_password)
         return False
 
 
-def _basic_ok(encoded: str, user: bytes, password: bytes) -> bool:
+def _header_bytes(request: web.Request, name: str) -> bytes:
+    """The header's value as the client sent it: aiohttp keeps bytes that are not UTF-8 as surrogates."""
+    try:
+        return request.headers.get(name, "").encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # no bytes to give back: no credential
+        return b""
+
+
+def _basic_ok(encoded: bytes, user: bytes, password: bytes) -> bool:
     try:
         given_user, sep, given_password = base64.b64decode(encoded, validate=True).partition(b":")
     except (binascii.Error, ValueError):

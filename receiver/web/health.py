@@ -10,6 +10,7 @@ against the clock, is both a gauge (``/metrics``) and, past
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -17,7 +18,9 @@ from aiohttp import web
 
 from receiver.clock import Clock, utc_now
 from receiver.store import HealthStore, InboxStore, StoreError
+from receiver.web.errors import public_reason
 
+log = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 2.0
 
 
@@ -52,7 +55,8 @@ class Readiness:
             await asyncio.wait_for(self._store.ping(), READY_TIMEOUT_SECONDS)
             oldest = await asyncio.wait_for(self._store.oldest_unprocessed(), READY_TIMEOUT_SECONDS)
         except (StoreError, TimeoutError) as err:
-            reason = str(err) or "the store did not answer in time"
+            reason = public_reason(err) if str(err) else "the store did not answer in time"  # no paths: log only
+            log.warning("not ready", extra={"error": str(err) or "timeout"})
             return web.json_response({"status": "unavailable", "config": "loaded", "store": reason}, status=503)
         waited = waited_seconds(oldest, self._clock())
         if waited > self._stall_after:

@@ -6,13 +6,13 @@ through its pipe), and are answered once committed. Changing anything needs
 the API token, which must be configured and differ from the webhook's
 credentials: a leaked Alertmanager config must not be able to resolve
 incidents. Every error is JSON: 400 bad input, 401 credentials, 403 changes
-not enabled, 404 unknown incident, 409 impossible transition, 503 engine
-unavailable.
+not enabled, 404 unknown incident (or an id that cannot be one, without
+asking the store or the engine), 409 impossible transition, 503 engine
+unavailable. Inputs are parsed and bounded in ``receiver.web.params``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -24,13 +24,13 @@ from receiver.incidents.lifecycle import IncidentStatus, InvalidTransition, Time
 from receiver.incidents.severity import Severity
 from receiver.store import IncidentQuery, IncidentStore, StoreError
 from receiver.web.auth import Credentials, unauthorized
-from receiver.web.errors import json_error
+from receiver.web.errors import json_error, unavailable
+from receiver.web.params import change_body, cursor, incident_id, int_param
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 DEFAULT_TIMELINE = 1000
-MAX_TEXT = 10_000
-MAX_ACTOR = 200
+UNKNOWN = "no such incident"
 
 
 class IncidentCommands(Protocol):
@@ -99,7 +99,8 @@ class IncidentsApi:
             limit = int_param(request, "timelineLimit", DEFAULT_TIMELINE, 0, 100_000)
         except ValueError as err:
             return json_error(400, str(err))
-        return await self._detail(request.match_info["id"], limit)
+        id = incident_id(request)
+        return await self._detail(id, limit) if id is not None else json_error(404, UNKNOWN)
 
     async def _detail(self, id: str, timeline_limit: int, status: int = 200) -> web.Response:
         found = await self._store.incident(id, timeline_limit)
@@ -117,7 +118,9 @@ class IncidentsApi:
                 actor, text = await change_body(request, field, required=required)
             except ValueError as err:
                 return json_error(400, str(err))
-            id = request.match_info["id"]
+            id = incident_id(request)
+            if id is None:
+                return json_error(404, UNKNOWN)
             try:
                 await command(id, actor, text)
             except UnknownIncident:
@@ -140,22 +143,12 @@ def refuse_change(credentials: Credentials, request: web.Request) -> web.Respons
     return None
 
 
-def unavailable(err: Exception) -> web.Response:
-    """503 for a change the engine could not make now."""
-    response = json_error(503, f"the change was not made: {err}")
-    response.headers["Retry-After"] = "1"
-    return response
-
-
 def _query(request: web.Request) -> IncidentQuery:
     statuses = _choices(request, "status", lambda s: IncidentStatus(s), [s.value for s in IncidentStatus])
     severities = _choices(request, "severity", lambda s: Severity[s.upper()], [str(s) for s in Severity])
-    before_text = request.query.get("before")
-    if before_text is not None and not before_text.isdigit():
-        raise ValueError("before: must be the 'next' value of a previous page")
+    before = cursor(request)
     service = request.query.get("service") or None
     limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    before = int(before_text) if before_text is not None else None
     return IncidentQuery(statuses, severities, service, before, limit)
 
 
@@ -165,37 +158,6 @@ def _choices(request: web.Request, name: str, parse: Callable[[str], Any], allow
         return frozenset(parse(s) for s in raw) or None
     except (ValueError, KeyError):
         raise ValueError(f"{name}: must be among {', '.join(allowed)}") from None
-
-
-def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    value = int(text) if text.isdigit() else -1
-    if not low <= value <= high:
-        raise ValueError(f"{name}: must be a whole number from {low} to {high}")
-    return value
-
-
-async def change_body(request: web.Request, field: str, *, required: bool) -> tuple[str, str]:
-    """``actor`` and ``field`` from a JSON object body (optional unless ``required``)."""
-    raw = await request.read()
-    if not raw.strip():
-        if required:
-            raise ValueError(f"the body must be a JSON object with {field!r}")
-        return "api", ""
-    data: Any = None
-    with contextlib.suppress(ValueError):
-        data = await request.json()
-    if not isinstance(data, dict):
-        raise ValueError("the body must be a JSON object")
-    text, actor = data.get(field, ""), data.get("actor", "api")
-    if not isinstance(text, str) or len(text) > MAX_TEXT or (required and not text.strip()):
-        kind = "a non-empty string" if required else "a string"
-        raise ValueError(f"{field}: must be {kind} of at most {MAX_TEXT} characters")
-    if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR:
-        raise ValueError(f"actor: must be a non-empty string of at most {MAX_ACTOR} characters")
-    return actor.strip(), text.strip()
 
 
 def _time(value: Any) -> str | None:

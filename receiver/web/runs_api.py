@@ -2,7 +2,9 @@
 
 Reads come from the store, as typed records; approving and rejecting go to
 the engine (the runner), like every change, and are answered once recorded.
-404 for an unknown run, 409 for one that does not wait for approval. Fields
+404 for an unknown run (or an id that cannot be one: not 1 to 18 ASCII
+digits; a playbook name that is not a DNS label), answered without asking
+the store or the engine; 409 for one that does not wait for approval. Fields
 are camelCase like the rest of the API (``dryRun``, ``createdAt``); the maps
 that carry data rather than structure keep their own keys: an alert's labels
 and annotations, a planned step's ``inputs`` (the action's rendered input, as
@@ -25,10 +27,12 @@ from receiver.playbooks.records import RunRecord, RunSummary, StepRecord
 from receiver.playbooks.runs import RunStatus
 from receiver.store import RunStore, StoreError
 from receiver.web.auth import Credentials, unauthorized
-from receiver.web.errors import json_error
-from receiver.web.incidents_api import change_body, int_param, refuse_change, unavailable
+from receiver.web.errors import json_error, unavailable
+from receiver.web.incidents_api import refuse_change
+from receiver.web.params import change_body, cursor, int_param, playbook_name, run_id
 
 MAX_LIMIT = 500
+UNKNOWN_RUN = "no such run"
 
 
 class RunCommands(Protocol):
@@ -59,9 +63,11 @@ class RunsApi:
         """Register every route of the runs API."""
         router.add_get("/api/v1/runs", self.list)
         router.add_get("/api/v1/runs/{id}", self.get)
-        router.add_post("/api/v1/runs/{id}/approve", self._deciding(self._commands.approve))
-        router.add_post("/api/v1/runs/{id}/reject", self._deciding(self._commands.reject))
-        router.add_post("/api/v1/playbooks/{id}/reset", self._deciding(self._commands.reset, "playbook", _closed))
+        router.add_post("/api/v1/runs/{id}/approve", self._deciding(self._commands.approve, _run_key))
+        router.add_post("/api/v1/runs/{id}/reject", self._deciding(self._commands.reject, _run_key))
+        router.add_post(
+            "/api/v1/playbooks/{id}/reset", self._deciding(self._commands.reset, playbook_name, "playbook", _closed)
+        )
 
     async def list(self, request: web.Request) -> web.Response:
         """Runs, newest first; ``status``, ``playbook``, ``limit``, ``before`` (the ``next`` of a page)."""
@@ -70,12 +76,9 @@ class RunsApi:
         try:
             status = _status(request.query.get("status"))
             limit = int_param(request, "limit", 50, 1, MAX_LIMIT)
-            before_text = request.query.get("before")
-            if before_text is not None and not before_text.isdigit():
-                raise ValueError("before: must be the 'next' value of a previous page")
+            before = cursor(request)
         except ValueError as err:
             return json_error(400, str(err))
-        before = int(before_text) if before_text else None
         found = await self._store.runs(
             status=status, playbook=request.query.get("playbook"), before=before, limit=limit
         )
@@ -88,21 +91,25 @@ class RunsApi:
         """One run with its alert, plan and every step's result."""
         if not self._credentials.allows(request):
             return unauthorized("receiver-api")
-        return await self._detail(request.match_info["id"])
+        return await self._detail(_run_key(request))
 
-    async def _detail(self, run_id: str) -> web.Response:
-        found = await self._store.run(int(run_id)) if run_id.isdigit() else None
+    async def _detail(self, key: str | None) -> web.Response:
+        found = await self._store.run(int(key)) if key is not None else None
         if found is None:
-            return json_error(404, f"no run {run_id}")
+            return json_error(404, f"no run {key}" if key is not None else UNKNOWN_RUN)
         return web.json_response(_record(found))
 
     def _deciding(
         self,
         command: Callable[[str, str, str], Awaitable[None]],
+        parse_key: Callable[[web.Request], str | None],
         what: str = "run",
         answer: Callable[[str], Awaitable[web.Response]] | None = None,
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        """A handler that carries out ``command`` on the ``{id}`` of the path, then ``answer``-s (default: the run)."""
+        """A handler that carries out ``command`` on the ``{id}`` of the path, then ``answer``-s (default: the run).
+
+        ``parse_key`` reads the ``{id}``: None (an id that cannot name anything) is 404 at once.
+        """
 
         async def handle(request: web.Request) -> web.Response:
             refused = refuse_change(self._credentials, request)
@@ -112,7 +119,9 @@ class RunsApi:
                 actor, reason = await change_body(request, "reason", required=False)
             except ValueError as err:
                 return json_error(400, str(err))
-            key = request.match_info["id"]
+            key = parse_key(request)
+            if key is None:
+                return json_error(404, f"no such {what}")
             try:
                 await command(key, actor, reason)
             except UnknownRun:
@@ -124,6 +133,11 @@ class RunsApi:
             return await (answer or self._detail)(key)
 
         return handle
+
+
+def _run_key(request: web.Request) -> str | None:
+    found = run_id(request)
+    return None if found is None else str(found)
 
 
 async def _closed(playbook: str) -> web.Response:
