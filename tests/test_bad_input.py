@@ -327,3 +327,22 @@ async def test_readyz_tells_no_database_path(client: Client, make_settings: Call
         blocker.execute("ROLLBACK")
     finally:
         blocker.close()
+
+
+@pytest.mark.parametrize("count", [b"9223372036854775808", b"18446744073709551616", b"1e300", b"2.5", b"-1"])
+async def test_a_count_the_store_cannot_hold_gets_400(client: Client, count: bytes) -> None:
+    data = b'{"version": "4", "alerts": [], "truncatedAlerts": ' + count + b"}"
+    [problem] = await _problems(client, data)
+    assert problem["field"] == "truncatedAlerts"
+
+
+async def test_a_whole_float_count_is_a_count(client: Client) -> None:
+    data = b'{"version": "4", "alerts": [], "truncatedAlerts": 3.0}'
+    response = await client.post("/api/v1/alerts", data=data, headers=HOOK)
+    assert response.status == 200
+    await client.server.app[PROCESSOR].drain()
+
+
+async def test_a_fingerprint_with_a_trailing_newline_gets_400(client: Client) -> None:
+    problems = await _problems(client, body({**alert("A"), "fingerprint": "0123456789abcdef\n"}))
+    assert [p["field"] for p in problems] == ["alerts[0].fingerprint"]

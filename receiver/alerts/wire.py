@@ -124,7 +124,9 @@ def _required_time_text(value: str) -> datetime:
 
 
 TOO_DEEP = "nested too deeply"
-_FINGERPRINT = r"^[0-9a-f]{16}$"
+MAX_COUNT = 2**53
+"""The largest count a notification may carry: exact as a JSON number anywhere, and within what the store holds."""
+_FINGERPRINT = r"^[0-9a-f]{16}\Z"  # \Z: "$" would admit a trailing newline
 _LabelSet = dict[str, str]
 _LITERAL_FIELDS = re.compile(r"^(?:version|status|alerts\[\d+\]\.status)$")
 _LITERALS = {"version": "'4'", "status": "'firing' or 'resolved'"}
@@ -141,6 +143,9 @@ class _WireAlert(msgspec.Struct, frozen=True):
     fingerprint: Annotated[str, msgspec.Meta(pattern=_FINGERPRINT)] | None = None
 
 
+_Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+
+
 class _WireNotification(msgspec.Struct, frozen=True):
     version: Literal["4"]
     alerts: list[_WireAlert]
@@ -151,7 +156,8 @@ class _WireNotification(msgspec.Struct, frozen=True):
     commonLabels: _LabelSet = {}
     commonAnnotations: _LabelSet = {}
     externalURL: str = ""
-    truncatedAlerts: Annotated[int, msgspec.Meta(ge=0)] = 0
+    truncatedAlerts: _Count | Annotated[float, msgspec.Meta(ge=0, le=MAX_COUNT)] = 0
+    """A count; ``3.0`` is the number 3 in JSON, as JSON Schema's ``integer`` says."""
 
 
 _DECODER = msgspec.json.Decoder(_WireNotification)
@@ -192,7 +198,7 @@ class Valid:
             common_labels=wire.commonLabels,
             common_annotations=wire.commonAnnotations,
             external_url=wire.externalURL,
-            truncated_alerts=wire.truncatedAlerts,
+            truncated_alerts=int(wire.truncatedAlerts),
         )
 
 
@@ -215,6 +221,8 @@ def validate(body: bytes) -> Valid:
     except UnicodeDecodeError as err:  # JSON text is UTF-8; the inbox stores it as such
         raise InvalidNotification([("body", f"not valid JSON: not UTF-8 at byte {err.start}")]) from None
     problems: list[tuple[str, str]] = []
+    if isinstance(wire.truncatedAlerts, float) and not wire.truncatedAlerts.is_integer():
+        problems.append(("truncatedAlerts", "must be a whole number"))
     times = tuple(_times(a, i, problems) for i, a in enumerate(wire.alerts))
     if problems:
         raise InvalidNotification(problems)
