@@ -25,6 +25,8 @@ from receiver.incidents.severity import Severity
 from receiver.store import IncidentQuery, IncidentStore, StoreError
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error, unavailable
+from receiver.web.params import MAX_ACTOR as MAX_ACTOR  # the limits, where they were first defined
+from receiver.web.params import MAX_TEXT as MAX_TEXT
 from receiver.web.params import change_body, cursor, incident_id, int_param
 
 MAX_LIMIT = 500
