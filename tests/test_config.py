@@ -208,6 +208,8 @@ def test_default_incident_settings_correlate_by_namespace_then_cluster() -> None
     [
         (("suppression", 0, "root", 0), 'alertname="unclosed', "incidents.suppression.0.root.0", "is not a matcher"),
         (("severity", "rules", 0, "labels", 0), 'x=~"("', "incidents.severity.rules.0.labels.0", "regular expression"),
+        (("suppression", 0, "symptoms", 0), 'x=~"(?=a)a"', "incidents.suppression.0.symptoms.0", "RE2 syntax"),
+        (("severity", "rules", 1, "annotations", 0), 'x=~"(a)\\\\1"', "incidents.severity.rules.1.annotations.0", "RE"),
         (("severity", "rules", 0, "severity"), "SEV5", "incidents.severity.rules.0.severity", "'SEV1'"),
         (("severity", "rules", 0, "threshold", "op"), "=>", "incidents.severity.rules.0.threshold.op", "'>'"),
         (("correlation", "rules", 0, "labels"), [], "incidents.correlation.rules.0.labels", "at least 1"),

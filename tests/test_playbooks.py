@@ -64,6 +64,7 @@ spec:
         (("metadata: {name: demo}", "metadata: {name: Demo_1}"), "metadata.name", "should match pattern"),
         (("trigger: {alertname: X}", "trigger: {alertname: X, colour: red}"), "spec.trigger.colour", "Extra inputs"),
         (("trigger: {alertname: X}", "trigger: {labels: ['ns~prod']}"), "spec.trigger.labels[0]", "is not a matcher"),
+        (("trigger: {alertname: X}", "trigger: {labels: ['ns=~\"(?!kube-).*\"']}"), "spec.trigger.labels[0]", "RE2"),
         (("action: delete_pod", "action: explode"), "spec.steps[0]", "does not match any of the expected tags"),
         (('name: "{{ alert.labels.pod }}"', 'name: "{{ alert.labels.pod "'), "spec.steps[0].target.name", "unexpected"),
         (("{name: one, action", "{name: one, when: 'alert.status ==', action"), "spec.steps[0].when", "unexpected"),

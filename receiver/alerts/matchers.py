@@ -1,8 +1,10 @@
 """Label matchers in Alertmanager's syntax: ``name="value"``, ``!=``, ``=~``, ``!~``.
 
-Used to filter alerts in the API (and later by severity rules and playbook
-triggers). Regular expressions are anchored at both ends, as in Prometheus.
-Pure.
+Used to filter alerts in the API, and by severity rules, suppression and
+playbook triggers. Regular expressions are RE2's, anchored at both ends and
+matched in linear time, as in Alertmanager (``receiver.alerts.regex``): a
+construct only Python's ``re`` knows (a backreference, a lookahead) is refused
+when the matcher is parsed, with the matcher named. Pure.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
+
+from receiver.alerts.regex import InvalidRegex, Regex, compile_anchored
 
 Op = Literal["=", "!=", "=~", "!~"]
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"]*?))\s*$')
@@ -27,13 +31,13 @@ class Matcher:
     name: str
     op: Op
     value: str
-    pattern: re.Pattern[str] | None = None
+    pattern: Regex | None = None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether ``labels`` satisfy this matcher."""
         actual = labels.get(self.name, "")
         if self.pattern is not None:
-            return (self.pattern.fullmatch(actual) is not None) == (self.op == "=~")
+            return self.pattern.fullmatch(actual) == (self.op == "=~")
         return (actual == self.value) == (self.op == "=")
 
 
@@ -47,9 +51,9 @@ def parse(text: str) -> Matcher:
     pattern = None
     if op in ("=~", "!~"):
         try:
-            pattern = re.compile(value)
-        except re.error as err:
-            raise InvalidMatcher(f"{text!r}: invalid regular expression: {err}") from None
+            pattern = compile_anchored(value)
+        except InvalidRegex as err:
+            raise InvalidMatcher(f"{text!r}: invalid regular expression (RE2 syntax): {err}") from None
     return Matcher(name, op, value, pattern)  # type: ignore[arg-type]
 
 

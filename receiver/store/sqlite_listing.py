@@ -2,8 +2,10 @@
 
 A status and the equality matchers (``name="v"``, ``name!="v"``; a missing
 label matches as the empty string) are SQL conditions over the labels'
-canonical JSON. Regular-expression matchers are Python's (anchored, as
-everywhere else in the receiver), so when a query has one, the rows SQL
+canonical JSON. Regular-expression matchers are RE2's (anchored, linear in
+the label's length, as everywhere else in the receiver), checked on the
+reader thread (this runs there, never on the web event loop), so when a query
+has one, the rows SQL
 selects are streamed in order, a chunk at a time, their labels checked, and
 the page cut after filtering; only the page's rows are decoded whole. The
 count and the page come from one read transaction, so they agree.
