@@ -38,6 +38,7 @@ from receiver.store import Backend, InboxStore, Store, StoreError, backends
 from receiver.web import errors, health, openapi
 from receiver.web.alerts_api import AlertsApi
 from receiver.web.auth import Credentials
+from receiver.web.connections import ConnectionGuard, Limits, fitted
 from receiver.web.incidents_api import IncidentCommands, IncidentsApi
 from receiver.web.runs_api import RunCommands, RunsApi
 from receiver.web.scrape import Scrape
@@ -48,6 +49,8 @@ PROCESSOR = web.AppKey("processor", Processor)
 """The app's processor when it runs inline, for tests that must wait until the inbox is processed."""
 RUNNER = web.AppKey("runner", Runner)
 """The app's runner when processing runs inline, for tests that wait for runs to end."""
+GUARD = web.AppKey("guard", ConnectionGuard)
+"""What bounds the app's connections and the time to send a request; ``receiver.web.serving`` listens through it."""
 ENGINE_STOP_SECONDS = 5.0
 """How long the engine may take to finish its step at shutdown before it is killed."""
 
@@ -65,7 +68,11 @@ def create_app(
     if store is not None and engine == "process":
         raise ValueError("the engine process opens the SQLite store itself: a store passed in needs engine='inline'")
     metrics = Metrics(registry or CollectorRegistry())
-    app = web.Application(middlewares=[errors.middleware(metrics)], client_max_size=settings.webhook.max_body_bytes)
+    guard = _guard(settings)
+    app = web.Application(
+        middlewares=[errors.middleware(metrics), guard.middleware()], client_max_size=settings.webhook.max_body_bytes
+    )
+    app[GUARD] = guard
     if store is None:
         owned = backends.create(
             settings, role="web" if engine == "process" else "all", on_commit=metrics.observe_commit
@@ -201,3 +208,9 @@ def _log_start(settings: Settings) -> None:
     )
     if not auth.required and settings.listen.host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("the webhook accepts unauthenticated requests on %s", settings.listen)
+
+
+def _guard(settings: Settings) -> ConnectionGuard:
+    server = settings.server
+    limits = Limits(server.max_connections, server.header_timeout.total_seconds(), server.body_timeout.total_seconds())
+    return ConnectionGuard(fitted(limits))

@@ -75,6 +75,19 @@ def parse_listen(value: object) -> Listen:
     return Listen(host=m["v6"] or m["host"] or "0.0.0.0", port=port)
 
 
+class ServerSettings(_Section):
+    """What one client may hold of the HTTP server: connections, and time to send a request."""
+
+    max_connections: Annotated[int, pydantic.Field(ge=8)] = 512
+    """Open connections at most (lowered to fit the open-file limit); past it the longest-waiting idle one is closed."""
+    header_timeout: Duration = timedelta(seconds=10)
+    """A connection that has not sent a whole request head this long after it opened (or began one) is closed."""
+    body_timeout: Duration = timedelta(seconds=30)
+    """A request whose body has not fully arrived this long after its head gets 408 and the connection is closed."""
+    keepalive_timeout: Duration = timedelta(seconds=75)
+    """An idle keep-alive connection is closed after this long."""
+
+
 class BasicAuth(_Section):
     """HTTP basic auth, as Alertmanager's ``http_config.basic_auth`` sends it."""
 
@@ -355,6 +368,7 @@ class Settings(_Section):
     data_dir: DirPath = Path("data")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_timeout: Duration = timedelta(seconds=10)
+    server: ServerSettings = ServerSettings()
     webhook: WebhookSettings = WebhookSettings()
     api: ApiSettings = ApiSettings()
     tls: TlsSettings | None = None

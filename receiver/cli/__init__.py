@@ -15,8 +15,9 @@ from aiohttp import web
 from prometheus_client import disable_created_metrics
 
 from receiver import __version__, config, logs
-from receiver.app import create_app
+from receiver.app import GUARD, create_app
 from receiver.cli import playbooks as playbooks_cli
+from receiver.web import serving
 from receiver.web.tls import TlsError, server_context
 
 EXIT_CONFIG = 2
@@ -86,14 +87,14 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_objects)  # runs after every start-up step of the app
-    web.run_app(
+    serving.run(
         app,
-        host=settings.listen.host,
-        port=settings.listen.port,
+        app[GUARD],
+        settings.listen.host,
+        settings.listen.port,
         ssl_context=ssl_context,
         shutdown_timeout=settings.shutdown_timeout.total_seconds(),
-        access_log=None,
-        print=None,
+        keepalive_timeout=settings.server.keepalive_timeout.total_seconds(),
     )
     log.info("receiver stopped")
     return 0

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import email.utils
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -64,8 +65,16 @@ async def eventually(check: Callable[[], Awaitable[T | None]], what: str, second
 class Receiver:
     """A ``receiver serve`` child process with its own data directory."""
 
-    def __init__(self, workdir: Path, http: aiohttp.ClientSession, settings: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        http: aiohttp.ClientSession,
+        settings: dict[str, Any] | None = None,
+        open_files: int | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.open_files = open_files
+        """RLIMIT_NOFILE of the child (soft and hard), when given."""
         self.http = http
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -95,9 +104,14 @@ class Receiver:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=log,
             env=self.env,
+            preexec_fn=self._limit_open_files if self.open_files is not None else None,
         )
         log.close()
         await eventually(self._ready, f"receiver on port {self.port} to be ready ({self.log_tail()})", 20)
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     async def _ready(self) -> bool:
         if self.proc is not None and self.proc.returncode is not None:
@@ -176,6 +190,10 @@ class _PrometheusProject:
         )
         log.close()
         await eventually(self._ready, f"{name} on port {self.port} to be ready", 30)
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     async def _ready(self) -> bool:
         async with self.http.get(self.url + "/-/ready") as response:
