@@ -13,10 +13,10 @@ import trustme
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from receiver.app import create_app
+from receiver.app import GUARD, create_app
 from receiver.config import Settings
+from receiver.web import serving
 from receiver.web.tls import TlsError, server_context
-from tests.e2e.harness import free_port
 from tests.payloads import alert, body
 
 
@@ -40,12 +40,11 @@ async def serve(make_settings: Callable[..., Settings]) -> AsyncIterator[Callabl
     async def start(tls: dict[str, str]) -> str:
         settings = make_settings(tls=tls)
         assert settings.tls is not None
-        runner = web.AppRunner(create_app(settings, registry=CollectorRegistry()))
-        await runner.setup()
+        app = create_app(settings, registry=CollectorRegistry())
+        context = server_context(settings.tls)
+        runner, site = await serving.start(app, app[GUARD], "127.0.0.1", 0, ssl_context=context)  # as `receiver serve`
         runners.append(runner)
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=server_context(settings.tls)).start()
-        return f"https://127.0.0.1:{port}"
+        return f"https://127.0.0.1:{site.port}"
 
     yield start
     for runner in runners:

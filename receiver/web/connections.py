@@ -91,6 +91,11 @@ class ConnectionGuard:
         """How many connections are open now."""
         return len(self._open)
 
+    @property
+    def waiting_connections(self) -> int:
+        """How many open connections wait for a request head (or idle between requests)."""
+        return len(self._waiting)
+
     def protocol_factory(self, inner: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         """Wrap aiohttp's protocol factory so that every connection passes through the guard."""
         return lambda: GuardedProtocol(self, inner())

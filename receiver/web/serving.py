@@ -19,7 +19,11 @@ from receiver.web.connections import ConnectionGuard
 
 
 class GuardedSite(web.BaseSite):
-    """A TCP site whose connections pass through ``guard``."""
+    """A TCP site whose connections pass through ``guard``.
+
+    With TLS the guard sees a connection once its handshake is done; the
+    handshake itself gets ``header_timeout``, as the head that follows it.
+    """
 
     def __init__(
         self,
@@ -56,6 +60,7 @@ class GuardedSite(web.BaseSite):
             self._host,
             self._port,
             ssl=self._ssl_context,
+            ssl_handshake_timeout=self._guard.limits.header_timeout if self._ssl_context else None,
             reuse_address=True,
         )
 
