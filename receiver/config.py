@@ -46,7 +46,18 @@ class ConfigError(ValueError):
 
 FilePath = Annotated[pydantic.FilePath, pydantic.Field(strict=False)]
 DirPath = Annotated[Path, pydantic.Field(strict=False)]
-Secret = Annotated[pydantic.SecretStr, pydantic.Field(strict=False, min_length=1)]
+
+
+def _not_blank(value: Any) -> Any:
+    """An empty or whitespace-only credential would open what it guards (or lock it shut): refused."""
+    text = value.get_secret_value() if isinstance(value, pydantic.SecretStr) else value
+    if not text.strip():
+        raise ValueError("must not be empty or only whitespace (leave the setting out for no credential)")
+    return value
+
+
+Secret = Annotated[pydantic.SecretStr, pydantic.Field(strict=False, min_length=1), pydantic.AfterValidator(_not_blank)]
+Username = Annotated[str, pydantic.Field(min_length=1), pydantic.AfterValidator(_not_blank)]
 
 
 class _Section(pydantic.BaseModel):
@@ -91,7 +102,7 @@ class ServerSettings(_Section):
 class BasicAuth(_Section):
     """HTTP basic auth, as Alertmanager's ``http_config.basic_auth`` sends it."""
 
-    username: Annotated[str, pydantic.Field(min_length=1)]
+    username: Username
     password: Secret
 
 
@@ -405,14 +416,23 @@ def load(
 ) -> Settings:
     """Build settings from a file (or defaults), secret env vars and CLI overrides."""
     raw = _read_file(path) if path is not None else {}
+    from_env: dict[str, str] = {}
     for var, key_path in ENV_SECRETS.items():
-        if env.get(var):
+        if var in env:  # set but empty is an empty credential, refused like one in the file
             _set_path(raw, key_path, env[var])
+            from_env[".".join(key_path)] = var
     raw.update(overrides or {})
     try:
         return Settings.model_validate(raw)
     except pydantic.ValidationError as err:
-        raise ConfigError([_problem(e) for e in err.errors()]) from None
+        raise ConfigError([_from(_problem(e), from_env) for e in err.errors()]) from None
+
+
+def _from(problem: tuple[str, str], from_env: Mapping[str, str]) -> tuple[str, str]:
+    """Say which environment variable a secret's problem came from."""
+    key, message = problem
+    var = from_env.get(key)
+    return (key, f"{message} (from {var})") if var else problem
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -110,6 +110,53 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
     assert settings.webhook.bearer_token.get_secret_value() == "from-env"
 
 
+@pytest.mark.parametrize(
+    ("var", "key"),
+    [
+        ("RECEIVER_API_TOKEN", "api.token"),
+        ("RECEIVER_WEBHOOK_TOKEN", "webhook.bearer_token"),
+        ("RECEIVER_WEBHOOK_PASSWORD", "webhook.basic_auth.password"),
+    ],
+)
+@pytest.mark.parametrize("value", ["", "   ", "\t\n"])
+def test_an_empty_secret_in_the_environment_is_refused_naming_the_key_and_the_variable(
+    tmp_path: Path, var: str, key: str, value: str
+) -> None:
+    path = write(tmp_path, "webhook: {basic_auth: {username: am}}")
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path, {var: value})
+    problems = dict(caught.value.problems)
+    assert key in problems, caught.value.problems
+    assert var in problems[key]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("api: {token: ''}", "api.token"),
+        ("api: {token: '  '}", "api.token"),
+        ("webhook: {bearer_token: ' '}", "webhook.bearer_token"),
+        ("webhook: {basic_auth: {username: '', password: p}}", "webhook.basic_auth.username"),
+        ("webhook: {basic_auth: {username: ' ', password: p}}", "webhook.basic_auth.username"),
+        ("webhook: {basic_auth: {username: am, password: ''}}", "webhook.basic_auth.password"),
+        ("webhook: {basic_auth: {username: am, password: \"\\t\"}}", "webhook.basic_auth.password"),
+    ],
+)
+def test_an_empty_credential_in_the_file_is_refused(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(write(tmp_path, text), {})
+    assert key in dict(caught.value.problems), caught.value.problems
+
+
+def test_config_check_reports_an_empty_secret_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write(tmp_path, "store: {max_batch: 10}")
+    monkeypatch.setenv("RECEIVER_API_TOKEN", "")
+    assert cli.main(["config", "check", str(good)]) == cli.EXIT_CONFIG
+    assert f"{good}: api.token:" in capsys.readouterr().err
+
+
 def test_command_line_overrides(tmp_path: Path) -> None:
     path = write(tmp_path, "listen: 127.0.0.1:1000\ndata_dir: /somewhere")
     settings = config.load(path, {}, {"listen": "[::1]:2000", "data_dir": str(tmp_path)})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,10 +19,13 @@ from prometheus_client import disable_created_metrics
 from receiver import __version__, config, logs
 from receiver.app import GUARD, create_app
 from receiver.cli import playbooks as playbooks_cli
+from receiver.store import StoreError, backends
 from receiver.web import serving
 from receiver.web.tls import TlsError, server_context
 
 EXIT_CONFIG = 2
+EXIT_IN_USE = 1
+"""The data directory is served by another daemon (or its lock cannot be taken)."""
 log = logging.getLogger("receiver")
 
 
@@ -85,6 +90,18 @@ def _serve(args: argparse.Namespace) -> int:
     except TlsError as err:
         log.error("cannot start: %s", err)
         return EXIT_CONFIG
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(backends.serve_lock(settings))  # before listening; the kernel drops it on death
+        except StoreError as err:
+            log.error("cannot start: %s", err)
+            return EXIT_IN_USE
+        _run(settings, ssl_context)
+    log.info("receiver stopped")
+    return 0
+
+
+def _run(settings: config.Settings, ssl_context: ssl.SSLContext | None) -> None:
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_objects)  # runs after every start-up step of the app
     serving.run(
@@ -96,8 +113,6 @@ def _serve(args: argparse.Namespace) -> int:
         shutdown_timeout=settings.shutdown_timeout.total_seconds(),
         keepalive_timeout=settings.server.keepalive_timeout.total_seconds(),
     )
-    log.info("receiver stopped")
-    return 0
 
 
 async def _freeze_startup_objects(_: web.Application) -> None:

@@ -54,6 +54,10 @@ class StoreError(RuntimeError):
     """The store could not do what was asked (locked, full, broken, or moved on by another engine): retry later."""
 
 
+class InUse(StoreError):
+    """Another process serves this store already (a second daemon on one data directory): it may not start."""
+
+
 @dataclass(frozen=True, slots=True)
 class InboxEntry:
     """One accepted webhook body, in the order it was committed."""

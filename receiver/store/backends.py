@@ -8,7 +8,7 @@ in ``BACKENDS``, one value of the setting, and passing ``tests/store_contract``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +16,7 @@ from receiver.config import Settings
 from receiver.store import Backend
 from receiver.store.sqlite import SQLiteStore, ignore_commit
 from receiver.store.sqlite_lock import engine_lock as sqlite_engine_lock
+from receiver.store.sqlite_lock import serve_lock as sqlite_serve_lock
 from receiver.store.sqlite_writer import OnCommit
 
 Role = Literal["all", "web", "engine"]
@@ -23,6 +24,7 @@ Role = Literal["all", "web", "engine"]
 engine process (it writes the state and never the inbox)."""
 Make = Callable[[Settings, Role, OnCommit], Backend]
 Lock = Callable[[Settings], AbstractAsyncContextManager[None]]
+ServeLock = Callable[[Settings], AbstractContextManager[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,9 @@ class Kind:
     make: Make
     engine_lock: Lock
     """Held by the engine process while it works; a second engine waits in it."""
+    serve_lock: ServeLock
+    """Held by ``receiver serve`` from before it listens until it exits; a second one on the same store gets
+    ``InUse`` and does not start (a backend whose replicas may all accept would hold nothing)."""
 
 
 class UnknownBackend(ValueError):
@@ -49,7 +54,11 @@ def _sqlite(settings: Settings, role: Role, on_commit: OnCommit) -> Backend:
     )
 
 
-BACKENDS: Mapping[str, Kind] = {"sqlite": Kind(_sqlite, lambda s: sqlite_engine_lock(s.database_path))}
+BACKENDS: Mapping[str, Kind] = {
+    "sqlite": Kind(
+        _sqlite, lambda s: sqlite_engine_lock(s.database_path), lambda s: sqlite_serve_lock(s.database_path)
+    )
+}
 
 
 def create(settings: Settings, *, role: Role = "all", on_commit: OnCommit = ignore_commit) -> Backend:
@@ -60,6 +69,11 @@ def create(settings: Settings, *, role: Role = "all", on_commit: OnCommit = igno
 def engine_lock(settings: Settings) -> AbstractAsyncContextManager[None]:
     """The lock the one working engine holds, as the chosen backend keeps it."""
     return _kind(settings).engine_lock(settings)
+
+
+def serve_lock(settings: Settings) -> AbstractContextManager[None]:
+    """The lock ``receiver serve`` holds while it serves the store (``InUse`` when another one holds it)."""
+    return _kind(settings).serve_lock(settings)
 
 
 def _kind(settings: Settings) -> Kind:

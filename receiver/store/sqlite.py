@@ -126,6 +126,8 @@ class SQLiteStore:
             if self._role != "engine":
                 await self._inbox.start()
             await self._state.start()
+            if self._role != "engine":
+                await self._continue_after_cursor()
             self._reader = await self._on_reader(self._connect_reader)
             if self._role != "engine":
                 self._checkpointer = threading.Thread(target=self._checkpoint_inbox, name="inbox-checkpoint")
@@ -133,6 +135,18 @@ class SQLiteStore:
         except BaseException:
             await self.close()
             raise
+
+    async def _continue_after_cursor(self) -> None:
+        """Never number a new notification at or below the state's cursor (see ``tables.continue_after``)."""
+        cursor = await self._state.run(tables.cursor)
+        last = await self._inbox.run(lambda db: tables.continue_after(db, cursor))
+        if last is not None:
+            log.error(
+                "the inbox database ends before what the state processed: it was deleted or replaced by an older"
+                " copy; notifications it held that were not processed are lost, new ones are numbered after the"
+                " cursor",
+                extra={"inbox": str(self._inbox_path), "inbox_last_seq": last, "cursor": cursor},
+            )
 
     async def accept(self, body: bytes, received_at: datetime) -> int:
         return await self._inbox.accept(body, received_at)

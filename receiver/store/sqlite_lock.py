@@ -1,6 +1,11 @@
-"""The SQLite backend's engine lock: one engine per database, the next waits for the last to finish.
+"""The SQLite backend's locks: one web process per database, one engine per database.
 
-Which engine may write is a property of the backend, not of the engine: with
+The serve lock is an exclusive ``flock`` on ``<database>.lock``, taken by
+``receiver serve`` before it listens and holding its pid: a second daemon on
+the same data directory would accept into the inbox while only the first
+one's engine is woken by accepts, so it refuses to start, naming the pid.
+
+The engine lock: which engine may write is a property of the backend, not of the engine: with
 SQLite it is an exclusive ``flock`` on ``<database>.engine.lock`` beside the
 database (released by the kernel when its holder exits, even on SIGKILL);
 a PostgreSQL backend will hold an advisory lock (or a Kubernetes Lease)
@@ -15,11 +20,48 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+
+from receiver.store import InUse, StoreError
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
+
+
+def serve_lock_path(database: Path) -> Path:
+    """The file whose lock the web process serving the database holds, with its pid."""
+    return database.with_name(database.name + ".lock")
+
+
+@contextlib.contextmanager
+def serve_lock(database: Path) -> Iterator[None]:
+    """Hold the database's serve lock, or raise ``InUse`` naming its holder; released on exit or death."""
+    path = serve_lock_path(database)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise StoreError(f"cannot take the lock of data directory {path.parent}: {err.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InUse(_in_use(path, os.pread(fd, 32, 0))) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _in_use(path: Path, holder: bytes) -> str:
+    pid = holder.decode(errors="replace").strip()
+    who = f"pid {pid}" if pid.isdigit() else "another process"
+    return (
+        f"data directory {path.parent} in use by {who} (it holds {path}): stop that daemon first,"
+        " or give this one another data directory"
+    )
 
 
 def lock_path(database: Path) -> Path:

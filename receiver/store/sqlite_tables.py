@@ -207,6 +207,29 @@ def cursor(db: sqlite3.Connection) -> int:
     return seq
 
 
+def continue_after(db: sqlite3.Connection, cursor: int) -> int | None:
+    """Number the inbox's next entry after ``cursor``; the last seq the inbox had when it was behind, else None.
+
+    An inbox numbered at or below the state's cursor (its database deleted, or an older copy put back)
+    would give new notifications seqs the engine counts as processed already: they would be answered
+    200 and never processed. Sequence numbers never go backwards: ``sqlite_sequence`` (AUTOINCREMENT's
+    high-water mark) is moved up to the cursor. On the inbox's writer connection.
+    """
+
+    def work(db: sqlite3.Connection) -> int | None:
+        last: int = db.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0),"
+            " coalesce((SELECT max(seq) FROM inbox), 0))"
+        ).fetchone()[0]
+        if last >= cursor:
+            return None
+        if not db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'inbox'", (cursor,)).rowcount:
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('inbox', ?)", (cursor,))
+        return last
+
+    return transaction(db, work)
+
+
 def backlog(db: sqlite3.Connection) -> int:
     """Inbox entries after the cursor."""
     n: int = db.execute(
