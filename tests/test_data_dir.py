@@ -23,8 +23,7 @@ import pytest
 from receiver import config
 from receiver.alerts.dedup import Outcome
 from receiver.alerts.wire import decode
-from receiver.store import InUse
-from receiver.store import backends
+from receiver.store import InUse, backends
 from receiver.store.sqlite import SQLiteStore, inbox_path
 from tests.conftest import T0
 from tests.payloads import alert, body

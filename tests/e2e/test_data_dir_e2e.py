@@ -17,20 +17,25 @@ TOKEN = {"Authorization": "Bearer e2e-token"}
 
 
 async def _serve(receiver: Receiver, port: int, env: dict[str, str]) -> tuple[int, str]:
-    """Run ``receiver serve`` on ``receiver``'s config and data directory; its exit status and stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        str(RECEIVER_BIN), "serve", "--config", str(receiver.config), "--listen", f"127.0.0.1:{port}",
-        "--data-dir", str(receiver.data_dir), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    """Run ``receiver serve`` on ``receiver``'s config and data directory until it exits; its status and log.
+
+    The log goes to a file, not a pipe: an engine it started would hold a pipe open after its exit.
+    """
+    log_path = receiver.workdir / f"serve-{port}.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            str(RECEIVER_BIN), "serve", "--config", str(receiver.config), "--listen", f"127.0.0.1:{port}",
+            "--data-dir", str(receiver.data_dir), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
     try:
-        _, err = await asyncio.wait_for(proc.communicate(), 20)
+        status = await asyncio.wait_for(proc.wait(), 20)
+    except TimeoutError:
+        raise AssertionError(f"receiver serve on port {port} did not stop: {log_path.read_text()[-500:]}") from None
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, err.decode()
+    return status, log_path.read_text()
 
 
 async def _send(receiver: Receiver, http: aiohttp.ClientSession, name: str) -> None:
@@ -83,7 +88,8 @@ async def test_a_deleted_inbox_still_processes_what_is_accepted_after_it(
     await receiver.start()
     await _send(receiver, http, "AfterTheLoss")
     await _processed(receiver, "AfterTheLoss")
-    assert "the inbox database ends before what the state processed" in (receiver.workdir / "receiver-2.log").read_text()
+    log = (receiver.workdir / "receiver-2.log").read_text()
+    assert "the inbox database ends before what the state processed" in log
 
 
 async def test_an_empty_api_token_stops_the_start_naming_the_key(processes: dict[str, Any], tmp_path: Path) -> None:
