@@ -52,12 +52,12 @@ def _not_blank(value: Any) -> Any:
     """An empty or whitespace-only credential would open what it guards (or lock it shut): refused."""
     text = value.get_secret_value() if isinstance(value, pydantic.SecretStr) else value
     if not text.strip():
-        raise ValueError("must not be empty or only whitespace (leave the setting out for no credential)")
+        raise ValueError("an empty credential is refused: it must have at least 1 character that is not whitespace")
     return value
 
 
-Secret = Annotated[pydantic.SecretStr, pydantic.Field(strict=False, min_length=1), pydantic.AfterValidator(_not_blank)]
-Username = Annotated[str, pydantic.Field(min_length=1), pydantic.AfterValidator(_not_blank)]
+Secret = Annotated[pydantic.SecretStr, pydantic.Field(strict=False), pydantic.AfterValidator(_not_blank)]
+Username = Annotated[str, pydantic.AfterValidator(_not_blank)]
 
 
 class _Section(pydantic.BaseModel):
