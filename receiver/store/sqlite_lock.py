@@ -2,11 +2,12 @@
 
 The serve lock is an exclusive ``flock`` on ``<database>.lock``, taken by
 ``receiver serve`` before it listens and holding its pid: a second daemon on
-the same data directory would accept into the inbox while only the first
-one's engine is woken by accepts, so it refuses to start, naming the pid.
+the same data directory would accept into the inbox that only the first
+one's engine processes, and that engine is woken by the first one's accepts
+only; so the second refuses to start, naming the pid.
 
-The engine lock: which engine may write is a property of the backend, not of the engine: with
-SQLite it is an exclusive ``flock`` on ``<database>.engine.lock`` beside the
+The engine lock: which engine may write is a property of the backend, not
+of the engine: with SQLite it is an exclusive ``flock`` on ``<database>.engine.lock`` beside the
 database (released by the kernel when its holder exits, even on SIGKILL);
 a PostgreSQL backend will hold an advisory lock (or a Kubernetes Lease)
 instead. The cursor check inside every processing transaction remains the
