@@ -38,7 +38,7 @@ from receiver.store import Backend, InboxStore, Store, StoreError, backends
 from receiver.web import errors, health, openapi
 from receiver.web.alerts_api import AlertsApi
 from receiver.web.auth import Credentials
-from receiver.web.connections import ConnectionGuard, Limits, fitted
+from receiver.web.connections import ConnectionGuard, GuardMetrics, Limits, fitted
 from receiver.web.incidents_api import IncidentCommands, IncidentsApi
 from receiver.web.runs_api import RunCommands, RunsApi
 from receiver.web.scrape import Scrape
@@ -73,6 +73,7 @@ def create_app(
         middlewares=[errors.middleware(metrics), guard.middleware()], client_max_size=settings.webhook.max_body_bytes
     )
     app[GUARD] = guard
+    metrics.registry.register(GuardMetrics(guard))
     if store is None:
         owned = backends.create(
             settings, role="web" if engine == "process" else "all", on_commit=metrics.observe_commit

@@ -30,9 +30,10 @@ Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 class Served:
     """A served app's port and guard, and connections to it that are all closed at the end."""
 
-    def __init__(self, port: int, guard: ConnectionGuard) -> None:
+    def __init__(self, port: int, guard: ConnectionGuard, registry: CollectorRegistry) -> None:
         self.port = port
         self.guard = guard
+        self.registry = registry
         self.writers: list[asyncio.StreamWriter] = []
 
     async def connect(self, first: bytes = b"") -> Streams:
@@ -50,9 +51,10 @@ class Served:
 
 @pytest.fixture
 async def served(make_settings: Callable[..., Settings], clock: Clock) -> AsyncIterator[Served]:
-    app = create_app(make_settings(server=SERVER), registry=CollectorRegistry(), clock=clock, engine="inline")
+    registry = CollectorRegistry()
+    app = create_app(make_settings(server=SERVER), registry=registry, clock=clock, engine="inline")
     runner, site = await serving.start(app, app[GUARD], "127.0.0.1", 0, shutdown_timeout=1)
-    s = Served(site.port, app[GUARD])
+    s = Served(site.port, app[GUARD], registry)
     try:
         yield s
     finally:
@@ -83,6 +85,8 @@ async def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeou
     reader, _ = await served.connect()
     assert await closed_within(reader, TIMEOUT + 5) > TIMEOUT * 0.8
     assert served.guard.timed_out == 1
+    closed = served.registry.get_sample_value("receiver_http_connections_closed_total", {"reason": "timed_out"})
+    assert closed == 1  # exported: the chart can alert on a flood
 
 
 async def test_a_head_sent_slowly_is_cut_off_at_the_header_timeout(served: Served) -> None:
@@ -125,6 +129,8 @@ async def test_past_the_limit_the_longest_waiting_connection_makes_room(served: 
     first, _ = waiting[0]
     assert await closed_within(first, 5) < TIMEOUT  # evicted, not timed out
     assert served.guard.evicted == 1
+    assert served.registry.get_sample_value("receiver_http_connections_closed_total", {"reason": "evicted"}) == 1
+    assert served.registry.get_sample_value("receiver_http_connections", {"state": "open"}) == MAX
 
 
 async def test_when_every_connection_is_busy_a_new_one_is_refused(served: Served) -> None:

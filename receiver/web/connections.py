@@ -27,11 +27,13 @@ import asyncio
 import logging
 import resource
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 from aiohttp import web
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from receiver.web.errors import json_error
 
@@ -219,3 +221,30 @@ class GuardedProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._inner.resume_writing()
+
+
+class GuardMetrics(Collector):
+    """The guard's connections and what it closed, read at scrape time (a flood shows, and a tight limit)."""
+
+    def __init__(self, guard: ConnectionGuard) -> None:
+        self._guard = guard
+
+    def collect(self) -> Iterator[Metric]:
+        """``receiver_http_connections{state}`` and ``receiver_http_connections_closed_total{reason}``."""
+        open_now = GaugeMetricFamily(
+            "receiver_http_connections",
+            "HTTP connections open now, and those waiting for a request head.",
+            labels=["state"],
+        )
+        open_now.add_metric(["open"], self._guard.open_connections)
+        open_now.add_metric(["waiting"], self._guard.waiting_connections)
+        closed = CounterMetricFamily(
+            "receiver_http_connections_closed",
+            "Connections the guard closed: evicted past server.max_connections, or too slow to send a request.",
+            labels=["reason"],
+        )
+        closed.add_metric(["evicted"], self._guard.evicted)
+        closed.add_metric(["timed_out"], self._guard.timed_out)
+        yield open_now
+        yield closed
+
