@@ -392,6 +392,7 @@ async def test_metrics_exposition(make_client: MakeClient) -> None:
                 "playbook",  # bounded: playbook names come from the configuration, never from an alert
                 "action",
                 "reason",
+                "state",  # bounded: a connection is open or waiting
             }
 
 

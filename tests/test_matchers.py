@@ -88,6 +88,30 @@ def test_a_pathological_pattern_costs_linear_time_on_a_large_label_set() -> None
     assert float(done.stdout) < 1.0, done.stdout
 
 
+HOSTILE_MATCHERS = """
+import time
+from receiver.alerts import matchers
+hostile = ["a=" + " " * 4_000 + '"', " " * 4_000 + "a", "a=~" + " " * 4_000 + '"x'] * 10
+started = time.perf_counter()
+for text in hostile:
+    try:
+        matchers.parse(text)
+    except matchers.InvalidMatcher:
+        pass
+print(time.perf_counter() - started)
+"""
+
+
+def test_reading_a_hostile_matcher_costs_linear_time_too() -> None:
+    # The matcher's own grammar read a filter with Python's re: 'a=' + 2,000 spaces + '"' took 15.7 s.
+    try:
+        done = subprocess.run([sys.executable, "-c", HOSTILE_MATCHERS], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("parsing 30 hostile matchers took more than 20 s")
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 1.0, done.stdout
+
+
 Client = TestClient[Any, Any]
 Serve = Callable[[], Awaitable[Client]]
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from receiver.alerts.regex import InvalidRegex, Regex, compile_anchored
+from receiver.alerts.regex import InvalidRegex, Regex, compile_anchored, grammar
 
 Op = Literal["=", "!=", "=~", "!~"]
-_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"]*?))\s*$')
+_MATCHER = grammar(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"]*?))\s*$')
 
 
 class InvalidMatcher(ValueError):
@@ -43,11 +43,12 @@ class Matcher:
 
 def parse(text: str) -> Matcher:
     """Parse one matcher such as ``namespace="prod"`` or ``severity=~"crit.*"``."""
-    m = _MATCHER.match(text)
-    if m is None:
+    groups = _MATCHER.groups(text)  # RE2: the text comes from a client (a filter), so the grammar is linear too
+    if groups is None:
         raise InvalidMatcher(f'{text!r} is not a matcher like name="value", name!="v", name=~"re" or name!~"re"')
-    name, op, quoted, bare = m.groups()
-    value = _unescape(quoted) if quoted is not None else bare
+    name, op, quoted, bare = groups
+    assert name is not None and op is not None
+    value = _unescape(quoted) if quoted is not None else bare or ""
     pattern = None
     if op in ("=~", "!~"):
         try:
