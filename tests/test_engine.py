@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -22,7 +23,13 @@ from receiver.clock import FixedClock, OffsetClock, UndescribableClock, describe
 from receiver.config import Settings
 from receiver.engine import link
 from receiver.engine.builder import build
-from receiver.engine.process import COMMAND, LINGER_SECONDS, EngineProcess, EngineUnavailable, settings_frame
+from receiver.engine.process import (
+    COMMAND,
+    LINGER_SECONDS,
+    EngineProcess,
+    EngineUnavailable,
+    settings_frame,
+)
 from receiver.incidents.book import UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
 from receiver.metrics import Metrics
@@ -320,3 +327,34 @@ async def test_the_builder_gives_its_clock_to_every_part_the_kubernetes_adapter_
         assert engine.kube.dry_run  # no credentials here
     finally:
         await store.close()
+
+
+class _RunsBroken:
+    """The real store, except that reading the runs fails with an error no one expects (a bug, say)."""
+
+    def __init__(self, inner: SQLiteStore) -> None:
+        self.inner = inner
+
+    async def interrupt_runs(self, now: datetime) -> list[Any]:
+        raise RuntimeError("an unexpected bug")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_an_engine_task_that_ends_by_itself_is_logged_and_fails_the_engine(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "r.db")
+    await store.open()
+    try:
+        engine = build(settings, _RunsBroken(store), clock=FixedClock(NOW), report=lambda *_: None)  # type: ignore[arg-type]
+        engine.start()
+        assert engine.failed is not None
+        assert await asyncio.wait_for(engine.failed, 10) == "runner"  # the engine process exits on it, and is restarted
+        await engine.stop()
+    finally:
+        await store.close()
+    [record] = [r for r in caplog.records if r.levelname == "ERROR" and "engine task" in r.getMessage()]
+    assert "runner" in record.getMessage() and "an unexpected bug" in record.getMessage()
+

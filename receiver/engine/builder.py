@@ -10,7 +10,7 @@ counts go) is an argument, so a second wiring cannot grow back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 
 from receiver.clock import Clock
@@ -23,6 +23,7 @@ from receiver.metrics import Tally
 from receiver.playbooks.remediation import Remediation
 from receiver.store import Store
 
+log = logging.getLogger(__name__)
 Report = Callable[[int, Tally], None]
 """Told the inbox seq processed so far and what a step counted (processing and runs alike)."""
 
@@ -47,6 +48,9 @@ class Engine:
         self._clock = clock
         self._processing: asyncio.Task[None] | None = None
         self._upkeep: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.failed: asyncio.Future[str] | None = None
+        """Set to the name of the first of its tasks that ended by itself (they only end when stopped)."""
 
     @property
     def playbooks(self) -> list[str]:
@@ -56,6 +60,7 @@ class Engine:
     def start(self) -> None:
         """Start processing the inbox, running playbooks and expiring silent alerts."""
         alerts = self._settings.alerts
+        self.failed = asyncio.get_running_loop().create_future()
         self._processing = asyncio.create_task(self.processor.run(), name="processor")
         self._upkeep = [
             asyncio.create_task(self.runner.run(), name="runner"),
@@ -64,12 +69,26 @@ class Engine:
                 name="expiry",
             ),
         ]
+        for task in (self._processing, *self._upkeep):
+            task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A task ended: unless the engine is stopping, that is a failure, logged and told through ``failed``."""
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved here, whatever follows
+        if self._stopping:
+            return
+        log.error("engine task %s ended: %r", task.get_name(), error, exc_info=error)
+        if self.failed is not None and not self.failed.done():
+            self.failed.set_result(task.get_name())
 
     async def stop(self, before_processing: Callable[[], Awaitable[None]] | None = None) -> None:
         """Stop the runner and expiry, then ``before_processing`` (the web's last commits), then processing.
 
         What is left in the inbox is processed at the next start.
         """
+        self._stopping = True
         for task in self._upkeep:
             await _cancel(task)
         if before_processing is not None:
@@ -123,6 +142,6 @@ def build(
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it; an error it ended with was logged by ``Engine._ended``."""
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait({task})

@@ -57,7 +57,7 @@ from receiver.alerts.wire import Valid
 from receiver.clock import Clock, describe, parse, utc_now
 from receiver.config import Settings
 from receiver.engine import link
-from receiver.engine.builder import build
+from receiver.engine.builder import Engine, build
 from receiver.engine.processor import Processor
 from receiver.engine.runner import RunConflict, Runner, UnknownRun
 from receiver.incidents.book import UnknownIncident
@@ -343,10 +343,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     except link.LinkBroken as err:
         log.error("the link from the web process broke; the engine stops", extra={"error": str(err)})
         sys.exit(EXIT_LINK_BROKEN)
+    except EngineTaskFailed as err:
+        log.error("the engine's %s task ended by itself; the engine stops to be started again", err)
+        sys.exit(EXIT_TASK_FAILED)
 
 
 EXIT_LINK_BROKEN = 3
 """The engine's exit status when what the web process sent is not a frame."""
+EXIT_TASK_FAILED = 4
+"""The engine's exit status when one of its tasks (processor, runner, expiry) ended by itself."""
 
 
 def _claim_stdout() -> BinaryIO:
@@ -378,23 +383,39 @@ async def _work(settings: Settings, stdin: asyncio.StreamReader, now: Clock, out
     engine = build(settings, store, clock=now, report=functools.partial(_report, out), linger=LINGER_SECONDS)
     engine.start()
     log.info("engine started", extra={"store": str(settings.database_path), "pid": os.getpid()})
-    commands: set[asyncio.Task[None]] = set()
+    listening = asyncio.create_task(_listen(stdin, engine, out), name="listen")
+    assert engine.failed is not None
+    watched: set[asyncio.Future[Any]] = {listening, engine.failed}
     try:
-        while (payload := await link.read(stdin)) is not None:
-            message = _decode(payload)
-            if isinstance(message, dict):
-                task = asyncio.create_task(_command(engine.processor, engine.runner, message, out))
-                commands.add(task)
-                task.add_done_callback(commands.discard)
-            elif isinstance(message, int):
-                engine.processor.wake()
-            elif message is not None:
-                log.error("unreadable message from the web process", extra={"error": f"a {type(message).__name__}"})
-        await asyncio.gather(*commands, return_exceptions=True)
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if not listening.done():  # a task of the engine ended by itself: stop, and the web process starts another
+            raise EngineTaskFailed(engine.failed.result())
+        listening.result()  # a broken link from the web process ends the engine too
     finally:
+        listening.cancel()
         await engine.stop()
         await store.close()
         log.info("engine stopped", extra={"cursor": engine.processor.cursor})
+
+
+class EngineTaskFailed(RuntimeError):
+    """A task of the engine (processor, runner, expiry) ended by itself: the engine exits to be started again."""
+
+
+async def _listen(stdin: asyncio.StreamReader, engine: Engine, out: link.Writer) -> None:
+    """Read the web process's frames until end of file: wake-ups and people's changes."""
+    commands: set[asyncio.Task[None]] = set()
+    while (payload := await link.read(stdin)) is not None:
+        message = _decode(payload)
+        if isinstance(message, dict):
+            task = asyncio.create_task(_command(engine.processor, engine.runner, message, out))
+            commands.add(task)
+            task.add_done_callback(commands.discard)
+        elif isinstance(message, int):
+            engine.processor.wake()
+        elif message is not None:
+            log.error("unreadable message from the web process", extra={"error": f"a {type(message).__name__}"})
+    await asyncio.gather(*commands, return_exceptions=True)
 
 
 def _decode(payload: bytes) -> Any:
