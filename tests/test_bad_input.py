@@ -346,3 +346,19 @@ async def test_a_whole_float_count_is_a_count(client: Client) -> None:
 async def test_a_fingerprint_with_a_trailing_newline_gets_400(client: Client) -> None:
     problems = await _problems(client, body({**alert("A"), "fingerprint": "0123456789abcdef\n"}))
     assert [p["field"] for p in problems] == ["alerts[0].fingerprint"]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "encoding"),
+    [
+        ("/api/v1/alerts", HOOK, "gzip"),
+        ("/api/v1/alerts", HOOK, "deflate"),
+        ("/api/v1/incidents/INC-20261122-0001/ack", API, "deflate"),
+    ],
+)
+async def test_a_body_that_is_not_in_its_content_encoding_gets_400(
+    client: Client, path: str, headers: dict[str, str], encoding: str
+) -> None:
+    response = await client.post(path, data=b"0123456789", headers={**headers, "Content-Encoding": encoding})
+    assert response.status == 400  # aiohttp's decompression error escaped request.read() as a 500
+    assert "Content-Encoding" in (await response.json())["error"]

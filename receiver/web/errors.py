@@ -14,6 +14,8 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from receiver.metrics import Metrics
 
@@ -65,6 +67,8 @@ def middleware(metrics: Metrics) -> Any:
             response = json_error(exc.status, exc.reason)
             response.headers.extend((k, v) for k, v in exc.headers.items() if k.lower() in _KEPT_HEADERS)
             return response
+        except (HttpProcessingError, RequestPayloadError):  # the body cannot be read as sent (gzip that is not gzip)
+            return json_error(400, "the request body cannot be read as its Content-Encoding says")
         finally:
             resource = request.match_info.route.resource
             route = resource.canonical if resource is not None else "unmatched"
