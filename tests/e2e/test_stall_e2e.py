@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +24,9 @@ LIMITS = {"server": {"header_timeout": "3s", "body_timeout": "3s"}}
 @contextlib.asynccontextmanager
 async def idle_connections(port: int, count: int) -> AsyncIterator[int]:
     """Open ``count`` connections that never send a byte (100 at a time, 3 s each at most); how many connected."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count + 256:  # this process needs the descriptors the server lacks
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(count + 256, hard), hard))
     sockets = [socket.socket() for _ in range(count)]
     try:
         for s in sockets:
