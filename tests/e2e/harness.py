@@ -109,6 +109,10 @@ class Receiver:
         log.close()
         await eventually(self._ready, f"receiver on port {self.port} to be ready ({self.log_tail()})", 20)
 
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
+
     async def _ready(self) -> bool:
         if self.proc is not None and self.proc.returncode is not None:
             raise AssertionError(f"receiver exited with {self.proc.returncode}: {self.log_tail()}")
