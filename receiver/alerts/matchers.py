@@ -17,7 +17,11 @@ from typing import Literal
 from receiver.alerts.regex import InvalidRegex, Regex, compile_anchored, grammar
 
 Op = Literal["=", "!=", "=~", "!~"]
-_MATCHER = grammar(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"]*?))\s*$')
+_SPACE = r"[\t\n\v\f\r\x1c-\x1f\x{85}\p{Z}]"
+"""Whitespace as Python's ``str.isspace`` and JSON Schema's ``\\s`` see it (RE2's own ``\\s`` leaves out ``\\v``)."""
+_MATCHER = grammar(
+    rf'^{_SPACE}*([a-zA-Z_][a-zA-Z0-9_]*){_SPACE}*(=~|!~|!=|=){_SPACE}*(?:"((?:[^"\\]|\\.)*)"|([^"]*?)){_SPACE}*$'
+)
 
 
 class InvalidMatcher(ValueError):
