@@ -182,3 +182,21 @@ def test_server_settings_are_strict(server: dict[str, Any], key: str, message: s
         config.load(None, {}, {"server": server})
     problems = dict(caught.value.problems)
     assert key in problems and message in problems[key], problems
+
+
+async def test_under_a_flood_of_silent_connections_one_that_began_its_request_keeps_its_slot(crowded: Served) -> None:
+    reader, writer = await crowded.connect(b"GET /healthz HTTP/1.1\r\n")  # the oldest, but it has begun to speak
+
+    async def spoke() -> bool:
+        return crowded.guard.open_connections == 1 and all(c.spoke for c in crowded.guard._open.values())
+
+    await eventually(spoke, "the first connection's bytes to arrive", 10)
+    for _ in range(2 * MAX):  # each past the limit evicts a silent one
+        await crowded.connect()
+
+    async def flooded() -> bool:
+        return crowded.guard.evicted == MAX + 1
+
+    await eventually(flooded, "the flood to be let in, a silent connection evicted for each", 10)
+    writer.write(b"Host: x\r\n\r\n")
+    assert (await answer(reader)).startswith(b"HTTP/1.1 200")

@@ -70,6 +70,8 @@ class BodyTimeout(Exception):
 class _Connection:
     transport: asyncio.Transport
     busy: bool = False
+    spoke: bool = False
+    """Bytes of a request arrived since it last idled: it is sending, not holding a slot in silence."""
     deadline: asyncio.TimerHandle | None = None
 
     def disarm(self) -> None:
@@ -116,7 +118,10 @@ class ConnectionGuard:
     def data_arrived(self, transport: asyncio.Transport) -> None:
         """Bytes came in: on an idle keep-alive connection, a new request head has begun."""
         connection = self._open.get(transport)
-        if connection is not None and not connection.busy and connection.deadline is None:
+        if connection is None:
+            return
+        connection.spoke = True
+        if not connection.busy and connection.deadline is None:
             self._await_head(connection)
 
     def closed(self, transport: asyncio.Transport) -> None:
@@ -139,6 +144,7 @@ class ConnectionGuard:
         connection = self._open.get(transport) if transport is not None else None
         if connection is not None:
             connection.busy = False
+            connection.spoke = False
             self._waiting[connection.transport] = connection
             self._waiting.move_to_end(connection.transport)
 
@@ -176,9 +182,12 @@ class ConnectionGuard:
         connection.transport.abort()
 
     def _evict_one(self) -> bool:
+        """Close the longest-waiting silent connection, else the longest-waiting one: under a flood of
+        connections that say nothing, one that has begun its request (Alertmanager's) keeps its slot."""
         if not self._waiting:
             return False
-        transport, connection = self._waiting.popitem(last=False)
+        transport = next((t for t, c in self._waiting.items() if not c.spoke), next(iter(self._waiting)))
+        connection = self._waiting.pop(transport)
         connection.disarm()
         self.evicted += 1
         transport.abort()

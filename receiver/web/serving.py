@@ -17,6 +17,11 @@ from aiohttp import web
 
 from receiver.web.connections import ConnectionGuard
 
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues before they are accepted (capped by net.core.somaxconn). asyncio's 100 overflowed
+under a flood of connections (bench.hostile counted thousands of ListenDrops): a dropped SYN is retried after 1 s,
+then 3 s, and that, not the daemon, was the webhook's slowest answer."""
+
 
 class GuardedSite(web.BaseSite):
     """A TCP site whose connections pass through ``guard``.
@@ -62,6 +67,7 @@ class GuardedSite(web.BaseSite):
             ssl=self._ssl_context,
             ssl_handshake_timeout=self._guard.limits.header_timeout if self._ssl_context else None,
             reuse_address=True,
+            backlog=LISTEN_BACKLOG,
         )
 
 
