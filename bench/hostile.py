@@ -49,7 +49,7 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.run import _free_port
+from bench.run import _free_port, _wait_ready
 
 RECEIVER = Path(sys.executable).parent / "receiver"
 HOST = "127.0.0.1"
@@ -306,19 +306,6 @@ async def _store_alerts(http: aiohttp.ClientSession, url: str, count: int) -> in
     return int(total)
 
 
-async def _wait_ready(http: aiohttp.ClientSession, url: str, proc: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.returncode is not None:
-            raise RuntimeError(f"receiver exited with {proc.returncode}")
-        with contextlib.suppress(aiohttp.ClientError, OSError):
-            async with http.get(url + "/readyz") as ready:
-                if ready.status == 200:
-                    return
-        await asyncio.sleep(0.1)
-    raise RuntimeError("receiver not ready after 30 s")
-
-
 async def run(args: argparse.Namespace, workdir: Path) -> int:
     _raise_own_limit(args.idle + args.trickles + 512)
     settings: dict[str, Any] = {"log_level": "warning"}
@@ -338,7 +325,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
         )  # fmt: skip
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-            await _wait_ready(http, url, proc)
+            await _wait_ready(url + "/readyz", proc, seconds=30)
             conditions = await _measure(args, http, url, port)
         _report(args, conditions)
         return 1 if any(c.failures for c in conditions) else 0

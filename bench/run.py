@@ -115,12 +115,14 @@ async def _serving(name: str, command: Sequence[str], port: int, log: Path) -> A
         await asyncio.wait_for(proc.wait(), 30)
 
 
-async def _wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
+async def _wait_ready(url: str, proc: asyncio.subprocess.Process, seconds: float = 10.0) -> None:
+    """Poll ``url`` until it answers 200, for at most ``seconds``; fails at once if the server exits."""
+    deadline = time.monotonic() + seconds
     async with aiohttp.ClientSession() as session:
-        for _ in range(200):
+        while time.monotonic() < deadline:
             if proc.returncode is not None:
                 raise RuntimeError(f"{url}: the server exited with {proc.returncode}")
-            with contextlib.suppress(aiohttp.ClientError):
+            with contextlib.suppress(aiohttp.ClientError, OSError):
                 async with session.get(url) as response:
                     if response.status == 200:
                         return

@@ -59,6 +59,11 @@ class Retry:
     """(connect, read) seconds of each request."""
 
 
+def _utc_now() -> datetime:
+    """The real clock, the adapter's unless it is given the engine's (``receiver.clock`` is a layer apart)."""
+    return datetime.now(UTC)
+
+
 @dataclass
 class Kube:
     """One cluster. ``api`` None: no credentials, every action a dry-run."""
@@ -66,15 +71,14 @@ class Kube:
     api: k8s.ApiClient | None
     dry_run: bool = False
     retry: Retry = field(default_factory=Retry)
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Callable[[], datetime] = _utc_now
 
     @classmethod
-    def from_environment(cls, *, clock: Callable[[], datetime] | None = None, dry_run: bool = False) -> Kube:
+    def from_environment(cls, *, clock: Callable[[], datetime] = _utc_now, dry_run: bool = False) -> Kube:
         """In-cluster service account, else the kubeconfig; else no client (dry-run, logged).
 
         ``clock``: the engine's (the age of a revision, the time stamped on a restart); the real one by default.
         """
-        now = clock or (lambda: datetime.now(UTC))
         configuration = k8s.Configuration()
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -83,8 +87,8 @@ class Kube:
                 k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             except (k8s_config.ConfigException, OSError) as err:
                 log.warning("no Kubernetes credentials: every playbook action is a dry-run (%s)", err)
-                return cls(None, dry_run=True, clock=now)
-        return cls(k8s.ApiClient(without_retries(configuration)), dry_run=dry_run, clock=now)
+                return cls(None, dry_run=True, clock=clock)
+        return cls(k8s.ApiClient(without_retries(configuration)), dry_run=dry_run, clock=clock)
 
     @property
     def why_dry(self) -> str:
