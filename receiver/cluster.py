@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+T = TypeVar("T")
 Body = dict[str, Any]
 """A Kubernetes object or a patch, as the API server's JSON (camelCase keys)."""
 
@@ -33,6 +34,10 @@ class ActionFailed(RuntimeError):
 
 class TooOld(ActionFailed):
     """``rollout_undo`` with ``max_age``: the last rollout is older, so it is left alone (not a fault)."""
+
+
+class Unread(ActionFailed):
+    """There is no client to read with (no credentials): every action is a dry-run, ``reason`` says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,9 @@ class Effect:
     note: str = ""
     patch: Mapping[str, Any] | None = None
     """In a dry-run: what would have been sent."""
+    resolved: tuple[str, ...] = ()
+    """For a target named by what it owns (``owner_of``): the objects followed, from the one named to ``target``,
+    each as ``Kind/namespace/name``."""
 
     @property
     def changed(self) -> bool:
@@ -118,6 +126,10 @@ class Cluster(Protocol):
 
     async def change(self, change: Change) -> Effect:
         """Carry ``change`` out: read, decide, write (unless a dry-run), retrying what is transient."""
+        ...
+
+    async def read(self, reads: Callable[[], T]) -> T:
+        """Run ``reads`` (blocking calls of ``get`` and ``objects``) on a worker thread; Unread without a client."""
         ...
 
     def get(self, ref: Ref) -> Body:

@@ -36,7 +36,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from receiver.cluster import ActionFailed, Body, Change, Effect, Ref, Resource, TooOld
+from receiver.cluster import ActionFailed, Body, Change, Effect, Ref, Resource, TooOld, Unread
 
 __all__ = ["ActionFailed", "Effect", "Kube", "Retry", "TooOld", "without_retries"]
 log = logging.getLogger(__name__)
@@ -106,6 +106,12 @@ class Kube:
         if self.api is None:
             return Effect(change.action, change.target, {}, {}, dry_run=True, note=self.why_dry)
         return await asyncio.to_thread(self._change_now, change)
+
+    async def read(self, reads: Callable[[], T]) -> T:
+        """Run blocking reads on a worker thread (resolving a workload's owner); Unread without a client."""
+        if self.api is None:
+            raise Unread(self.why_dry)
+        return await asyncio.to_thread(reads)
 
     # The primitives, blocking and retried: actions call them from a Change's read, decide and write.
 

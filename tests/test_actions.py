@@ -20,6 +20,7 @@ from receiver import cli
 from receiver.engine import runner
 from receiver.metrics import Metrics
 from receiver.playbooks import actions, permissions
+from receiver.playbooks.actions import owners
 from receiver.playbooks.actions.base import Action, NamespacePolicy
 from receiver.playbooks.model import Playbook, load_dirs, load_file, schema
 from receiver.playbooks.plan import AlertFacts, plan
@@ -43,6 +44,16 @@ def playbook(name: str, *steps: dict[str, Any]) -> dict[str, Any]:
 
 def example(action: Action) -> dict[str, Any]:
     return playbook(action.name.replace("_", "-"), dict(action.example))
+
+
+def needed(action: Action) -> frozenset[permissions.Permission]:
+    """What the action's example step needs: on its target's kind, or resolving an owner and acting on each kind
+    of owner it accepts (``owner_of``)."""
+    target = action.example.get("target", {})
+    if "owner_of" not in target:
+        return action.needs(target.get("kind"))
+    of = target["owner_of"]["kind"]
+    return owners.needs(action, of, [target["kind"]] if "kind" in target else owners.owner_kinds(action)[of])
 
 
 def write(tmp_path: Path, document: dict[str, Any]) -> Path:
@@ -78,9 +89,9 @@ def test_playbooks_rbac_prints_what_the_action_needs(
     write(tmp_path, example(action))
     assert cli.main(["playbooks", "rbac", str(tmp_path)]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    needed = action.needs(action.example.get("target", {}).get("kind"))
-    cluster = {p for p in needed if p.resource in permissions.CLUSTER_SCOPED}
-    assert printed == {"namespaced": permissions.rules(needed - cluster), "cluster": permissions.rules(cluster)}
+    needs = needed(action)
+    cluster = {p for p in needs if p.resource in permissions.CLUSTER_SCOPED}
+    assert printed == {"namespaced": permissions.rules(needs - cluster), "cluster": permissions.rules(cluster)}
 
 
 def test_the_charts_action_table_is_generated_from_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,9 +112,9 @@ def test_the_charts_action_table_is_generated_from_the_registry(capsys: pytest.C
 def test_the_chart_grants_what_the_registry_says_for_every_action() -> None:
     playbooks = {a.name.replace("_", "-"): example(a) for a in actions.ACTIONS}
     docs = manifests({"remediation": {"namespaces": {"allow": ["shop"]}, "playbooks": playbooks}})
-    needed: set[permissions.Permission] = set()
+    needs: set[permissions.Permission] = set()
     for action in actions.ACTIONS:
-        needed |= action.needs(action.example.get("target", {}).get("kind"))
+        needs |= needed(action)
     granted = {
         permissions.Permission(group, resource, verb)
         for role in of_kind(docs, "Role") + of_kind(docs, "ClusterRole")
@@ -113,7 +124,7 @@ def test_the_chart_grants_what_the_registry_says_for_every_action() -> None:
         for verb in rule["verbs"]
     }
     shipped = permissions.of_playbooks(load_dirs([ROOT / "playbooks"]).playbooks)  # deployed by default too
-    assert granted == needed | shipped
+    assert granted == needs | shipped
     [nodes] = of_kind(docs, "ClusterRole")
     assert {r for rule in nodes["rules"] for r in rule["resources"]} == permissions.CLUSTER_SCOPED
 

@@ -295,3 +295,54 @@ def hpa(low: int = 2, high: int = 6) -> dict[str, Any]:
             "maxReplicas": high,
         },
     }
+
+
+PVCS = ("", "v1", "persistentvolumeclaims")
+STORAGECLASSES = ("storage.k8s.io", "v1", "storageclasses")
+
+
+def claim(
+    name: str = "data-db-0",
+    requested: str = "10Gi",
+    capacity: str | None = None,
+    storage_class: str | None = "standard",
+    conditions: tuple[str, ...] = (),
+    phase: str = "Bound",
+) -> dict[str, Any]:
+    """A PersistentVolumeClaim as a StatefulSet's volumeClaimTemplate makes it, bound to its volume."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": requested}},
+        "volumeMode": "Filesystem",
+        "volumeName": f"pvc-{name}",
+    }
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    status: dict[str, Any] = {"phase": phase, "accessModes": ["ReadWriteOnce"]}
+    if phase == "Bound":
+        status["capacity"] = {"storage": capacity or requested}
+    if conditions:
+        status["conditions"] = [
+            {"type": c, "status": "True", "lastTransitionTime": "2026-11-22T02:59:00Z"} for c in conditions
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": "shop", "uid": f"uid-{name}", "labels": {"app": "db"}},
+        "spec": spec,
+        "status": status,
+    }
+
+
+def storage_class(name: str = "standard", expandable: bool | None = True) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": name},
+        "provisioner": "ebs.csi.aws.com",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+    if expandable is not None:
+        obj["allowVolumeExpansion"] = expandable
+    return obj

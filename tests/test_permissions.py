@@ -16,6 +16,8 @@ from receiver.playbooks.actions import KUBERNETES
 from receiver.playbooks.actions.annotate import annotate
 from receiver.playbooks.actions.cordon import cordon
 from receiver.playbooks.actions.delete_pod import delete_pod
+from receiver.playbooks.actions.expand_pvc import expand_pvc
+from receiver.playbooks.actions.raise_hpa_max import raise_hpa_max
 from receiver.playbooks.actions.rollout_restart import rollout_restart
 from receiver.playbooks.actions.rollout_undo import rollout_undo
 from receiver.playbooks.actions.scale import scale
@@ -23,7 +25,19 @@ from receiver.playbooks.actions.scale_hpa import scale_hpa
 from receiver.playbooks.actions.set_env import set_env
 from receiver.playbooks.model import load_dirs
 from receiver.playbooks.permissions import Permission, needs, of_playbooks, rules
-from tests.test_kube import HPAS, deployment, hpa, kube, pod, put, rolled_out
+from tests.test_kube import (
+    HPAS,
+    PVCS,
+    STORAGECLASSES,
+    claim,
+    deployment,
+    hpa,
+    kube,
+    pod,
+    put,
+    rolled_out,
+    storage_class,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 VERBS = {"GET": "get", "PATCH": "patch", "DELETE": "delete", "PUT": "update", "POST": "create"}
@@ -49,6 +63,8 @@ def setup(emulator: Any) -> None:
     put(emulator, NODES, None, "node-1", node)
     rolled_out(emulator, "2026-11-22T02:50:00Z")  # a Deployment with two revisions: undo has one to go back to
     put(emulator, HPAS, "shop", "cart", hpa())
+    put(emulator, PVCS, "shop", "data-db-0", claim())
+    put(emulator, STORAGECLASSES, None, "standard", storage_class())
 
 
 Action = Callable[[Kube], Awaitable[Any]]
@@ -70,6 +86,8 @@ ACTIONS: list[tuple[str, str | None, Action]] = [
         None,
         lambda k: scale_hpa(k, "shop", "cart", min_replicas=3, max_replicas=8, lower=False),
     ),
+    ("raise_hpa_max", None, lambda k: raise_hpa_max(k, "shop", "cart", cap=12, by=None, percent=50)),
+    ("expand_pvc", None, lambda k: expand_pvc(k, "shop", "data-db-0", by="50%", cap="100Gi")),
 ]
 
 

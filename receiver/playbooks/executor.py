@@ -10,6 +10,8 @@ a time limit. The first failing step ends the run as failed; a
 ``wait_for_resolution`` that sees the alert resolve ends it as a success
 (and one that times out lets the next steps decide, e.g. with ``when:
 alert.status == "firing"``).
+The owners that ``owner_of`` targets name are read once, when the run starts
+(``actions/owners.py``: a step that deletes the pod may come first).
 Every step reports to ``on_step`` as soon as it ends, so the run's record in
 the store is current even if the process dies in the middle.
 """
@@ -17,6 +19,7 @@ the store is current even if the process dies in the middle.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,6 +29,7 @@ from typing import Any
 
 from receiver.cluster import ActionFailed, Cluster, Effect, TooOld
 from receiver.playbooks import actions
+from receiver.playbooks.actions import owners
 from receiver.playbooks.actions.base import Context, Outcome
 from receiver.playbooks.plan import Plan, PlannedStep
 from receiver.playbooks.templating import TemplateError, holds
@@ -94,7 +98,9 @@ async def execute(
     if plan.refused:
         return RunResult(RunOutcome.REFUSED, reason=plan.refused)
     result = RunResult(RunOutcome.SUCCEEDED)
-    for step in plan.steps:
+    chains = await owners.ahead(kube, [s.inputs for s in plan.steps])  # before any step deletes what they start from
+    for planned in plan.steps:
+        step = dataclasses.replace(planned, inputs=owners.with_chain(planned.inputs, chains))
         firing = await still_firing()
         values = {
             "alert": {**alert, "status": "firing" if firing else "resolved"},

@@ -94,7 +94,8 @@ class Verdict:
 
 
 def targets_of(plan: Plan) -> frozenset[str]:
-    """The objects a plan acts on, as ``Kind/namespace/name`` (nodes as ``Node/name``)."""
+    """The objects a plan acts on, as ``Kind/namespace/name`` (nodes as ``Node/name``; a step acting on the owner of a
+    pod or an autoscaler, as the pod or the autoscaler)."""
     found = set()
     for step in plan.steps:
         i = step.inputs
@@ -102,6 +103,8 @@ def targets_of(plan: Plan) -> frozenset[str]:
             found.add(f"Node/{i['node']}")
         elif "namespace" in i and "name" in i:
             found.add(f"{i['kind']}/{i['namespace']}/{i['name']}")
+        elif "owner_of" in i:  # its owner is known only when it runs: the object named stands for it
+            found.add(f"{i['owner_of']['kind']}/{i['namespace']}/{i['owner_of']['name']}")
     return frozenset(found)
 
 

@@ -5,7 +5,9 @@ exactly the resources they touch: a playbook that deletes pods needs
 ``get`` and ``delete`` on pods, not ``*`` on ``*``. Each action declares
 what it needs per target kind (``receiver/playbooks/actions/``, read before
 write: ``get``, then ``patch`` or ``delete``; a rollback also lists
-ReplicaSets); ``needs`` looks one step up, ``of_playbooks`` is the union
+ReplicaSets; a target named by what it owns, ``owner_of``, also reads the
+chain of owners and may act on each kind of owner the step accepts, see
+``actions/owners.py``); ``needs`` looks one step up, ``of_playbooks`` is the union
 over every step, and ``receiver playbooks rbac`` prints it as the rules of a
 Role. The Helm chart cannot import Python: ``chart_table`` is the same
 knowledge as data (``charts/receiver/files/actions.yaml``, written by
@@ -22,7 +24,9 @@ from typing import Any
 import yaml
 
 from receiver.playbooks import actions
+from receiver.playbooks.actions import owners
 from receiver.playbooks.actions.base import Action, Permission
+from receiver.playbooks.actions.targets import OwnedTarget
 from receiver.playbooks.model import Playbook, Step
 
 __all__ = ["CHART_TABLE_COMMAND", "CLUSTER_SCOPED", "Permission", "chart_table", "needs", "of_playbooks", "rules"]
@@ -33,7 +37,7 @@ CLUSTER_SCOPED = frozenset(
     for g in grants
     if not g.resource.namespaced
 )
-"""Resources a namespaced Role cannot grant (cordon and uncordon need a ClusterRole for nodes)."""
+"""Resources a namespaced Role cannot grant (nodes for cordon, storage classes for expand_pvc: a ClusterRole)."""
 CHART_TABLE_COMMAND = "receiver playbooks rbac --chart-table > charts/receiver/files/actions.yaml"
 
 
@@ -48,6 +52,8 @@ def needs(action: str, kind: str | None = None) -> frozenset[Permission]:
 def of_step(step: Step) -> frozenset[Permission]:
     """What one playbook step needs."""
     target = getattr(step, "target", None)
+    if isinstance(target, OwnedTarget) and target.owner_of is not None:
+        return owners.needs(actions.BY_NAME[step.action], target.owner_of.kind, target.owner_kinds())
     return needs(step.action, getattr(target, "kind", None))
 
 
@@ -72,16 +78,21 @@ def rules(permissions: Iterable[Permission]) -> list[dict[str, list[str]]]:
 
 
 def chart_table() -> dict[str, Any]:
-    """What the chart needs to know of every action, as data: its default kind and its rules per kind."""
+    """What the chart needs to know of every action, as data: its default kind, its rules per kind, the kinds of
+    owner it accepts per kind ``owner_of`` may name (``owners``); and the rules of resolving an owner (``resolve``).
+    """
     table: dict[str, Any] = {}
     for action in actions.ACTIONS:
         entry: dict[str, Any] = {}
         if action.grants:
             entry["default"] = action.default_kind
             entry["kinds"] = {kind: rules(action.needs(kind)) for kind in sorted(action.grants)}
+        if found := owners.owner_kinds(action):
+            entry["owners"] = {of: list(kinds) for of, kinds in sorted(found.items())}
         table[action.name] = entry
     cluster = {f"{p.group}|{p.resource}" for a in actions.ACTIONS for p in _all(a) if p.resource in CLUSTER_SCOPED}
-    return {"actions": table, "clusterScoped": sorted(cluster)}
+    resolve = {of: rules(owners.resolving(of)) for of in sorted(owners.RESOLVE)}
+    return {"actions": table, "resolve": resolve, "clusterScoped": sorted(cluster)}
 
 
 def chart_table_text() -> str:

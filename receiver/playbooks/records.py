@@ -33,6 +33,9 @@ class StepRecord:
     """The fields the action looks at, as it found them (None: it read nothing, e.g. ``wait``)."""
     after: Mapping[str, Any] | None = None
     dry_run: bool = False
+    resolved: tuple[str, ...] = ()
+    """For a target named by what it owns (``owner_of``): the objects followed to it, e.g. ``Pod/shop/web-1``,
+    ``ReplicaSet/shop/web-7d4b9c6f5``, ``Deployment/shop/web`` (empty otherwise)."""
 
     @classmethod
     def of(cls, result: StepResult) -> StepRecord:
@@ -47,6 +50,7 @@ class StepRecord:
             before=dict(effect.before) if effect else None,
             after=dict(effect.after) if effect else None,
             dry_run=bool(effect and effect.dry_run),
+            resolved=effect.resolved if effect else (),
         )
 
 

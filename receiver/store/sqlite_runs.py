@@ -302,7 +302,7 @@ def _plan(playbook: str, text: str) -> Plan:
 
 
 def _step(value: dict[str, Any]) -> StepRecord:
-    return StepRecord(**{**value, "outcome": Outcome(value["outcome"])})
+    return StepRecord(**{**value, "outcome": Outcome(value["outcome"]), "resolved": tuple(value.get("resolved", ()))})
 
 
 def _step_json(step: StepRecord) -> dict[str, Any]:

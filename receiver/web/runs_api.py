@@ -202,4 +202,5 @@ def _step(step: StepRecord) -> dict[str, Any]:
         "before": None if step.before is None else dict(step.before),
         "after": None if step.after is None else dict(step.after),
         "dryRun": step.dry_run,
+        "resolved": list(step.resolved),
     }

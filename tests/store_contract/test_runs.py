@@ -49,6 +49,16 @@ DELETED = StepRecord(
     "delete_pod", "delete_pod", Outcome.SUCCEEDED, "", 0.25, {"deleted": False, "phase": "Running"}, {"deleted": True}
 )
 FAILED_STEP = StepRecord("delete_pod", "delete_pod", Outcome.FAILED, "403: forbidden", 0.1, {}, None, dry_run=True)
+ROLLED_BACK = StepRecord(
+    "rollback",
+    "rollout_undo",
+    Outcome.SUCCEEDED,
+    "",
+    0.3,
+    {"revision": 2, "images": ["cart:2"]},
+    {"revision": 3, "images": ["cart:1"]},
+    resolved=("Pod/shop/cart-7d4b9c6f5-x2x9z", "ReplicaSet/shop/cart-7d4b9c6f5", "Deployment/shop/cart"),
+)
 
 
 async def every_status(store: Store) -> dict[RunStatus, int]:
@@ -104,12 +114,13 @@ async def test_a_run_waits_for_approval_then_starts_and_appends_its_steps(store:
     assert waiting is not None and (waiting.status, waiting.reason) == (RunStatus.AWAITING_APPROVAL, "needs approval")
     await store.start_run(run.id, at(5), dry_run=True, reason="approved by alice")
     await store.add_step(run.id, DELETED)
+    await store.add_step(run.id, ROLLED_BACK)
     await store.add_step(run.id, FAILED_STEP)
     running = await store.run(run.id)
     assert running is not None
     assert (running.status, running.reason, running.dry_run) == (RunStatus.RUNNING, "approved by alice", True)
     assert (running.started_at, running.finished_at) == (at(5), None)
-    assert running.steps == (DELETED, FAILED_STEP)
+    assert running.steps == (DELETED, ROLLED_BACK, FAILED_STEP)  # what a step resolved its target through, too
 
 
 async def test_a_run_finishes_only_with_a_final_status(store: Store) -> None:

@@ -84,7 +84,8 @@ test keeps the file equal to the registry, and another renders the chart and
 compares its rules with `receiver playbooks rbac`.
 */}}
 {{- define "receiver.permissions" -}}
-{{- $actions := (include "receiver.actionTable" . | fromYaml).actions -}}
+{{- $table := include "receiver.actionTable" . | fromYaml -}}
+{{- $actions := $table.actions -}}
 {{- $found := dict -}}
 {{- range $file, $text := (include "receiver.playbooks" . | fromYaml) -}}
 {{- $playbook := fromYaml $text -}}
@@ -98,11 +99,26 @@ compares its rules with `receiver playbooks rbac`.
 {{- end -}}
 {{- $entry := get $actions $action -}}
 {{- if $entry.kinds -}}
-{{- $kind := default $entry.default (dig "target" "kind" "" $step) -}}
+{{- $kinds := list (default $entry.default (dig "target" "kind" "" $step)) -}}
+{{- $rules := list -}}
+{{- $of := toString (dig "target" "owner_of" "kind" "" $step) -}}
+{{- if $of -}}
+{{- /* owner_of: resolving the owner, and each kind of owner the step accepts (its kind, when it names one) */ -}}
+{{- $accepted := dig "owners" $of (list) $entry -}}
+{{- if not $accepted -}}
+{{- fail (printf "playbook %s: step %s: %s cannot act on the owner of a %s" $file (toString $step.name) $action $of) -}}
+{{- end -}}
+{{- $kinds = $accepted -}}
+{{- with (dig "target" "kind" "" $step) -}}{{- $kinds = list . -}}{{- end -}}
+{{- $rules = get $table.resolve $of -}}
+{{- end -}}
+{{- range $kind := $kinds -}}
 {{- if not (hasKey $entry.kinds $kind) -}}
 {{- fail (printf "playbook %s: step %s: %s cannot act on %s" $file (toString $step.name) $action $kind) -}}
 {{- end -}}
-{{- range $rule := get $entry.kinds $kind -}}
+{{- $rules = concat $rules (get $entry.kinds $kind) -}}
+{{- end -}}
+{{- range $rule := $rules -}}
 {{- range $group := $rule.apiGroups -}}{{- range $resource := $rule.resources -}}{{- range $verb := $rule.verbs -}}
 {{- $_ := set $found (printf "%s|%s|%s" $group $resource $verb) true -}}
 {{- end -}}{{- end -}}{{- end -}}

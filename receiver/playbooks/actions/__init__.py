@@ -15,7 +15,9 @@ from receiver.playbooks.actions import (
     annotate,
     cordon,
     delete_pod,
+    expand_pvc,
     notify,
+    raise_hpa_max,
     rollout_restart,
     rollout_undo,
     scale,
@@ -40,6 +42,8 @@ ACTIONS: tuple[Action, ...] = (
     wait_for_resolution.ACTION,
     notify.ACTION,
     scale_hpa.ACTION,
+    raise_hpa_max.ACTION,
+    expand_pvc.ACTION,
 )
 BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}
 assert len(BY_NAME) == len(ACTIONS), "two actions have the same name"

@@ -8,6 +8,7 @@ import pydantic
 
 from receiver.cluster import Body, Cluster, Effect
 from receiver.playbooks.actions.base import Action, Inputs, Render, StepBase, Template, on_cluster, patch_one
+from receiver.playbooks.actions.owners import Run, owned
 from receiver.playbooks.actions.targets import OBJECTS, ObjectTarget, each, ref
 from receiver.playbooks.templating import label_value, qualified_name
 
@@ -55,11 +56,15 @@ async def _label(cluster: Cluster, i: Inputs) -> Effect:
     return await annotate(cluster, i["kind"], i["namespace"], i["name"], i["values"], labels=True)
 
 
-_GRANTS = each(OBJECTS, "get", "patch")
 _SERVICE = {"target": {"kind": "Service", "namespace": "shop", "name": "cart"}, "values": {"example.com/x": "1"}}
-ANNOTATE = Action(
-    "annotate", Annotate, plan, on_cluster(_annotate), _GRANTS, "Deployment", example={"action": "annotate"} | _SERVICE
-)
-LABEL = Action(
-    "label", Annotate, plan, on_cluster(_label), _GRANTS, "Deployment", example={"action": "label"} | _SERVICE
-)
+
+
+def _action(name: str, run: Run) -> Action:
+    example = {"action": name} | _SERVICE
+    return Action(
+        name, Annotate, plan, on_cluster(owned(name, run)), each(OBJECTS, "get", "patch"), "Deployment", example=example
+    )
+
+
+ANNOTATE = _action("annotate", _annotate)
+LABEL = _action("label", _label)

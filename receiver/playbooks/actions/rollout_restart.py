@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from receiver.cluster import Body, Cluster, Effect
 from receiver.playbooks.actions.base import Action, Inputs, Render, StepBase, on_cluster, patch_one
+from receiver.playbooks.actions.owners import owned
 from receiver.playbooks.actions.targets import WORKLOADS, WorkloadTarget, each, ref
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -50,7 +51,7 @@ ACTION = Action(
     "rollout_restart",
     RolloutRestart,
     plan,
-    on_cluster(_execute),
+    on_cluster(owned("rollout_restart", _execute)),
     grants=each(WORKLOADS, "get", "patch"),
     default_kind="Deployment",
     example={"action": "rollout_restart", "target": {"kind": "StatefulSet", "namespace": "shop", "name": "cart"}},

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from receiver.cluster import ActionFailed, Body, Cluster, Effect, Ref, TooOld
 from receiver.durations import Duration
 from receiver.playbooks.actions.base import Action, Grant, Inputs, Render, StepBase, on_cluster, patch_one
+from receiver.playbooks.actions.owners import owned
 from receiver.playbooks.actions.targets import DEPLOYMENT, REPLICASET, DeploymentTarget
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -80,8 +81,12 @@ ACTION = Action(
     "rollout_undo",
     RolloutUndo,
     plan,
-    on_cluster(_execute),
+    on_cluster(owned("rollout_undo", _execute)),
     grants={"Deployment": (Grant(DEPLOYMENT, ("get", "patch")), Grant(REPLICASET, ("list",)))},
     default_kind="Deployment",
-    example={"action": "rollout_undo", "target": {"namespace": "shop", "name": "cart"}, "max_age": "30m"},
+    example={
+        "action": "rollout_undo",
+        "target": {"namespace": "shop", "owner_of": {"kind": "Pod", "name": "{{ alert.labels.pod }}"}},
+        "max_age": "30m",
+    },
 )

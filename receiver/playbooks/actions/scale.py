@@ -14,6 +14,7 @@ import pydantic
 
 from receiver.cluster import Body, Cluster, Effect
 from receiver.playbooks.actions.base import Action, Blast, Inputs, Render, StepBase, on_cluster, patch_one
+from receiver.playbooks.actions.owners import owned
 from receiver.playbooks.actions.targets import SCALABLE, ScalableTarget, each, ref
 
 
@@ -78,7 +79,7 @@ ACTION = Action(
     "scale",
     Scale,
     plan,
-    on_cluster(_execute),
+    on_cluster(owned("scale", _execute)),
     grants=each(SCALABLE, "get", "patch"),
     default_kind="Deployment",
     blast=lambda i: Blast(replicas=int(i.get("max", 0))),

@@ -15,18 +15,11 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from receiver.cluster import ActionFailed, Body, Cluster, Effect, Ref, Resource
+from receiver.cluster import ActionFailed, Body, Cluster, Effect, Ref
 from receiver.playbooks.actions.base import Action, Blast, Grant, Inputs, Render, StepBase, on_cluster, patch_one
-from receiver.playbooks.actions.targets import Target
+from receiver.playbooks.actions.targets import HPA, HpaTarget
 
-HPA = Resource("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers")
 Replicas = Annotated[int, pydantic.Field(ge=1)]
-
-
-class HpaTarget(Target):
-    """A HorizontalPodAutoscaler."""
-
-    kind: Literal["HorizontalPodAutoscaler"] = "HorizontalPodAutoscaler"
 
 
 class ScaleHpa(StepBase):

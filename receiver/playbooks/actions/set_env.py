@@ -9,6 +9,7 @@ import pydantic
 
 from receiver.cluster import ActionFailed, Body, Cluster, Effect
 from receiver.playbooks.actions.base import Action, Inputs, Render, StepBase, Template, on_cluster, patch_one
+from receiver.playbooks.actions.owners import owned
 from receiver.playbooks.actions.targets import WORKLOADS, WorkloadTarget, each, ref
 from receiver.playbooks.templating import dns1123_label, env_name
 
@@ -94,7 +95,7 @@ ACTION = Action(
     "set_env",
     SetEnv,
     plan,
-    on_cluster(_execute),
+    on_cluster(owned("set_env", _execute)),
     grants=each(WORKLOADS, "get", "patch"),
     default_kind="Deployment",
     example={"action": "set_env", "target": {"namespace": "shop", "name": "cart"}, "env": {"POOL": "50"}},
