@@ -207,6 +207,8 @@ def test_an_autoscalers_owner_is_its_scale_target() -> None:
     hpa = {"spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"}}}
     assert owner(Link("HorizontalPodAutoscaler", "shop", "db"), hpa) == Link("StatefulSet", "shop", "db")
     assert owner(Link("HorizontalPodAutoscaler", "shop", "db"), {"spec": {}}) is None
+    unversioned = {"spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}}}  # apiVersion is optional there
+    assert owner(Link("HorizontalPodAutoscaler", "shop", "web"), unversioned) == Link("Deployment", "shop", "web")
 
 
 @pytest.mark.parametrize(

@@ -91,10 +91,13 @@ def owner(link: Link, obj: Body) -> Link | None:
 
 
 def _kind(api_version: str, kind: str) -> str:
-    """``kind`` if it is the built-in kind of that name (its API group), else ``Kind (apiVersion)``."""
+    """``kind`` if it is the built-in kind of that name (its API group, or no apiVersion: a scaleTargetRef may
+    leave it out), else ``Kind (apiVersion)``."""
     known = KNOWN.get(kind)
     group = api_version.rpartition("/")[0] if "/" in api_version else ""
-    return kind if known is not None and known.group == group else f"{kind} ({api_version or 'no apiVersion'})"
+    if known is not None and (not api_version or known.group == group):
+        return kind
+    return f"{kind} ({api_version or 'no apiVersion'})"
 
 
 def same(link: Link, obj: Body) -> None:
