@@ -19,11 +19,14 @@ import yaml
 
 from receiver.alerts import matchers
 from receiver.alerts.dedup import DedupPolicy
+from receiver.alerts.regex import InvalidRegex, compile_anchored
 from receiver.durations import Duration
 from receiver.incidents.book import IncidentPolicy
 from receiver.incidents.correlation import CorrelationPolicy, CorrelationRule
 from receiver.incidents.severity import Modifiers, Rule, Severity, Threshold
+from receiver.incidents.subject import DEFAULT_EXPORTERS, DEFAULT_LABELS, SubjectPolicy
 from receiver.incidents.suppression import Dependency
+from receiver.incidents.watchdog import WatchdogPolicy
 from receiver.playbooks.guardrails import Limits
 from receiver.playbooks.plan import NamespacePolicy
 
@@ -153,7 +156,9 @@ class StoreSettings(_Section):
 class AlertSettings(_Section):
     """How alerts expire and when they count as flapping."""
 
-    expire_after: Duration = timedelta(hours=12)
+    expire_after: Duration = timedelta(hours=36)
+    """Above Alertmanager's ``repeat_interval`` plus its ``group_interval`` (kube-prometheus-stack: 12h + 5m), so a
+    long-firing alert is repeated before it would expire."""
     expiry_check_interval: Duration = timedelta(minutes=1)
     retention: Duration = timedelta(days=7)
     """Resolved and expired alerts are forgotten this long after their last change (checked with expiry)."""
@@ -191,10 +196,16 @@ Name = Annotated[str, pydantic.Field(min_length=1)]
 
 
 class CorrelationRuleSettings(_Section):
-    """Alerts with equal values of these labels belong to one incident."""
+    """Alerts with equal values of these labels belong to one incident (with ``subject``: alerts about one kind)."""
 
     name: Name
     labels: Annotated[list[Name], pydantic.Field(min_length=1)]
+    subject: Name | None = None
+    """Only alerts whose subject is of this kind (``node``): see ``incidents.subject``."""
+
+    def rule(self) -> CorrelationRule:
+        """The rule these settings describe."""
+        return CorrelationRule(self.name, tuple(self.labels), self.subject)
 
 
 class CascadeSettings(_Section):
@@ -209,6 +220,7 @@ class CorrelationSettings(_Section):
     """How alerts are grouped into incidents."""
 
     rules: list[CorrelationRuleSettings] = [
+        CorrelationRuleSettings(name="node", labels=["node"], subject="node"),
         CorrelationRuleSettings(name="namespace", labels=["namespace"]),
         CorrelationRuleSettings(name="cluster", labels=["cluster"]),
     ]
@@ -216,18 +228,72 @@ class CorrelationSettings(_Section):
     quiet_period: Duration = timedelta(minutes=5)
     reopen_window: Duration = timedelta(minutes=30)
     cascade: CascadeSettings = CascadeSettings()
-    service_label: Name = "service"
 
-    def policy(self) -> CorrelationPolicy:
-        """The correlation policy these settings describe."""
+    def policy(self, subject: SubjectPolicy) -> CorrelationPolicy:
+        """The correlation policy these settings describe, finding subjects by ``subject``."""
         return CorrelationPolicy(
-            rules=tuple(CorrelationRule(r.name, tuple(r.labels)) for r in self.rules),
+            rules=tuple(r.rule() for r in self.rules),
             window=self.window,
             quiet_period=self.quiet_period,
             reopen_window=self.reopen_window,
             cascade_alerts=self.cascade.alerts,
             cascade_services=self.cascade.services,
-            service_label=self.service_label,
+            subject=subject,
+        )
+
+
+def _valid_regex(text: str) -> str:
+    try:
+        compile_anchored(text)
+    except InvalidRegex as err:
+        raise ValueError(f"{text!r}: invalid regular expression (RE2 syntax): {err}") from None
+    return text
+
+
+RegexText = Annotated[str, pydantic.AfterValidator(_valid_regex)]
+"""An RE2 expression, anchored at both ends, checked at load and kept as text."""
+
+
+class SubjectSettings(_Section):
+    """How an alert's subject (the affected workload, node or service) is read from its labels."""
+
+    labels: Annotated[list[Name], pydantic.Field(min_length=1)] = list(DEFAULT_LABELS)
+    exporters: list[RegexText] = list(DEFAULT_EXPORTERS)
+    exporter_containers: list[Name] = ["kube-state-metrics", "node-exporter"]
+    node_instance_jobs: list[Name] = ["node-exporter"]
+    cluster_scoped: list[Name] = ["node"]
+
+    def policy(self) -> SubjectPolicy:
+        """The subject policy these settings describe."""
+        return SubjectPolicy(
+            labels=tuple(self.labels),
+            exporters=tuple(map(compile_anchored, self.exporters)),
+            exporter_containers=frozenset(self.exporter_containers),
+            node_instance_jobs=frozenset(self.node_instance_jobs),
+            cluster_scoped=frozenset(self.cluster_scoped),
+        )
+
+
+MatcherSet = MatcherText | Annotated[list[MatcherText], pydantic.Field(min_length=1)]
+"""One matcher, or several that must all hold."""
+
+
+def _matcher_set(entry: MatcherSet) -> tuple[matchers.Matcher, ...]:
+    return (matchers.parse(entry),) if isinstance(entry, str) else tuple(map(matchers.parse, entry))
+
+
+class WatchdogSettings(_Section):
+    """The dead man's switch: an incident of the daemon's own when the watchdog stops arriving."""
+
+    enabled: bool = True
+    matchers: Annotated[list[MatcherText], pydantic.Field(min_length=1)] = ['alertname="Watchdog"']
+    missing_after: Duration = timedelta(minutes=10)
+    severity: SeverityName = "SEV2"
+
+    def policy(self) -> WatchdogPolicy:
+        """The watchdog policy these settings describe."""
+        return WatchdogPolicy(
+            self.enabled, tuple(map(matchers.parse, self.matchers)), self.missing_after, Severity[self.severity]
         )
 
 
@@ -299,12 +365,24 @@ class IncidentSettings(_Section):
     """Correlation, suppression and severity: how alerts become incidents."""
 
     correlation: CorrelationSettings = CorrelationSettings()
+    subject: SubjectSettings = SubjectSettings()
     suppression: list[DependencySettings] = []
     severity: SeveritySettings = SeveritySettings()
+    ignore: list[MatcherSet] = ['alertname="Watchdog"', 'alertname="InfoInhibitor"', 'severity="none"']
+    """Alerts stored and listed, but never in an incident nor a playbook's trigger (an entry: one matcher,
+    or a list that must all hold)."""
+    watchdog: WatchdogSettings = WatchdogSettings()
 
     def policy(self) -> IncidentPolicy:
         """Everything the incident book decides with."""
-        return IncidentPolicy(self.correlation.policy(), self.rules(), self.modifiers(), self.dependencies())
+        return IncidentPolicy(
+            self.correlation.policy(self.subject.policy()),
+            self.rules(),
+            self.modifiers(),
+            self.dependencies(),
+            tuple(map(_matcher_set, self.ignore)),
+            self.watchdog.policy(),
+        )
 
     def rules(self) -> tuple[Rule, ...]:
         """The severity rules, in order."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from receiver import config
+from receiver.store.sqlite import SQLiteStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager-0.25"
 T0 = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
@@ -54,3 +55,12 @@ def make_settings(tmp_path: Path) -> Callable[..., config.Settings]:
         return config.load(None, {}, raw)
 
     return make
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """An open SQLite store in a fresh directory."""
+    s = SQLiteStore(tmp_path / "r.db")
+    await s.open()
+    yield s
+    await s.close()

@@ -141,13 +141,21 @@ def test_symptoms_need_the_same_equal_labels() -> None:
     assert len(book.incidents) == 2
 
 
-def test_cascade_escalates_to_sev1() -> None:
+@pytest.mark.parametrize(
+    ("source", "expected", "why"),
+    [
+        ("warning", Severity.SEV2, "cascade -> SEV2 (at most one level above its worst alert's SEV3)"),
+        ("critical", Severity.SEV1, "cascade -> SEV1"),
+    ],
+)
+def test_a_cascade_escalates_one_level_above_its_worst_alert(source: str, expected: Severity, why: str) -> None:
     book = Book(POLICY)
     for i in range(6):
-        book.fired(f"a{i}", labels(f"A{i}", namespace="shop", service=f"s{i % 2}", severity="warning"), {}, T0)
+        book.fired(f"a{i}", labels(f"A{i}", namespace="shop", service=f"s{i % 2}", severity=source), {}, T0)
     changes = book.settle(T0)
     incident = next(iter(book.incidents.values()))
-    assert incident.cascade and incident.severity is Severity.SEV1
+    assert incident.cascade and incident.severity is expected
+    assert incident.classification is not None and incident.classification.reasons[-1] == why
     assert any(e.text.startswith("cascade") for _, e, _ in changes.events)
 
 

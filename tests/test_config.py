@@ -231,7 +231,7 @@ def test_incident_settings_become_the_policies_of_the_decisions() -> None:
     from receiver.incidents.severity import Severity, Threshold, classify
 
     incidents = config.load(None, {}, {"incidents": INCIDENTS}).incidents
-    policy = incidents.correlation.policy()
+    policy = incidents.policy().correlation
     assert [(r.name, r.labels) for r in policy.rules] == [("svc", ("namespace", "service"))]
     assert (policy.window, policy.cascade_alerts, policy.cascade_services) == (timedelta(minutes=10), 8, 2)
     rules = incidents.rules()
@@ -244,10 +244,60 @@ def test_incident_settings_become_the_policies_of_the_decisions() -> None:
     assert dependency.root[0].matches({"alertname": "DatabaseDown"}) and dependency.equal == ("namespace",)
 
 
-def test_default_incident_settings_correlate_by_namespace_then_cluster() -> None:
+def test_default_incident_settings_correlate_node_alerts_by_node_then_by_namespace_then_cluster() -> None:
     incidents = config.Settings().incidents
-    assert [r.labels for r in incidents.correlation.policy().rules] == [("namespace",), ("cluster",)]
+    rules = incidents.policy().correlation.rules
+    assert [(r.labels, r.subject) for r in rules] == [(("node",), "node"), (("namespace",), None), (("cluster",), None)]
     assert incidents.rules() == () and incidents.dependencies() == ()
+
+
+def test_default_settings_ignore_the_always_firing_alerts_and_watch_the_watchdog() -> None:
+    settings = config.Settings()
+    policy = settings.incidents.policy()
+    assert policy.ignores({"alertname": "Watchdog", "severity": "none"})
+    assert policy.ignores({"alertname": "InfoInhibitor", "severity": "none"})
+    assert policy.ignores({"alertname": "Anything", "severity": "none"})
+    assert not policy.ignores({"alertname": "KubePodCrashLooping", "severity": "warning"})
+    assert policy.watchdog.matchers[0].matches({"alertname": "Watchdog"})
+    assert (policy.watchdog.enabled, policy.watchdog.missing_after) == (True, timedelta(minutes=10))
+    # kube-prometheus-stack repeats an unchanged group every 12h after a group_interval of 5m
+    assert settings.alerts.expire_after > timedelta(hours=12, minutes=5)
+
+
+def test_subject_ignore_and_watchdog_settings_become_the_policy() -> None:
+    raw = {
+        "subject": {"labels": ["deployment", "pod"], "exporters": ["my-exporter|.+-metrics"], "cluster_scoped": []},
+        "ignore": ['alertname="Heartbeat"', ['alertname="CPUThrottlingHigh"', 'namespace="batch"']],
+        "watchdog": {"matchers": ['alertname="DeadMansSwitch"'], "missing_after": "3m", "severity": "SEV1"},
+    }
+    policy = config.load(None, {}, {"incidents": raw}).incidents.policy()
+    subject = policy.correlation.subject
+    assert subject.labels == ("deployment", "pod")
+    assert [p.fullmatch("my-exporter") for p in subject.exporters] == [True]
+    assert policy.ignores({"alertname": "Heartbeat"})
+    assert policy.ignores({"alertname": "CPUThrottlingHigh", "namespace": "batch"})
+    assert not policy.ignores({"alertname": "CPUThrottlingHigh", "namespace": "shop"})
+    assert not policy.ignores({"alertname": "Watchdog"})  # the list replaces the default one
+    assert policy.watchdog.matchers[0].matches({"alertname": "DeadMansSwitch"})
+    assert (policy.watchdog.missing_after, str(policy.watchdog.severity)) == (timedelta(minutes=3), "SEV1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "message"),
+    [
+        ({"subject": {"exporters": ["(?=a)"]}}, "incidents.subject.exporters.0", "RE2"),
+        ({"ignore": ['alertname="unclosed']}, "incidents.ignore.0", "is not a matcher"),
+        ({"ignore": [[]]}, "incidents.ignore.0", "at least 1"),
+        ({"watchdog": {"missing_after": "soon"}}, "incidents.watchdog.missing_after", "not a duration"),
+        ({"watchdog": {"matchers": []}}, "incidents.watchdog.matchers", "at least 1"),
+        ({"correlation": {"rules": [{"name": "n", "labels": ["node"], "subject": ""}]}}, "incidents.correlation", ""),
+    ],
+)
+def test_bad_subject_ignore_and_watchdog_settings_name_the_key(raw: dict[str, Any], key: str, message: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(None, {}, {"incidents": raw})
+    problems = dict(caught.value.problems)
+    assert any(k.startswith(key) and message in m for k, m in problems.items()), problems
 
 
 @pytest.mark.parametrize(

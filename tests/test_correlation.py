@@ -47,6 +47,35 @@ def test_the_first_rule_whose_labels_the_alert_carries_gives_its_scope(
     assert scope_of("fp1", labels, CorrelationPolicy(rules=rules)) == expected
 
 
+KSM = {
+    "job": "kube-state-metrics",
+    "service": "kube-prometheus-stack-kube-state-metrics",
+    "instance": "10.244.1.7:8080",
+}
+KSM_OWN = {"namespace": "monitoring", "pod": "kube-prometheus-stack-kube-state-metrics-6d8f7c9b5-q2wzx"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({**KSM, **KSM_OWN, "container": "kube-state-metrics", "node": "w1"}, Scope("node", ("w1",))),
+        ({"job": "node-exporter", "instance": "w2", "namespace": "monitoring", "container": "node-exporter"}, None),
+        ({**KSM, "namespace": "shop", "pod": "web-7d4b9c6f5-x2x9z", "container": "web"}, Scope("namespace", ("shop",))),
+        # a volume's alert carries the kubelet's node: it is the claim's, scoped by its namespace
+        (
+            {"job": "kubelet", "namespace": "shop", "node": "w1", "persistentvolumeclaim": "data-db-0"},
+            Scope("namespace", ("shop",)),
+        ),
+        # an exporter's own namespace is no scope: a kube-state-metrics node alert without its node goes by cluster
+        ({**KSM, **KSM_OWN, "container": "kube-state-metrics", "cluster": "eu-1"}, Scope("cluster", ("eu-1",))),
+    ],
+)
+def test_node_alerts_are_scoped_by_node_never_by_the_exporters_namespace(
+    labels: dict[str, str], expected: Scope | None
+) -> None:
+    assert scope_of("fp1", labels, POLICY) == (expected or Scope("node", ("w2",)))
+
+
 def incident(name: str, *, firing: int = 0, active: float = 0, resolved: float | None = None) -> IncidentView:
     return IncidentView(name, at(resolved) if resolved is not None else None, at(active), firing)
 
@@ -94,6 +123,12 @@ def alerts(count: int, services: int, fired: float = 0) -> list[FiringAlert]:
     ]
 
 
+def exported(count: int) -> list[FiringAlert]:
+    """Alerts of one deployment's pods, reported by kube-state-metrics (its service and instance on each)."""
+    pods = [f"web-7d4b9c6f5-{s}" for s in ("x2x9z", "k4lzq", "b7tvn", "m2pwd", "r9fhs", "z2xcv")]
+    return [FiringAlert(f"fp{i}", {**KSM, "namespace": "shop", "pod": pods[i]}, at(0)) for i in range(count)]
+
+
 @pytest.mark.parametrize(
     ("firing", "now", "expected"),
     [
@@ -102,6 +137,7 @@ def alerts(count: int, services: int, fired: float = 0) -> list[FiringAlert]:
         (alerts(6, 1), 1, False),  # one service only
         (alerts(6, 2, fired=0), 6, False),  # outside the window
         (alerts(3, 2) + alerts(3, 2), 1, False),  # the same fingerprints twice are 3 alerts
+        (exported(6), 1, False),  # the exporter's service and pods are no services
     ],
 )
 def test_a_cascade_is_many_firing_alerts_across_services_within_the_window(

@@ -282,7 +282,7 @@ async def test_a_change_the_engine_never_answers_is_unavailable(settings: Settin
 async def test_the_engine_process_lives_at_the_time_it_is_given(
     make_settings: Callable[..., Settings], web_store: SQLiteStore
 ) -> None:
-    settings = make_settings(engine={"nice": 0}, alerts={"expiry_check_interval": "100ms"})  # expire_after 12h
+    settings = make_settings(engine={"nice": 0}, alerts={"expiry_check_interval": "100ms", "expire_after": "12h"})
     await web_store.accept(body(alert("Old")), NOW - timedelta(hours=2))  # both in the engine's first batch
     await web_store.accept(body(alert("Recent")), NOW)
     engine = EngineProcess(settings, Metrics(CollectorRegistry()), clock=FixedClock(NOW + timedelta(hours=11)))

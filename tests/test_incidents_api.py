@@ -70,7 +70,7 @@ async def test_a_burst_makes_one_incident_with_its_alerts_severity_and_timeline(
     assert id == "INC-20261122-0001"
     detail = await get_json(client, f"/api/v1/incidents/{id}", headers=AUTH)
     assert detail["status"] == "triggered" and detail["severity"] == "SEV2"
-    assert detail["services"] == ["cart", "checkout"] and detail["alertCount"] == 2 and detail["firing"] == 2
+    assert detail["services"] == ["shop/cart", "shop/checkout"] and detail["alertCount"] == 2 and detail["firing"] == 2
     assert detail["title"] == "PodCrashLooping in namespace shop"
     assert {a["labels"]["alertname"] for a in detail["alerts"]} == {"PodCrashLooping", "HighMemory"}
     kinds = [e["kind"] for e in detail["timeline"]]
@@ -89,7 +89,7 @@ async def test_listing_filters_and_pages(client: Client, clock: Clock) -> None:
     assert everything["next"] is None
     sev4 = await get_json(client, "/api/v1/incidents?severity=SEV4", headers=AUTH)
     assert [i["scope"] for i in sev4["incidents"]] == ["namespace:billing"]
-    by_service = await get_json(client, "/api/v1/incidents?service=checkout", headers=AUTH)
+    by_service = await get_json(client, "/api/v1/incidents?service=shop/checkout", headers=AUTH)
     assert [i["scope"] for i in by_service["incidents"]] == ["namespace:shop"]
     page1 = await get_json(client, "/api/v1/incidents?limit=1", headers=AUTH)
     page2 = await get_json(client, f"/api/v1/incidents?limit=1&before={page1['next']}", headers=AUTH)

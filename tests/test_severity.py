@@ -133,9 +133,14 @@ def test_classification_follows_rules_then_source_and_says_why(
         (S3, Context(services=3), S2, "3 services affected -> SEV2"),
         (S3, Context(services=2), S3, None),
         (S1, Context(services=5), S1, None),
-        (S3, Context(cascade=True), S1, "cascade -> SEV1"),
+        # honest context: one level at most above the worst alert's own severity
+        (S2, Context(cascade=True), S1, "cascade -> SEV1"),
+        (S3, Context(cascade=True), S2, "cascade -> SEV2 (at most one level above its worst alert's SEV3)"),
+        (S4, Context(cascade=True), S3, "cascade -> SEV3"),
+        (S3, Context(services=3, cascade=True), S2, "3 services affected -> SEV2"),
+        (S3, Context(services=9, cascade=True), S2, "9 services affected -> SEV2"),
         (S3, Context({"environment": "staging"}, services=4), S3, "4 services"),
-        (S3, Context({"environment": "staging"}, cascade=True), S1, "cascade"),
+        (S3, Context({"environment": "staging"}, cascade=True), S3, "cascade -> SEV3"),
     ],
 )
 def test_context_moves_severity_and_records_each_move(
@@ -149,6 +154,25 @@ def test_context_moves_severity_and_records_each_move(
         assert result == start
     else:
         assert why in result.reason
+
+
+@pytest.mark.parametrize(
+    ("base", "cap", "expected"),
+    [(S4, S3, S3), (S3, S3, S3), (S2, S3, S2), (S3, S2, S2), (S2, S2, S2), (S4, S1, S3)],
+)
+def test_a_cascade_goes_to_its_configured_severity_at_most_and_one_level_at_most(
+    base: Severity, cap: Severity, expected: Severity
+) -> None:
+    result = modify(Classification(base, ("own",)), Context(cascade=True), Modifiers(cascade_severity=cap))
+    assert result.severity == expected
+
+
+def test_warnings_and_infos_are_never_sev1_whatever_the_context() -> None:
+    for source in ("warning", "info", "none"):
+        own = classify({"alertname": "KubePodCrashLooping", "severity": source}, {})
+        for services in range(10):
+            result = modify(own, Context({}, services, True), Modifiers())
+            assert result.severity > S1, (source, services, result.reason)
 
 
 def test_an_incident_is_as_severe_as_its_worst_alert() -> None:
@@ -167,8 +191,10 @@ def test_an_incident_is_as_severe_as_its_worst_alert() -> None:
 def test_every_classification_has_a_severity_in_range_and_a_reason(
     labels: dict[str, str], annotations: dict[str, str], services: int, cascade: bool
 ) -> None:
-    result = modify(classify(labels, annotations, RULES), Context(labels, services, cascade), Modifiers())
+    own = classify(labels, annotations, RULES)
+    result = modify(own, Context(labels, services, cascade), Modifiers())
     assert Severity.SEV1 <= result.severity <= Severity.SEV4
     assert result.reasons and all(result.reasons)
-    if cascade:
-        assert result.severity == Severity.SEV1
+    assert result.severity >= own.severity.shifted(-1)  # the context moves one level at most
+    if cascade and own.severity is Severity.SEV2 and not any(labels.get(n) for n in ("environment", "env", "tier")):
+        assert result.severity is Severity.SEV1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,14 +31,6 @@ def at(minutes: float = 0) -> datetime:
 
 def entry(seq: int, notification: Notification | None, minutes: float = 0) -> tuple[InboxEntry, Notification | None]:
     return InboxEntry(seq, at(minutes), b"{}"), notification
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "r.db")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def test_accept_appends_bodies_in_order(store: SQLiteStore) -> None:

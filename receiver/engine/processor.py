@@ -44,6 +44,7 @@ from receiver.store import (
     Processed,
     ProcessingStore,
     StoreError,
+    watchdog_last_seen,
 )
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,12 @@ class Processor:
         if self._book is not None:  # without a book (alerts only) there is nothing to resolve
             await self._change(lambda book: book.tick(now))
 
+    async def watch(self, now: datetime) -> None:
+        """The dead man's switch: the watchdog's last arrival (from the alert store) against ``now``."""
+        if self._book is not None:
+            last = await watchdog_last_seen(self._store, self._book.policy.watchdog.matchers)
+            await self._change(lambda book: book.watch(last, now))
+
     async def acknowledge(self, id: str, actor: str, reason: str) -> None:
         """A person acknowledges an incident. UnknownIncident, InvalidTransition, StoreError."""
         await self._transition(id, IncidentStatus.ACKNOWLEDGED, actor, reason or "acknowledged")
@@ -273,6 +280,10 @@ class Processor:
             if item.notification is None:
                 continue
             for alert, decision in zip(item.notification.alerts, item.decisions, strict=True):
+                if book.policy.ignores(alert.labels):  # stored, listed, never an incident's nor a playbook's
+                    if decision.outcome is Outcome.RESOLVED:  # one that joined an incident before it was ignored
+                        book.resolved(alert.fingerprint, decision.state.last_changed)
+                    continue
                 if decision.outcome is Outcome.FIRED:
                     book.fired(alert.fingerprint, alert.labels, alert.annotations, decision.state.last_changed)
                 elif decision.outcome is Outcome.RESOLVED:
@@ -369,6 +380,7 @@ async def expiry_loop(processor: Processor, clock: Clock, interval: timedelta, r
         try:
             await processor.expire(now)
             await processor.tick(now)
+            await processor.watch(now)
             await processor.forget(now - retention)
         except StoreError as err:
             log.error("expiry failed", extra={"error": str(err)})

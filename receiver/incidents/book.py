@@ -29,6 +29,7 @@ import orjson
 
 from receiver.alerts.labels import canonical_json
 from receiver.alerts.matchers import match_all
+from receiver.incidents import watchdog
 from receiver.incidents.correlation import (
     CorrelationPolicy,
     IncidentView,
@@ -36,8 +37,10 @@ from receiver.incidents.correlation import (
     Scope,
     place,
     scope_of,
+    service_of,
     should_resolve,
 )
+from receiver.incidents.ignore import DEFAULT_IGNORE, Matchers, ignored
 from receiver.incidents.lifecycle import EventKind, IncidentStatus, Lifecycle, TimelineEvent, incident_id
 from receiver.incidents.lifecycle import transition as lifecycle_transition
 from receiver.incidents.severity import Classification, Modifiers, Rule, Severity, classify, in_context, tiered
@@ -60,6 +63,13 @@ class IncidentPolicy:
     rules: tuple[Rule, ...] = ()
     modifiers: Modifiers = field(default_factory=Modifiers)
     dependencies: tuple[Dependency, ...] = ()
+    ignore: tuple[Matchers, ...] = DEFAULT_IGNORE
+    """Alerts that never join an incident nor trigger a playbook (``ignore.ignored``)."""
+    watchdog: watchdog.WatchdogPolicy = field(default_factory=watchdog.WatchdogPolicy)
+
+    def ignores(self, labels: Mapping[str, str]) -> bool:
+        """Whether alerts with these labels stay out of incidents and playbooks."""
+        return ignored(labels, self.ignore)
 
 
 @dataclass(slots=True)
@@ -86,13 +96,14 @@ class Member:
     name: str = ""
     """The alert's name, for people (``alertname``, else the fingerprint)."""
     service: str = ""
+    """The affected service it counts as: its subject (``shop/web``, ``node/worker-1``), never the exporter."""
 
     @classmethod
     def of(
         cls,
         fingerprint: str,
         labels: Mapping[str, str],
-        service_label: str,
+        policy: CorrelationPolicy,
         classification: Classification,
         **rest: Any,
     ) -> Member:
@@ -102,7 +113,7 @@ class Member:
             canonical_json(labels),
             classification=classification,
             name=labels.get("alertname", fingerprint),
-            service=labels.get(service_label, ""),
+            service=service_of(labels, policy),
             **rest,
         )
 
@@ -270,7 +281,7 @@ class Book:
             labels = member.labels
             member.keys = self._keys_of(labels)
             member.name = labels.get("alertname", member.fingerprint)
-            member.service = labels.get(self.policy.correlation.service_label, "")
+            member.service = service_of(labels, self.policy.correlation)
             holder = self.incidents.get(self._where.get(member.fingerprint, ""))
             if holder is not None and holder.seq > incident.seq:
                 continue
@@ -321,6 +332,29 @@ class Book:
         how = "expired: no update for too long" if expired else "resolved"
         self._changes.event(incident, TimelineEvent(now, EventKind.ALERT_RESOLVED, f"{member.name} {how}"), fingerprint)
         self._reevaluate_symptoms_of(fingerprint, now)
+
+    def watch(self, last_seen: datetime | None, now: datetime) -> Changes:
+        """The dead man's switch: raise the daemon's own alert when the watchdog is overdue, clear it when back.
+
+        ``last_seen``: the watchdog's last arrival (None: never). Raised once: its incident is open while
+        its alert fires, and the book is loaded with it after a restart.
+        """
+        policy = self.policy.watchdog
+        found = self.where(watchdog.ALARM_FINGERPRINT)
+        raised = found is not None and found[1].firing
+        decided = watchdog.verdict(last_seen, now, policy, raised)
+        if decided == "raise" and last_seen is not None:
+            title = watchdog.alarm_title(last_seen)
+            self.fired(watchdog.ALARM_FINGERPRINT, watchdog.alarm_labels(policy), {"summary": title}, now)
+            if (placed := self.where(watchdog.ALARM_FINGERPRINT)) is not None:
+                placed[0].title = title
+                self._changes.event(placed[0], TimelineEvent(now, EventKind.NOTE, title))
+        elif decided == "clear":
+            self.resolved(watchdog.ALARM_FINGERPRINT, now)
+            if found is not None:
+                text = "the Watchdog arrives again" if last_seen is not None else "the watchdog check was turned off"
+                self._changes.event(found[0], TimelineEvent(now, EventKind.NOTE, text))
+        return self.settle(now)
 
     def settle(self, now: datetime) -> Changes:
         """After a batch of news: cascades and severities of what changed; everything changed since the last."""
@@ -398,9 +432,8 @@ class Book:
         now: datetime,
         keys: Keys,
     ) -> Member:
-        service_label = self.policy.correlation.service_label
         rest = {"role": role, "root": root, "firing": True, "fired_at": now, "keys": keys}
-        return Member.of(fingerprint, labels, service_label, own, **rest)
+        return Member.of(fingerprint, labels, self.policy.correlation, own, **rest)
 
     def _intern(self, classification: Classification) -> Classification:
         """One object per distinct classification: most alerts share a handful of them."""

@@ -3,7 +3,10 @@
 Alerts belong together when they share the labels of a correlation rule
 (``[namespace, service]``, ``[cluster]``...): that set of values is the
 alert's *scope*. The first rule whose labels the alert carries decides; an
-alert that fits no rule is a scope of its own. Every function here is pure:
+alert that fits no rule is a scope of its own. Labels are read without the
+exporter's identity (``subject.subject_labels``), and a rule may ask for a
+kind of subject: by default an alert about a node is scoped by its node,
+never by the namespace of the kube-state-metrics that reported it. Every function here is pure:
 it takes what is known of the scope's incidents and ``now``, and returns a
 decision that the engine applies and records in the timeline.
 """
@@ -11,9 +14,11 @@ decision that the engine applies and records in the timeline.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
+
+from receiver.incidents.subject import SubjectPolicy, subject_labels, subject_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,8 @@ class CorrelationRule:
 
     name: str
     labels: tuple[str, ...]
+    subject: str | None = None
+    """Only for alerts whose subject is of this kind (``node``); None: any alert carrying the labels."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +36,12 @@ class CorrelationPolicy:
     """The configuration of correlation; defaults as the issue asks."""
 
     rules: tuple[CorrelationRule, ...] = (
+        CorrelationRule("node", ("node",), subject="node"),
         CorrelationRule("namespace", ("namespace",)),
         CorrelationRule("cluster", ("cluster",)),
     )
-    """By default an incident per namespace (services of one team fail together), else per cluster."""
+    """By default an incident per node for node alerts, per namespace (services of one team fail together),
+    else per cluster."""
     window: timedelta = timedelta(minutes=5)
     """A quiet incident (nothing firing) still takes new alerts for this long after its last activity."""
     quiet_period: timedelta = timedelta(minutes=5)
@@ -42,8 +51,8 @@ class CorrelationPolicy:
     cascade_alerts: int = 5
     cascade_services: int = 1
     """More than ``cascade_alerts`` distinct firing alerts across more than ``cascade_services``
-    services within ``window`` make a cascade."""
-    service_label: str = "service"
+    services (subjects) within ``window`` make a cascade."""
+    subject: SubjectPolicy = field(default_factory=SubjectPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +67,21 @@ class Scope:
 
 
 def scope_of(fingerprint: str, labels: Mapping[str, str], policy: CorrelationPolicy) -> Scope:
-    """The scope of an alert: the first rule whose labels it carries (non-empty), else its own. Pure."""
+    """The scope of an alert: the first rule whose labels it carries (non-empty), else its own. Pure.
+
+    The exporter's identity is not the alert's (``subject.subject_labels``); a rule for a kind of subject
+    applies only to alerts about one.
+    """
+    own = subject_labels(labels, policy.subject)
+    kind = None
     for rule in policy.rules:
-        values = tuple(labels.get(name, "") for name in rule.labels)
+        if rule.subject is not None:
+            if kind is None:
+                found = subject_of(labels, policy.subject)
+                kind = found.kind if found else ""
+            if kind != rule.subject:
+                continue
+        values = tuple(own.get(name, "") for name in rule.labels)
         if all(values):
             return Scope(rule.name, values)
     return Scope("alert", (fingerprint,))
@@ -125,5 +146,11 @@ def is_cascade(firing: Collection[FiringAlert], now: datetime, policy: Correlati
     Only alerts firing now count: a resolved alert is not passed in.
     """
     recent = {a.fingerprint: a for a in firing if now - a.fired_at <= policy.window}
-    services = {a.labels.get(policy.service_label, "") for a in recent.values()} - {""}
+    services = {service_of(a.labels, policy) for a in recent.values()} - {""}
     return len(recent) > policy.cascade_alerts and len(services) > policy.cascade_services
+
+
+def service_of(labels: Mapping[str, str], policy: CorrelationPolicy) -> str:
+    """The affected service an alert counts as (its subject's key), or "" when it names none. Pure."""
+    subject = subject_of(labels, policy.subject)
+    return subject.key if subject else ""

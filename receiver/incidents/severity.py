@@ -12,6 +12,16 @@ incident can tell why it is a SEV2:
    ``SEV1``-``SEV4``, ``SEV-1``);
 3. modifiers from the context: the environment tier (staging counts less
    than production), how many services the incident spans, and a cascade.
+
+The context is honest: it escalates an incident **one level at most** above
+its worst alert's own severity (that alert's rule or source severity, after
+its tier). Spanning ``services_escalate_at`` services (subjects, never the
+exporter: see ``subject``) moves it one level; a cascade moves it to
+``cascade_severity`` but no further than that one level; both together still
+move it one level. So an incident made only of warnings (SEV3) is SEV2 at
+worst and one of infos SEV3: SEV1 takes an alert that is SEV2 on its own
+(``critical``) in a cascade or across services, or a rule that says SEV1.
+Nobody is paged with SEV1 for warnings unless a rule was written to do it.
 """
 
 from __future__ import annotations
@@ -175,6 +185,7 @@ class Modifiers:
     services_escalate_at: int = 3
     """An incident spanning at least this many services is one level more severe."""
     cascade_severity: Severity = Severity.SEV1
+    """The most severe a cascade makes an incident (and never more than one level above its worst alert)."""
 
 
 def modify(base: Classification, context: Context, modifiers: Modifiers) -> Classification:
@@ -191,13 +202,20 @@ def tiered(base: Classification, labels: Mapping[str, str], modifiers: Modifiers
 
 
 def in_context(worst: Classification, services: int, cascade: bool, modifiers: Modifiers) -> Classification:
-    """An incident's part of ``modify``: its worst tiered alert moved by its services and a cascade. Pure."""
+    """An incident's part of ``modify``: its worst tiered alert moved by its services and a cascade. Pure.
+
+    One level at most in all: the services move it one level, a cascade to ``cascade_severity`` but never
+    beyond one level above ``worst`` (see the module's docstring).
+    """
     result = worst
     if services >= modifiers.services_escalate_at:
         result = _moved(result, -1, f"{services} services affected")
-    if cascade and result.severity > modifiers.cascade_severity:
-        severity = modifiers.cascade_severity
-        result = replace(result, severity=severity, reasons=(*result.reasons, f"cascade -> {severity}"))
+    ceiling = max(worst.severity.shifted(-1), modifiers.cascade_severity)
+    if cascade and result.severity > ceiling:
+        why = f"cascade -> {ceiling}"
+        if ceiling != modifiers.cascade_severity:
+            why += f" (at most one level above its worst alert's {worst.severity})"
+        result = replace(result, severity=ceiling, reasons=(*result.reasons, why))
     return result
 
 

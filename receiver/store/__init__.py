@@ -367,3 +367,9 @@ class Backend(Store, Protocol):
     async def open(self) -> None:
         """Open (creating or upgrading its schema when needed) the database."""
         ...
+
+
+async def watchdog_last_seen(store: AlertStore, matchers: Sequence[Matcher]) -> datetime | None:
+    """The last arrival of the alerts matching ``matchers`` (the dead man's switch), or None if none is stored."""
+    page = await store.alerts(AlertQuery(matchers=matchers))
+    return max((a.state.last_seen for a in page.alerts), default=None)

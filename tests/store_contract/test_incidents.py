@@ -81,7 +81,7 @@ async def test_listings_filter_and_page_newest_first_without_members(store: Back
     ]
     sev2 = await store.incidents(IncidentQuery(severities=frozenset({Severity.SEV2})))
     assert [(i.id, i.severity) for i in sev2] == [(shop, Severity.SEV2)]
-    assert [i.id for i in await store.incidents(IncidentQuery(service="cart"))] == [shop]
+    assert [i.id for i in await store.incidents(IncidentQuery(service="shop/cart"))] == [shop]
     assert [i.id for i in await store.incidents(IncidentQuery(limit=1))] == [billing]
     assert [i.id for i in await store.incidents(IncidentQuery(before=listed[0].seq))] == [shop]
     counts = await store.count_open_incidents()
