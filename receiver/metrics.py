@@ -240,6 +240,18 @@ class Metrics:
             " (read at scrape time).",
             registry=registry,
         )
+        self.watchdog_last_seen = Gauge(
+            "receiver_watchdog_last_seen_timestamp_seconds",
+            "When the watchdog alert (incidents.watchdog.matchers) last arrived, Unix seconds; 0: never"
+            " (read at scrape time).",
+            registry=registry,
+        )
+        self.watchdog_missing = Gauge(
+            "receiver_watchdog_missing",
+            "1 while the watchdog alert has not arrived for incidents.watchdog.missing_after (the alerting pipeline"
+            " is down), else 0 (read at scrape time).",
+            registry=registry,
+        )
         self.request_duration = Histogram(
             "receiver_http_request_duration_seconds",
             "HTTP request duration, by route and method.",

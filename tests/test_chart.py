@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from receiver.config import load
+from receiver.config import WatchdogSettings, load
 from receiver.durations import parse_duration
 from receiver.playbooks.model import load_dirs
 from receiver.playbooks.permissions import CLUSTER_SCOPED, Permission, of_playbooks
@@ -361,6 +361,7 @@ def test_the_alerts_on_the_daemons_health_pass_promtool_and_fire_when_they_shoul
         "ReceiverDeadLetters",
         "ReceiverPlaybookCircuitOpen",
         "ReceiverProcessingStalled",
+        "ReceiverWatchdogMissing",
     } <= names
     tests = tmp_path / "rules_test.yaml"
     annotations = {r["alert"]: r["annotations"] for g in rule["spec"]["groups"] for r in g["rules"]}
@@ -396,6 +397,7 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                     {"series": f"receiver_dead_letters_total{{{sel}}}", "values": "0 0 0 1 1 1"},
                     # a stalled engine: from minute 2 the oldest notification waits on, a minute more each minute
                     {"series": f"receiver_inbox_oldest_unprocessed_age_seconds{{{sel}}}", "values": "0 0 60+60x20"},
+                    {"series": f"receiver_watchdog_missing{{{sel}}}", "values": "0 0 0 1x10"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "1m", "alertname": "ReceiverDown", "exp_alerts": []},
@@ -420,6 +422,12 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                         "alertname": "ReceiverProcessingStalled",
                         "exp_alerts": [expect("ReceiverProcessingStalled", severity="critical", **instance)],
                     },
+                    {"eval_time": "2m", "alertname": "ReceiverWatchdogMissing", "exp_alerts": []},
+                    {
+                        "eval_time": "3m",
+                        "alertname": "ReceiverWatchdogMissing",
+                        "exp_alerts": [expect("ReceiverWatchdogMissing", severity="critical", **instance)],
+                    },
                     {
                         "eval_time": "5m",
                         "alertname": "ReceiverDeadLetters",
@@ -443,6 +451,16 @@ def test_the_alertmanager_config_of_notes_and_docs_passes_amtool(tmp_path: Path)
     assert "credentials_file: /etc/alertmanager/secrets/rx-receiver-auth/webhook-token" in snippet
     docs = yaml.safe_load((ROOT / "docs" / "alertmanager.yml").read_text())
     assert yaml.safe_load(alertmanager_snippet("receiver")) == docs  # what a release named "receiver" prints
+    routes = subprocess.run(
+        [amtool, "config", "routes", "test", f"--config.file={tmp_path / 'notes.yml'}", "alertname=Watchdog"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert routes.stdout.split()[0].split(",") == ["incident-receiver", "incident-receiver"], routes.stdout
+    [watchdog] = [r for r in docs["route"]["routes"] if r.get("matchers") == ['alertname = "Watchdog"']]
+    repeats = parse_duration(watchdog["repeat_interval"]) + parse_duration(watchdog["group_interval"])
+    assert repeats < WatchdogSettings().missing_after  # the dead man's switch only fires when the pipeline is down
 
 
 def _deployed_playbooks(docs: list[dict[str, Any]], tmp_path: Path) -> list[Any]:

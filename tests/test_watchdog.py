@@ -8,8 +8,11 @@ Watchdog nothing is raised; a restart neither forgets nor repeats the alarm.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
 import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from receiver.alerts.dedup import DedupPolicy
 from receiver.alerts.matchers import parse
@@ -18,8 +21,10 @@ from receiver.incidents.book import Book, IncidentPolicy
 from receiver.incidents.lifecycle import IncidentStatus
 from receiver.incidents.severity import Severity
 from receiver.incidents.watchdog import ALARM_FINGERPRINT, WatchdogPolicy, missing, verdict
+from receiver.metrics import Metrics
 from receiver.store import AlertQuery, IncidentQuery
 from receiver.store.sqlite import SQLiteStore
+from receiver.web.scrape import Scrape
 from tests.conftest import T0
 from tests.payloads import alert, body
 
@@ -130,3 +135,20 @@ async def test_the_watchdogs_severity_and_matchers_are_configurable(store: SQLit
     await proc.watch(T0 + timedelta(minutes=10))
     [incident] = await store.incidents(IncidentQuery())
     assert incident.severity is Severity.SEV1
+
+
+async def test_the_watchdog_metrics_are_read_at_scrape_time(store: SQLiteStore) -> None:
+    registry = CollectorRegistry()
+    now = [T0]
+    scrape = Scrape(Metrics(registry), store, lambda: 0, clock=lambda: now[0])
+
+    async def sample() -> tuple[float | None, float | None]:
+        await scrape.handle(cast(web.Request, None))
+        seen = registry.get_sample_value("receiver_watchdog_last_seen_timestamp_seconds")
+        return seen, registry.get_sample_value("receiver_watchdog_missing")
+
+    assert await sample() == (0, 0)  # never seen: not missing
+    await deliver(store, processor(store), T0, WATCHDOG)
+    assert await sample() == (T0.timestamp(), 0)
+    now[0] = T0 + timedelta(minutes=10)
+    assert await sample() == (T0.timestamp(), 1)

@@ -9,9 +9,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from receiver.clock import Clock, utc_now
+from receiver.incidents.watchdog import WatchdogPolicy, missing
 from receiver.metrics import Metrics
 from receiver.playbooks.guardrails import Limits, breaker_opens
-from receiver.store import AlertStore, InboxStore, IncidentStore, RunStore, StoreError
+from receiver.store import AlertStore, InboxStore, IncidentStore, RunStore, StoreError, watchdog_last_seen
 from receiver.web.health import waited_seconds
 
 
@@ -30,15 +31,18 @@ class Scrape:
         playbooks: Sequence[str] = (),
         limits: Limits | None = None,
         clock: Clock = utc_now,
+        watchdog: WatchdogPolicy | None = None,
     ) -> None:
         """``playbooks``, ``limits``: whose circuit breakers to report, and how many failures open one;
-        ``clock``: what the age of the oldest unprocessed notification is measured against."""
+        ``clock``: what the age of the oldest unprocessed notification (and the watchdog) is measured against;
+        ``watchdog``: the dead man's switch whose last arrival to report (None: the defaults)."""
         self._metrics = metrics
         self._store = store
         self._queue_depth = queue_depth
         self._playbooks = tuple(playbooks)
         self._limits = limits or Limits()
         self._clock = clock
+        self._watchdog = watchdog or WatchdogPolicy()
 
     async def handle(self, _: web.Request) -> web.Response:
         """Refresh the state gauges, then render every metric."""
@@ -48,10 +52,14 @@ class Scrape:
             incidents = await self._store.count_open_incidents()
             breakers = {p: await self._breaker_open(p) for p in self._playbooks}
             oldest = await self._store.oldest_unprocessed()
+            watchdog = await watchdog_last_seen(self._store, self._watchdog.matchers)
         except StoreError:  # the counters still tell the story; readiness reports the store
-            counts, backlog, incidents, breakers, oldest = {}, 0, {}, {}, None
+            counts, backlog, incidents, breakers, oldest, watchdog = {}, 0, {}, {}, None, None
+        now = self._clock()
         self._metrics.refresh(counts, self._queue_depth(), backlog, incidents, breakers)
-        self._metrics.oldest_unprocessed_age.set(waited_seconds(oldest, self._clock()))
+        self._metrics.oldest_unprocessed_age.set(waited_seconds(oldest, now))
+        self._metrics.watchdog_last_seen.set(watchdog.timestamp() if watchdog else 0)
+        self._metrics.watchdog_missing.set(int(missing(watchdog, now, self._watchdog)))
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
