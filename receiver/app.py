@@ -138,8 +138,8 @@ def _routes(
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.Readiness(store, clock, settings.engine.stall_after).handle)
     limits = settings.remediation.guardrails.limits()
-    watchdog = settings.incidents.watchdog.policy()
-    scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, limits, clock, watchdog)
+    incidents = settings.incidents.policy()
+    scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, limits, clock, incidents)
     app.router.add_get("/metrics", scrape.handle)
 
 

@@ -261,7 +261,7 @@ class SubjectSettings(_Section):
     exporters: list[RegexText] = list(DEFAULT_EXPORTERS)
     exporter_containers: list[Name] = ["kube-state-metrics", "node-exporter"]
     node_instance_jobs: list[Name] = ["node-exporter"]
-    cluster_scoped: list[Name] = ["node"]
+    cluster_scoped: list[Name] = ["node", "persistentvolume"]
 
     def policy(self) -> SubjectPolicy:
         """The subject policy these settings describe."""

@@ -248,8 +248,8 @@ class Metrics:
         )
         self.watchdog_missing = Gauge(
             "receiver_watchdog_missing",
-            "1 while the watchdog alert has not arrived for incidents.watchdog.missing_after (the alerting pipeline"
-            " is down), else 0 (read at scrape time).",
+            "1 while the daemon's own incident says the watchdog alert has not arrived for"
+            " incidents.watchdog.missing_after (the alerting pipeline is down), else 0 (read at scrape time).",
             registry=registry,
         )
         self.request_duration = Histogram(

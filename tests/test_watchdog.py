@@ -20,7 +20,7 @@ from receiver.engine.processor import Processor
 from receiver.incidents.book import Book, IncidentPolicy
 from receiver.incidents.lifecycle import IncidentStatus
 from receiver.incidents.severity import Severity
-from receiver.incidents.watchdog import ALARM_FINGERPRINT, WatchdogPolicy, missing, verdict
+from receiver.incidents.watchdog import ALARM_FINGERPRINT, Sightings, WatchdogPolicy, armed, missing, verdict
 from receiver.metrics import Metrics
 from receiver.store import AlertQuery, IncidentQuery
 from receiver.store.sqlite import SQLiteStore
@@ -33,28 +33,38 @@ INHIBITOR = alert("InfoInhibitor", starts="2026-11-22T09:00:00Z", severity="none
 POLICY = WatchdogPolicy()
 
 
+def seen(*minutes: int) -> Sightings:
+    sightings = Sightings()
+    for minute in minutes:
+        sightings = sightings.seen(T0 + timedelta(minutes=minute))
+    return sightings
+
+
 @pytest.mark.parametrize(
-    ("last_seen", "now", "raised", "expected"),
+    ("sightings", "now", "raised", "expected"),
     [
-        (None, 600, False, None),  # never seen: nothing to miss
-        (0, 599, False, None),
-        (0, 600, False, "raise"),
-        (0, 6000, True, None),  # raised once
-        (700, 710, True, "clear"),  # back
-        (None, 6000, True, None),  # forgotten by the store: the alarm stays until it comes back
+        (seen(), 600, False, None),  # never seen: nothing to miss
+        (seen(0), 600, False, None),  # seen once: its cadence is unknown, the switch is not armed
+        (seen(0, 2), 11, False, None),
+        (seen(0, 2), 12, False, "raise"),  # two arrivals 2 minutes apart, then 10 minutes of nothing
+        (seen(0, 2, 2, 2), 12, False, "raise"),  # the same arrival read again is no new one
+        (seen(0, 720), 740, False, None),  # every 12 hours: never armed, no false alarm
+        (seen(0, 2), 6000, True, None),  # raised once
+        (seen(0, 2, 100), 100, True, "clear"),  # back
+        (seen(100), 101, True, "clear"),  # back, seen by an engine started since
+        (seen(), 6000, True, None),  # an engine started since has not seen it: the alarm stays
     ],
 )
-def test_the_watchdog_is_overdue_after_missing_after_and_raised_once(
-    last_seen: int | None, now: int, raised: bool, expected: str | None
+def test_the_watchdog_is_overdue_after_missing_after_once_armed_and_raised_once(
+    sightings: Sightings, now: int, raised: bool, expected: str | None
 ) -> None:
-    seen = None if last_seen is None else T0 + timedelta(seconds=last_seen)
-    assert verdict(seen, T0 + timedelta(seconds=now), POLICY, raised) == expected
+    assert verdict(sightings, T0 + timedelta(minutes=now), POLICY, raised) == expected
 
 
-def test_a_disabled_watchdog_is_never_missing_and_clears_its_alarm() -> None:
+def test_a_disabled_watchdog_is_never_armed_and_clears_its_alarm() -> None:
     off = WatchdogPolicy(enabled=False)
-    assert not missing(T0, T0 + timedelta(days=1), off)
-    assert verdict(None, T0, off, raised=True) == "clear"
+    assert not armed(seen(0, 1), off) and not missing(seen(0, 1), T0 + timedelta(days=1), off)
+    assert verdict(Sightings(), T0, off, raised=True) == "clear"
 
 
 def processor(store: SQLiteStore, policy: IncidentPolicy | None = None) -> Processor:
@@ -108,7 +118,7 @@ async def test_a_missing_watchdog_opens_one_incident_until_it_comes_back(store: 
     [incident] = await store.incidents(IncidentQuery())
     assert incident.title == "the alerting pipeline is down: no Watchdog since 2026-11-22T09:55:00Z"
     assert (incident.severity, incident.status, incident.firing) == (Severity.SEV2, IncidentStatus.TRIGGERED, 1)
-    assert incident.scope == f"alert:{ALARM_FINGERPRINT}" and not incident.services
+    assert incident.scope == f"alert:{ALARM_FINGERPRINT}" and incident.services == {"service/alerting-pipeline"}
 
     restarted = processor(store)  # the alarm is in the store: a restart neither forgets nor repeats it
     restarted.cursor = await store.cursor()
@@ -131,16 +141,34 @@ async def test_a_missing_watchdog_opens_one_incident_until_it_comes_back(store: 
 async def test_the_watchdogs_severity_and_matchers_are_configurable(store: SQLiteStore) -> None:
     policy = WatchdogPolicy(matchers=(parse('alertname="DeadMansSwitch"'),), severity=Severity.SEV1)
     proc = processor(store, IncidentPolicy(watchdog=policy))
-    await deliver(store, proc, T0, alert("DeadMansSwitch", severity="none"))
-    await proc.watch(T0 + timedelta(minutes=10))
+    for minute in (0, 1):
+        await deliver(store, proc, T0 + timedelta(minutes=minute), alert("DeadMansSwitch", severity="none"))
+        await proc.watch(T0 + timedelta(minutes=minute))
+    await proc.watch(T0 + timedelta(minutes=11))
     [incident] = await store.incidents(IncidentQuery())
     assert incident.severity is Severity.SEV1
 
 
+async def test_a_watchdog_repeated_every_12_hours_never_raises_a_false_alarm(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kube-prometheus-stack's repeat_interval, without a route of its own: it cannot tell an outage."""
+    proc = processor(store)
+    for hours in (0, 12, 24):
+        arrival = T0 + timedelta(hours=hours)
+        await deliver(store, proc, arrival, WATCHDOG)
+        for later in (0, 10, 60, 11 * 60):
+            await proc.watch(arrival + timedelta(minutes=later))
+            await proc.expire(arrival + timedelta(minutes=later))
+    assert not await store.incidents(IncidentQuery())
+    [watchdog] = (await store.alerts(AlertQuery())).alerts
+    assert watchdog.state.status == "firing"  # not expired between repeats: expire_after is 36h
+    assert "the dead man's switch is not armed" in caplog.text
+
+
 async def test_the_watchdog_metrics_are_read_at_scrape_time(store: SQLiteStore) -> None:
     registry = CollectorRegistry()
-    now = [T0]
-    scrape = Scrape(Metrics(registry), store, lambda: 0, clock=lambda: now[0])
+    scrape = Scrape(Metrics(registry), store, lambda: 0, clock=lambda: T0)
 
     async def sample() -> tuple[float | None, float | None]:
         await scrape.handle(cast(web.Request, None))
@@ -148,7 +176,14 @@ async def test_the_watchdog_metrics_are_read_at_scrape_time(store: SQLiteStore) 
         return seen, registry.get_sample_value("receiver_watchdog_missing")
 
     assert await sample() == (0, 0)  # never seen: not missing
-    await deliver(store, processor(store), T0, WATCHDOG)
-    assert await sample() == (T0.timestamp(), 0)
-    now[0] = T0 + timedelta(minutes=10)
-    assert await sample() == (T0.timestamp(), 1)
+    proc = processor(store)
+    for minute in (0, 2):
+        await deliver(store, proc, T0 + timedelta(minutes=minute), WATCHDOG)
+        await proc.watch(T0 + timedelta(minutes=minute))
+    last = (T0 + timedelta(minutes=2)).timestamp()
+    assert await sample() == (last, 0)
+    await proc.watch(T0 + timedelta(minutes=12))
+    assert await sample() == (last, 1)
+    await deliver(store, proc, T0 + timedelta(minutes=13), WATCHDOG)
+    await proc.watch(T0 + timedelta(minutes=13))
+    assert await sample() == ((T0 + timedelta(minutes=13)).timestamp(), 0)

@@ -53,7 +53,7 @@ NEWS = frozenset({Outcome.FIRED, Outcome.RESOLVED, Outcome.RESOLVED_UNSEEN})
 class DedupPolicy:
     """How long silence means a lost resolve, and what counts as flapping."""
 
-    expire_after: timedelta = timedelta(hours=12)
+    expire_after: timedelta = timedelta(hours=36)
     flap_threshold: int = 4
     """An alert whose status flipped more than this many times in the window flaps."""
     flap_window: timedelta = timedelta(hours=1)

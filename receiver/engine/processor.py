@@ -30,6 +30,7 @@ from receiver.clock import Clock, utc_now
 from receiver.engine.batch import decide_all, fingerprints
 from receiver.incidents.book import Book, Changes, UnknownIncident
 from receiver.incidents.lifecycle import EventKind, IncidentStatus
+from receiver.incidents.watchdog import Sightings, armed
 from receiver.metrics import Tally
 from receiver.playbooks.plan import AlertFacts
 from receiver.playbooks.remediation import Remediation
@@ -97,6 +98,8 @@ class Processor:
         """The batch after a seq, being read and decoded while the one before it is written."""
         self.cursor = 0
         """The last inbox seq processed."""
+        self._sightings = Sightings()
+        """The watchdog's last arrivals seen (the dead man's switch arms on them)."""
 
     def offer(self, entry: InboxEntry, valid: Valid) -> None:
         """Say that ``entry`` is committed to the inbox, and what its body validated as."""
@@ -181,10 +184,22 @@ class Processor:
             await self._change(lambda book: book.tick(now))
 
     async def watch(self, now: datetime) -> None:
-        """The dead man's switch: the watchdog's last arrival (from the alert store) against ``now``."""
-        if self._book is not None:
-            last = await watchdog_last_seen(self._store, self._book.policy.watchdog.matchers)
-            await self._change(lambda book: book.watch(last, now))
+        """The dead man's switch: the watchdog's arrivals (from the alert store) against ``now``."""
+        if self._book is None:
+            return
+        policy = self._book.policy.watchdog
+        before = self._sightings
+        self._sightings = before.seen(await watchdog_last_seen(self._store, policy.matchers))
+        gap = self._sightings.gap()
+        if gap is not None and gap != before.gap() and not armed(self._sightings, policy) and policy.enabled:
+            log.warning(
+                "the watchdog arrives %s apart, not within incidents.watchdog.missing_after (%s): the dead man's"
+                " switch is not armed; route it to the receiver with a short repeat_interval (README)",
+                gap,
+                policy.missing_after,
+            )
+        sightings = self._sightings
+        await self._change(lambda book: book.watch(sightings, now))
 
     async def acknowledge(self, id: str, actor: str, reason: str) -> None:
         """A person acknowledges an incident. UnknownIncident, InvalidTransition, StoreError."""

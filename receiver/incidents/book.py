@@ -333,27 +333,26 @@ class Book:
         self._changes.event(incident, TimelineEvent(now, EventKind.ALERT_RESOLVED, f"{member.name} {how}"), fingerprint)
         self._reevaluate_symptoms_of(fingerprint, now)
 
-    def watch(self, last_seen: datetime | None, now: datetime) -> Changes:
+    def watch(self, sightings: watchdog.Sightings, now: datetime) -> Changes:
         """The dead man's switch: raise the daemon's own alert when the watchdog is overdue, clear it when back.
 
-        ``last_seen``: the watchdog's last arrival (None: never). Raised once: its incident is open while
-        its alert fires, and the book is loaded with it after a restart.
+        ``sightings``: the watchdog's last arrivals seen. Raised once: its incident is open while its alert
+        fires, and the book is loaded with it after a restart.
         """
         policy = self.policy.watchdog
         found = self.where(watchdog.ALARM_FINGERPRINT)
         raised = found is not None and found[1].firing
-        decided = watchdog.verdict(last_seen, now, policy, raised)
-        if decided == "raise" and last_seen is not None:
-            title = watchdog.alarm_title(last_seen)
+        decided = watchdog.verdict(sightings, now, policy, raised)
+        if decided == "raise" and sightings.last is not None:
+            title = watchdog.alarm_title(sightings.last)
             self.fired(watchdog.ALARM_FINGERPRINT, watchdog.alarm_labels(policy), {"summary": title}, now)
             if (placed := self.where(watchdog.ALARM_FINGERPRINT)) is not None:
                 placed[0].title = title
                 self._changes.event(placed[0], TimelineEvent(now, EventKind.NOTE, title))
-        elif decided == "clear":
+        elif decided == "clear" and found is not None:
             self.resolved(watchdog.ALARM_FINGERPRINT, now)
-            if found is not None:
-                text = "the Watchdog arrives again" if last_seen is not None else "the watchdog check was turned off"
-                self._changes.event(found[0], TimelineEvent(now, EventKind.NOTE, text))
+            text = "the Watchdog arrives again" if policy.enabled else "the watchdog check was turned off"
+            self._changes.event(found[0], TimelineEvent(now, EventKind.NOTE, text))
         return self.settle(now)
 
     def settle(self, now: datetime) -> Changes:

@@ -36,6 +36,7 @@ DEFAULT_LABELS = (
     "cronjob",
     "horizontalpodautoscaler",
     "persistentvolumeclaim",
+    "persistentvolume",
     "node",
     "pod",
     "service",
@@ -92,7 +93,7 @@ class SubjectPolicy:
     the exporter's (a node alert from kube-state-metrics), not the subject's."""
     node_instance_jobs: frozenset[str] = frozenset({"node-exporter"})
     """Jobs whose ``instance`` is the node (node-exporter's, relabelled to the node's name by the chart)."""
-    cluster_scoped: frozenset[str] = frozenset({"node"})
+    cluster_scoped: frozenset[str] = frozenset({"node", "persistentvolume"})
     """Subject labels of objects with no namespace."""
 
 

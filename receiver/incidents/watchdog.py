@@ -6,15 +6,23 @@ with a short ``repeat_interval``, it arrives every few minutes. When it has
 not arrived for ``missing_after``, the daemon opens its own incident ("the
 alerting pipeline is down: no Watchdog since ...") once, and it resolves
 when the Watchdog comes back (then quiet for the quiet period, like any
-incident). Before the first Watchdog ever arrives nothing is raised: a
-daemon installed without the route (kube-prometheus-stack sends Watchdog to
-a ``null`` receiver by default) would otherwise open an incident at once
-and forever; ``receiver_watchdog_last_seen_timestamp_seconds`` stays 0 then,
-which an alert rule can watch.
+incident).
+
+The switch is *armed* only once the Watchdog has been seen arriving twice
+less than ``missing_after`` apart. Before the first Watchdog ever arrives
+nothing is raised: a daemon installed without the route (kube-prometheus-stack
+sends Watchdog to a ``null`` receiver by default) would otherwise open an
+incident at once and forever. And a Watchdog that arrives only every 12
+hours (kube-prometheus-stack's ``repeat_interval``, when it is routed here
+without a route of its own) cannot tell an outage from its next repeat: it
+would raise a false alarm 10 minutes after each arrival, so it never arms
+(and the engine says so in its log). After a restart the switch arms again
+at the next two arrivals; an alarm already raised stays in the store.
 
 The last arrival is the alert store's ``lastSeen`` of the matching alerts
-(it survives restarts); the decision is a pure function of it, ``now`` and
-the policy, asked on the engine's upkeep cycle (a deadline, not a timer).
+(it survives restarts), read on the engine's upkeep cycle; the arrivals
+seen (``Sightings``) and the decision are pure functions of it, ``now`` and
+the policy (a deadline, not a timer).
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from receiver.incidents.severity import Severity
 ALARM_FINGERPRINT = "receiver-watchdog"
 """The fingerprint of the daemon's own alert in its incident (no alert from Alertmanager has one like it)."""
 ALARM_NAME = "AlertingPipelineDown"
+ALARM_SERVICE = "alerting-pipeline"
+"""The alarm's ``service``: its incident's subject is ``service/alerting-pipeline`` (what the metric looks for)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,24 +54,52 @@ class WatchdogPolicy:
 Verdict = Literal["raise", "clear"]
 
 
-def missing(last_seen: datetime | None, now: datetime, policy: WatchdogPolicy) -> bool:
-    """Whether the watchdog is overdue: seen once, and not for ``missing_after``. Pure."""
-    return policy.enabled and last_seen is not None and now - last_seen >= policy.missing_after
+@dataclass(frozen=True, slots=True)
+class Sightings:
+    """The last two different arrivals of the watchdog seen (None: not seen since the engine started)."""
+
+    previous: datetime | None = None
+    last: datetime | None = None
+
+    def seen(self, last_seen: datetime | None) -> Sightings:
+        """After reading the store's last arrival again: a new one moves the last to ``previous``. Pure."""
+        if last_seen is None or last_seen == self.last:
+            return self
+        return Sightings(self.last, last_seen)
+
+    def gap(self) -> timedelta | None:
+        """The time between the last two arrivals seen."""
+        return None if self.previous is None or self.last is None else self.last - self.previous
 
 
-def verdict(last_seen: datetime | None, now: datetime, policy: WatchdogPolicy, raised: bool) -> Verdict | None:
-    """What to do now: raise the alarm (once), clear it (the watchdog is back), or nothing. Pure."""
-    overdue = missing(last_seen, now, policy)
-    if overdue and not raised:
-        return "raise"
-    if raised and not overdue and (last_seen is not None or not policy.enabled):
-        return "clear"
-    return None
+def armed(sightings: Sightings, policy: WatchdogPolicy) -> bool:
+    """Whether the watchdog arrives often enough to be missed: twice less than ``missing_after`` apart. Pure."""
+    gap = sightings.gap()
+    return policy.enabled and gap is not None and gap < policy.missing_after
+
+
+def missing(sightings: Sightings, now: datetime, policy: WatchdogPolicy) -> bool:
+    """Whether the watchdog is overdue: armed, and not seen for ``missing_after``. Pure."""
+    last = sightings.last
+    return armed(sightings, policy) and last is not None and now - last >= policy.missing_after
+
+
+def verdict(sightings: Sightings, now: datetime, policy: WatchdogPolicy, raised: bool) -> Verdict | None:
+    """What to do now: raise the alarm (once), clear it (the watchdog is back, or the check is off), or nothing.
+
+    A raised alarm clears only when the watchdog arrives after it was raised (``back``), or when the check
+    is turned off. Pure.
+    """
+    if not raised:
+        return "raise" if missing(sightings, now, policy) else None
+    last = sightings.last
+    back = last is not None and now - last < policy.missing_after
+    return "clear" if back or not policy.enabled else None
 
 
 def alarm_labels(policy: WatchdogPolicy) -> dict[str, str]:
     """The labels of the daemon's own alert: classified by its severity like any source's."""
-    return {"alertname": ALARM_NAME, "severity": str(policy.severity)}
+    return {"alertname": ALARM_NAME, "service": ALARM_SERVICE, "severity": str(policy.severity)}
 
 
 def alarm_title(last_seen: datetime) -> str:

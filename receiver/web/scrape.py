@@ -9,10 +9,21 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from receiver.clock import Clock, utc_now
-from receiver.incidents.watchdog import WatchdogPolicy, missing
+from receiver.incidents.book import IncidentPolicy
+from receiver.incidents.correlation import service_of
+from receiver.incidents.lifecycle import IncidentStatus
+from receiver.incidents.watchdog import alarm_labels
 from receiver.metrics import Metrics
 from receiver.playbooks.guardrails import Limits, breaker_opens
-from receiver.store import AlertStore, InboxStore, IncidentStore, RunStore, StoreError, watchdog_last_seen
+from receiver.store import (
+    AlertStore,
+    InboxStore,
+    IncidentQuery,
+    IncidentStore,
+    RunStore,
+    StoreError,
+    watchdog_last_seen,
+)
 from receiver.web.health import waited_seconds
 
 
@@ -31,18 +42,25 @@ class Scrape:
         playbooks: Sequence[str] = (),
         limits: Limits | None = None,
         clock: Clock = utc_now,
-        watchdog: WatchdogPolicy | None = None,
+        incidents: IncidentPolicy | None = None,
     ) -> None:
         """``playbooks``, ``limits``: whose circuit breakers to report, and how many failures open one;
         ``clock``: what the age of the oldest unprocessed notification (and the watchdog) is measured against;
-        ``watchdog``: the dead man's switch whose last arrival to report (None: the defaults)."""
+        ``incidents``: whose dead man's switch to report (None: the defaults)."""
         self._metrics = metrics
         self._store = store
         self._queue_depth = queue_depth
         self._playbooks = tuple(playbooks)
         self._limits = limits or Limits()
         self._clock = clock
-        self._watchdog = watchdog or WatchdogPolicy()
+        policy = incidents or IncidentPolicy()
+        self._watchdog = policy.watchdog
+        self._alarm = IncidentQuery(
+            statuses=frozenset(IncidentStatus) - {IncidentStatus.RESOLVED},
+            service=service_of(alarm_labels(policy.watchdog), policy.correlation),
+            limit=1,
+        )
+        """The daemon's own incident while the watchdog is missing: its alarm is its service."""
 
     async def handle(self, _: web.Request) -> web.Response:
         """Refresh the state gauges, then render every metric."""
@@ -53,13 +71,14 @@ class Scrape:
             breakers = {p: await self._breaker_open(p) for p in self._playbooks}
             oldest = await self._store.oldest_unprocessed()
             watchdog = await watchdog_last_seen(self._store, self._watchdog.matchers)
+            alarm = await self._store.incidents(self._alarm)
         except StoreError:  # the counters still tell the story; readiness reports the store
-            counts, backlog, incidents, breakers, oldest, watchdog = {}, 0, {}, {}, None, None
+            counts, backlog, incidents, breakers, oldest, watchdog, alarm = {}, 0, {}, {}, None, None, []
         now = self._clock()
         self._metrics.refresh(counts, self._queue_depth(), backlog, incidents, breakers)
         self._metrics.oldest_unprocessed_age.set(waited_seconds(oldest, now))
         self._metrics.watchdog_last_seen.set(watchdog.timestamp() if watchdog else 0)
-        self._metrics.watchdog_missing.set(int(missing(watchdog, now, self._watchdog)))
+        self._metrics.watchdog_missing.set(int(any(i.firing for i in alarm)))
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
