@@ -66,8 +66,16 @@ KSM_OWN = {"namespace": "monitoring", "pod": "kube-prometheus-stack-kube-state-m
             {"job": "kubelet", "namespace": "shop", "node": "w1", "persistentvolumeclaim": "data-db-0"},
             Scope("namespace", ("shop",)),
         ),
-        # an exporter's own namespace is no scope: a kube-state-metrics node alert without its node goes by cluster
-        ({**KSM, **KSM_OWN, "container": "kube-state-metrics", "cluster": "eu-1"}, Scope("cluster", ("eu-1",))),
+        # an exporter's own namespace is no scope for a cluster-scoped object: a volume goes by cluster
+        (
+            {**KSM, **KSM_OWN, "container": "kube-state-metrics", "persistentvolume": "pvc-5b0e", "cluster": "eu-1"},
+            Scope("cluster", ("eu-1",)),
+        ),
+        # a namespaced object's namespace is its own, though kube-state-metrics' pod and container are on it
+        (
+            {**KSM, **KSM_OWN, "container": "kube-state-metrics", "deployment": "web", "namespace": "shop"},
+            Scope("namespace", ("shop",)),
+        ),
     ],
 )
 def test_node_alerts_are_scoped_by_node_never_by_the_exporters_namespace(

@@ -47,7 +47,14 @@ def test_a_pods_workload_is_its_name_without_the_controllers_suffix(pod: str, wo
             {**KSM, "namespace": "shop", "pod": "web-7d4b9c6f5-x2x9z", "container": "web"},
             Subject("workload", "web", "shop"),
         ),
-        ({**KSM, **KSM_OWN, "deployment": "web", "namespace": "shop"}, Subject("deployment", "web", "shop")),
+        (
+            {**KSM, **KSM_OWN, "container": "kube-state-metrics", "deployment": "web", "namespace": "shop"},
+            Subject("deployment", "web", "shop"),
+        ),
+        (
+            {**KSM, **KSM_OWN, "container": "kube-state-metrics", "persistentvolume": "pvc-5b0e"},
+            Subject("persistentvolume", "pvc-5b0e"),
+        ),
         # kube-state-metrics about a node: its own namespace, pod and container stay on the alert
         ({**KSM, **KSM_OWN, "container": "kube-state-metrics", "node": "worker-1"}, Subject("node", "worker-1")),
         # node-exporter: the instance is the node

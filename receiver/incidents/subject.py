@@ -72,8 +72,6 @@ DEFAULT_EXPORTERS = (
 name the exporter, not the subject."""
 TARGET_LABELS = ("job", "instance", "endpoint", "service", "metrics_path")
 """The labels a ServiceMonitor attaches that identify the scrape target."""
-OWN_LABELS = ("namespace", "pod", "container")
-"""The exporter's own pod, kept on series about objects that have none of their own (nodes)."""
 _NAME = "[bcdfghjklmnpqrstvwxz2456789]"
 """The alphabet Kubernetes generates names' suffixes from (no vowels: no words)."""
 _REPLICASET_POD = re.compile(rf"^(.+)-{_NAME}{{6,10}}-{_NAME}{{5}}$")
@@ -89,8 +87,8 @@ class SubjectPolicy:
     exporters: tuple[Regex, ...] = tuple(compile_anchored(p) for p in DEFAULT_EXPORTERS)
     """An alert whose ``job`` or ``service`` matches one of these was measured by an exporter."""
     exporter_containers: frozenset[str] = frozenset({"kube-state-metrics", "node-exporter"})
-    """An exporter's own container: when ``container`` is one of these, ``namespace``/``pod``/``container`` are
-    the exporter's (a node alert from kube-state-metrics), not the subject's."""
+    """An exporter's own container: when ``container`` is one of these, ``pod``/``container`` are the exporter's
+    (and ``namespace`` too when the subject has none: a node alert from kube-state-metrics)."""
     node_instance_jobs: frozenset[str] = frozenset({"node-exporter"})
     """Jobs whose ``instance`` is the node (node-exporter's, relabelled to the node's name by the chart)."""
     cluster_scoped: frozenset[str] = frozenset({"node", "persistentvolume"})
@@ -124,17 +122,24 @@ def subject_labels(labels: Mapping[str, str], policy: SubjectPolicy) -> dict[str
     """The alert's labels without the exporter's identity, and with ``node`` where the exporter's host is it. Pure.
 
     An alert not measured by a listed exporter (an application's own metrics) keeps every label: its
-    ``service`` is its own.
+    ``service`` is its own. One measured by an exporter loses the target's labels; when its ``container``
+    is the exporter's own, so are its ``pod`` and ``container``, and its ``namespace`` too if what it is
+    about has none (a node: kube-state-metrics' ``namespace="monitoring"``). A namespaced object's
+    ``namespace`` is its own (kube-state-metrics' series keep their object's labels).
     """
     if not is_exporter(labels, policy):
         return dict(labels)
     result = {k: v for k, v in labels.items() if k not in TARGET_LABELS}
-    if labels.get("container", "") in policy.exporter_containers:
-        for name in OWN_LABELS:
-            result.pop(name, None)
+    own = labels.get("container", "") in policy.exporter_containers
+    if own:
+        result.pop("pod", None)
+        result.pop("container", None)
     job, instance = labels.get("job", ""), labels.get("instance", "")
     if job in policy.node_instance_jobs and instance and not result.get("node"):
         result["node"] = _host(instance)
+    first = next((name for name in policy.labels if result.get(name)), None)
+    if own and first in policy.cluster_scoped:
+        result.pop("namespace", None)
     return result
 
 
