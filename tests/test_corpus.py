@@ -26,6 +26,7 @@ from tests.corpus import (
     alert,
     alertmanager_config,
     payload,
+    webhook_alert,
 )
 from tests.corpus.entries import document, render_annotations
 from tests.corpus.promtool import scraped, unit_test_file
@@ -360,3 +361,12 @@ def test_the_config_inhibits_warnings_under_a_critical_of_the_same_namespace_and
     warning = alert("NodeFilesystemAlmostOutOfSpace", variant="warning").labels
     assert rule["source_matchers"] == ["severity = critical"]
     assert all(critical[k] == warning[k] for k in rule["equal"])
+
+
+def test_one_webhook_alert_is_what_payload_carries() -> None:
+    a = alert("KubeHpaMaxedOut")
+    assert webhook_alert(a, starts_at=START) == payload([a], starts_at=START)["alerts"][0]
+    end = START + timedelta(minutes=3)
+    assert webhook_alert(a, "resolved", starts_at=START, ends_at=end)["endsAt"] == "2026-11-22T09:25:35Z"
+    with pytest.raises(ValueError, match="need ends_at"):
+        webhook_alert(a, "resolved", starts_at=START)

@@ -26,6 +26,7 @@ from receiver.playbooks.model import load_dirs
 from receiver.playbooks.plan import AlertFacts, NamespacePolicy
 from receiver.playbooks.runs import RunStatus, intents
 from receiver.store.sqlite import SQLiteStore
+from tests import corpus
 from tests.conftest import Clock
 from tests.e2e.harness import free_port
 from tests.payloads import alert
@@ -44,8 +45,10 @@ def runs(data_dir: Path) -> list[dict[str, Any]]:
         return [dict(r) for r in db.execute("SELECT * FROM runs ORDER BY id")]
 
 
-def crashloop(starts: str = "2026-11-22T09:00:00Z") -> dict[str, Any]:
-    return alert("KubePodCrashLooping", starts=starts, namespace="shop", pod="cart-7d9f-x", deployment="cart")
+def crashloop(starts: str = "2026-11-22T09:00:00Z", pod: str = "cart-7d9f-x") -> dict[str, Any]:
+    """kube-prometheus-stack's KubePodCrashLooping for ``pod`` in shop (tests/corpus), as the webhook carries it."""
+    crashing = corpus.alert("KubePodCrashLooping", namespace="shop", pod=pod, container="cart")
+    return corpus.webhook_alert(crashing, starts_at=datetime.fromisoformat(starts))
 
 
 FAST_CRASHLOOP = (ROOT / "examples" / "playbooks" / "delete-crashlooping-pod.yaml").read_text()
@@ -123,7 +126,7 @@ async def test_a_crash_looping_pod_is_deleted_exactly_once(start: Any, kmock: An
 
 async def test_a_hostile_label_is_refused_and_recorded_never_executed(start: Any, tmp_path: Path) -> None:
     client = await start(Kube(None, dry_run=True))
-    await post(client, alert("KubePodCrashLooping", namespace="shop", pod="x;rm -rf /"))
+    await post(client, crashloop(pod="x;rm -rf /"))  # a real alert's shape, a hostile pod name
     await settled(client)
     [run] = runs(tmp_path / "data")
     assert run["status"] == RunStatus.BLOCKED and run["reason"].startswith("refused: step 'delete_pod': name")
@@ -153,7 +156,7 @@ async def test_conditions_see_the_incident_as_it_is_when_the_run_starts(start: A
         playbook + "  steps:" + steps.replace("SEVERITY", f'"{severity}"')
     )
     client = await start(Kube(None, dry_run=True))
-    await post(client, alert("KubePodCrashLooping", namespace="shop", pod="cart-7d9f-y", deployment="cart"))
+    await post(client, crashloop(pod="cart-7d9f-y"))
     await settled(client)
     [run] = [r for r in runs(tmp_path / "data") if r["playbook"] == "by-severity"]
     assert severity != "SEV1"
@@ -303,7 +306,7 @@ async def test_the_circuit_breaker_opens_after_failures_in_a_row_and_a_person_cl
 
 async def test_runs_a_guardrail_blocks_together_are_recorded_together(start: Any, tmp_path: Path) -> None:
     client = await start(Kube(None, dry_run=True), remediation={"guardrails": {"max_runs_per_hour": 1}})
-    pods = [alert("KubePodCrashLooping", namespace="shop", pod=f"cart-{i}") for i in range(4)]
+    pods = [crashloop(pod=f"cart-{i}") for i in range(4)]
     await post(client, *pods)  # one notification: four runs asked for at once
     await settled(client)
     statuses = sorted(r["status"] for r in runs(tmp_path / "data"))

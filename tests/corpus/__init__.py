@@ -1,8 +1,9 @@
 """Real alerts for tests: kube-prometheus-stack's rules, the labels and annotations they really yield.
 
 ``alert(name, **subject)`` gives one corpus alert (labels exactly as Alertmanager delivers them, subject
-labels re-valued); ``payload(alerts, ...)`` the Alertmanager 0.25 webhook body for a group of them;
-``CORPUS`` every entry with its source rule; ``ALERTMANAGER_CONFIG`` an alertmanager.yml routed like the
+labels re-valued); ``payload(alerts, ...)`` the Alertmanager 0.25 webhook body for a group of them,
+``webhook_alert`` one alert of such a body, ``prometheus_alert`` the alert as Prometheus posts it to
+Alertmanager; ``CORPUS`` every entry with its source rule; ``ALERTMANAGER_CONFIG`` an alertmanager.yml routed like the
 chart's defaults. README.md in this directory says where everything comes from and how to add an alert;
 tests/test_corpus.py proves every entry with ``promtool test rules`` against the vendored rules.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.corpus.entries import CorpusAlert, Entry, alert, entries
-from tests.corpus.webhook import payload
+from tests.corpus.webhook import payload, prometheus_alert, webhook_alert
 
 __all__ = [
     "ALERTMANAGER_CONFIG",
@@ -23,6 +24,8 @@ __all__ = [
     "alert",
     "alertmanager_config",
     "payload",
+    "prometheus_alert",
+    "webhook_alert",
 ]
 
 CORPUS: tuple[Entry, ...] = entries()

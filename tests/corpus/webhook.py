@@ -70,6 +70,30 @@ def payload(
     }
 
 
+def webhook_alert(
+    a: CorpusAlert, status: str = "firing", *, starts_at: datetime, ends_at: datetime | None = None
+) -> dict[str, Any]:
+    """One alert of a webhook body (what ``payload`` puts in ``alerts``), for helpers that wrap alerts themselves."""
+    if status not in ("firing", "resolved"):
+        raise ValueError(f"status must be 'firing' or 'resolved', not {status!r}")
+    if status == "resolved" and ends_at is None:
+        raise ValueError("resolved alerts need ends_at")
+    return _alert(a, status, starts_at, ends_at)
+
+
+def prometheus_alert(a: CorpusAlert, *, starts_at: datetime, ends_at: datetime | None = None) -> dict[str, Any]:
+    """The alert as Prometheus posts it to Alertmanager (``POST /api/v2/alerts``), to push into a real one."""
+    posted: dict[str, Any] = {
+        "labels": dict(a.labels),
+        "annotations": dict(a.annotations),
+        "startsAt": rfc3339(starts_at),
+        "generatorURL": a.generator_url,
+    }
+    if ends_at is not None:
+        posted["endsAt"] = rfc3339(ends_at)
+    return posted
+
+
 def rfc3339(moment: datetime) -> str:
     """``moment`` as Go's time.Time marshals it (RFC 3339, fraction only when there is one), in UTC."""
     if moment.tzinfo is None:

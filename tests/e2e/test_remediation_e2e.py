@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,8 @@ import kmock
 import pytest
 import yaml
 
+from tests.corpus import alert, prometheus_alert
 from tests.e2e.harness import alertmanager_config, eventually
-from tests.e2e.test_alertmanager_e2e import prom_alert
 from tests.test_kube import pod, put
 from tests.test_runs import FAST_CRASHLOOP
 
@@ -34,6 +35,12 @@ def kubeconfig(path: Path, server: str) -> Path:
     return path
 
 
+def crash_looping(now: float) -> dict[str, Any]:
+    """KubePodCrashLooping (tests/corpus) for the pod ``_serving`` makes, as Prometheus posts it."""
+    crashing = alert("KubePodCrashLooping", namespace="shop", pod="cart-7d9f-x", container="cart")
+    return prometheus_alert(crashing, starts_at=datetime.fromtimestamp(now, UTC))
+
+
 async def _serving(processes: dict[str, Any], kmock: Any, tmp_path: Path, playbook: str) -> tuple[Any, Any]:
     """A pod to act on, ``receiver serve`` with ``playbook`` and a kubeconfig for the emulator, an Alertmanager."""
     put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
@@ -54,7 +61,7 @@ async def test_a_crash_looping_pod_alert_leads_to_exactly_one_pod_deletion(
     processes: dict[str, Any], kmock: Any, tmp_path: Path
 ) -> None:
     receiver, am = await _serving(processes, kmock, tmp_path, FAST_CRASHLOOP)
-    crashing = prom_alert("KubePodCrashLooping", await am.now(), namespace="shop", pod="cart-7d9f-x", deployment="cart")
+    crashing = crash_looping(await am.now())
     for _ in range(3):  # Prometheus re-sends the firing alert on every evaluation
         await am.push([crashing])
         await asyncio.sleep(0.5)
@@ -93,7 +100,7 @@ async def test_a_run_cut_by_a_crash_is_interrupted_and_never_repeated(
     processes: dict[str, Any], kmock: Any, tmp_path: Path
 ) -> None:
     receiver, am = await _serving(processes, kmock, tmp_path, SLOW_PLAYBOOK)
-    await am.push([prom_alert("KubePodCrashLooping", await am.now(), namespace="shop", pod="cart-7d9f-x")])
+    await am.push([crash_looping(await am.now())])
 
     async def deleted() -> bool:
         return len(list(kmock["delete"])) >= 1
