@@ -17,6 +17,7 @@ from receiver.incidents.correlation import (
     scope_of,
     should_resolve,
 )
+from tests.corpus import CorpusAlert, alert
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 POLICY = CorrelationPolicy()
@@ -47,41 +48,32 @@ def test_the_first_rule_whose_labels_the_alert_carries_gives_its_scope(
     assert scope_of("fp1", labels, CorrelationPolicy(rules=rules)) == expected
 
 
-KSM = {
-    "job": "kube-state-metrics",
-    "service": "kube-prometheus-stack-kube-state-metrics",
-    "instance": "10.244.1.7:8080",
-}
-KSM_OWN = {"namespace": "monitoring", "pod": "kube-prometheus-stack-kube-state-metrics-6d8f7c9b5-q2wzx"}
+NODE = "ip-10-0-1-12.ec2.internal"
+VOLUME = {"namespace": "shop", "persistentvolumeclaim": "data-db-0"}
 
 
 @pytest.mark.parametrize(
-    ("labels", "expected"),
+    ("corpus", "expected"),
     [
-        ({**KSM, **KSM_OWN, "container": "kube-state-metrics", "node": "w1"}, Scope("node", ("w1",))),
-        ({"job": "node-exporter", "instance": "w2", "namespace": "monitoring", "container": "node-exporter"}, None),
-        ({**KSM, "namespace": "shop", "pod": "web-7d4b9c6f5-x2x9z", "container": "web"}, Scope("namespace", ("shop",))),
-        # a volume's alert carries the kubelet's node: it is the claim's, scoped by its namespace
-        (
-            {"job": "kubelet", "namespace": "shop", "node": "w1", "persistentvolumeclaim": "data-db-0"},
-            Scope("namespace", ("shop",)),
-        ),
-        # an exporter's own namespace is no scope for a cluster-scoped object: a volume goes by cluster
-        (
-            {**KSM, **KSM_OWN, "container": "kube-state-metrics", "persistentvolume": "pvc-5b0e", "cluster": "eu-1"},
-            Scope("cluster", ("eu-1",)),
-        ),
+        # kube-state-metrics' node alerts carry its own namespace="monitoring", pod and container
+        (alert("KubeNodeNotReady", node=NODE), Scope("node", (NODE,))),
+        (alert("KubeNodeUnreachable", node=NODE), Scope("node", (NODE,))),
+        (alert("KubeletTooManyPods", node=NODE), Scope("node", (NODE,))),
+        # node-exporter's: the node is its instance, without the port
+        (alert("NodeFilesystemSpaceFillingUp", variant="critical"), Scope("node", ("10.0.1.12",))),
+        (alert("KubePodCrashLooping", namespace="shop"), Scope("namespace", ("shop",))),
         # a namespaced object's namespace is its own, though kube-state-metrics' pod and container are on it
-        (
-            {**KSM, **KSM_OWN, "container": "kube-state-metrics", "deployment": "web", "namespace": "shop"},
-            Scope("namespace", ("shop",)),
-        ),
+        (alert("KubeDeploymentReplicasMismatch", namespace="shop"), Scope("namespace", ("shop",))),
+        # a volume's alert carries the kubelet's node: it is the claim's, scoped by its namespace
+        (alert("KubePersistentVolumeFillingUp", variant="warning", node=NODE, **VOLUME), Scope("namespace", ("shop",))),
+        # an exporter's own namespace is no scope for a cluster-scoped object: a persistent volume's is its own
+        (alert("KubePersistentVolumeErrors"), Scope("alert", ("fp1",))),
+        (alert("Watchdog"), Scope("alert", ("fp1",))),
     ],
+    ids=lambda v: v.name if isinstance(v, CorpusAlert) else "",
 )
-def test_node_alerts_are_scoped_by_node_never_by_the_exporters_namespace(
-    labels: dict[str, str], expected: Scope | None
-) -> None:
-    assert scope_of("fp1", labels, POLICY) == (expected or Scope("node", ("w2",)))
+def test_node_alerts_are_scoped_by_node_never_by_the_exporters_namespace(corpus: CorpusAlert, expected: Scope) -> None:
+    assert scope_of("fp1", corpus.labels, POLICY) == expected
 
 
 def incident(name: str, *, firing: int = 0, active: float = 0, resolved: float | None = None) -> IncidentView:
@@ -132,9 +124,11 @@ def alerts(count: int, services: int, fired: float = 0) -> list[FiringAlert]:
 
 
 def exported(count: int) -> list[FiringAlert]:
-    """Alerts of one deployment's pods, reported by kube-state-metrics (its service and instance on each)."""
+    """KubePodCrashLooping of one deployment's pods and CPUThrottlingHigh (kube-state-metrics', the kubelet's)."""
     pods = [f"web-7d4b9c6f5-{s}" for s in ("x2x9z", "k4lzq", "b7tvn", "m2pwd", "r9fhs", "z2xcv")]
-    return [FiringAlert(f"fp{i}", {**KSM, "namespace": "shop", "pod": pods[i]}, at(0)) for i in range(count)]
+    names = ("KubePodCrashLooping", "CPUThrottlingHigh")
+    found = [alert(names[i % 2], namespace="shop", pod=pods[i]) for i in range(count)]
+    return [FiringAlert(f"fp{i}", a.labels, at(0)) for i, a in enumerate(found)]
 
 
 @pytest.mark.parametrize(

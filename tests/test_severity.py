@@ -19,6 +19,7 @@ from receiver.incidents.severity import (
     most_severe,
     source_severity,
 )
+from tests.corpus import CORPUS, Entry, alert
 
 S1, S2, S3, S4 = Severity.SEV1, Severity.SEV2, Severity.SEV3, Severity.SEV4
 ERRORS = {"alertname": "HighErrorRate", "severity": "warning"}
@@ -167,12 +168,26 @@ def test_a_cascade_goes_to_its_configured_severity_at_most_and_one_level_at_most
     assert result.severity == expected
 
 
-def test_warnings_and_infos_are_never_sev1_whatever_the_context() -> None:
-    for source in ("warning", "info", "none"):
-        own = classify({"alertname": "KubePodCrashLooping", "severity": source}, {})
-        for services in range(10):
-            result = modify(own, Context({}, services, True), Modifiers())
-            assert result.severity > S1, (source, services, result.reason)
+@pytest.mark.parametrize(
+    "entry", [e for e in CORPUS if e.severity != "critical"], ids=lambda e: f"{e.name}-{e.variant or e.severity}"
+)
+def test_kube_prometheus_warnings_and_infos_are_never_sev1_whatever_the_context(entry: Entry) -> None:
+    found = alert(entry.name, variant=entry.variant)
+    own = classify(found.labels, found.annotations)
+    assert own.severity == {"warning": S3, "info": S4, "none": S4}[entry.severity]
+    for services in range(10):
+        for cascade in (False, True):
+            result = modify(own, Context(found.labels, services, cascade), Modifiers())
+            assert result.severity in (own.severity, own.severity.shifted(-1)), result.reason
+            assert result.severity > S1
+
+
+@pytest.mark.parametrize("entry", [e for e in CORPUS if e.severity == "critical"], ids=lambda e: e.name)
+def test_kube_prometheus_criticals_are_sev2_and_sev1_in_a_cascade(entry: Entry) -> None:
+    found = alert(entry.name, variant=entry.variant)
+    own = classify(found.labels, found.annotations)
+    assert (own.severity, own.reason) == (S2, "label severity='critical' -> SEV2")
+    assert modify(own, Context(found.labels, 1, cascade=True), Modifiers()).severity is S1
 
 
 def test_an_incident_is_as_severe_as_its_worst_alert() -> None:

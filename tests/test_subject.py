@@ -1,7 +1,7 @@
 """Subject tables: what an alert is about once the exporter that measured it is taken away.
 
-The label sets here show the mechanism (which labels are the exporter's, which the subject's); the alerts
-kube-prometheus really raises go through the same code in tests/test_scenarios.py, from the corpus.
+Every corpus alert (kube-prometheus-stack's rules, labels as Alertmanager delivers them) and its subject;
+hand-written labels only where the test is about configuration or an application's own alerts.
 """
 
 from __future__ import annotations
@@ -10,17 +10,9 @@ import pytest
 
 from receiver.alerts.regex import compile_anchored
 from receiver.incidents.subject import Subject, SubjectPolicy, is_exporter, subject_labels, subject_of, workload_of_pod
+from tests.corpus import CORPUS, CorpusAlert, Entry, alert
 
 POLICY = SubjectPolicy()
-KSM = {
-    "job": "kube-state-metrics",
-    "instance": "10.244.1.7:8080",
-    "endpoint": "http",
-    "service": "kube-prometheus-stack-kube-state-metrics",
-}
-KSM_OWN = {"namespace": "monitoring", "pod": "kube-prometheus-stack-kube-state-metrics-6d8f7c9b5-q2wzx"}
-
-
 @pytest.mark.parametrize(
     ("pod", "workload"),
     [
@@ -39,55 +31,79 @@ def test_a_pods_workload_is_its_name_without_the_controllers_suffix(pod: str, wo
     assert workload_of_pod(pod) == workload
 
 
+NODE = "ip-10-0-1-12.ec2.internal"
+
+
 @pytest.mark.parametrize(
-    ("labels", "expected"),
+    ("corpus", "expected"),
     [
         # kube-state-metrics about a pod: the pod and namespace are the subject's (honorLabels), the target is not
-        (
-            {**KSM, "namespace": "shop", "pod": "web-7d4b9c6f5-x2x9z", "container": "web"},
-            Subject("workload", "web", "shop"),
-        ),
-        (
-            {**KSM, **KSM_OWN, "container": "kube-state-metrics", "deployment": "web", "namespace": "shop"},
-            Subject("deployment", "web", "shop"),
-        ),
-        (
-            {**KSM, **KSM_OWN, "container": "kube-state-metrics", "persistentvolume": "pvc-5b0e"},
-            Subject("persistentvolume", "pvc-5b0e"),
-        ),
-        # kube-state-metrics about a node: its own namespace, pod and container stay on the alert
-        ({**KSM, **KSM_OWN, "container": "kube-state-metrics", "node": "worker-1"}, Subject("node", "worker-1")),
-        # node-exporter: the instance is the node
-        (
-            {
-                "job": "node-exporter",
-                "instance": "worker-2",
-                "namespace": "monitoring",
-                "pod": "kube-prometheus-stack-prometheus-node-exporter-2xk9p",
-                "container": "node-exporter",
-                "service": "kube-prometheus-stack-prometheus-node-exporter",
-            },
-            Subject("node", "worker-2"),
-        ),
-        ({"job": "node-exporter", "instance": "10.0.0.5:9100"}, Subject("node", "10.0.0.5")),
+        (alert("KubePodCrashLooping", namespace="shop", pod="web-7d4b9c6f5-x2x9z"), Subject("workload", "web", "shop")),
+        (alert("KubePodNotReady", namespace="shop", pod="db-0"), Subject("workload", "db", "shop")),
+        (alert("KubeContainerWaiting"), Subject("workload", "web", "shop")),
+        (alert("KubeDeploymentReplicasMismatch"), Subject("deployment", "web", "shop")),
+        (alert("KubeDeploymentRolloutStuck"), Subject("deployment", "web", "shop")),
+        (alert("KubeStatefulSetReplicasMismatch"), Subject("statefulset", "db", "shop")),
+        (alert("KubeDaemonSetRolloutStuck"), Subject("daemonset", "fluent-bit", "logging")),
+        (alert("KubeJobFailed"), Subject("job_name", "nightly-report-29350080", "shop")),
+        (alert("KubeHpaMaxedOut"), Subject("horizontalpodautoscaler", "web", "shop")),
         # the kubelet about a volume: the claim, not the node it is mounted on
         (
-            {"job": "kubelet", "namespace": "shop", "node": "worker-1", "persistentvolumeclaim": "data-db-0"},
+            alert("KubePersistentVolumeFillingUp", variant="critical"),
             Subject("persistentvolumeclaim", "data-db-0", "shop"),
         ),
-        # an application's own metrics: its service is its own
-        ({"job": "checkout", "namespace": "shop", "service": "checkout"}, Subject("service", "checkout", "shop")),
-        # an exporter's service names no subject
-        ({**KSM, "namespace": "monitoring"}, None),
-        ({"job": "kubelet", "namespace": "kube-system", "service": "kube-prometheus-stack-kubelet"}, None),
-        ({"workload": "web", "workload_type": "deployment", "namespace": "shop"}, Subject("deployment", "web", "shop")),
-        ({"alertname": "KubeAPIErrorBudgetBurn"}, None),
+        (alert("KubePersistentVolumeErrors"), Subject("persistentvolume", "pvc-5b0e7c2a-3f4d-4e8a-9b6c-1d2e3f4a5b6c")),
+        # kube-state-metrics about a node: its own namespace, pod and container stay on the alert
+        (alert("KubeNodeNotReady", node=NODE), Subject("node", NODE)),
+        (alert("KubeNodeUnreachable", node=NODE), Subject("node", NODE)),
+        (alert("KubeletTooManyPods", node=NODE), Subject("node", NODE)),
+        # node-exporter: the instance is the node
+        (alert("NodeFilesystemSpaceFillingUp", variant="warning"), Subject("node", "10.0.1.12")),
+        (alert("NodeFilesystemAlmostOutOfSpace", variant="critical"), Subject("node", "10.0.1.12")),
+        # the kubelet's cAdvisor about a container
+        (alert("CPUThrottlingHigh"), Subject("workload", "web", "shop")),
+        # an application's own target: its service is its own; an exporter's names no subject
+        (alert("TargetDown"), Subject("service", "checkout", "shop")),
+        (
+            alert("TargetDown", job="kube-state-metrics", service="kube-prometheus-stack-kube-state-metrics"),
+            None,
+        ),
+        # Prometheus and Alertmanager about themselves: their own pods
+        (
+            alert("PrometheusRuleFailures"),
+            Subject("workload", "prometheus-kube-prometheus-stack-prometheus", "monitoring"),
+        ),
+        (
+            alert("AlertmanagerFailedToSendAlerts"),
+            Subject("workload", "alertmanager-kube-prometheus-stack-alertmanager", "monitoring"),
+        ),
+        (alert("KubeCPUOvercommit"), None),
+        (alert("Watchdog"), None),
     ],
+    ids=lambda v: v.name if isinstance(v, CorpusAlert) else "",
 )
 def test_the_subject_is_what_the_alert_is_about_never_the_exporter(
-    labels: dict[str, str], expected: Subject | None
+    corpus: CorpusAlert, expected: Subject | None
 ) -> None:
-    assert subject_of(labels, POLICY) == expected
+    assert subject_of(corpus.labels, POLICY) == expected
+
+
+@pytest.mark.parametrize("entry", CORPUS, ids=lambda e: f"{e.name}-{e.variant}" if e.variant else e.name)
+def test_no_corpus_alert_has_its_exporter_for_subject(entry: Entry) -> None:
+    labels = alert(entry.name, variant=entry.variant).labels
+    subject = subject_of(labels, POLICY)
+    exported = is_exporter(labels, POLICY)  # else its job and service are its own (an application's target)
+    exporter = {labels.get("job"), labels.get("service")} if exported else set()
+    if exported and labels.get("container") in POLICY.exporter_containers:
+        exporter.add(workload_of_pod(labels["pod"]))
+    assert subject is None or subject.name not in exporter
+    if subject is not None and exported and subject.namespace == "monitoring":
+        assert labels["alertname"].startswith(("Prometheus", "Alertmanager"))  # the monitoring stack's own
+
+
+def test_an_application_alert_names_its_workload_by_its_kind() -> None:
+    labels = {"workload": "web", "workload_type": "deployment", "namespace": "shop"}
+    assert subject_of(labels, POLICY) == Subject("deployment", "web", "shop")
 
 
 def test_a_subject_key_joins_a_workload_its_pods_and_its_autoscaler() -> None:

@@ -7,29 +7,32 @@ Watchdog nothing is raised; a restart neither forgets nor repeats the alarm.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
+from pathlib import Path
 from typing import cast
 
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from receiver.alerts.dedup import DedupPolicy
 from receiver.alerts.matchers import parse
-from receiver.engine.processor import Processor
-from receiver.incidents.book import Book, IncidentPolicy
+from receiver.incidents.book import IncidentPolicy
 from receiver.incidents.lifecycle import IncidentStatus
 from receiver.incidents.severity import Severity
 from receiver.incidents.watchdog import ALARM_FINGERPRINT, Sightings, WatchdogPolicy, armed, missing, verdict
 from receiver.metrics import Metrics
+from receiver.playbooks.plan import NamespacePolicy
+from receiver.playbooks.remediation import Remediation
 from receiver.store import AlertQuery, IncidentQuery
 from receiver.store.sqlite import SQLiteStore
 from receiver.web.scrape import Scrape
 from tests.conftest import T0
-from tests.payloads import alert, body
+from tests.corpus import alert
+from tests.delivering import deliver, processor
 
-WATCHDOG = alert("Watchdog", starts="2026-11-22T09:00:00Z", severity="none", prometheus="monitoring/kps-prometheus")
-INHIBITOR = alert("InfoInhibitor", starts="2026-11-22T09:00:00Z", severity="none", namespace="shop")
+WATCHDOG = alert("Watchdog")
+INHIBITOR = alert("InfoInhibitor", namespace="shop")
+CRASH = alert("KubePodCrashLooping", namespace="shop", pod="web-7d4b9c6f5-x2x9z")
 POLICY = WatchdogPolicy()
 
 
@@ -67,20 +70,9 @@ def test_a_disabled_watchdog_is_never_armed_and_clears_its_alarm() -> None:
     assert verdict(Sightings(), T0, off, raised=True) == "clear"
 
 
-def processor(store: SQLiteStore, policy: IncidentPolicy | None = None) -> Processor:
-    book = Book(policy or IncidentPolicy())
-    return Processor(store, policy=DedupPolicy(), report=lambda c, t: None, book=book, clock=lambda: T0)
-
-
-async def deliver(store: SQLiteStore, proc: Processor, at: datetime, *alerts: dict[str, object]) -> None:
-    await store.accept(body(*alerts), at)
-    await proc.drain()
-
-
 async def test_ignored_alerts_are_stored_but_open_no_incident(store: SQLiteStore) -> None:
     proc = processor(store)
-    crash = alert("KubePodCrashLooping", severity="warning", namespace="shop", pod="web-7d4b9c6f5-x2x9z")
-    await deliver(store, proc, T0, WATCHDOG, INHIBITOR, crash)
+    await deliver(store, proc, T0, [WATCHDOG, INHIBITOR, CRASH])
     listed = await store.alerts(AlertQuery())
     assert sorted(a.labels["alertname"] for a in listed.alerts) == ["InfoInhibitor", "KubePodCrashLooping", "Watchdog"]
     [incident] = await store.incidents(IncidentQuery())
@@ -90,15 +82,37 @@ async def test_ignored_alerts_are_stored_but_open_no_incident(store: SQLiteStore
 
 async def test_a_configured_ignore_list_replaces_the_default(store: SQLiteStore) -> None:
     proc = processor(store, IncidentPolicy(ignore=((parse('alertname="KubePodCrashLooping"'),),)))
-    crash = alert("KubePodCrashLooping", severity="warning", namespace="shop", pod="web-7d4b9c6f5-x2x9z")
-    await deliver(store, proc, T0, crash, INHIBITOR)
+    await deliver(store, proc, T0, [CRASH, INHIBITOR])
     [incident] = await store.incidents(IncidentQuery())
     assert incident.title == "InfoInhibitor in namespace shop"
 
 
+PAGE_ON_ANYTHING = """
+apiVersion: receiver/v1
+kind: Playbook
+metadata: {name: tell, description: Tell people of any alert of the shop.}
+spec:
+  trigger: {labels: ['alertname=~"InfoInhibitor|Watchdog|KubePodCrashLooping"']}
+  steps:
+    - {name: tell, action: notify, message: "{{ alert.labels.alertname }} fires"}
+"""
+
+
+@pytest.mark.parametrize(("ignore", "runs"), [(None, ["KubePodCrashLooping"]), ((), ["InfoInhibitor", "Watchdog"])])
+async def test_ignored_alerts_trigger_no_playbook(
+    store: SQLiteStore, tmp_path: Path, ignore: tuple[()] | None, runs: list[str]
+) -> None:
+    (tmp_path / "tell.yaml").write_text(PAGE_ON_ANYTHING)
+    policy = IncidentPolicy() if ignore is None else IncidentPolicy(ignore=ignore)
+    proc = processor(store, policy, Remediation.load([tmp_path], NamespacePolicy()))
+    await deliver(store, proc, T0, [WATCHDOG, INHIBITOR] + ([CRASH] if ignore is None else []))
+    planned = [await store.run(r.id) for r in await store.runs()]
+    assert sorted(r.alert.labels["alertname"] for r in planned if r is not None) == runs
+
+
 async def test_no_watchdog_ever_raises_nothing(store: SQLiteStore) -> None:
     proc = processor(store)
-    await deliver(store, proc, T0, alert("KubePodCrashLooping", severity="warning", namespace="shop"))
+    await deliver(store, proc, T0, [CRASH])
     await proc.watch(T0 + timedelta(days=3))
     assert [i.title for i in await store.incidents(IncidentQuery())] == ["KubePodCrashLooping in namespace shop"]
 
@@ -106,7 +120,7 @@ async def test_no_watchdog_ever_raises_nothing(store: SQLiteStore) -> None:
 async def test_a_missing_watchdog_opens_one_incident_until_it_comes_back(store: SQLiteStore) -> None:
     proc = processor(store)
     for minute in range(0, 30, 5):  # Alertmanager repeats it every 5 minutes
-        await deliver(store, proc, T0 + timedelta(minutes=minute), WATCHDOG)
+        await deliver(store, proc, T0 + timedelta(minutes=minute), [WATCHDOG])
         await proc.watch(T0 + timedelta(minutes=minute))
     assert not await store.incidents(IncidentQuery())
     last = T0 + timedelta(minutes=25)
@@ -126,7 +140,7 @@ async def test_a_missing_watchdog_opens_one_incident_until_it_comes_back(store: 
     assert len(await store.incidents(IncidentQuery())) == 1
 
     back = last + timedelta(hours=3)
-    await deliver(store, restarted, back, WATCHDOG)
+    await deliver(store, restarted, back, [WATCHDOG])
     await restarted.watch(back)
     [incident] = await store.incidents(IncidentQuery())
     assert incident.firing == 0 and incident.status is IncidentStatus.TRIGGERED
@@ -139,10 +153,10 @@ async def test_a_missing_watchdog_opens_one_incident_until_it_comes_back(store: 
 
 
 async def test_the_watchdogs_severity_and_matchers_are_configurable(store: SQLiteStore) -> None:
-    policy = WatchdogPolicy(matchers=(parse('alertname="DeadMansSwitch"'),), severity=Severity.SEV1)
+    policy = WatchdogPolicy(matchers=(parse('alertname="InfoInhibitor"'),), severity=Severity.SEV1)
     proc = processor(store, IncidentPolicy(watchdog=policy))
     for minute in (0, 1):
-        await deliver(store, proc, T0 + timedelta(minutes=minute), alert("DeadMansSwitch", severity="none"))
+        await deliver(store, proc, T0 + timedelta(minutes=minute), [INHIBITOR])
         await proc.watch(T0 + timedelta(minutes=minute))
     await proc.watch(T0 + timedelta(minutes=11))
     [incident] = await store.incidents(IncidentQuery())
@@ -156,7 +170,7 @@ async def test_a_watchdog_repeated_every_12_hours_never_raises_a_false_alarm(
     proc = processor(store)
     for hours in (0, 12, 24):
         arrival = T0 + timedelta(hours=hours)
-        await deliver(store, proc, arrival, WATCHDOG)
+        await deliver(store, proc, arrival, [WATCHDOG])
         for later in (0, 10, 60, 11 * 60):
             await proc.watch(arrival + timedelta(minutes=later))
             await proc.expire(arrival + timedelta(minutes=later))
@@ -178,12 +192,12 @@ async def test_the_watchdog_metrics_are_read_at_scrape_time(store: SQLiteStore) 
     assert await sample() == (0, 0)  # never seen: not missing
     proc = processor(store)
     for minute in (0, 2):
-        await deliver(store, proc, T0 + timedelta(minutes=minute), WATCHDOG)
+        await deliver(store, proc, T0 + timedelta(minutes=minute), [WATCHDOG])
         await proc.watch(T0 + timedelta(minutes=minute))
     last = (T0 + timedelta(minutes=2)).timestamp()
     assert await sample() == (last, 0)
     await proc.watch(T0 + timedelta(minutes=12))
     assert await sample() == (last, 1)
-    await deliver(store, proc, T0 + timedelta(minutes=13), WATCHDOG)
+    await deliver(store, proc, T0 + timedelta(minutes=13), [WATCHDOG])
     await proc.watch(T0 + timedelta(minutes=13))
     assert await sample() == ((T0 + timedelta(minutes=13)).timestamp(), 0)
