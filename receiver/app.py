@@ -35,6 +35,7 @@ from receiver.kube import Kube
 from receiver.metrics import Metrics
 from receiver.playbooks.model import load_dirs
 from receiver.store import Backend, InboxStore, Store, StoreError, backends
+from receiver.timer import REAL, Timer
 from receiver.web import errors, health, openapi
 from receiver.web.alerts_api import AlertsApi
 from receiver.web.auth import Credentials
@@ -63,8 +64,12 @@ def create_app(
     store: Store | None = None,
     engine: Literal["process", "inline"] = "process",
     kube: Kube | None = None,
+    timer: Timer = REAL,
 ) -> web.Application:
-    """Build the daemon's application. ``store`` replaces the configured backend (tests; ``engine="inline"``)."""
+    """Build the daemon's application. ``store`` replaces the configured backend (tests; ``engine="inline"``).
+
+    ``timer``: the engine's for playbook steps (a ``VirtualTimer`` in tests: waits pass at once).
+    """
     if store is not None and engine == "process":
         raise ValueError("the engine process opens the SQLite store itself: a store passed in needs engine='inline'")
     metrics = Metrics(registry or CollectorRegistry())
@@ -83,13 +88,13 @@ def create_app(
     policy = settings.alerts.policy()
     run: functools.partial[AsyncIterator[None]]
     if engine == "inline":
-        inline = build(settings, store, clock=clock, kube=kube, report=lambda _, t: metrics.add(t))
+        inline = build(settings, store, clock=clock, kube=kube, report=lambda _, t: metrics.add(t), timer=timer)
         processor, runner = app[PROCESSOR], app[RUNNER] = inline.processor, inline.runner
         playbooks = inline.playbooks
         ingestor = _ingestor(settings, store, processor, clock)
         run = functools.partial(_inline, engine=inline, ingestor=ingestor, store=store, clock=clock, settings=settings)
     else:
-        engine_process = EngineProcess(settings, metrics, clock=clock)
+        engine_process = EngineProcess(settings, metrics, clock=clock, timer=timer)
         # Their names only, for /metrics: the engine loads them to run them, and logs their problems.
         playbooks = [p.name for p in load_dirs(settings.remediation.playbook_dirs).playbooks]
         ingestor = _ingestor(settings, store, engine_process, clock)

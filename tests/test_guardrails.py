@@ -6,7 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from receiver.playbooks.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
+from receiver.playbooks.guardrails import (
+    Block,
+    Limits,
+    PastRun,
+    breaker_opens,
+    judge,
+    judge_rendered,
+    pods_deleted,
+    targets_of,
+)
 from receiver.playbooks.plan import Plan, PlannedStep
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -118,3 +127,38 @@ def test_targets_pods_and_the_breaker() -> None:
     assert targets_of(Plan("p", (DELETE, RESTART, cordon, step("wait", seconds=1.0)))) == {POD, DEP, "Node/node-1"}
     assert pods_deleted(PLAN) == 1
     assert [breaker_opens(n, Limits()) for n in (0, 2, 3, 4)] == [False, False, True, True]
+
+
+DEFERRED = PlannedStep("scale", "scale", when='alert.status == "firing"', deferred="'deployment' is undefined")
+SCALE = step("scale", kind="Deployment", namespace="shop", name="cart", replicas=None, by=2, min=2, max=50)
+BORN = Plan("crashloop", (DELETE, DEFERRED))
+
+
+def test_a_deferred_step_names_no_object_until_it_is_rendered() -> None:
+    assert targets_of(BORN) == frozenset({POD})  # judged at the start on what it knows
+    assert judge(BORN, Limits(), [past(5, targets=frozenset({DEP}))], breaker_open=False, now=NOW).allowed
+
+
+@pytest.mark.parametrize(
+    ("rendered", "others", "limits", "block", "why"),
+    [
+        (SCALE, [], Limits(max_replicas=50), None, "allowed"),
+        (SCALE, [], Limits(), Block.BLAST_RADIUS, "it may scale to 50 replicas (limit 20)"),
+        (RESTART, [past(30, targets=frozenset({DEP}), finished=False)], Limits(), Block.TARGET_BUSY, DEP),
+        (RESTART, [past(5, targets=frozenset({DEP}))], Limits(), Block.COOLDOWN, "0:05:00 ago"),
+        (RESTART, [past(5, targets=frozenset({POD}))], Limits(), None, "allowed"),  # another object
+        (
+            DELETE,
+            [past(10, targets=frozenset({"Pod/shop/x"}), pods=9)],
+            Limits(),
+            Block.BLAST_RADIUS,
+            "9 pods were deleted in the last hour; 2 more",  # the plan's first deletion and this one
+        ),
+    ],
+)
+def test_a_rendered_deferred_step_is_judged_on_its_objects_and_the_whole_plan(
+    rendered: PlannedStep, others: list[PastRun], limits: Limits, block: Block | None, why: str
+) -> None:
+    step = PlannedStep("scale", rendered.action, rendered.inputs, DEFERRED.when, deferred=DEFERRED.deferred)
+    verdict = judge_rendered(BORN.with_step(step), step, limits, others, now=NOW)
+    assert verdict.block is block and why in verdict.reason

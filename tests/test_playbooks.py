@@ -250,3 +250,74 @@ def test_cli_plan_shows_what_the_guardrails_would_say(tmp_path: Path, capsys: py
     settings.write_text("remediation: {guardrails: {max_runs_per_hour: 0}}\n")
     assert cli.main(argv) == 2
     assert "remediation.guardrails.max_runs_per_hour" in capsys.readouterr().err
+
+
+WAITING = """
+apiVersion: receiver/v1
+kind: Playbook
+metadata: {name: waits}
+spec:
+  trigger: {alertname: X}
+  steps:
+    - {name: settle, action: wait, duration: 5m}
+    - {name: short, action: wait, duration: 10s}
+    - {name: resolve, action: wait_for_resolution, timeout: 10m}
+"""
+
+
+def test_a_waits_time_limit_follows_from_its_duration(tmp_path: Path) -> None:
+    file = tmp_path / "waits.yaml"
+    file.write_text(WAITING)
+    found = load_file(file)
+    assert isinstance(found, Playbook), found
+    assert [s.timeout.total_seconds() for s in found.spec.steps] == [310.0, 60.0, 600.0]  # 5m + 10s; the default
+    planned = plan(found, facts(), NAMESPACES)
+    assert [s.inputs["timeout_seconds"] for s in planned.steps] == [310.0, 60.0, 600.0]
+
+
+@pytest.mark.parametrize("timeout", ["1m", "5m"])
+def test_a_wait_that_could_never_finish_is_a_validation_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    file = tmp_path / "waits.yaml"
+    file.write_text(WAITING.replace("duration: 5m}", f"duration: 5m, timeout: {timeout}}}"))
+    [problem] = load_file(file)  # type: ignore[misc]
+    assert problem.path == "spec.steps[0]"
+    assert problem.message.startswith("step 'settle': its timeout (") and "could never finish" in problem.message
+    assert cli.main(["playbooks", "validate", str(tmp_path)]) == 2
+    assert f"{file}: spec.steps[0]: step 'settle': its timeout" in capsys.readouterr().err
+
+
+GUARDED = """
+apiVersion: receiver/v1
+kind: Playbook
+metadata: {name: guarded}
+spec:
+  trigger: {alertname: KubePodCrashLooping}
+  steps:
+    - {name: delete_pod, action: delete_pod,
+       target: {namespace: "{{ alert.labels.namespace }}", name: "{{ alert.labels.pod }}"}}
+    - name: rollback
+      when: alert.status == "firing"
+      action: rollout_undo
+      target: {namespace: "{{ alert.labels.namespace }}", name: "{{ alert.labels.deployment }}"}
+"""
+
+
+def test_cli_plan_shows_a_deferred_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "guarded.yaml").write_text(GUARDED)
+    alert = {"status": "firing", "labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": "web-1"}}
+    payload = tmp_path / "crash.json"
+    payload.write_text(json.dumps({"version": "4", "status": "firing", "alerts": [{**alert, "startsAt": str(T0)}]}))
+    argv = ["playbooks", "plan", "--alert", str(payload), "--dir", str(tmp_path / "playbooks")]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "playbook guarded: allowed" in out
+    assert "2. rollback: rollout_undo deferred (rendered at run time if its condition holds): " in out
+    assert cli.main([*argv, "--json"]) == 0
+    [report] = json.loads(capsys.readouterr().out)
+    [planned] = report["plans"]
+    assert planned["refused"] is None
+    rollback = planned["steps"][1]
+    assert (rollback["inputs"], rollback["refused"]) == ({}, None) and "deployment" in rollback["deferred"]

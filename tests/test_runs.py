@@ -26,6 +26,7 @@ from receiver.playbooks.model import load_dirs
 from receiver.playbooks.plan import AlertFacts, NamespacePolicy
 from receiver.playbooks.runs import RunStatus, intents
 from receiver.store.sqlite import SQLiteStore
+from receiver.timer import VirtualTimer
 from tests import corpus
 from tests.conftest import Clock
 from tests.e2e.harness import free_port
@@ -65,7 +66,7 @@ def start(aiohttp_client: Any, make_settings: Any, clock: Clock, tmp_path: Path)
         raw.setdefault("remediation", {})["playbook_dirs"] = [str(playbooks)]
         settings: Settings = make_settings(**raw)
         registry = CollectorRegistry()
-        app = create_app(settings, registry=registry, clock=clock, engine="inline", kube=kube)
+        app = create_app(settings, registry=registry, clock=clock, engine="inline", kube=kube, timer=VirtualTimer())
         client: Client = await aiohttp_client(app)
         client.registry = registry  # type: ignore[attr-defined]
         return client
@@ -352,3 +353,63 @@ async def test_resets_stored_as_fake_runs_move_to_their_own_table(tmp_path: Path
             ("other", "bob", "", 5),
         ]
         assert db.execute("SELECT count(*) FROM runs WHERE status = 'breaker_reset'").fetchone() == (0,)
+
+
+WATCHING = """\
+apiVersion: receiver/v1
+kind: Playbook
+metadata: {name: restart-and-watch}
+spec:
+  trigger: {alertname: CartSlow}
+  steps:
+    - {name: restart, action: rollout_restart, target: {namespace: shop, name: cart}}
+    - {name: watch, action: wait, duration: 1h}
+"""
+MARKING = """\
+apiVersion: receiver/v1
+kind: Playbook
+metadata: {name: mark-after-settling}
+spec:
+  trigger: {alertname: CartDown}
+  steps:
+    - {name: settle, action: wait, duration: 2m}
+    - name: mark
+      when: steps.settle.outcome == "succeeded"
+      action: annotate
+      target: {namespace: shop, name: cart}
+      values: {receiver/settled: "{{ steps.settle.outcome }}"}
+"""
+
+
+async def test_a_deferred_step_is_rendered_recorded_and_judged_when_it_runs(start: Any, tmp_path: Path) -> None:
+    (tmp_path / "playbooks" / "crashloop.yaml").write_text(MARKING)
+    client = await start(Kube(None, dry_run=True), api={"token": "api-token-0123456789"})
+    await post(client, alert("CartDown", namespace="shop"))
+    await settled(client)
+    [run] = runs(tmp_path / "data")
+    assert run["status"] == RunStatus.SUCCEEDED, run["reason"]
+    assert [(s["name"], s["outcome"], s["seconds"]) for s in json.loads(run["steps"])] == [
+        ("settle", "succeeded", 120.0),  # two virtual minutes
+        ("mark", "succeeded", 0.0),
+    ]
+    detail = await (await client.get(f"/api/v1/runs/{run['id']}", headers=TOKEN)).json()
+    mark = detail["plan"][1]
+    assert "steps" in mark["deferred"] and mark["refused"] is None  # why it waited for the run
+    assert mark["inputs"]["values"] == {"receiver/settled": "succeeded"}  # what it rendered to, then
+
+
+async def test_a_deferred_step_on_an_object_another_run_is_busy_with_fails(start: Any, tmp_path: Path) -> None:
+    (tmp_path / "playbooks" / "crashloop.yaml").write_text(MARKING)
+    (tmp_path / "playbooks" / "watch.yaml").write_text(WATCHING)
+    client = await start(Kube(None, dry_run=True))
+    await post(client, alert("CartSlow", namespace="shop"), alert("CartDown", namespace="shop"))
+    await settled(client)
+    found = {r["playbook"]: r for r in runs(tmp_path / "data")}
+    marking, watching = found["mark-after-settling"], found["restart-and-watch"]
+    assert watching["status"] == RunStatus.SUCCEEDED  # admitted together: the marking run named no object yet
+    assert marking["status"] == RunStatus.FAILED
+    assert marking["reason"] == (
+        "step 'mark': target_busy: Deployment/shop/cart: another run is busy with it"
+    )  # two minutes in, the other run still watched for its hour
+    assert json.loads(marking["plan"])[1]["inputs"] == {}  # never rendered into the record: it did not act
+    assert sample(client, "receiver_guardrail_blocks_total", reason="target_busy") == 1

@@ -5,7 +5,8 @@ problem with its file, key path and reason. ``plan`` reads an Alertmanager
 webhook payload (as Alertmanager posts it, e.g. a captured one) and prints,
 for each alert, the playbooks it triggers, what the guardrails would say of a
 first run (blocked, dry-run, needs approval), and every step they would
-take, templates rendered and names checked; a refused step says why. ``schema``
+take, templates rendered and names checked; a refused step says why, and a
+deferred one (guarded by ``when``, not renderable yet) what it waits for. ``schema``
 prints the JSON Schema of the playbook format. ``rbac`` prints the RBAC rules
 the playbooks need, and nothing more (namespaced, and cluster-scoped for
 nodes), for those who deploy without the Helm chart; ``rbac --chart-table``
@@ -137,7 +138,14 @@ def _json(facts: AlertFacts, found: list[tuple[Plan, Verdict]]) -> dict[str, Any
                 "refused": p.refused,
                 "guardrails": _verdict(v),
                 "steps": [
-                    {"name": s.name, "action": s.action, "inputs": dict(s.inputs), "when": s.when, "refused": s.refused}
+                    {
+                        "name": s.name,
+                        "action": s.action,
+                        "inputs": dict(s.inputs),
+                        "when": s.when,
+                        "refused": s.refused,
+                        "deferred": s.deferred,
+                    }
                     for s in p.steps
                 ],
             }
@@ -154,7 +162,11 @@ def _text(facts: AlertFacts, found: list[tuple[Plan, Verdict]]) -> str:
     for p, v in found:
         lines.append(f"  playbook {p.playbook}: {_verdict(v)}")
         for i, s in enumerate(p.steps, 1):
-            what = (s.refused and f"refused: {s.refused}") or json.dumps(dict(s.inputs), sort_keys=True)
+            what = (
+                (s.refused and f"refused: {s.refused}")
+                or (s.pending and f"deferred (rendered at run time if its condition holds): {s.deferred}")
+                or json.dumps(dict(s.inputs), sort_keys=True)
+            )
             when = f"  when {s.when}" if s.when else ""
             lines.append(f"    {i}. {s.name}: {s.action} {what}{when}")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from receiver.kube import Kube
 from receiver.metrics import Tally
 from receiver.playbooks.remediation import Remediation
 from receiver.store import Store
+from receiver.timer import REAL, Timer
 
 log = logging.getLogger(__name__)
 Report = Callable[[int, Tally], None]
@@ -105,10 +106,12 @@ def build(
     kube: Kube | None = None,
     report: Report,
     linger: float = 0.0,
+    timer: Timer = REAL,
 ) -> Engine:
     """Assemble an engine: playbooks loaded, the runner told of processed news, counts sent to ``report``.
 
     ``kube``: the Kubernetes adapter (default: from the environment, on the engine's clock).
+    ``timer``: the time of playbook steps (their limits and waits); virtual in tests, beside a fixed clock.
     """
     remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
     adapter = kube or Kube.from_environment(clock=clock)
@@ -122,6 +125,8 @@ def build(
         lambda incident, playbook, text: processor.remediation(incident, playbook, text),
         settings.remediation.guardrails.approval_timeout,
         [p.name for p in remediation.playbooks],
+        timer,
+        remediation.namespaces,
     )
 
     def processed(reached: int, tally: Tally) -> None:

@@ -53,6 +53,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from receiver import logs
+from receiver import timer as timers
 from receiver.alerts.wire import Valid
 from receiver.clock import Clock, describe, parse, utc_now
 from receiver.config import Settings
@@ -64,6 +65,7 @@ from receiver.incidents.book import UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
 from receiver.metrics import Metrics, Tally
 from receiver.store import InboxEntry, StoreError, backends
+from receiver.timer import REAL, Timer
 
 log = logging.getLogger("receiver.engine")  # not __main__ when run with -m
 
@@ -95,13 +97,24 @@ class EngineProcess:
     """The web process's handle on the engine: starts it, wakes it, hears its progress, restarts it."""
 
     def __init__(
-        self, settings: Settings, metrics: Metrics, *, command: Sequence[str] = COMMAND, clock: Clock = utc_now
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        command: Sequence[str] = COMMAND,
+        clock: Clock = utc_now,
+        timer: Timer = REAL,
     ) -> None:
-        """``clock``: the engine's, as text on its command line (``UndescribableClock`` if it cannot be)."""
+        """``clock``, ``timer``: the engine's, as text on its command line (``UndescribableClock`` if it cannot be).
+
+        The engine gets a fresh timer of the same kind (a ``VirtualTimer`` starts at 0 there).
+        """
         self._settings_frame = settings_frame(settings)
         self._metrics = metrics
         described = describe(clock)
         self._command = (*command, "--clock", described) if described else tuple(command)
+        timed = timers.describe(timer)
+        self._command = (*self._command, "--timer", timed) if timed else self._command
         self._proc: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._respawn: asyncio.TimerHandle | None = None
@@ -331,15 +344,16 @@ def tune_gc() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the engine process (``python -m receiver.engine [--clock SPEC]``), started by the web process."""
+    """Entry point of the engine process (``python -m receiver.engine [--clock SPEC] [--timer KIND]``)."""
     parser = argparse.ArgumentParser(prog="python -m receiver.engine")
     parser.add_argument("--clock", type=parse, default=utc_now, help="fixed:<instant> or offset:<seconds>")
+    parser.add_argument("--timer", type=timers.parse, default=REAL, help="real or virtual (playbook steps' time)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C reaches the web process, which stops us
     tune_gc()
     out = link.Writer(_claim_stdout())
     try:
-        asyncio.run(_serve(args.clock, out))
+        asyncio.run(_serve(args.clock, args.timer, out))
     except link.LinkBroken as err:
         log.error("the link from the web process broke; the engine stops", extra={"error": str(err)})
         sys.exit(EXIT_LINK_BROKEN)
@@ -363,7 +377,7 @@ def _claim_stdout() -> BinaryIO:
     return os.fdopen(link_fd, "wb")
 
 
-async def _serve(now: Clock, out: link.Writer) -> None:
+async def _serve(now: Clock, timer: Timer, out: link.Writer) -> None:
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
@@ -374,13 +388,14 @@ async def _serve(now: Clock, out: link.Writer) -> None:
     logs.setup(settings.log_level)
     os.nice(settings.engine.nice)
     async with backends.engine_lock(settings):
-        await _work(settings, stdin, now, out)
+        await _work(settings, stdin, now, timer, out)
 
 
-async def _work(settings: Settings, stdin: asyncio.StreamReader, now: Clock, out: link.Writer) -> None:
+async def _work(settings: Settings, stdin: asyncio.StreamReader, now: Clock, timer: Timer, out: link.Writer) -> None:
     store = backends.create(settings, role="engine")
     await store.open()
-    engine = build(settings, store, clock=now, report=functools.partial(_report, out), linger=LINGER_SECONDS)
+    report = functools.partial(_report, out)
+    engine = build(settings, store, clock=now, report=report, linger=LINGER_SECONDS, timer=timer)
     engine.start()
     log.info("engine started", extra={"store": str(settings.database_path), "pid": os.getpid()})
     listening = asyncio.create_task(_listen(stdin, engine, out), name="listen")

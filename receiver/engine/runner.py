@@ -6,7 +6,11 @@ each against the runs before it (blocked, with the reason; awaiting
 approval; or started), and a started run executes in a task of its own, its
 record updated as each step ends. At start, runs left ``running`` by an
 engine that stopped are marked ``interrupted`` and never started again: a
-half-done remediation is for a person to look at, not to repeat.
+half-done remediation is for a person to look at, not to repeat (a run
+stopped in the middle of a ``wait`` included: the wait is a sleep on the
+run's timer, not a deadline in the store). A deferred step rendered while its
+run runs is judged again (``judge_rendered``: busy, cooldown, blast radius)
+before it acts, and recorded in the run's plan.
 """
 
 from __future__ import annotations
@@ -24,10 +28,21 @@ from receiver.kube import Kube
 from receiver.metrics import Tally
 from receiver.playbooks import actions
 from receiver.playbooks.executor import RunOutcome, StepResult, execute
-from receiver.playbooks.guardrails import Block, Limits, PastRun, breaker_opens, judge, pods_deleted, targets_of
+from receiver.playbooks.guardrails import (
+    Block,
+    Limits,
+    PastRun,
+    breaker_opens,
+    judge,
+    judge_rendered,
+    pods_deleted,
+    targets_of,
+)
+from receiver.playbooks.plan import NamespacePolicy, Plan, PlannedStep
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunStatus
 from receiver.store import AlertStore, IncidentStore, RunStore, StoreError
+from receiver.timer import REAL, Timer
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +85,16 @@ class Runner:
         timeline: Timeline | None = None,
         approval_timeout: timedelta = timedelta(minutes=15),
         playbooks: Collection[str] = (),
+        timer: Timer = REAL,
+        namespaces: NamespacePolicy | None = None,
     ) -> None:
         """``report``: told what each run counted (metrics, in whichever process serves them).
 
         ``timeline``: writes a line in the run's incident's timeline (through the incident book's writer).
+        ``timer``: the runs' steps' time (limits, waits, durations). ``namespaces``: where deferred steps may act.
         """
+        self._timer = timer
+        self._namespaces = namespaces or NamespacePolicy()
         self._store = store
         self._report = report
         self._timeline = timeline
@@ -268,6 +288,9 @@ class Runner:
                 alert=run.alert.values(),
                 incident=await self._incident(run.incident),
                 on_step=on_step,
+                timer=self._timer,
+                namespaces=self._namespaces,
+                on_render=lambda plan, step: self._rendered(run, plan, step),
             )
         except asyncio.CancelledError:
             raise  # the engine is stopping: the run stays "running" and is marked interrupted at the next start
@@ -277,6 +300,22 @@ class Runner:
         await self._note(run, f"run {run.id} {status.value}" + (f": {result.reason}" if result.reason else ""))
         with contextlib.suppress(StoreError):
             await self._store.finish_run(run.id, status, result.reason, self._clock())
+
+    async def _rendered(self, run: RunRecord, plan: Plan, step: PlannedStep) -> str | None:
+        """A deferred step of ``run`` was rendered: why the guardrails refuse it, or None once it is recorded."""
+        async with self._one_at_a_time:  # judged like a run's start: not while another judgment reads the history
+            now = self._clock()
+            limits = self._limits_of(run.playbook)
+            others = _history([r for r in await self._store.run_history(now - HISTORY) if r.id != run.id])
+            verdict = judge_rendered(plan, step, limits, others, now=now)
+            if verdict.block is not None:
+                self._report(Tally(blocks=[verdict.block.value]))
+                await self._note(
+                    run, f"run {run.id} step {step.name!r} blocked: {verdict.block.value}: {verdict.reason}"
+                )
+                return f"{verdict.block.value}: {verdict.reason}"
+            await self._store.render_step(run.id, step)
+        return None
 
 
 def _incident_values(found: Incident | None, id: str | None) -> dict[str, Any]:

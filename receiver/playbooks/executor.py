@@ -14,14 +14,20 @@ The owners that ``owner_of`` targets name are read once, when the run starts
 (``actions/owners.py``: a step that deletes the pod may come first).
 Every step reports to ``on_step`` as soon as it ends, so the run's record in
 the store is current even if the process dies in the middle.
+
+A deferred step (planned without inputs: see ``plan``) whose condition holds
+is rendered then, with the values of that moment; one that still cannot be
+rendered fails with the reason. Its rendered inputs go to ``on_render``
+first, which may refuse them (the runner re-applies the guardrails to the
+objects they name) and records them in the run's plan.
+Time (step limits, durations, waits) is the ``Timer``'s
+(``receiver/timer.py``): real by default, virtual in tests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,8 +37,9 @@ from receiver.cluster import ActionFailed, Cluster, Effect, TooOld
 from receiver.playbooks import actions
 from receiver.playbooks.actions import owners
 from receiver.playbooks.actions.base import Context, Outcome
-from receiver.playbooks.plan import Plan, PlannedStep
+from receiver.playbooks.plan import NamespacePolicy, Plan, PlannedStep, render_deferred
 from receiver.playbooks.templating import TemplateError, holds
+from receiver.timer import REAL, Timer
 
 __all__ = ["Outcome", "RunOutcome", "RunResult", "StepResult", "execute"]
 log = logging.getLogger(__name__)
@@ -82,6 +89,22 @@ class RunResult:
 StillFiring = Callable[[], Awaitable[bool]]
 """Asked before conditions and while waiting: does the alert still fire?"""
 OnStep = Callable[[StepResult], Awaitable[None]]
+OnRender = Callable[[Plan, PlannedStep], Awaitable[str | None]]
+"""Told a deferred step just rendered, and the run's plan with it: why it may not run, or None (go on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What every step of one run shares."""
+
+    kube: Cluster
+    still_firing: StillFiring
+    poll_seconds: float
+    timer: Timer
+    namespaces: NamespacePolicy
+    on_render: OnRender | None
+    chains: Mapping[str, list[owners.Link]] = field(default_factory=dict)
+    """The owners ``owner_of`` targets name, read when the run starts (``owners.ahead``)."""
 
 
 async def execute(
@@ -93,21 +116,37 @@ async def execute(
     incident: Mapping[str, Any] | None = None,
     on_step: OnStep | None = None,
     poll_seconds: float = POLL_SECONDS,
+    timer: Timer = REAL,
+    namespaces: NamespacePolicy | None = None,
+    on_render: OnRender | None = None,
 ) -> RunResult:
-    """Run ``plan`` to its end. A refused plan runs nothing."""
+    """Run ``plan`` to its end. A refused plan runs nothing.
+
+    ``namespaces``: where a deferred step may act once rendered (default: the plan's default policy).
+    """
     if plan.refused:
         return RunResult(RunOutcome.REFUSED, reason=plan.refused)
+    run = _Run(kube, still_firing, poll_seconds, timer, namespaces or NamespacePolicy(), on_render)
+    async with timer.hold():  # a virtual timer's time waits for the run, but while it waits
+        return await _steps(plan, run, alert, incident, on_step)
+
+
+async def _steps(
+    plan: Plan, run: _Run, alert: Mapping[str, Any], incident: Mapping[str, Any] | None, on_step: OnStep | None
+) -> RunResult:
     result = RunResult(RunOutcome.SUCCEEDED)
-    chains = await owners.ahead(kube, [s.inputs for s in plan.steps])  # before any step deletes what they start from
+    chains = await owners.ahead(run.kube, [s.inputs for s in plan.steps])  # before a step deletes where they start
+    run = dataclasses.replace(run, chains=chains)
+    current = plan
     for planned in plan.steps:
         step = dataclasses.replace(planned, inputs=owners.with_chain(planned.inputs, chains))
-        firing = await still_firing()
+        firing = await run.still_firing()
         values = {
             "alert": {**alert, "status": "firing" if firing else "resolved"},
             "incident": dict(incident or {}),
             "steps": {r.name: r.values() for r in result.steps},
         }
-        done = await _one(step, kube, values, still_firing, poll_seconds)
+        done, current = await _one(step, current, values, run)
         result.steps.append(done)
         if on_step is not None:
             await on_step(done)
@@ -119,24 +158,37 @@ async def execute(
     return result
 
 
-async def _one(
-    step: PlannedStep, kube: Cluster, values: Mapping[str, Any], still_firing: StillFiring, poll_seconds: float
-) -> StepResult:
-    started = time.monotonic()
+async def _one(step: PlannedStep, plan: Plan, values: Mapping[str, Any], run: _Run) -> tuple[StepResult, Plan]:
+    """The step's result, and the run's plan (with the step's inputs if it was deferred and got rendered)."""
+    started = run.timer.monotonic()
 
     def ended(outcome: Outcome, effect: Effect | None = None, reason: str = "") -> StepResult:
-        return StepResult(step.name, step.action, outcome, step.inputs, effect, reason, time.monotonic() - started)
+        seconds = run.timer.monotonic() - started
+        return StepResult(step.name, step.action, outcome, step.inputs, effect, reason, seconds)
 
     if step.when is not None:
         try:
             if not holds(step.when, values):
-                return ended(Outcome.SKIPPED, reason=f"condition does not hold: {step.when}")
+                return ended(Outcome.SKIPPED, reason=f"condition does not hold: {step.when}"), plan
         except TemplateError as err:
-            return ended(Outcome.FAILED, reason=str(err))
+            return ended(Outcome.FAILED, reason=str(err)), plan
+    if step.pending:
+        step = render_deferred(step, values, run.namespaces)
+        if step.refused:
+            return ended(Outcome.FAILED, reason=f"deferred step cannot be rendered: {step.refused}"), plan
+        plan = plan.with_step(step)
+        why = await run.on_render(plan, step) if run.on_render is not None else None
+        if why is not None:
+            return ended(Outcome.FAILED, reason=why), plan
+        step = dataclasses.replace(step, inputs=owners.with_chain(step.inputs, run.chains))
+    return await _limited(step, run, ended), plan
+
+
+async def _limited(step: PlannedStep, run: _Run, ended: Callable[..., StepResult]) -> StepResult:
     limit = float(step.inputs.get("timeout_seconds", 60.0))
     try:
-        async with asyncio.timeout(limit):
-            return await _act(step, kube, still_firing, poll_seconds, ended)
+        async with run.timer.limit(limit):
+            return await _act(step, run, ended)
     except TimeoutError:
         if _ends_at_timeout(step.action):  # not a fault: the next steps decide what a firing alert needs
             return ended(Outcome.SUCCEEDED, reason=f"still firing after {limit:g}s")
@@ -150,17 +202,11 @@ async def _one(
         return ended(Outcome.FAILED, reason=f"unexpected error: {err!r}")
 
 
-async def _act(
-    step: PlannedStep,
-    kube: Cluster,
-    still_firing: StillFiring,
-    poll_seconds: float,
-    ended: Callable[..., StepResult],
-) -> StepResult:
+async def _act(step: PlannedStep, run: _Run, ended: Callable[..., StepResult]) -> StepResult:
     action = actions.find(step.action)
     if action is None:
         raise ActionFailed(f"unknown action {step.action!r}")
-    done = await action.execute(Context(kube, still_firing, poll_seconds), step.inputs)
+    done = await action.execute(Context(run.kube, run.still_firing, run.poll_seconds, run.timer), step.inputs)
     return ended(done.outcome, done.effect, done.reason)
 
 

@@ -9,7 +9,10 @@ none acted on them within the cooldown; the playbook has not run too often
 this hour; and the blast radius stays within the caps (pods deleted per run
 and per hour, replicas asked for, as each action counts them). The verdict names the first check that
 blocks, as a bounded reason (a metric label) and a sentence for the audit.
-Pure.
+A deferred step (``plan``) names its objects only once it is rendered, while
+its run runs: ``judge_rendered`` then makes the same checks of them (busy,
+cooldown, blast radius of the whole plan), and the executor fails the step
+with the reason if one blocks. Pure.
 """
 
 from __future__ import annotations
@@ -132,6 +135,24 @@ def judge(plan: Plan, limits: Limits, history: Sequence[PastRun], *, breaker_ope
     return Verdict(None, "allowed", dry_run=limits.dry_run, approval=limits.approval)
 
 
+def judge_rendered(
+    plan: Plan, step: PlannedStep, limits: Limits, others: Sequence[PastRun], *, now: datetime
+) -> Verdict:
+    """Whether a deferred step just rendered may act. Pure.
+
+    ``plan``: its run's plan with the step rendered; ``others``: the runs started within the hour, its own run
+    left out. Its objects must not be busy in another run nor acted on within the cooldown, and the whole plan
+    must stay within the blast radius, as ``judge`` checked of the steps planned before the run started.
+    """
+    hour = [r for r in others if now - r.started_at < timedelta(hours=1)]
+    blocked = _on_targets(targets_of(Plan(plan.playbook, (step,))), limits, others, now) or _blast_radius(
+        plan, limits, hour
+    )
+    if blocked is not None:
+        return Verdict(*blocked)
+    return Verdict(None, "allowed", dry_run=limits.dry_run, approval=limits.approval)
+
+
 def breaker_opens(consecutive_failures: int, limits: Limits) -> bool:
     """Whether this many failed runs in a row open the playbook's circuit breaker. Pure."""
     return consecutive_failures >= limits.breaker_failures
@@ -147,14 +168,9 @@ def _first_block(
             Block.CIRCUIT_OPEN,
             f"playbook {plan.playbook!r} failed {limits.breaker_failures} times in a row: reset it",
         )
-    targets = targets_of(plan)
-    busy = [r for r in history if not r.finished and r.targets & targets]
-    if busy:
-        return Block.TARGET_BUSY, f"{', '.join(sorted(busy[0].targets & targets))}: another run is busy with it"
-    recent = [r for r in history if r.targets & targets and now - r.started_at < limits.cooldown]
-    if recent:
-        since = now - max(r.started_at for r in recent)
-        return Block.COOLDOWN, f"a run acted on the same objects {since} ago (cooldown {limits.cooldown})"
+    on_targets = _on_targets(targets_of(plan), limits, history, now)
+    if on_targets is not None:
+        return on_targets
     hour = [r for r in history if now - r.started_at < timedelta(hours=1)]
     mine = [r for r in hour if r.playbook == plan.playbook]
     if len(mine) >= limits.max_runs_per_hour:
@@ -163,6 +179,19 @@ def _first_block(
             f"playbook {plan.playbook!r} ran {len(mine)} times in the last hour (limit {limits.max_runs_per_hour})",
         )
     return _blast_radius(plan, limits, hour)
+
+
+def _on_targets(
+    targets: frozenset[str], limits: Limits, history: Sequence[PastRun], now: datetime
+) -> tuple[Block, str] | None:
+    busy = [r for r in history if not r.finished and r.targets & targets]
+    if busy:
+        return Block.TARGET_BUSY, f"{', '.join(sorted(busy[0].targets & targets))}: another run is busy with it"
+    recent = [r for r in history if r.targets & targets and now - r.started_at < limits.cooldown]
+    if recent:
+        since = now - max(r.started_at for r in recent)
+        return Block.COOLDOWN, f"a run acted on the same objects {since} ago (cooldown {limits.cooldown})"
+    return None
 
 
 def _blast_radius(plan: Plan, limits: Limits, hour: Sequence[PastRun]) -> tuple[Block, str] | None:

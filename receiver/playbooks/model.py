@@ -13,7 +13,7 @@ follow from the registry of actions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -54,6 +54,14 @@ if TYPE_CHECKING:
 else:
     Step = Annotated[Union[actions.step_models()], pydantic.Field(discriminator="action")]  # noqa: UP007
     """One step: the model of its ``action``, from the registry of actions."""
+
+
+_STEP: pydantic.TypeAdapter[Step] = pydantic.TypeAdapter(Step)
+
+
+def step_of(raw: Mapping[str, Any]) -> Step:
+    """One step from its JSON form (a deferred step's ``source``, kept in its run's plan)."""
+    return _STEP.validate_python(raw)
 
 
 class Guardrails(Model):

@@ -7,12 +7,20 @@ guardrails would, and says why a step is refused. ``receiver playbooks
 plan`` prints it; the executor starts from it, so what the plan shows is
 what a run would send. How each step renders is its action's ``plan``
 (``receiver/playbooks/actions/``).
+
+A step that cannot be rendered refuses the whole run (nothing half-done),
+unless it is guarded by a ``when``: then it is planned as *deferred*, with
+its render error and the step as written. The executor renders it when its
+condition holds, against the values of that moment (``render_deferred``); a
+condition that does not hold skips it as any other. A value that renders but
+is refused (a denied namespace, a name that is not a Kubernetes name)
+refuses the run, guarded or not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,10 +28,10 @@ from receiver.alerts import matchers
 from receiver.incidents.severity import Severity
 from receiver.playbooks import actions
 from receiver.playbooks.actions.base import NamespacePolicy, Render
-from receiver.playbooks.model import Playbook, Step
+from receiver.playbooks.model import Playbook, Step, step_of
 from receiver.playbooks.templating import TemplateError, UnsafeValue
 
-__all__ = ["AlertFacts", "NamespacePolicy", "Plan", "PlannedStep", "plan", "plans", "triggers"]
+__all__ = ["AlertFacts", "NamespacePolicy", "Plan", "PlannedStep", "plan", "plans", "render_deferred", "triggers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +57,23 @@ class AlertFacts:
 
 @dataclass(frozen=True, slots=True)
 class PlannedStep:
-    """One step with its rendered input, or the reason it is refused."""
+    """One step with its rendered input, or the reason it is refused, or why it is deferred to run time."""
 
     name: str
     action: str
     inputs: Mapping[str, Any] = field(default_factory=dict)
     when: str | None = None
     refused: str | None = None
+    deferred: str | None = None
+    """Why its inputs could not be rendered when planned (its ``when`` guards it: rendered at run time, if it
+    holds). Kept once rendered: ``inputs`` are then what it rendered to."""
+    source: Mapping[str, Any] | None = None
+    """A deferred step as written in its playbook (JSON values), rendered at run time."""
+
+    @property
+    def pending(self) -> bool:
+        """Deferred and not rendered yet: its inputs are unknown."""
+        return self.deferred is not None and not self.inputs
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +87,10 @@ class Plan:
     def refused(self) -> str | None:
         """The first refusal, if any: a run with a refused step does not start."""
         return next((f"step {s.name!r}: {s.refused}" for s in self.steps if s.refused), None)
+
+    def with_step(self, step: PlannedStep) -> Plan:
+        """This plan with ``step`` in place of its step of the same name (a deferred step, rendered)."""
+        return replace(self, steps=tuple(step if s.name == step.name else s for s in self.steps))
 
 
 def triggers(playbook: Playbook, alert: AlertFacts, severity: Severity | None = None) -> bool:
@@ -107,11 +129,27 @@ def plans(
     return [plan(p, alert, namespaces, incident) for p in playbooks if triggers(p, alert, severity)]
 
 
-def _step(step: Step, values: Mapping[str, Any], namespaces: NamespacePolicy) -> PlannedStep:
+def render_deferred(step: PlannedStep, values: Mapping[str, Any], namespaces: NamespacePolicy) -> PlannedStep:
+    """A deferred step rendered with ``values`` as they are now (the alert, the incident, earlier steps). Pure.
+
+    Its inputs, or ``refused`` saying why it still cannot be rendered; ``deferred`` is kept (why it was).
+    """
+    if step.source is None:
+        return replace(step, refused=f"deferred, and its definition was not kept: {step.deferred}")
+    rendered = _step(step_of(step.source), values, namespaces, defer=False)
+    return replace(rendered, deferred=step.deferred, source=step.source)
+
+
+def _step(step: Step, values: Mapping[str, Any], namespaces: NamespacePolicy, defer: bool = True) -> PlannedStep:
     action = actions.BY_NAME[step.action]  # the model admits only registered actions
     try:
         inputs = action.plan(step, Render(values, namespaces))
-    except (TemplateError, UnsafeValue) as err:
+    except TemplateError as err:
+        if defer and step.when is not None:
+            source = step.model_dump(mode="json")
+            return PlannedStep(step.name, step.action, when=step.when, deferred=str(err), source=source)
+        return PlannedStep(step.name, step.action, when=step.when, refused=str(err))
+    except UnsafeValue as err:
         return PlannedStep(step.name, step.action, when=step.when, refused=str(err))
     inputs["timeout_seconds"] = step.timeout.total_seconds()
     return PlannedStep(step.name, step.action, inputs, step.when)

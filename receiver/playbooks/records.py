@@ -90,6 +90,8 @@ class StartedRun:
     plan: Plan
     started_at: datetime
     finished: bool
+    id: int | None = None
+    """The run's id (a run's own checks leave it out)."""
 
 
 @dataclass(frozen=True, slots=True)

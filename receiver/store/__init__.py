@@ -46,6 +46,7 @@ from receiver.alerts.wire import Alert, Notification
 from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import IncidentStatus, TimelineEvent
 from receiver.incidents.severity import Severity
+from receiver.playbooks.plan import PlannedStep
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
 
@@ -295,6 +296,10 @@ class RunStore(Protocol):
 
     async def add_step(self, run_id: int, step: StepRecord) -> None:
         """A step of a running run ended: append it to the run's steps."""
+        ...
+
+    async def render_step(self, run_id: int, step: PlannedStep) -> None:
+        """A deferred step of a running run was rendered: it replaces the planned step of its name."""
         ...
 
     async def finish_run(self, run_id: int, status: RunStatus, reason: str, at: datetime) -> None:

@@ -30,6 +30,7 @@ from receiver.alerts.dedup import AlertState, Status
 from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import TimelineEvent
 from receiver.incidents.severity import Severity
+from receiver.playbooks.plan import PlannedStep
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
 from receiver.store import (
@@ -275,6 +276,9 @@ class SQLiteStore:
 
     async def add_step(self, run_id: int, step: StepRecord) -> None:
         await self._write_runs(lambda db: run_tables.add_step(db, run_id, step))
+
+    async def render_step(self, run_id: int, step: PlannedStep) -> None:
+        await self._write_runs(lambda db: run_tables.render_step(db, run_id, step))
 
     async def finish_run(self, run_id: int, status: RunStatus, reason: str, at: datetime) -> None:
         await self._write_runs(lambda db: run_tables.finish(db, run_id, status, reason, at))

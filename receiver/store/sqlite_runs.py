@@ -102,10 +102,7 @@ def _row(intent: RunIntent) -> list[Any]:
         "annotations": dict(alert.annotations),
         "startsAt": alert.starts_at.isoformat(),
     }
-    plan = [
-        {"name": s.name, "action": s.action, "inputs": dict(s.inputs), "when": s.when, "refused": s.refused}
-        for s in intent.plan.steps
-    ]
+    plan = [_planned_json(s) for s in intent.plan.steps]
     return [
         intent.playbook,
         intent.fingerprint,
@@ -139,12 +136,21 @@ def pending(db: sqlite3.Connection, limit: int) -> list[RunRecord]:
 def history(db: sqlite3.Connection, since: datetime) -> list[StartedRun]:
     """Runs started since ``since``."""
     rows = db.execute(
-        "SELECT playbook, plan, started_at, finished_at FROM runs WHERE started_at >= ?", (micros(since),)
+        "SELECT id, playbook, plan, started_at, finished_at FROM runs WHERE started_at >= ?", (micros(since),)
     )
     return [
-        StartedRun(playbook, _plan(playbook, plan), time(started), finished is not None)
-        for playbook, plan, started, finished in rows
+        StartedRun(playbook, _plan(playbook, plan), time(started), finished is not None, run_id)
+        for run_id, playbook, plan, started, finished in rows
     ]
+
+
+def render_step(db: sqlite3.Connection, run_id: int, step: PlannedStep) -> None:
+    """A deferred step of a running run was rendered: its planned step (by name) becomes ``step``."""
+    row = db.execute("SELECT plan FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        return
+    plan = [_planned_json(step) if s["name"] == step.name else s for s in orjson.loads(row[0])]
+    db.execute("UPDATE runs SET plan = ? WHERE id = ?", (orjson.dumps(plan).decode(), run_id))
 
 
 def failures_in_a_row(db: sqlite3.Connection, playbook: str, window: int) -> int:
@@ -297,8 +303,25 @@ def _alert(text: str) -> AlertFacts:
 
 
 def _plan(playbook: str, text: str) -> Plan:
-    steps = (PlannedStep(s["name"], s["action"], s["inputs"], s["when"], s["refused"]) for s in orjson.loads(text))
+    steps = (
+        PlannedStep(s["name"], s["action"], s["inputs"], s["when"], s["refused"], s.get("deferred"), s.get("source"))
+        for s in orjson.loads(text)
+    )
     return Plan(playbook, tuple(steps))
+
+
+def _planned_json(s: PlannedStep) -> dict[str, Any]:
+    """A planned step as kept in the run's plan (``deferred`` and ``source`` only for a deferred one)."""
+    out: dict[str, Any] = {
+        "name": s.name,
+        "action": s.action,
+        "inputs": dict(s.inputs),
+        "when": s.when,
+        "refused": s.refused,
+    }
+    if s.deferred is not None:
+        out |= {"deferred": s.deferred, "source": s.source}
+    return out
 
 
 def _step(value: dict[str, Any]) -> StepRecord:

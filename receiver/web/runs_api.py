@@ -189,6 +189,7 @@ def _planned(step: PlannedStep) -> dict[str, Any]:
         "inputs": dict(step.inputs),
         "when": step.when,
         "refused": step.refused,
+        "deferred": step.deferred,
     }
 
 

@@ -146,10 +146,10 @@ async def test_history_holds_the_runs_started_since_with_their_plans(store: Stor
     await store.finish_run(first.id, RunStatus.SUCCEEDED, "", at(2))
     await store.start_run(second.id, at(30), dry_run=True, reason="")
     assert sorted(await store.run_history(at(1)), key=lambda r: r.started_at) == [
-        StartedRun("crashloop", first.plan, at(1), True),
-        StartedRun("crashloop", second.plan, at(30), False),
+        StartedRun("crashloop", first.plan, at(1), True, first.id),
+        StartedRun("crashloop", second.plan, at(30), False, second.id),
     ]
-    assert await store.run_history(at(2)) == [StartedRun("crashloop", second.plan, at(30), False)]
+    assert await store.run_history(at(2)) == [StartedRun("crashloop", second.plan, at(30), False, second.id)]
     assert third.id not in {r.id for r in await store.runs(status=RunStatus.RUNNING)}
 
 
@@ -269,3 +269,25 @@ async def test_a_reset_closes_the_breaker_of_its_playbook_only(store: Store) -> 
     await store.reset_breaker(BreakerReset("crashloop", "bob", "", at(12)))
     assert await store.failures_in_a_row("crashloop", 3) == 0
     assert {r.status for r in await store.runs()} == {RunStatus.FAILED}  # a reset is not a run
+
+
+DEFERRED = PlannedStep(
+    "rollback",
+    "rollout_undo",
+    when='alert.status == "firing"',
+    deferred="'{{ alert.labels.deployment }}': 'dict object' has no attribute 'deployment'",
+    source={"name": "rollback", "action": "rollout_undo", "target": {"namespace": "shop", "name": "x"}},
+)
+
+
+async def test_a_deferred_step_is_kept_then_replaced_by_what_it_rendered_to(store: Store) -> None:
+    deferring = dataclasses.replace(intent(), plan=Plan("crashloop", (*PLAN_STEPS, DEFERRED)))
+    [run] = await recorded(store, deferring)
+    assert run.plan == deferring.plan  # the render error and the step as written come back as they went in
+    await store.start_run(run.id, at(1), dry_run=False, reason="")
+    rendered = dataclasses.replace(DEFERRED, inputs={"kind": "Deployment", "namespace": "shop", "name": "cart"})
+    await store.render_step(run.id, rendered)
+    found = await store.run(run.id)
+    assert found is not None and found.plan.steps == (*PLAN_STEPS, rendered)
+    [history] = await store.run_history(at(0))
+    assert history.plan.steps[-1] == rendered  # other runs' guardrails see the objects it named

@@ -30,6 +30,7 @@ from receiver.playbooks.templating import (
     dns1123_subdomain,
     render,
 )
+from receiver.timer import REAL, Timer
 
 Name = Annotated[str, pydantic.Field(min_length=1, max_length=253)]
 Inputs = Mapping[str, Any]
@@ -61,14 +62,60 @@ class Model(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
 
+DEFAULT_TIMEOUT = timedelta(minutes=1)
+"""A step's time limit when it names none and its action needs no longer."""
+MARGIN = timedelta(seconds=10)
+"""What a step's default time limit adds to the time its action needs at least (a ``wait``'s duration)."""
+
+
 class StepBase(Model):
-    """What every step has: a name, an optional condition and a time limit."""
+    """What every step has: a name, an optional condition and a time limit.
+
+    A step whose limit is shorter than the time its action needs at least (``least_time``) could never
+    finish: its file is rejected. Without a ``timeout``, the limit is ``DEFAULT_TIMEOUT``, or the time the
+    action needs plus ``MARGIN`` when that is longer (a ``wait: 5m`` gets 5m10s).
+    """
 
     name: Name
     when: Expression | None = None
     """Run the step only if this holds (over the alert, the incident and earlier steps)."""
-    timeout: Duration = timedelta(minutes=1)
+    timeout: Duration = DEFAULT_TIMEOUT
+    """How long the step may take (default: 1m, or the action's least time plus 10s when that is longer)."""
     action: str
+
+    @classmethod
+    def least_time_of(cls, raw: Mapping[str, Any]) -> timedelta | None:
+        """The least time a step written as ``raw`` needs (None: none, or ``raw`` is invalid anyway)."""
+        return None
+
+    def least_time(self) -> timedelta:
+        """The least time this step needs to finish when all goes well (a ``wait``: its duration)."""
+        return timedelta(0)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping) or "timeout" in raw:
+            return raw
+        least = cls.least_time_of(raw)
+        if least is None or least + MARGIN <= DEFAULT_TIMEOUT:
+            return raw
+        return {**raw, "timeout": (least + MARGIN).total_seconds()}
+
+    @pydantic.model_validator(mode="after")
+    def _can_finish(self) -> StepBase:
+        least = self.least_time()
+        if least and self.timeout <= least:
+            raise ValueError(
+                f"step {self.name!r}: its timeout ({_seconds(self.timeout)}) is not longer than the"
+                f" {_seconds(least)} it needs: it could never finish (without a timeout it gets"
+                f" {_seconds(least + MARGIN)})"
+            )
+        return self
+
+
+def _seconds(duration: timedelta) -> str:
+    return f"{duration.total_seconds():g}s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +186,13 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What executing a step may use: the cluster, and whether the alert still fires."""
+    """What executing a step may use: the cluster, whether the alert still fires, and the executor's timer."""
 
     cluster: Cluster
     still_firing: Callable[[], Awaitable[bool]]
     poll_seconds: float
+    timer: Timer = REAL
+    """Sleep through it, never ``asyncio.sleep``: tests run real durations in virtual time."""
 
 
 @dataclass(frozen=True, slots=True)
