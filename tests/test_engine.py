@@ -33,9 +33,11 @@ from receiver.engine.process import (
 from receiver.incidents.book import UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
 from receiver.metrics import Metrics
+from receiver.playbooks.runs import RunStatus
 from receiver.store import InboxEntry, IncidentQuery
 from receiver.store.sqlite import SQLiteStore
 from receiver.store.sqlite_lock import lock_path
+from receiver.timer import VirtualTimer
 from tests.e2e.harness import eventually
 from tests.payloads import alert, body
 
@@ -358,3 +360,44 @@ async def test_an_engine_task_that_ends_by_itself_is_logged_and_fails_the_engine
     [record] = [r for r in caplog.records if r.levelname == "ERROR" and "engine task" in r.getMessage()]
     assert "runner" in record.getMessage() and "an unexpected bug" in record.getMessage()
 
+
+WAITING = """\
+apiVersion: receiver/v1
+kind: Playbook
+metadata: {name: slow}
+spec:
+  trigger: {alertname: Slow}
+  steps:
+    - {name: settle, action: wait, duration: 1h}
+    - {name: resolve, action: wait_for_resolution, timeout: 2h}
+"""
+
+
+async def test_the_engine_process_runs_playbooks_on_the_timer_it_is_given(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "slow.yaml").write_text(WAITING)
+    settings = make_settings(engine={"nice": 0}, remediation={"playbook_dirs": [str(tmp_path / "playbooks")]})
+    store = SQLiteStore(settings.database_path, role="web")
+    await store.open()
+    engine = EngineProcess(settings, Metrics(CollectorRegistry()), clock=FixedClock(NOW), timer=VirtualTimer())
+    await engine.start(cursor=0)
+    try:
+        await _accept(store, engine, body(alert("Slow", namespace="shop")))
+
+        async def ended() -> RunStatus | None:
+            found = await store.runs()
+            return found[0].status if found and found[0].status.final else None
+
+        assert await eventually(ended, "the run to end", 20) == RunStatus.SUCCEEDED  # three virtual hours
+        [summary] = await store.runs()
+        run = await store.run(summary.id)
+        assert run is not None
+        assert [(s.name, s.seconds, s.reason) for s in run.steps] == [
+            ("settle", 3600.0, ""),
+            ("resolve", 7200.0, "still firing after 7200s"),
+        ]
+    finally:
+        await engine.close(grace_seconds=10)
+        await store.close()
