@@ -7,7 +7,7 @@ the chart, validates and can finish: each of its waits fits in its step's time l
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from receiver.playbooks.executor import Outcome, RunOutcome, execute
 from receiver.playbooks.model import Playbook, load_dirs, load_file
 from receiver.playbooks.plan import AlertFacts, NamespacePolicy, plan
 from receiver.timer import VirtualTimer
+from tests.corpus import alert
 from tests.test_kube import DEPLOYMENTS, NOW, deployment, kube, pod, put, rolled_out, stored
 
 pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)
@@ -82,24 +83,19 @@ async def test_crashloop_stops_after_the_deletion_when_the_alert_resolves(kmock:
     assert stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]["spec"]["containers"][0]["image"] == "cart:2"
 
 
-CRASHLOOPING = {  # KubePodCrashLooping as kube-prometheus-stack raises it: no deployment label
-    "namespace": "shop",
-    "pod": "cart-7d9f-x",
-    "container": "cart",
-    "reason": "CrashLoopBackOff",
-    "uid": "5b0d3c1e-8f0a-4c43-9a55-2f6f0b6c1d7e",
-    "job": "kube-state-metrics",
-    "instance": "10.0.3.7:8080",
-    "endpoint": "http",
-    "service": "prometheus-kube-state-metrics",
-    "prometheus": "monitoring/prometheus-kube-prometheus-prometheus",
-    "severity": "warning",
-}
+CRASHLOOPING = alert("KubePodCrashLooping", namespace="shop", pod="cart-7d9f-x", container="cart").labels
+"""KubePodCrashLooping as kube-prometheus-stack raises it: no deployment label."""
+
+
+def without_name(labels: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if k != "alertname"}
 
 
 async def test_crashloop_on_the_real_alert_is_not_refused_and_defers_the_rollback(kmock: Any) -> None:
     put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
-    result = await run(kmock, "crashloop", "KubePodCrashLooping", False, **CRASHLOOPING)  # resolved after the wait
+    result = await run(
+        kmock, "crashloop", "KubePodCrashLooping", False, **without_name(CRASHLOOPING)
+    )  # resolved after the wait
     assert outcomes(result) == [
         ("delete_pod", Outcome.SUCCEEDED),
         ("settle", Outcome.SUCCEEDED),
@@ -110,7 +106,7 @@ async def test_crashloop_on_the_real_alert_is_not_refused_and_defers_the_rollbac
 
 async def test_crashloop_on_the_real_alert_still_firing_fails_at_the_rollback_saying_why(kmock: Any) -> None:
     put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
-    result = await run(kmock, "crashloop", "KubePodCrashLooping", **CRASHLOOPING)
+    result = await run(kmock, "crashloop", "KubePodCrashLooping", **without_name(CRASHLOOPING))
     assert outcomes(result)[2] == ("rollback", Outcome.FAILED)
     assert "deferred step cannot be rendered" in result.reason and "deployment" in result.reason
     assert list(kmock["patch"]) == []
