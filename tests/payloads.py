@@ -1,4 +1,9 @@
-"""Builders of webhook bodies for tests and benchmarks."""
+"""Builders of webhook bodies for tests and benchmarks, with labels the test invents.
+
+An alert kube-prometheus-stack raises (KubePodCrashLooping, KubeNodeNotReady...) comes from tests/corpus
+(``from tests.corpus import alert, payload``), with the labels its rule really yields; these builders are
+for cases that are about invented alerts.
+"""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +32,7 @@ from receiver.playbooks.runs import RunStatus
 from receiver.store.sqlite import SQLiteStore
 from receiver.web.auth import Credentials
 from receiver.web.runs_api import RunsApi
+from tests import corpus
 from tests.conftest import Clock
 from tests.payloads import alert, body
 from tests.store_contract.test_runs import every_status
@@ -173,6 +175,12 @@ def playbook_dir(tmp_path: Path) -> Path:
     return found
 
 
+def crash_looping(pod: str) -> bytes:
+    """A webhook body with kube-prometheus-stack's KubePodCrashLooping for ``pod`` in shop (tests/corpus)."""
+    crashing = corpus.alert("KubePodCrashLooping", namespace="shop", pod=pod)
+    return json.dumps(corpus.payload([crashing], starts_at=datetime(2026, 11, 22, 9, 0, tzinfo=UTC))).encode()
+
+
 async def test_every_route_answers_as_the_document_says(
     aiohttp_client: Any, make_settings: Callable[..., Settings], clock: Clock, playbook_dir: Path, tmp_path: Path
 ) -> None:
@@ -201,7 +209,7 @@ async def test_every_route_answers_as_the_document_says(
             "POST",
             "/api/v1/alerts",
             200,
-            data=body(alert("KubePodCrashLooping", namespace="shop", **labels)),
+            data=crash_looping(**labels),
             headers={**HOOK, **JSON},
         )
         await settle()

@@ -11,9 +11,11 @@ and stops cleanly: nothing it needs writes anywhere else.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.conftest import FIXTURES
+from tests import corpus
 from tests.e2e.harness import RECEIVER_BIN, eventually, free_port, require_binary
 from tests.test_chart import manifests, one
 
@@ -93,7 +95,8 @@ async def test_the_chart_config_runs_on_a_read_only_root_with_data_on_the_volume
     await eventually(ready, "the receiver in a read-only root to be ready", 30)
     root = _mount_options(process.pid, "/")
     assert "ro" in root, f"the root it runs on is not read-only: {root}"
-    body = (FIXTURES / "02-firing-crashlooping-3-pods.json").read_bytes()
+    pods = [corpus.alert("KubePodCrashLooping", namespace="prod", pod=f"api-7d9f8c6b5-{s}") for s in "abc"]
+    body = json.dumps(corpus.payload(pods, starts_at=datetime(2026, 11, 22, 9, 22, 35, tzinfo=UTC))).encode()
     headers = {"Authorization": f"Bearer {WEBHOOK}", "Content-Type": "application/json"}
     async with http.post(url + "/api/v1/alerts", data=body, headers=headers) as response:
         assert response.status == 200
