@@ -45,7 +45,8 @@ NODE = "ip-10-0-1-12.ec2.internal"
         (alert("KubeDeploymentRolloutStuck"), Subject("deployment", "web", "shop")),
         (alert("KubeStatefulSetReplicasMismatch"), Subject("statefulset", "db", "shop")),
         (alert("KubeDaemonSetRolloutStuck"), Subject("daemonset", "fluent-bit", "logging")),
-        (alert("KubeJobFailed"), Subject("job_name", "nightly-report-29350080", "shop")),
+        (alert("KubeJobFailed"), Subject("cronjob", "nightly-report", "shop")),  # a CronJob's run
+        (alert("KubeJobFailed", job_name="db-migrate-7"), Subject("job_name", "db-migrate-7", "shop")),
         (alert("KubeHpaMaxedOut"), Subject("horizontalpodautoscaler", "web", "shop")),
         # the kubelet about a volume: the claim, not the node it is mounted on
         (

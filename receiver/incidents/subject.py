@@ -16,7 +16,8 @@ reads the first configured label the alert still carries (``deployment``,
 ``statefulset``, ..., ``node``, ``pod``, ``service``) as its subject. A pod's
 name loses its controller's suffix (``web-7d4b9c6f5-x2x9z`` is ``web``,
 ``db-0`` is ``db``), so a crash-looping pod and its deployment's rollout
-alert are one subject. Pure.
+alert are one subject; a CronJob's Job (``nightly-report-29350080``) is its
+CronJob, whichever run failed. Pure.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ _NAME = "[bcdfghjklmnpqrstvwxz2456789]"
 _REPLICASET_POD = re.compile(rf"^(.+)-{_NAME}{{6,10}}-{_NAME}{{5}}$")
 _GENERATED_POD = re.compile(rf"^(.+)-{_NAME}{{5}}$")
 _ORDINAL = re.compile(r"^(.+)-\d+$")
+_SCHEDULED_JOB = re.compile(r"^(.+)-\d{8,}$")
+"""A CronJob's Job: its name and the scheduled time in minutes since the epoch (8 digits until the year 2160)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,8 @@ def subject_of(labels: Mapping[str, str], policy: SubjectPolicy) -> Subject | No
             return Subject("workload", workload_of_pod(value), namespace)
         if name == "workload":
             return Subject(own.get("workload_type", "") or "workload", value, namespace)
+        if name == "job_name" and (m := _SCHEDULED_JOB.match(value)):
+            return Subject("cronjob", m[1], namespace)
         return Subject(name, value, namespace)
     return None
 
