@@ -48,6 +48,10 @@ NODE = "ip-10-0-1-12.ec2.internal"
         (alert("KubeJobFailed"), Subject("cronjob", "nightly-report", "shop")),  # a CronJob's run
         (alert("KubeJobFailed", job_name="db-migrate-7"), Subject("job_name", "db-migrate-7", "shop")),
         (alert("KubeHpaMaxedOut"), Subject("horizontalpodautoscaler", "web", "shop")),
+        (alert("KubePdbNotEnoughHealthyPods"), Subject("poddisruptionbudget", "web", "shop")),
+        (alert("KubeQuotaExceeded"), Subject("resourcequota", "compute", "shop")),
+        (alert("KubeNodePressure"), Subject("node", NODE)),
+        (alert("NodeMemoryHighUtilization"), Subject("node", "10.0.1.12")),
         # the kubelet about a volume: the claim, not the node it is mounted on
         (
             alert("KubePersistentVolumeFillingUp", variant="critical"),
