@@ -21,6 +21,7 @@ from receiver.alerts import matchers
 from receiver.alerts.dedup import DedupPolicy
 from receiver.alerts.regex import InvalidRegex, compile_anchored
 from receiver.durations import Duration
+from receiver.evidence.content import Bounds
 from receiver.incidents.book import IncidentPolicy
 from receiver.incidents.correlation import CorrelationPolicy, CorrelationRule
 from receiver.incidents.severity import Modifiers, Rule, Severity, Threshold
@@ -450,6 +451,41 @@ class RemediationSettings(_Section):
         return NamespacePolicy(tuple(self.namespaces.allow), tuple(self.namespaces.deny))
 
 
+class EvidenceSettings(_Section):
+    """What is read from the cluster when an incident opens (README: Evidence)."""
+
+    enabled: bool = True
+    per_incident: Annotated[int, pydantic.Field(ge=1, le=50)] = 3
+    """Alerts of an incident that opens whose evidence is captured (the first to fire)."""
+    log_lines: Annotated[int, pydantic.Field(ge=0, le=10_000)] = 100
+    """Last lines of the alert's container's current and previous logs."""
+    log_bytes: Annotated[int, pydantic.Field(ge=0, le=1024 * 1024)] = 64 * 1024
+    """Most bytes of each log."""
+    max_bytes: Annotated[int, pydantic.Field(ge=4096, le=4 * 1024 * 1024)] = 256 * 1024
+    """Most bytes of one alert's whole evidence (JSON); more is cut, marked ``truncated``."""
+    deadline: Duration = timedelta(seconds=10)
+    """A whole capture's time: what was read by then is kept, and the evidence says it timed out."""
+    request_timeout: Duration = timedelta(seconds=3)
+    """One request to the API server."""
+    events_age: Duration = timedelta(hours=1)
+    """Events older than this are left out."""
+    max_events: Annotated[int, pydantic.Field(ge=0, le=500)] = 20
+    concurrency: Annotated[int, pydantic.Field(ge=1, le=32)] = 4
+    """Captures at once."""
+
+    def bounds(self) -> Bounds:
+        """The bounds of one capture."""
+        return Bounds(
+            log_lines=self.log_lines,
+            log_bytes=self.log_bytes,
+            total_bytes=self.max_bytes,
+            deadline=self.deadline,
+            request_timeout=self.request_timeout,
+            events_age=self.events_age,
+            events=self.max_events,
+        )
+
+
 class Settings(_Section):
     """Everything the daemon is configured with."""
 
@@ -466,6 +502,7 @@ class Settings(_Section):
     engine: EngineSettings = EngineSettings()
     incidents: IncidentSettings = IncidentSettings()
     remediation: RemediationSettings = RemediationSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
 
     @pydantic.model_validator(mode="after")
     def _api_token_is_its_own(self) -> Settings:

@@ -23,9 +23,10 @@ own, so an action on a new kind of object needs no change here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -127,11 +128,29 @@ class Kube:
         """Delete one object."""
         self._object("DELETE", _path(ref), str(ref))
 
-    def objects(self, resource: Resource, namespace: str | None, about: str) -> list[Body]:
-        """Every object of ``resource`` in ``namespace``; a failure names ``about``."""
-        found = self._object("GET", _collection(resource, namespace), about)
+    def objects(
+        self, resource: Resource, namespace: str | None, about: str, fields: Mapping[str, str] | None = None
+    ) -> list[Body]:
+        """Every object of ``resource`` in ``namespace`` (``fields``: a fieldSelector); a failure names ``about``."""
+        query = [("fieldSelector", ",".join(f"{k}={v}" for k, v in fields.items()))] if fields else []
+        path = _collection(resource, namespace)
+        found = self._call(functools.partial(self._request, "GET", path, None, query), about)
         items: list[Body] = found.get("items") or []
         return items
+
+    def log(self, namespace: str, pod: str, container: str | None, *, lines: int, limit: int, previous: bool) -> str:
+        """A container's log as text: its last ``lines`` lines, at most ``limit`` bytes (the previous instance's)."""
+        query = [("tailLines", str(lines)), ("limitBytes", str(limit))]
+        query += [("container", container)] if container else []
+        query += [("previous", "true")] if previous else []
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        about = f"log of Pod/{namespace}/{pod}" + (f" container {container}" if container else "")
+        return self._call(functools.partial(self._text, path, query), about + (" (previous)" if previous else ""))
+
+    def reader(self, timeout: float) -> Kube:
+        """This adapter for reads a person waits on: each request ``timeout`` seconds at most, retried once."""
+        retry = Retry(attempts=2, first_wait=0.05, longest_wait=0.2, timeout=(min(timeout, 3.0), timeout))
+        return dataclasses.replace(self, retry=retry)
 
     # The machinery.
 
@@ -158,16 +177,29 @@ class Kube:
     def _object(self, method: str, path: str, target: str, body: Body | None = None) -> Body:
         return self._call(functools.partial(self._request, method, path, body), target)
 
-    def _request(self, method: str, path: str, body: Body | None) -> Body:
+    def _request(self, method: str, path: str, body: Body | None, query: list[tuple[str, str]] | None = None) -> Body:
         """One HTTP request to the API server; an answer other than 2xx raises ApiException."""
         assert self.api is not None
         headers = {"Accept": "application/json"} | ({"Content-Type": PATCH_TYPE} if method == "PATCH" else {})
         auth = ["BearerToken"]
-        request = self.api.param_serialize(method, path, header_params=headers, body=body, auth_settings=auth)
+        request = self.api.param_serialize(
+            method, path, query_params=query, header_params=headers, body=body, auth_settings=auth
+        )
         response = self.api.call_api(*request, _request_timeout=self.retry.timeout)
         response.read()  # type: ignore[no-untyped-call]
         found: Any = self.api.response_deserialize(response, {"2XX": "object"}).data
         return found if isinstance(found, dict) else {}
+
+    def _text(self, path: str, query: list[tuple[str, str]]) -> str:
+        """One GET whose answer is text (a log); an answer other than 2xx raises ApiException."""
+        assert self.api is not None
+        headers = {"Accept": "text/plain"}
+        auth = ["BearerToken"]
+        request = self.api.param_serialize("GET", path, query_params=query, header_params=headers, auth_settings=auth)
+        response = self.api.call_api(*request, _request_timeout=self.retry.timeout)
+        response.read()  # type: ignore[no-untyped-call]
+        data: Any = self.api.response_deserialize(response, {"2XX": "bytearray"}).data
+        return bytes(data or b"").decode(errors="replace")
 
     def _call(self, fn: Callable[[], T], target: str) -> T:
         retrying = tenacity.Retrying(

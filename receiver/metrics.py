@@ -67,6 +67,10 @@ class Tally:
     """Guardrail reason per blocked run."""
     dead_letters: int = 0
     """Accepted notifications the engine could not decode (left in the inbox as received)."""
+    evidence: list[tuple[str, float]] = field(default_factory=list)
+    """(outcome, seconds) per evidence capture stored."""
+    evidence_restarts: int = 0
+    """Times the evidence worker failed and was started again."""
 
     @classmethod
     def of_incidents(cls, changes: Changes) -> Tally:
@@ -105,6 +109,8 @@ class Tally:
             "actions": self.actions,
             "blocks": self.blocks,
             "dead_letters": self.dead_letters,
+            "evidence": self.evidence,
+            "evidence_restarts": self.evidence_restarts,
         }
 
     @classmethod
@@ -124,6 +130,8 @@ class Tally:
             actions=[(str(a), str(o), float(t)) for a, o, t in raw.get("actions", [])],
             blocks=[str(b) for b in raw.get("blocks", [])],
             dead_letters=int(raw.get("dead_letters", 0)),
+            evidence=[(str(o), float(t)) for o, t in raw.get("evidence", [])],
+            evidence_restarts=int(raw.get("evidence_restarts", 0)),
         )
 
 
@@ -213,6 +221,23 @@ class Metrics:
             "receiver_playbook_circuit_open",
             "1 while a playbook's circuit breaker is open (too many failed runs in a row), by playbook.",
             ["playbook"],
+            registry=registry,
+        )
+        self.evidence_captures = Counter(
+            "receiver_evidence_captures",
+            "Evidence captures stored, by outcome (captured, partial, failed, timeout, no_credentials, nothing).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.evidence_duration = Histogram(
+            "receiver_evidence_capture_duration_seconds",
+            "Duration of one evidence capture (every read of one alert's evidence).",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.evidence_restarts = Counter(
+            "receiver_evidence_worker_restarts",
+            "Times the evidence worker failed and was started again (its log says why).",
             registry=registry,
         )
         self.engine_restarts = Counter(
@@ -316,6 +341,11 @@ class Metrics:
             self.guardrail_blocks.labels(reason).inc()
         if tally.dead_letters:
             self.dead_letters.inc(tally.dead_letters)
+        for outcome, seconds in tally.evidence:
+            self.evidence_captures.labels(outcome).inc()
+            self.evidence_duration.observe(seconds)
+        if tally.evidence_restarts:
+            self.evidence_restarts.inc(tally.evidence_restarts)
 
     def observe_request(self, route: str, method: str, seconds: float) -> None:
         """Record one HTTP request's duration."""

@@ -141,8 +141,13 @@ async def test_a_cursor_that_is_not_a_small_ascii_number_gets_400(client: Client
 @pytest.mark.parametrize("value", ["²", "٣", "1" * 25, "99999999999999999999"])
 @pytest.mark.parametrize(
     ("path", "name"),
-    [("/api/v1/runs", "limit"), ("/api/v1/incidents", "limit"), ("/api/v1/alerts", "limit"),
-     ("/api/v1/alerts", "offset"), ("/api/v1/incidents/INC-20261122-0001", "timelineLimit")],
+    [
+        ("/api/v1/runs", "limit"),
+        ("/api/v1/incidents", "limit"),
+        ("/api/v1/alerts", "limit"),
+        ("/api/v1/alerts", "offset"),
+        ("/api/v1/incidents/INC-20261122-0001", "timelineLimit"),
+    ],
 )
 async def test_a_number_that_is_not_a_small_ascii_number_gets_400(
     client: Client, path: str, name: str, value: str
@@ -153,8 +158,9 @@ async def test_a_number_that_is_not_a_small_ascii_number_gets_400(
 
 
 @pytest.mark.parametrize("id", ["²", "1²", "1" * 25, "-1", "9" * 19, "1%0A"])
-@pytest.mark.parametrize("method_path", ["GET /api/v1/runs/{}", "POST /api/v1/runs/{}/approve",
-                                         "POST /api/v1/runs/{}/reject"])
+@pytest.mark.parametrize(
+    "method_path", ["GET /api/v1/runs/{}", "POST /api/v1/runs/{}/approve", "POST /api/v1/runs/{}/reject"]
+)
 async def test_a_run_id_that_is_not_a_run_id_gets_404_at_once(client: Client, method_path: str, id: str) -> None:
     method, path = method_path.split()
     response = await asyncio.wait_for(client.request(method, path.format(id), headers=API), 2)
@@ -219,9 +225,13 @@ CONTROL = ["\x00", "\x1b[31m", "\r", "\x7f", "\x85"]
 @pytest.mark.parametrize("char", CONTROL)
 @pytest.mark.parametrize(
     ("path", "field"),
-    [("/api/v1/incidents/INC-20261122-0001/notes", "text"), ("/api/v1/incidents/INC-20261122-0001/ack", "reason"),
-     ("/api/v1/runs/1/approve", "reason"), ("/api/v1/playbooks/crashloop/reset", "reason"),
-     ("/api/v1/runs/1/reject", "actor")],
+    [
+        ("/api/v1/incidents/INC-20261122-0001/notes", "text"),
+        ("/api/v1/incidents/INC-20261122-0001/ack", "reason"),
+        ("/api/v1/runs/1/approve", "reason"),
+        ("/api/v1/playbooks/crashloop/reset", "reason"),
+        ("/api/v1/runs/1/reject", "actor"),
+    ],
 )
 async def test_control_characters_in_texts_get_400_naming_the_field(
     refusing_client: Client, path: str, field: str, char: str
@@ -280,8 +290,14 @@ async def _raw_request(client: Client, head: bytes) -> tuple[int, bytes]:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/api/v1/alerts"), ("GET", "/api/v1/alerts"), ("GET", "/api/v1/incidents"), ("GET", "/api/v1/runs"),
-     ("POST", "/api/v1/incidents/INC-20261122-0001/ack"), ("GET", "/api/v1/runs/1")],
+    [
+        ("POST", "/api/v1/alerts"),
+        ("GET", "/api/v1/alerts"),
+        ("GET", "/api/v1/incidents"),
+        ("GET", "/api/v1/runs"),
+        ("POST", "/api/v1/incidents/INC-20261122-0001/ack"),
+        ("GET", "/api/v1/runs/1"),
+    ],
 )
 @pytest.mark.parametrize("value", [b"Bearer \xff\xfe", b"\xc3\x28 x", b"Basic \x80"])
 async def test_authorization_that_is_not_utf8_gets_401(client: Client, method: str, path: str, value: bytes) -> None:

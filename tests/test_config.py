@@ -139,7 +139,7 @@ def test_an_empty_secret_in_the_environment_is_refused_naming_the_key_and_the_va
         ("webhook: {basic_auth: {username: '', password: p}}", "webhook.basic_auth.username"),
         ("webhook: {basic_auth: {username: ' ', password: p}}", "webhook.basic_auth.username"),
         ("webhook: {basic_auth: {username: am, password: ''}}", "webhook.basic_auth.password"),
-        ("webhook: {basic_auth: {username: am, password: \"\\t\"}}", "webhook.basic_auth.password"),
+        ('webhook: {basic_auth: {username: am, password: "\\t"}}', "webhook.basic_auth.password"),
     ],
 )
 def test_an_empty_credential_in_the_file_is_refused(tmp_path: Path, text: str, key: str) -> None:

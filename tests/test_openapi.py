@@ -226,6 +226,9 @@ async def test_every_route_answers_as_the_document_says(
     await call("GET", one + "?timelineLimit=x", 400, headers=API)
     await call("GET", one, 401)
     await call("GET", "/api/v1/incidents/INC-20200101-0001", 404, headers=API)
+    await call("GET", one + "/evidence", 200, headers=API)
+    await call("GET", one + "/evidence", 401)
+    await call("GET", "/api/v1/incidents/INC-20200101-0001/evidence", 404, headers=API)
     await call("POST", one + "/notes", 201, json={"text": "looking", "actor": "alice"}, headers=API)
     await call("POST", one + "/notes", 400, json={"text": ""}, headers=API)
     for change in ("ack", "mitigate", "resolve"):

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from receiver.clock import Clock
 from receiver.config import Settings
+from receiver.engine.evidence import EvidenceWorker
 from receiver.engine.processor import Processor, expiry_loop
 from receiver.engine.runner import Runner
 from receiver.incidents.book import Book
@@ -25,12 +26,14 @@ from receiver.store import Store
 from receiver.timer import REAL, Timer
 
 log = logging.getLogger(__name__)
+SUPERVISED_BACKOFF_SECONDS = (0.5, 30.0)
+"""First and longest wait before the evidence worker is started again after a failure."""
 Report = Callable[[int, Tally], None]
 """Told the inbox seq processed so far and what a step counted (processing and runs alike)."""
 
 
 class Engine:
-    """The processor, the runner and the expiry loop of one engine, and their tasks while it runs."""
+    """The processor, the runner, the expiry loop and the evidence worker of one engine, and their tasks."""
 
     def __init__(
         self,
@@ -40,9 +43,13 @@ class Engine:
         kube: Kube,
         settings: Settings,
         clock: Clock,
+        evidence: EvidenceWorker | None = None,
+        report: Report | None = None,
     ) -> None:
         self.processor = processor
         self.runner = runner
+        self.evidence = evidence
+        self._report = report
         self.remediation = remediation
         self.kube = kube
         self._settings = settings
@@ -70,6 +77,8 @@ class Engine:
                 name="expiry",
             ),
         ]
+        if self.evidence is not None:
+            self._upkeep.append(asyncio.create_task(self._supervised(self.evidence.run), name="evidence"))
         for task in (self._processing, *self._upkeep):
             task.add_done_callback(self._ended)
 
@@ -83,6 +92,20 @@ class Engine:
         log.error("engine task %s ended: %r", task.get_name(), error, exc_info=error)
         if self.failed is not None and not self.failed.done():
             self.failed.set_result(task.get_name())
+
+    async def _supervised(self, run: Callable[[], Awaitable[None]]) -> None:
+        """Run ``run`` until cancelled; whenever it fails: logged at error level, counted, started again."""
+        delay = SUPERVISED_BACKOFF_SECONDS[0]
+        while True:
+            try:
+                await run()
+                raise RuntimeError("it returned")  # it only ends when cancelled
+            except Exception as err:
+                log.error("the evidence worker failed; starting it again in %.1fs", delay, exc_info=err)
+                if self._report is not None:
+                    self._report(self.processor.cursor, Tally(evidence_restarts=1))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, SUPERVISED_BACKOFF_SECONDS[1])
 
     async def stop(self, before_processing: Callable[[], Awaitable[None]] | None = None) -> None:
         """Stop the runner and expiry, then ``before_processing`` (the web's last commits), then processing.
@@ -129,9 +152,22 @@ def build(
         remediation.namespaces,
     )
 
+    evidence = None
+    if settings.evidence.enabled:
+        evidence = EvidenceWorker(
+            store,
+            adapter,
+            settings.evidence.bounds(),
+            clock,
+            lambda tally: report(processor.cursor, tally),
+            settings.evidence.concurrency,
+        )
+
     def processed(reached: int, tally: Tally) -> None:
         report(reached, tally)
         runner.wake()
+        if evidence is not None:
+            evidence.wake()
 
     processor = Processor(
         store,
@@ -142,8 +178,9 @@ def build(
         book=Book(settings.incidents.policy()),
         clock=clock,
         remediation=remediation,
+        evidence=settings.evidence.per_incident if settings.evidence.enabled else 0,
     )
-    return Engine(processor, runner, remediation, adapter, settings, clock)
+    return Engine(processor, runner, remediation, adapter, settings, clock, evidence, report)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -77,7 +77,9 @@ class EngineUnavailable(RuntimeError):
 COMMAND = (sys.executable, "-m", "receiver.engine")
 RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before starting a dead engine again."""
-_ENGINE_SETTINGS = frozenset({"data_dir", "log_level", "store", "alerts", "engine", "incidents", "remediation"})
+_ENGINE_SETTINGS = frozenset(
+    {"data_dir", "log_level", "store", "alerts", "engine", "incidents", "remediation", "evidence"}
+)
 COMMAND_TIMEOUT_SECONDS = 10.0
 """How long a person's change may wait for the engine (it waits for the batch being written)."""
 REAP_GRACE_SECONDS = 5.0

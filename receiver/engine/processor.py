@@ -28,6 +28,8 @@ from receiver.alerts.dedup import DedupPolicy, Outcome, decide, expiry_cutoff
 from receiver.alerts.wire import InvalidNotification, Notification, Valid, decode
 from receiver.clock import Clock, utc_now
 from receiver.engine.batch import decide_all, fingerprints
+from receiver.evidence.records import EvidenceRequest
+from receiver.evidence.requests import requests_for
 from receiver.incidents.book import Book, Changes, UnknownIncident
 from receiver.incidents.lifecycle import EventKind, IncidentStatus
 from receiver.incidents.watchdog import Sightings, armed
@@ -76,11 +78,14 @@ class Processor:
         book: Book | None = None,
         clock: Clock = utc_now,
         remediation: Remediation | None = None,
+        evidence: int = 0,
     ) -> None:
         """``linger``: seconds to let entries gather after a partial batch (fewer, larger transactions).
 
         ``book``: the incidents the news goes to (None: alerts only, no incidents).
+        ``evidence``: how many alerts of an incident that opens ask for evidence (0: evidence is off).
         """
+        self._evidence = evidence
         self._store = store
         self._book = book
         self._remediation = remediation
@@ -252,8 +257,8 @@ class Processor:
         processed, changed = decide_all(entries, known, self._decide)
         now = entries[-1][0].received_at
         derived = self._booked(lambda book: self._follow(book, now, processed))
-        changes, runs = derived or (Changes(), [])
-        return Batch(self.cursor, processed, changed, changes, runs)
+        changes, runs, evidence = derived or (Changes(), [], [])
+        return Batch(self.cursor, processed, changed, changes, runs, evidence)
 
     def _booked(self, follow: Callable[[Book], T]) -> T | None:
         """What the book makes of news (None without a book); if that fails, the book is loaded again."""
@@ -288,9 +293,12 @@ class Processor:
         self._book_loaded = True
         log.info("incidents loaded", extra={"incidents": len(self._book.incidents)})
 
-    def _follow(self, book: Book, now: datetime, processed: Sequence[Processed]) -> tuple[Changes, list[RunIntent]]:
-        """Give the book the news of a batch; what changed, and the playbook runs the news asks for."""
+    def _follow(
+        self, book: Book, now: datetime, processed: Sequence[Processed]
+    ) -> tuple[Changes, list[RunIntent], list[EvidenceRequest]]:
+        """Give the book the news of a batch; what changed, and the playbook runs and evidence the news asks for."""
         news: list[AlertFacts] = []
+        last_opened = book.last_seq
         for item in processed:
             if item.notification is None:
                 continue
@@ -309,7 +317,11 @@ class Processor:
                 news.append(facts)
         changes = book.settle(now)
         runs = [] if self._remediation is None else self._remediation.intents(news, book, now)
-        return changes, runs
+        if not self._evidence:
+            return changes, runs, []
+        opened = [i for i in changes.incidents.values() if i.seq > last_opened]
+        by_fingerprint = {f.fingerprint: f for f in news}
+        return changes, runs, requests_for(opened, runs, by_fingerprint, now, self._evidence)
 
     @staticmethod
     def _follow_expired(book: Book, now: datetime, fingerprints: Sequence[str]) -> Changes:

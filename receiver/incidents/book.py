@@ -298,6 +298,11 @@ class Book:
         self._numbers.update(numbers)
         self._seq = max(self._seq, seq)
 
+    @property
+    def last_seq(self) -> int:
+        """The seq of the incident opened last: those opened after a moment have a greater one."""
+        return self._seq
+
     def where(self, fingerprint: str) -> tuple[Incident, Member] | None:
         """The incident an alert belongs to now, and its membership (role, root)."""
         incident = self.incidents.get(self._where.get(fingerprint, ""))

@@ -40,6 +40,8 @@ class EventKind(StrEnum):
     REOPENED = "reopened"
     REMEDIATION = "remediation"
     """A playbook run started, ended, was blocked, awaits approval."""
+    EVIDENCE = "evidence"
+    """Evidence of an alert was captured from the cluster (or why it could not be)."""
 
 
 _S = IncidentStatus

@@ -17,6 +17,7 @@ protocols it uses:
   counts, expiry candidates, the log of alert news, pruning;
 - ``IncidentStore``: incidents, their members and timelines;
 - ``RunStore``: playbook runs;
+- ``EvidenceStore``: evidence requests, claimed and captured, and their results;
 - ``ProcessingStore``: the transactions that span them (a processed batch,
   an expiry), written as values the engine decided;
 - later, ``OutboxStore`` (notifications to send, claimed when due) and
@@ -43,6 +44,7 @@ from typing import Protocol
 from receiver.alerts.dedup import AlertState, Decision, Status
 from receiver.alerts.matchers import Matcher
 from receiver.alerts.wire import Alert, Notification
+from receiver.evidence.records import ClaimedEvidence, EvidenceRecord, EvidenceRequest, EvidenceResult
 from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import IncidentStatus, TimelineEvent
 from receiver.incidents.severity import Severity
@@ -100,6 +102,8 @@ class Batch:
     """Decisions that changed an alert's state, in order (a later one for the same alert wins)."""
     changes: Changes = field(default_factory=Changes)
     runs: Sequence[RunIntent] = ()
+    evidence: Sequence[EvidenceRequest] = ()
+    """Evidence the news asks for (kept once per incident, alert and episode)."""
 
     @property
     def cursor(self) -> int:
@@ -338,6 +342,26 @@ class RunStore(Protocol):
         ...
 
 
+class EvidenceStore(Protocol):
+    """Evidence requests (written by ``ProcessingStore.process`` with the news) and their results."""
+
+    async def release_evidence(self) -> int:
+        """Requests left claimed by an engine that stopped are pending again; how many."""
+        ...
+
+    async def claim_evidence(self, limit: int) -> list[ClaimedEvidence]:
+        """Claim up to ``limit`` pending requests, oldest first."""
+        ...
+
+    async def store_evidence(self, result: EvidenceResult) -> None:
+        """Store a capture's result on its request, with a line in its incident's timeline, in one transaction."""
+        ...
+
+    async def evidence(self, incident: str) -> list[EvidenceRecord]:
+        """An incident's evidence requests and results, in order of request."""
+        ...
+
+
 class ProcessingStore(Protocol):
     """The engine's transactions across concepts: values it decided, written whole or not at all."""
 
@@ -358,7 +382,7 @@ class HealthStore(Protocol):
         ...
 
 
-class Store(InboxStore, AlertStore, IncidentStore, RunStore, ProcessingStore, HealthStore, Protocol):
+class Store(InboxStore, AlertStore, IncidentStore, RunStore, EvidenceStore, ProcessingStore, HealthStore, Protocol):
     """Durable state, every concept. Every method either completes or changes nothing."""
 
     async def close(self) -> None:

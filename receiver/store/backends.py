@@ -55,9 +55,7 @@ def _sqlite(settings: Settings, role: Role, on_commit: OnCommit) -> Backend:
 
 
 BACKENDS: Mapping[str, Kind] = {
-    "sqlite": Kind(
-        _sqlite, lambda s: sqlite_engine_lock(s.database_path), lambda s: sqlite_serve_lock(s.database_path)
-    )
+    "sqlite": Kind(_sqlite, lambda s: sqlite_engine_lock(s.database_path), lambda s: sqlite_serve_lock(s.database_path))
 }
 
 

@@ -8,7 +8,7 @@ contend; their SQL runs in parallel, outside the GIL. Reads use a third
 connection on a third thread, with the inbox attached; WAL lets readers and
 writers overlap. Each writer checkpoints its own write-ahead log (see
 ``sqlite_writer``), so the logs stay short. The SQL lives in ``sqlite_tables``
-(inbox, alerts, news), ``sqlite_incidents``, ``sqlite_runs`` and
+(inbox, alerts, news), ``sqlite_incidents``, ``sqlite_runs``, ``sqlite_evidence`` and
 ``sqlite_listing`` (the alerts API's filtered pages). Row ids (an alert's, a
 member's) stay in here: the engine names alerts by fingerprint and members by
 incident and fingerprint.
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from receiver.alerts.dedup import AlertState, Status
+from receiver.evidence.records import ClaimedEvidence, EvidenceRecord, EvidenceResult
 from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import TimelineEvent
 from receiver.incidents.severity import Severity
@@ -45,6 +46,7 @@ from receiver.store import (
     StoreError,
     WorkingSet,
 )
+from receiver.store import sqlite_evidence as evidence_tables
 from receiver.store import sqlite_incidents as incident_tables
 from receiver.store import sqlite_listing as listing
 from receiver.store import sqlite_runs as run_tables
@@ -177,6 +179,7 @@ class SQLiteStore:
             added = tables.write_batch(db, batch, self._ids)
             incident_tables.write(db, batch.changes, self._members)
             run_tables.write(db, batch.runs)
+            evidence_tables.write(db, batch.evidence)
             return added
 
         self._ids.add(self._incidents_transaction(db, work))  # only once committed: a rolled-back batch leaves them
@@ -312,6 +315,18 @@ class SQLiteStore:
     async def _write_runs(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` in a transaction of its own on the state writer."""
         return await self._state.run(lambda db: tables.transaction(db, work))
+
+    async def release_evidence(self) -> int:
+        return await self._write_runs(evidence_tables.release)
+
+    async def claim_evidence(self, limit: int) -> list[ClaimedEvidence]:
+        return await self._write_runs(lambda db: evidence_tables.claim(db, limit))
+
+    async def store_evidence(self, result: EvidenceResult) -> None:
+        await self._write_runs(lambda db: evidence_tables.finish(db, result))
+
+    async def evidence(self, incident: str) -> list[EvidenceRecord]:
+        return await self._read(lambda db: evidence_tables.of_incident(db, incident))
 
     async def alert_firing(self, fingerprint: str) -> bool:
         return await self._state.run(lambda db: self._alert_firing(db, fingerprint))

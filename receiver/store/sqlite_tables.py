@@ -25,6 +25,7 @@ import orjson
 from receiver.alerts.dedup import AlertState, Decision, Outcome, Status
 from receiver.alerts.wire import Alert
 from receiver.store import AlertEvent, Batch, Expiry, InboxEntry, Processed, StoreError
+from receiver.store.sqlite_evidence import SCHEMA as EVIDENCE_SCHEMA
 from receiver.store.sqlite_incidents import SCHEMA as INCIDENT_SCHEMA
 from receiver.store.sqlite_runs import MOVE_RESETS, RESET_SCHEMA
 from receiver.store.sqlite_runs import SCHEMA as RUN_SCHEMA
@@ -34,7 +35,7 @@ T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 """Of the inbox database."""
-STATE_SCHEMA_VERSION = 5
+STATE_SCHEMA_VERSION = 6
 INBOX_SCHEMA = """
 CREATE TABLE inbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -82,7 +83,7 @@ CREATE TABLE alert_events (
     notification_id INTEGER REFERENCES notifications (id)
 );
 CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
-{INCIDENT_SCHEMA}{RUN_SCHEMA}{RESET_SCHEMA}"""
+{INCIDENT_SCHEMA}{RUN_SCHEMA}{RESET_SCHEMA}{EVIDENCE_SCHEMA}"""
 _COPIED = (
     "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips, labels, annotations,"
     " generator_url"
@@ -98,11 +99,12 @@ CREATE INDEX alerts_by_status ON alerts (status);
     2: INCIDENT_SCHEMA,
     3: RUN_SCHEMA,
     4: MOVE_RESETS,
+    5: EVIDENCE_SCHEMA,
 }
 """Scripts that bring a state database from a version to the next.
 
 1 -> 2: alerts keyed by id; 2 -> 3: incidents; 3 -> 4: playbook runs; 4 -> 5: circuit-breaker resets in
-their own table, no longer fake runs."""
+their own table, no longer fake runs; 5 -> 6: evidence requests and results."""
 PRUNE_CHUNK = 10_000
 """Rows of the news log looked at per pruning statement."""
 INBOX_ALIAS = "ib"

@@ -81,4 +81,3 @@ def _parse_query(request: web.Request) -> tuple[frozenset[Status] | None, list[m
     limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, f", 1 to {MAX_LIMIT}")
     offset = int_param(request, "offset", 0, 0, MAX_OFFSET, f", 0 or more (at most {MAX_OFFSET})")
     return statuses, wanted, limit, offset
-

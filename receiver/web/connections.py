@@ -256,4 +256,3 @@ class GuardMetrics(Collector):
         closed.add_metric(["timed_out"], self._guard.timed_out)
         yield open_now
         yield closed
-

@@ -1,4 +1,4 @@
-"""The incident API: list and read incidents; acknowledge, mitigate, resolve and annotate them.
+"""The incident API: list and read incidents and their evidence; acknowledge, mitigate, resolve and annotate them.
 
 Reads come from the store. Changes go to the engine, the one writer of
 incidents (``IncidentCommands``: the processor inline, or the engine process
@@ -19,10 +19,11 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from receiver.engine.process import EngineUnavailable
+from receiver.evidence.records import EvidenceRecord
 from receiver.incidents.book import Incident, Member, UnknownIncident
 from receiver.incidents.lifecycle import IncidentStatus, InvalidTransition, TimelineEvent
 from receiver.incidents.severity import Severity
-from receiver.store import IncidentQuery, IncidentStore, StoreError
+from receiver.store import EvidenceStore, IncidentQuery, IncidentStore, StoreError
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error, unavailable
 from receiver.web.params import MAX_ACTOR as MAX_ACTOR  # the limits, where they were first defined
@@ -59,10 +60,14 @@ Command = Callable[[str, str, str], Awaitable[None]]
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
+class IncidentsApiStore(IncidentStore, EvidenceStore, Protocol):
+    """What the incident API reads: incidents and their evidence."""
+
+
 class IncidentsApi:
     """The handlers of ``/api/v1/incidents``."""
 
-    def __init__(self, store: IncidentStore, commands: IncidentCommands, credentials: Credentials) -> None:
+    def __init__(self, store: IncidentsApiStore, commands: IncidentCommands, credentials: Credentials) -> None:
         self._store = store
         self._commands = commands
         self._credentials = credentials
@@ -71,6 +76,7 @@ class IncidentsApi:
         """Register every route of the incident API."""
         router.add_get("/api/v1/incidents", self.list)
         router.add_get("/api/v1/incidents/{id}", self.get)
+        router.add_get("/api/v1/incidents/{id}/evidence", self.evidence)
         for action, command in (
             ("ack", self._commands.acknowledge),
             ("mitigate", self._commands.mitigate),
@@ -104,12 +110,24 @@ class IncidentsApi:
         id = incident_id(request)
         return await self._detail(id, limit) if id is not None else json_error(404, UNKNOWN)
 
+    async def evidence(self, request: web.Request) -> web.Response:
+        """Everything captured from the cluster for the incident's alerts (content included)."""
+        if not self._credentials.allows(request):
+            return unauthorized("receiver-api")
+        id = incident_id(request)
+        found = await self._store.incident(id, 0) if id is not None else None
+        if id is None or found is None:
+            return json_error(404, f"no incident {id}" if id else UNKNOWN)
+        records = await self._store.evidence(id)
+        return web.json_response({"evidence": [_evidence(r, content=True) for r in records]})
+
     async def _detail(self, id: str, timeline_limit: int, status: int = 200) -> web.Response:
         found = await self._store.incident(id, timeline_limit)
         if found is None:
             return json_error(404, f"no incident {id}")
         incident, timeline = found
-        return web.json_response(_detail(incident, timeline), status=status)
+        evidence = [_evidence(r, content=False) for r in await self._store.evidence(id)]
+        return web.json_response(_detail(incident, timeline) | {"evidence": evidence}, status=status)
 
     def _changing(self, command: Command, field: str, *, required: bool) -> Handler:
         async def handle(request: web.Request) -> web.Response:
@@ -211,6 +229,22 @@ def _event(event: TimelineEvent) -> dict[str, Any]:
         "actor": event.actor,
         "fingerprint": event.fingerprint,
     }
+
+
+def _evidence(record: EvidenceRecord, *, content: bool) -> dict[str, Any]:
+    request = record.request
+    out = {
+        "fingerprint": request.fingerprint,
+        "alertname": request.labels.get("alertname"),
+        "episode": request.episode.isoformat(),
+        "reason": request.reason,
+        "status": record.status.value,
+        "outcome": record.outcome,
+        "summary": record.summary,
+        "requestedAt": request.requested_at.isoformat(),
+        "capturedAt": _time(record.captured_at),
+    }
+    return out | {"content": record.content} if content else out
 
 
 def _detail(incident: Incident, timeline: list[TimelineEvent]) -> dict[str, Any]:

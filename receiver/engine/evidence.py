@@ -1,0 +1,130 @@
+"""The evidence worker: captures the evidence the store asks for, beside processing, never in its way.
+
+The processor records evidence requests in the transactions of the news
+that opens an incident or triggers a playbook; this worker, a task of the
+engine, claims them, captures each (``receiver.evidence.capture``: bounded
+in time and size, a failure recorded, never raised) and stores the result
+with a line in the incident's timeline. Captures run a few at a time, as
+tasks of their own: a capture that hangs until its deadline holds one slot,
+not the worker and never processing. At start, requests a stopped engine
+left claimed are captured again. The engine supervises ``run``: if it
+fails it is logged at error level, counted
+(``receiver_evidence_worker_restarts_total``) and started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from receiver.clock import Clock
+from receiver.evidence.capture import Captured, Outcome, capture
+from receiver.evidence.content import Bounds
+from receiver.evidence.records import ClaimedEvidence, EvidenceResult
+from receiver.kube import Kube
+from receiver.metrics import Tally
+from receiver.store import EvidenceStore, StoreError
+
+log = logging.getLogger(__name__)
+CHECK_SECONDS = 10.0
+"""How often the worker looks for requests when nothing wakes it (a request left after a failed store)."""
+
+
+class EvidenceWorker:
+    """Claims evidence requests and captures them, ``concurrency`` at a time."""
+
+    def __init__(
+        self,
+        store: EvidenceStore,
+        kube: Kube,
+        bounds: Bounds,
+        clock: Clock,
+        report: Callable[[Tally], None],
+        concurrency: int = 4,
+    ) -> None:
+        self._store = store
+        self._kube = kube
+        self._bounds = bounds
+        self._clock = clock
+        self._report = report
+        self._concurrency = concurrency
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._released = False
+
+    def wake(self) -> None:
+        """Say that requests may have been recorded."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: claim and capture whatever is asked. Captures in flight are cancelled with it."""
+        try:
+            while True:
+                try:
+                    await self.step()
+                except StoreError as err:
+                    log.error("evidence requests could not be taken", extra={"error": str(err)})
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CHECK_SECONDS):
+                        await self._wake.wait()
+                self._wake.clear()
+        finally:
+            for task in self._running:
+                task.cancel()
+
+    async def step(self) -> int:
+        """Claim as many requests as there are free slots and start capturing them; how many."""
+        if not self._released:
+            released = await self._store.release_evidence()
+            self._released = True
+            if released:
+                log.warning("%d evidence captures were interrupted by the engine stopping; capturing again", released)
+        free = self._concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        claimed = await self._store.claim_evidence(free)
+        for request in claimed:
+            task = asyncio.create_task(self._capture(request), name=f"evidence {request.id}")
+            self._running.add(task)
+            task.add_done_callback(self._ended)
+        return len(claimed)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("evidence capture task failed", exc_info=task.exception())
+        self._wake.set()  # a slot is free: more may wait
+
+    async def drain(self) -> None:
+        """Capture until nothing is pending or running (tests, benchmarks)."""
+        while await self.step() or self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def _capture(self, claimed: ClaimedEvidence) -> None:
+        request = claimed.request
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            found = await capture(self._kube, request.labels, request.episode, self._bounds)
+        except Exception as err:  # a bug in capturing: recorded on the evidence, never fatal
+            log.error("evidence capture failed", exc_info=True, extra={"incident": request.incident})
+            found = Captured(Outcome.FAILED, f"capture failed: {err!r}", {"errors": [repr(err)]})
+        seconds = loop.time() - started
+        result = EvidenceResult(
+            claimed.id,
+            request.incident,
+            request.fingerprint,
+            found.outcome.value,
+            found.summary,
+            found.content,
+            self._clock(),
+        )
+        try:
+            await self._store.store_evidence(result)
+        except StoreError as err:  # left claimed: captured again at the next start
+            log.error("evidence not stored", extra={"incident": request.incident, "error": str(err)})
+            return
+        log.info("evidence %s", found.outcome.value, extra={"incident": request.incident, "summary": found.summary})
+        self._report(Tally(evidence=[(found.outcome.value, seconds)]))

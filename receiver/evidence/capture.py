@@ -1,0 +1,286 @@
+"""Reading the evidence from the cluster: the few objects, logs and events an alert's subject points to.
+
+The one effectful part of evidence. Every read goes through the Kubernetes
+adapter (``receiver.kube``) on a worker thread, each with a short timeout
+and the whole capture under a deadline: what was read when the deadline
+passes is kept, and the evidence says it timed out. A read that fails (403,
+404, the API server unreachable) is recorded in the evidence's ``errors``
+and the capture goes on with the rest; nothing here raises. Secrets are
+never read: only the kinds in ``READS`` are, and a test checks every request
+against them (the RBAC the chart grants is made from ``READS`` too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from receiver.cluster import ActionFailed, Body, Ref, Resource
+from receiver.evidence.content import (
+    Bounds,
+    bounded,
+    claim_view,
+    controller_of,
+    event_views,
+    hpa_view,
+    log_view,
+    node_view,
+    pod_view,
+    rollouts,
+    summary,
+)
+from receiver.evidence.subject import Subject, subject_of
+from receiver.kube import Kube
+
+T = TypeVar("T")
+POD = Resource("Pod", "", "v1", "pods")
+EVENT = Resource("Event", "", "v1", "events")
+NODE = Resource("Node", "", "v1", "nodes", namespaced=False)
+CLAIM = Resource("PersistentVolumeClaim", "", "v1", "persistentvolumeclaims")
+HPA = Resource("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers")
+OWNERS = {
+    r.kind: r
+    for r in (
+        Resource("ReplicaSet", "apps", "v1", "replicasets"),
+        Resource("Deployment", "apps", "v1", "deployments"),
+        Resource("StatefulSet", "apps", "v1", "statefulsets"),
+        Resource("DaemonSet", "apps", "v1", "daemonsets"),
+        Resource("Job", "batch", "v1", "jobs"),
+        Resource("CronJob", "batch", "v1", "cronjobs"),
+    )
+}
+"""The workloads an owner chain may pass through (Pod -> ReplicaSet -> Deployment, Job -> CronJob...)."""
+OWNER_DEPTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One permission evidence needs: a verb on a resource (``pods/log``: a subresource)."""
+
+    group: str
+    resource: str
+    verb: str
+
+
+READS = (
+    Read("", "pods", "get"),
+    Read("", "pods/log", "get"),
+    Read("", "events", "list"),
+    Read("", "nodes", "get"),
+    Read("", "persistentvolumeclaims", "get"),
+    Read("autoscaling", "horizontalpodautoscalers", "get"),
+    Read("apps", "replicasets", "list"),
+    *(Read(r.group, r.plural, "get") for r in OWNERS.values()),
+)
+"""Every permission a capture uses, and nothing else (no Secrets, no ConfigMaps)."""
+
+
+class Outcome(StrEnum):
+    """How a capture ended. Bounded: a metric label."""
+
+    CAPTURED = "captured"
+    PARTIAL = "partial"
+    """Some reads failed; the rest is there, the errors say which."""
+    FAILED = "failed"
+    """Nothing could be read (forbidden, not found, unreachable)."""
+    TIMEOUT = "timeout"
+    NO_CREDENTIALS = "no_credentials"
+    NOTHING = "nothing"
+    """The alert names no object to read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """What one capture found: its outcome, the summary line and the content (JSON values)."""
+
+    outcome: Outcome
+    summary: str
+    content: Mapping[str, Any]
+
+
+@dataclass
+class _Gathered:
+    content: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    reads: int = 0
+    """Reads that succeeded."""
+
+
+async def capture(kube: Kube, labels: Mapping[str, str], first_alert: datetime, bounds: Bounds) -> Captured:
+    """Read the evidence of an alert with these labels (``first_alert``: its startsAt), within ``bounds``."""
+    subject = subject_of(labels)
+    described = subject.describe()
+    if subject.empty:
+        text = "nothing to capture: the alert names no pod, workload, node, volume claim or HPA"
+        return Captured(Outcome.NOTHING, text, {"subject": _subject(subject)})
+    if kube.api is None:
+        text = f"{described}: not captured: no Kubernetes credentials"
+        return Captured(Outcome.NO_CREDENTIALS, text, {"subject": _subject(subject), "errors": [kube.why_dry]})
+    found = _Gathered({"subject": _subject(subject)}, list(subject.refused))
+    timed_out = False
+    try:
+        async with asyncio.timeout(bounds.deadline.total_seconds()):
+            await _gather(kube.reader(bounds.request_timeout.total_seconds()), subject, found, bounds)
+    except TimeoutError:
+        timed_out = True
+        found.errors.append(f"the capture took longer than {bounds.deadline}: what was read by then is kept")
+    if found.errors:
+        found.content["errors"] = found.errors
+    content = bounded(found.content, bounds)
+    outcome = _outcome(found, timed_out)
+    line = summary(described, content, first_alert)
+    if outcome is not Outcome.CAPTURED:
+        line += f" ({outcome.value}: {found.errors[-1] if found.errors else ''})"
+    return Captured(outcome, line, content)
+
+
+def _outcome(found: _Gathered, timed_out: bool) -> Outcome:
+    if timed_out:
+        return Outcome.TIMEOUT
+    if not found.reads:
+        return Outcome.FAILED
+    return Outcome.PARTIAL if found.errors else Outcome.CAPTURED
+
+
+def _subject(subject: Subject) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "namespace": subject.namespace,
+        "pod": subject.pod,
+        "container": subject.container,
+        "workload": f"{subject.workload[0]}/{subject.workload[1]}" if subject.workload else None,
+        "node": subject.node,
+        "persistentVolumeClaim": subject.claim,
+        "horizontalPodAutoscaler": subject.hpa,
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+async def _read(found: _Gathered, fn: Callable[[], T]) -> T | None:
+    """One blocking read on a worker thread; a failure is recorded and answered with None."""
+    try:
+        result = await asyncio.to_thread(fn)
+    except ActionFailed as err:
+        found.errors.append(err.reason)
+        return None
+    found.reads += 1
+    return result
+
+
+async def _gather(kube: Kube, subject: Subject, found: _Gathered, bounds: Bounds) -> None:
+    ns = subject.namespace
+    now = kube.now()
+    involved: list[tuple[str, str]] = []
+    if subject.claim and ns:
+        await _one(kube, found, Ref(CLAIM, ns, subject.claim), "volume", claim_view, involved)
+    if subject.hpa and ns:
+        await _one(kube, found, Ref(HPA, ns, subject.hpa), "hpa", hpa_view, involved)
+    if subject.node:
+        await _one(kube, found, Ref(NODE, None, subject.node), "node", node_view, involved)
+    workload = subject.workload
+    if subject.pod and ns:
+        pod = await _one(kube, found, Ref(POD, ns, subject.pod), "pod", pod_view, involved)
+        if pod is not None:
+            await _logs(kube, found, ns, pod, subject.container, bounds)
+            workload = await _owners(kube, found, ns, pod, involved) or workload
+    elif workload and ns and workload[0] in OWNERS:
+        await _one(kube, found, Ref(OWNERS[workload[0]], ns, workload[1]), "workload", _meta, involved)
+    if workload and workload[0] == "Deployment" and ns:
+        sets = await _read(found, lambda: kube.objects(OWNERS["ReplicaSet"], ns, f"ReplicaSets in {ns}"))
+        if sets is not None:
+            found.content["rollouts"] = rollouts(sets, workload[1], bounds)
+    await _events(kube, found, "default" if subject.node and not ns else ns, involved, now - bounds.events_age, bounds)
+
+
+async def _one(
+    kube: Kube,
+    found: _Gathered,
+    ref: Ref,
+    key: str,
+    view: Callable[[Body], dict[str, Any]],
+    involved: list[tuple[str, str]],
+) -> Body | None:
+    obj = await _read(found, lambda: kube.get(ref))
+    if obj is not None:
+        found.content[key] = view(obj)
+        involved.append((ref.resource.kind, ref.name))
+    return obj
+
+
+def _meta(obj: Body) -> dict[str, Any]:
+    meta = obj.get("metadata", {})
+    status = obj.get("status", {})
+    return {
+        "kind": obj.get("kind"),
+        "name": meta.get("name"),
+        "generation": meta.get("generation"),
+        "replicas": obj.get("spec", {}).get("replicas"),
+        "readyReplicas": status.get("readyReplicas"),
+        "updatedReplicas": status.get("updatedReplicas"),
+        "availableReplicas": status.get("availableReplicas"),
+    }
+
+
+async def _logs(kube: Kube, found: _Gathered, ns: str, pod: Body, container: str | None, bounds: Bounds) -> None:
+    """The alert's own container's current log, and its previous one when it restarted."""
+    names = [c.get("name") for c in pod.get("spec", {}).get("containers", [])]
+    chosen = container if container in names else (names[0] if len(names) == 1 else None)
+    if chosen is None:
+        found.errors.append(f"no log read: the alert names no container of Pod/{ns}/{pod['metadata']['name']}")
+        return
+    statuses = {c.get("name"): c for c in pod.get("status", {}).get("containerStatuses") or []}
+    restarted = bool((statuses.get(chosen) or {}).get("restartCount"))
+    logs: dict[str, Any] = {"container": chosen}
+    name = pod["metadata"]["name"]
+    for which, previous in (("current", False), ("previous", True)):
+        if previous and not restarted:
+            continue
+        read = functools.partial(
+            kube.log, ns, name, chosen, lines=bounds.log_lines, limit=bounds.log_bytes, previous=previous
+        )
+        text = await _read(found, read)
+        if text is not None:
+            logs[which] = log_view(text, bounds)
+    found.content["logs"] = logs
+
+
+async def _owners(
+    kube: Kube, found: _Gathered, ns: str, pod: Body, involved: list[tuple[str, str]]
+) -> tuple[str, str] | None:
+    """Walk the pod's controllers up (ReplicaSet -> Deployment...); the top one, or None."""
+    chain: list[str] = []
+    owner = controller_of(pod)
+    top = None
+    while owner is not None and owner[0] in OWNERS and len(chain) < OWNER_DEPTH:
+        obj = await _read(found, functools.partial(kube.get, Ref(OWNERS[owner[0]], ns, owner[1])))
+        if obj is None:
+            break
+        chain.append(f"{owner[0]}/{owner[1]}")
+        involved.append(owner)
+        top = owner
+        owner = controller_of(obj)
+    if chain:
+        found.content["owners"] = chain
+    return top
+
+
+async def _events(
+    kube: Kube,
+    found: _Gathered,
+    ns: str | None,
+    involved: list[tuple[str, str]],
+    since: datetime,
+    bounds: Bounds,
+) -> None:
+    if not ns or not involved:
+        return
+    events: list[Body] = []
+    for kind, name in involved:
+        fields = {"involvedObject.kind": kind, "involvedObject.name": name}
+        listed = await _read(found, functools.partial(kube.objects, EVENT, ns, f"events of {kind}/{name}", fields))
+        events.extend(listed or [])
+    found.content["events"] = event_views(events, set(involved), since, bounds)
