@@ -99,23 +99,35 @@ def _container(c: Body, image: Any) -> dict[str, Any]:
 
 
 def log_view(text: str, bounds: Bounds) -> dict[str, Any]:
-    """The last lines of a log, at most ``log_lines`` and ``log_bytes``, redacted; whether it was cut."""
+    """The last lines of a log, redacted, at most ``log_lines`` and ``log_bytes`` (as kept); whether it was cut."""
     data = text.encode()
-    cut = len(data) > bounds.log_bytes
+    cut = len(data) > 2 * bounds.log_bytes  # a server that ignored limitBytes: look at no more than twice it
     if cut:
-        text = data[-bounds.log_bytes :].decode(errors="ignore").partition("\n")[2]
+        text = data[-2 * bounds.log_bytes :].decode(errors="ignore").partition("\n")[2]
     lines = text.splitlines()
-    cut = cut or len(lines) > bounds.log_lines
-    return {"lines": [redact(line) for line in lines[-bounds.log_lines :]], "truncated": cut}
+    kept = [redact(line) for line in lines[-bounds.log_lines :]] if bounds.log_lines else []
+    size = sum(len(line.encode()) + 1 for line in kept)
+    first = 0
+    while first < len(kept) and size > bounds.log_bytes:
+        size -= len(kept[first].encode()) + 1
+        first += 1
+    return {"lines": kept[first:], "truncated": cut or len(kept) - first < len(lines)}
 
 
 def event_views(events: Iterable[Body], objects: set[tuple[str, str]], since: datetime, bounds: Bounds) -> list[Any]:
-    """Events about these (kind, name) objects since ``since``, oldest first, the latest ``bounds.events``."""
+    """Events about these (kind, name) objects since ``since``, oldest first, the latest ``bounds.events``.
+
+    Each event once, however many lists returned it (a server that ignores field selectors returns them all).
+    """
     found = []
+    seen: set[tuple[Any, Any]] = set()
     for e in events:
         involved = e.get("involvedObject", {})
-        if (involved.get("kind"), involved.get("name")) not in objects:
+        meta = e.get("metadata", {})
+        key = (meta.get("namespace"), meta.get("name") or id(e))
+        if (involved.get("kind"), involved.get("name")) not in objects or key in seen:
             continue
+        seen.add(key)
         at = _event_time(e)
         if at is None or at < since:
             continue

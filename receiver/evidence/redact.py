@@ -14,13 +14,13 @@ import re
 MARK = "[REDACTED]"
 _SECRET_NAME = (
     r"[A-Za-z0-9_.-]*(?:secret|passw(?:or)?d|passwd|pwd|token|api[_-]?key|access[_-]?key|private[_-]?key"
-    r"|credential|auth)[A-Za-z0-9_.-]*"
+    r"|credential|authorization)[A-Za-z0-9_.-]*"
 )
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # JWTs first: their three base64url parts would otherwise be taken for other things.
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), MARK),
     # Authorization: Bearer abc / Basic abc
-    (re.compile(r"(?i)\b(bearer|basic|token)(\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{6,}"), rf"\1\2{MARK}"),
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{6,}"), rf"\1\2{MARK}"),
     # scheme://user:password@host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*):(?!\[REDACTED\]@)[^\s/@]+@"), rf"\1:{MARK}@"),
     # AWS access key ids
@@ -28,7 +28,7 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # NAME=value, NAME: value, "name": "value" where the name looks like a secret's
     (
         re.compile(
-            rf"(?i)(\"?\b{_SECRET_NAME}\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|(?!\[REDACTED\]|(?:bearer|basic|token)\s)[^\s,;&\"']+)"
+            rf"(?i)(\"?\b{_SECRET_NAME}\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|(?!\[REDACTED\]|(?:bearer|basic)\s)[^\s,;&\"']+)"
         ),
         rf"\1{MARK}",
     ),

@@ -1,0 +1,274 @@
+"""Evidence in the engine: requested with the news, captured beside processing, stored with the incident.
+
+Against kmock's KubernetesEmulator holding the realistic cluster of
+``tests/evidence_cluster``: an incident that opens gets its evidence once per
+alert episode, in its timeline and through the API; processing goes on while
+a capture hangs; a request claimed by an engine that died is captured again;
+no credentials, a failing worker and evidence switched off each say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import kmock
+import pytest
+from prometheus_client import CollectorRegistry
+
+from receiver.app import create_app
+from receiver.clock import FixedClock
+from receiver.config import Settings
+from receiver.engine.builder import Engine, build
+from receiver.evidence.records import EvidenceStatus
+from receiver.kube import Kube
+from receiver.metrics import Metrics, Tally
+from receiver.store import IncidentQuery
+from receiver.store.sqlite import SQLiteStore
+from tests import evidence_cluster as c
+from tests.e2e.harness import eventually
+from tests.payloads import alert, body
+from tests.test_store_sqlite import store
+
+pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)
+__all__ = ["store"]  # the fixture, used by name
+TOKEN = "api-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _alert(name: str, starts: datetime = c.FIRST_ALERT, status: str = "firing", **changed: str) -> dict[str, Any]:
+    """The alert as Alertmanager sends it, with kube-prometheus-stack's labels (``status`` among them, for some)."""
+    sent = alert(name, status=status, starts=starts.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return sent | {"labels": c.ALERTS[name] | changed}
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
+    (tmp_path / "none").mkdir(exist_ok=True)
+    return make_settings(remediation={"playbook_dirs": [str(tmp_path / "none")]})
+
+
+class Counted:
+    """What the engine reported, added up."""
+
+    def __init__(self) -> None:
+        self.metrics = Metrics(CollectorRegistry())
+
+    def __call__(self, cursor: int, tally: Tally) -> None:
+        self.metrics.add(tally)
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def _engine(settings: Settings, store: SQLiteStore, kube: Kube, report: Counted | None = None) -> Engine:
+    return build(settings, store, clock=FixedClock(c.NOW), kube=kube, report=report or Counted())
+
+
+async def _post(engine: Engine, store: SQLiteStore, *alerts: dict[str, Any]) -> None:
+    await store.accept(body(*alerts), c.NOW)
+    await engine.processor.drain()
+
+
+async def _incident(store: SQLiteStore) -> str:
+    [incident] = await store.incidents(IncidentQuery())
+    return incident.id
+
+
+async def test_an_incident_that_opens_gets_its_evidence_once_per_episode(
+    kmock: Any, settings: Settings, store: SQLiteStore
+) -> None:
+    c.populate(kmock)
+    counted = Counted()
+    engine = _engine(settings, store, c.kube(kmock), counted)
+    assert engine.evidence is not None
+    await _post(engine, store, _alert("KubePodCrashLooping"))
+    await engine.evidence.drain()
+    id = await _incident(store)
+    [record] = await store.evidence(id)
+    assert (record.status, record.outcome, record.request.reason) == (
+        EvidenceStatus.DONE,
+        "captured",
+        "incident opened",
+    )
+    assert record.request.episode == c.FIRST_ALERT and record.captured_at == c.NOW
+    assert "rolled out 4 minutes before the first alert" in record.summary
+    assert record.content is not None and record.content["pod"]["containers"][0]["lastExitCode"] == 1
+    found = await store.incident(id, 100)
+    assert found is not None
+    [line] = [e for e in found[1] if e.kind == "evidence"]
+    assert line.text == f"evidence captured: {record.summary}" and line.fingerprint == record.request.fingerprint
+    reads = len(list(kmock))
+
+    await _post(engine, store, _alert("KubePodCrashLooping"))  # Alertmanager repeats the same episode
+    await _post(engine, store, _alert("KubePodCrashLooping", status="resolved"))
+    await _post(engine, store, _alert("KubePodCrashLooping"))  # the same episode fires again (a reopen)
+    await engine.evidence.drain()
+    assert len(await store.evidence(id)) == 1 and len(list(kmock)) == reads  # nothing captured again
+    assert counted.value("receiver_evidence_captures_total", outcome="captured") == 1
+    assert counted.value("receiver_evidence_capture_duration_seconds_count") == 1
+
+
+async def test_processing_goes_on_while_a_capture_hangs(kmock: Any, settings: Settings, store: SQLiteStore) -> None:
+    c.populate(kmock)
+    release = asyncio.Event()
+
+    async def hang(request: Any) -> Any:
+        await release.wait()
+        return c.crashlooping_pod()
+
+    kmock["get"][kmock.resource("", "v1", "pods")] << hang
+    engine = _engine(settings, store, c.kube(kmock))
+    assert engine.evidence is not None
+    try:
+        await _post(engine, store, _alert("KubePodCrashLooping"))
+        assert await engine.evidence.step() == 1  # the capture starts, and hangs on the pod
+        await eventually(lambda: _asked(kmock), "the capture reading the pod")
+        for i in range(5):  # meanwhile, news keeps being processed: incidents open in other namespaces
+            await _post(engine, store, _alert("KubePodCrashLooping", namespace=f"other-{i}"))
+        assert len(await store.incidents(IncidentQuery())) == 6
+        first = (await store.incidents(IncidentQuery()))[-1].id
+        [waiting] = await store.evidence(first)
+        assert waiting.status is EvidenceStatus.CLAIMED
+    finally:
+        release.set()
+    await engine.evidence.drain()
+    [done] = await store.evidence(first)
+    assert done.status is EvidenceStatus.DONE and done.outcome == "captured"
+
+
+async def _asked(emulator: Any) -> bool:
+    return any(str(r.url.path).endswith(f"/pods/{c.POD}") for r in list(emulator))
+
+
+async def test_a_request_claimed_by_an_engine_that_died_is_captured_again(
+    kmock: Any, settings: Settings, store: SQLiteStore
+) -> None:
+    c.populate(kmock)
+    dead = _engine(settings, store, c.kube(kmock))
+    await _post(dead, store, _alert("KubePodCrashLooping"))
+    [claimed] = await store.claim_evidence(10)  # the dead engine's worker took it, and never stored anything
+    assert await store.claim_evidence(10) == []
+    engine = _engine(settings, store, c.kube(kmock))
+    assert engine.evidence is not None
+    await engine.evidence.drain()
+    [record] = await store.evidence(claimed.request.incident)
+    assert (record.status, record.outcome) == (EvidenceStatus.DONE, "captured")
+
+
+async def test_without_credentials_the_evidence_says_so(settings: Settings, store: SQLiteStore) -> None:
+    engine = _engine(settings, store, Kube(None, dry_run=True))
+    assert engine.evidence is not None
+    await _post(engine, store, _alert("KubeNodeNotReady"))
+    await engine.evidence.drain()
+    [record] = await store.evidence(await _incident(store))
+    assert (record.outcome, record.summary) == (
+        "no_credentials",
+        f"Node {c.NODE}: not captured: no Kubernetes credentials",
+    )
+
+
+async def test_a_capture_that_fails_is_recorded_not_fatal(kmock: Any, settings: Settings, store: SQLiteStore) -> None:
+    kmock["get"] << 403
+    engine = _engine(settings, store, c.kube(kmock))
+    assert engine.evidence is not None
+    await _post(engine, store, _alert("KubePersistentVolumeFillingUp"))
+    await engine.evidence.drain()
+    [record] = await store.evidence(await _incident(store))
+    assert record.outcome == "failed" and "forbidden (403)" in record.summary
+    assert record.content is not None and any("RBAC" in e for e in record.content["errors"])
+
+
+async def test_evidence_switched_off_asks_for_nothing(
+    kmock: Any, make_settings: Callable[..., Settings], store: SQLiteStore
+) -> None:
+    c.populate(kmock)
+    engine = _engine(make_settings(evidence={"enabled": False}), store, c.kube(kmock))
+    assert engine.evidence is None
+    await _post(engine, store, _alert("KubePodCrashLooping"))
+    assert await store.evidence(await _incident(store)) == [] and list(kmock) == []
+
+
+class _ClaimFailsOnce:
+    """The real store, except that the first claim fails with an error nobody expects (a bug, say)."""
+
+    def __init__(self, inner: SQLiteStore) -> None:
+        self.inner = inner
+        self.failed = False
+
+    async def claim_evidence(self, limit: int) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("an unexpected bug")
+        return await self.inner.claim_evidence(limit)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_failing_worker_is_logged_counted_and_started_again(
+    kmock: Any, settings: Settings, store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    c.populate(kmock)
+    counted = Counted()
+    broken = _ClaimFailsOnce(store)
+    engine = build(settings, broken, clock=FixedClock(c.NOW), kube=c.kube(kmock), report=counted)  # type: ignore[arg-type]
+    await _post(engine, store, _alert("KubePodCrashLooping"))
+    engine.start()
+    try:
+        id = await _incident(store)
+
+        async def captured() -> bool:
+            return [r.status for r in await store.evidence(id)] == [EvidenceStatus.DONE]
+
+        await eventually(captured, "the evidence, after the worker was started again", seconds=20)
+        assert engine.failed is not None and not engine.failed.done()  # the engine itself goes on
+    finally:
+        await engine.stop()
+    assert counted.value("receiver_evidence_worker_restarts_total") == 1
+    [record] = [r for r in caplog.records if r.levelname == "ERROR" and "evidence worker failed" in r.getMessage()]
+    assert record.exc_info is not None and "an unexpected bug" in str(record.exc_info[1])
+
+
+async def test_the_incident_api_shows_the_evidence(
+    kmock: Any, aiohttp_client: Any, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    c.populate(kmock)
+    (tmp_path / "none").mkdir()
+    settings = make_settings(api={"token": TOKEN}, remediation={"playbook_dirs": [str(tmp_path / "none")]})
+    app = create_app(
+        settings, registry=CollectorRegistry(), clock=FixedClock(c.NOW), engine="inline", kube=c.kube(kmock)
+    )
+    client = await aiohttp_client(app)
+    posted = await client.post("/api/v1/alerts", data=body(_alert("KubePodCrashLooping")))
+    assert posted.status == 200
+
+    async def evidence() -> Any:
+        listed = await (await client.get("/api/v1/incidents", headers=AUTH)).json()
+        if not listed["incidents"]:
+            return None
+        id = listed["incidents"][0]["id"]
+        found = await (await client.get(f"/api/v1/incidents/{id}/evidence", headers=AUTH)).json()
+        return (id, found["evidence"]) if found["evidence"] and found["evidence"][0]["status"] == "done" else None
+
+    id, [full] = await eventually(evidence, "the incident's evidence")
+    detail = await (await client.get(f"/api/v1/incidents/{id}", headers=AUTH)).json()
+    [summary] = detail["evidence"]
+    assert summary == {k: v for k, v in full.items() if k != "content"}
+    assert (summary["alertname"], summary["outcome"], summary["reason"]) == (
+        "KubePodCrashLooping",
+        "captured",
+        "incident opened",
+    )
+    assert summary["episode"] == c.FIRST_ALERT.isoformat()
+    assert "image shop/web:1.4.2 -> shop/web:1.4.3 rolled out 4 minutes" in summary["summary"]
+    assert [e["text"] for e in detail["timeline"] if e["kind"] == "evidence"] == [
+        f"evidence captured: {summary['summary']}"
+    ]
+    assert full["content"]["logs"]["previous"]["lines"] and c.SECRET not in json.dumps(full)
+    assert (await client.get(f"/api/v1/incidents/{id}/evidence")).status == 401
+    assert timedelta(0) <= c.NOW - c.FIRST_ALERT
