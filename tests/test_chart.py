@@ -19,8 +19,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from receiver import cli
 from receiver.config import WatchdogSettings, load
 from receiver.durations import parse_duration
+from receiver.evidence import permissions as evidence_permissions
 from receiver.playbooks.model import load_dirs
 from receiver.playbooks.permissions import CLUSTER_SCOPED, Permission, of_playbooks
 from tests.e2e.harness import require_binary
@@ -64,6 +66,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": True, "extraFrom": [{"podSelector": {"matchLabels": {"app": "chatops"}}}]},
     },
     "remediation-off": {"remediation": {"enabled": False}},
+    "nothing-read": {"remediation": {"enabled": False}, "evidence": {"enabled": False}},
+    "evidence-namespaced": {"evidence": {"namespaces": ["shop", "billing"]}},
     "own-playbooks": {
         "remediation": {
             "namespaces": {"allow": ["shop", "billing"]},
@@ -130,7 +134,7 @@ def test_every_manifest_is_valid_for_a_current_kubernetes(case: Any) -> None:
 def test_rbac_is_exactly_what_the_deployed_playbooks_need_and_never_a_wildcard(case: Any, tmp_path: Path) -> None:
     name, values, docs = case
     needed = of_playbooks(_deployed_playbooks(docs, tmp_path))
-    granted = {kind: _granted(of_kind(docs, kind)) for kind in ("Role", "ClusterRole")}
+    granted = {kind: _granted(remediation_roles(docs, kind)) for kind in ("Role", "ClusterRole")}
     namespaced = {p for p in needed if p.resource not in CLUSTER_SCOPED}
     cluster = needed - namespaced
     remediation = values.get("remediation", {})
@@ -140,7 +144,7 @@ def test_rbac_is_exactly_what_the_deployed_playbooks_need_and_never_a_wildcard(c
         assert granted["Role"] == namespaced and granted["ClusterRole"] == cluster
         allowed = remediation.get("namespaces", {}).get("allow") or [NAMESPACE]
         expected = sorted(allowed) if namespaced else []
-        assert sorted(r["metadata"]["namespace"] for r in of_kind(docs, "Role")) == expected
+        assert sorted(r["metadata"]["namespace"] for r in remediation_roles(docs, "Role")) == expected
     for rule in (r for kind in ("Role", "ClusterRole") for d in of_kind(docs, kind) for r in d["rules"]):
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
     bindings = of_kind(docs, "RoleBinding") + of_kind(docs, "ClusterRoleBinding")
@@ -150,7 +154,44 @@ def test_rbac_is_exactly_what_the_deployed_playbooks_need_and_never_a_wildcard(c
             {"kind": "ServiceAccount", "name": f"{RELEASE}-receiver", "namespace": NAMESPACE}
         ]
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
-    assert pod["automountServiceAccountToken"] is bool(needed), name
+    evidence = values.get("evidence", {}).get("enabled", True)
+    assert pod["automountServiceAccountToken"] is (bool(needed) or evidence), name
+
+
+def remediation_roles(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The Roles or ClusterRoles of playbooks (not evidence's)."""
+    return [d for d in of_kind(docs, kind) if not d["metadata"]["name"].endswith("-evidence")]
+
+
+def evidence_roles(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in of_kind(docs, kind) if d["metadata"]["name"].endswith("-evidence")]
+
+
+def test_evidence_reads_exactly_what_its_registry_names_and_can_be_switched_off(case: Any) -> None:
+    name, values, docs = case
+    wanted = values.get("evidence", {})
+    reads = {Permission(r.group, r.resource, r.verb) for r in evidence_permissions.READS}
+    cluster = {p for p in reads if p.resource in evidence_permissions.CLUSTER_SCOPED}
+    roles, cluster_roles = evidence_roles(docs, "Role"), evidence_roles(docs, "ClusterRole")
+    if not wanted.get("enabled", True):
+        assert roles == cluster_roles == [], name
+        assert yaml.safe_load(one(docs, "ConfigMap", "-config")["data"]["config.yaml"])["evidence"]["enabled"] is False
+        return
+    if wanted.get("namespaces"):
+        assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(wanted["namespaces"])
+        assert all(_granted([r]) == reads - cluster for r in roles) and _granted(cluster_roles) == cluster
+    else:
+        assert roles == [] and _granted(cluster_roles) == reads
+    assert not any(p.resource in ("secrets", "configmaps") or p.verb not in ("get", "list") for p in reads)
+    assert yaml.safe_load(one(docs, "ConfigMap", "-config")["data"]["config.yaml"])["evidence"]["enabled"] is True
+
+
+def test_the_charts_evidence_table_is_generated_from_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["evidence", "rbac"]) == 0
+    generated = capsys.readouterr().out
+    assert (CHART / "files" / "evidence.yaml").read_text() == generated == evidence_permissions.table_text(), (
+        f"regenerate it: {evidence_permissions.COMMAND}"
+    )
 
 
 def test_the_shipped_playbooks_give_this_role() -> None:
@@ -164,7 +205,7 @@ def test_the_shipped_playbooks_give_this_role() -> None:
 
 def test_a_cordoning_playbook_gets_nodes_from_a_cluster_role_and_nothing_else_cluster_wide() -> None:
     docs = manifests(VALUE_SETS["own-playbooks"])
-    [nodes] = of_kind(docs, "ClusterRole")
+    [nodes] = remediation_roles(docs, "ClusterRole")
     assert nodes["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}]
     roles = of_kind(docs, "Role")
     assert {r["metadata"]["namespace"] for r in roles} == {"shop", "billing"}
@@ -177,8 +218,11 @@ def test_a_cordoning_playbook_gets_nodes_from_a_cluster_role_and_nothing_else_cl
 
 
 def test_remediation_off_means_no_rbac_no_token_no_playbooks() -> None:
-    docs = manifests(VALUE_SETS["remediation-off"])
+    docs = manifests(VALUE_SETS["nothing-read"])  # with evidence off too: evidence alone reads the cluster
     assert not [d for d in docs if d["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]
+    only_evidence = manifests(VALUE_SETS["remediation-off"])
+    roles = {d["metadata"]["name"] for d in only_evidence if d["kind"].endswith("Role")}
+    assert roles == {f"{RELEASE}-receiver-evidence"}
     assert [c["metadata"]["name"] for c in of_kind(docs, "ConfigMap")] == [f"{RELEASE}-receiver-config"]
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
@@ -362,6 +406,8 @@ def test_the_alerts_on_the_daemons_health_pass_promtool_and_fire_when_they_shoul
         "ReceiverPlaybookCircuitOpen",
         "ReceiverProcessingStalled",
         "ReceiverWatchdogMissing",
+        "ReceiverEvidenceFailing",
+        "ReceiverEvidenceWorkerRestarting",
     } <= names
     tests = tmp_path / "rules_test.yaml"
     annotations = {r["alert"]: r["annotations"] for g in rule["spec"]["groups"] for r in g["rules"]}
@@ -383,6 +429,7 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
         return {"exp_labels": labels, "exp_annotations": text}
 
     instance = {"job": f"{RELEASE}-receiver", "namespace": NAMESPACE}
+    captures = "receiver_evidence_captures_total"
     return {
         "rule_files": [rules],
         "evaluation_interval": "1m",
@@ -398,6 +445,10 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                     # a stalled engine: from minute 2 the oldest notification waits on, a minute more each minute
                     {"series": f"receiver_inbox_oldest_unprocessed_age_seconds{{{sel}}}", "values": "0 0 60+60x20"},
                     {"series": f"receiver_watchdog_missing{{{sel}}}", "values": "0 0 0 1x10"},
+                    # evidence: every capture fails (no credentials), and the worker failed three times
+                    {"series": f'{captures}{{{sel},outcome="no_credentials"}}', "values": "0+1x10"},
+                    {"series": f'{captures}{{{sel},outcome="captured"}}', "values": "0x10"},
+                    {"series": f"receiver_evidence_worker_restarts_total{{{sel}}}", "values": "0 1 2 3 3 3"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "1m", "alertname": "ReceiverDown", "exp_alerts": []},
@@ -432,6 +483,17 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                         "eval_time": "5m",
                         "alertname": "ReceiverDeadLetters",
                         "exp_alerts": [expect("ReceiverDeadLetters", severity="warning", **instance)],
+                    },
+                    {"eval_time": "0m", "alertname": "ReceiverEvidenceFailing", "exp_alerts": []},
+                    {
+                        "eval_time": "5m",
+                        "alertname": "ReceiverEvidenceFailing",
+                        "exp_alerts": [expect("ReceiverEvidenceFailing", severity="warning")],
+                    },
+                    {
+                        "eval_time": "4m",
+                        "alertname": "ReceiverEvidenceWorkerRestarting",
+                        "exp_alerts": [expect("ReceiverEvidenceWorkerRestarting", severity="warning", **instance)],
                     },
                 ],
             }

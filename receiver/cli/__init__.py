@@ -1,4 +1,4 @@
-"""The command line: ``receiver serve``, ``receiver config check`` and ``receiver playbooks ...``."""
+"""The command line: ``receiver serve``, ``receiver config check``, ``receiver playbooks ...``, ``receiver evidence``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from prometheus_client import disable_created_metrics
 
 from receiver import __version__, config, logs
 from receiver.app import GUARD, create_app
+from receiver.cli import evidence as evidence_cli
 from receiver.cli import playbooks as playbooks_cli
 from receiver.store import StoreError, backends
 from receiver.web import serving
@@ -37,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "playbooks":
         settings = _load(getattr(args, "config", None), {})
         return EXIT_CONFIG if settings is None else playbooks_cli.run(args, settings)
+    if args.command == "evidence":
+        return evidence_cli.run(args)
     return _check(args)
 
 
@@ -51,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("config", help="work with settings files").add_subparsers(dest="action", required=True)
     check.add_parser("check", help="validate a settings file and exit").add_argument("file", type=Path)
     playbooks_cli.add_parser(commands)
+    evidence_cli.add_parser(commands)
     return parser
 
 

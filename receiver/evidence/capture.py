@@ -6,8 +6,8 @@ and the whole capture under a deadline: what was read when the deadline
 passes is kept, and the evidence says it timed out. A read that fails (403,
 404, the API server unreachable) is recorded in the evidence's ``errors``
 and the capture goes on with the rest; nothing here raises. Secrets are
-never read: only the kinds in ``READS`` are, and a test checks every request
-against them (the RBAC the chart grants is made from ``READS`` too).
+never read: only what ``receiver.evidence.permissions.READS`` names is, and a
+test checks every request against it (the RBAC the chart grants is made from it).
 """
 
 from __future__ import annotations
@@ -56,28 +56,6 @@ OWNERS = {
 }
 """The workloads an owner chain may pass through (Pod -> ReplicaSet -> Deployment, Job -> CronJob...)."""
 OWNER_DEPTH = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Read:
-    """One permission evidence needs: a verb on a resource (``pods/log``: a subresource)."""
-
-    group: str
-    resource: str
-    verb: str
-
-
-READS = (
-    Read("", "pods", "get"),
-    Read("", "pods/log", "get"),
-    Read("", "events", "list"),
-    Read("", "nodes", "get"),
-    Read("", "persistentvolumeclaims", "get"),
-    Read("autoscaling", "horizontalpodautoscalers", "get"),
-    Read("apps", "replicasets", "list"),
-    *(Read(r.group, r.plural, "get") for r in OWNERS.values()),
-)
-"""Every permission a capture uses, and nothing else (no Secrets, no ConfigMaps)."""
 
 
 class Outcome(StrEnum):

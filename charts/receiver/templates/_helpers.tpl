@@ -188,8 +188,13 @@ compares its rules with `receiver playbooks rbac`.
 {{- toJson $allow -}}
 {{- end -}}
 
-{{/* Whether the pod gets Kubernetes credentials: remediation on and some playbook needs a permission. */}}
+{{/* Whether the pod gets Kubernetes credentials: evidence on, or remediation on and some playbook needs a permission. */}}
 {{- define "receiver.needsApi" -}}
+{{- if or .Values.evidence.enabled (and .Values.remediation.enabled (include "receiver.permissions" . | fromJsonArray)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Whether some playbook needs the API (its RBAC). */}}
+{{- define "receiver.remediationNeedsApi" -}}
 {{- if and .Values.remediation.enabled (include "receiver.permissions" . | fromJsonArray) -}}true{{- end -}}
 {{- end -}}
 
@@ -199,7 +204,9 @@ compares its rules with `receiver playbooks rbac`.
       "playbook_dirs" (ternary (list "/etc/receiver/playbooks") (list) .Values.remediation.enabled)
       "namespaces" (dict "allow" (include "receiver.namespaces" . | fromJsonArray) "deny" .Values.remediation.namespaces.deny)
       "guardrails" (mustMergeOverwrite (deepCopy .Values.remediation.guardrails) (dict "dry_run" .Values.remediation.dryRun)) -}}
+{{- $evidence := mustMergeOverwrite (deepCopy (default dict .Values.config.evidence)) (dict "enabled" .Values.evidence.enabled) -}}
 {{- $owned := dict
+      "evidence" $evidence
       "listen" (printf "0.0.0.0:%d" (int .Values.service.port))
       "data_dir" "/data"
       "shutdown_timeout" (printf "%ds" (int .Values.shutdownTimeoutSeconds))
