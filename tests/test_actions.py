@@ -24,7 +24,7 @@ from receiver.playbooks.actions import owners
 from receiver.playbooks.actions.base import Action, NamespacePolicy
 from receiver.playbooks.model import Playbook, load_dirs, load_file, schema
 from receiver.playbooks.plan import AlertFacts, plan
-from tests.test_chart import CHART, manifests, of_kind
+from tests.test_chart import CHART, manifests, of_kind, remediation_roles
 from tests.test_kube import NOW
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +117,7 @@ def test_the_chart_grants_what_the_registry_says_for_every_action() -> None:
         needs |= needed(action)
     granted = {
         permissions.Permission(group, resource, verb)
-        for role in of_kind(docs, "Role") + of_kind(docs, "ClusterRole")
+        for role in remediation_roles(docs, "Role") + remediation_roles(docs, "ClusterRole")
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
@@ -125,7 +125,7 @@ def test_the_chart_grants_what_the_registry_says_for_every_action() -> None:
     }
     shipped = permissions.of_playbooks(load_dirs([ROOT / "playbooks"]).playbooks)  # deployed by default too
     assert granted == needs | shipped
-    [nodes] = of_kind(docs, "ClusterRole")
+    [nodes] = remediation_roles(docs, "ClusterRole")
     assert {r for rule in nodes["rules"] for r in rule["resources"]} == permissions.CLUSTER_SCOPED
 
 
