@@ -24,7 +24,7 @@ from receiver.playbooks.actions import owners
 from receiver.playbooks.actions.base import Action, NamespacePolicy
 from receiver.playbooks.model import Playbook, load_dirs, load_file, schema
 from receiver.playbooks.plan import AlertFacts, plan
-from tests.test_chart import CHART, manifests, of_kind, remediation_roles
+from tests.test_chart import CHART, manifests, remediation_roles
 from tests.test_kube import NOW
 
 ROOT = Path(__file__).resolve().parent.parent
