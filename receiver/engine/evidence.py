@@ -59,7 +59,11 @@ class EvidenceWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Until cancelled: claim and capture whatever is asked. Captures in flight are cancelled with it."""
+        """Until cancelled: claim and capture whatever is asked. Captures in flight are cancelled with it.
+
+        Started again after a failure, it first releases what is left claimed (its captures were cancelled).
+        """
+        self._released = False
         try:
             while True:
                 try:
