@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from receiver import __version__
 from receiver.alerts.dedup import Decision, Outcome, Status
 from receiver.alerts.wire import Notification
+from receiver.evidence.records import Outcome as EvidenceOutcome
 from receiver.incidents.book import Changes
 from receiver.incidents.severity import Severity
 from receiver.playbooks import actions as playbook_actions
@@ -305,6 +306,8 @@ class Metrics:
         self._routes: dict[tuple[str, str], Any] = {}
         # One series per action that acts on the cluster, from the registry of actions, there from the start.
         self._action_durations = {a: self.action_duration.labels(a) for a in sorted(playbook_actions.KUBERNETES)}
+        for outcome in EvidenceOutcome:  # every outcome's series there from the start (the chart's rules read them)
+            self.evidence_captures.labels(outcome.value)
 
     def count_notification(self, result: str) -> None:
         """Count one webhook notification by its result (one of NOTIFICATION_RESULTS)."""

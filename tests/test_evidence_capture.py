@@ -15,9 +15,10 @@ from typing import Any
 import kmock
 import pytest
 
-from receiver.evidence.capture import Outcome, capture
+from receiver.evidence.capture import capture
 from receiver.evidence.content import Bounds
 from receiver.evidence.permissions import READS, Read
+from receiver.evidence.records import Outcome
 from receiver.kube import Kube
 from tests import evidence_cluster as c
 from tests.test_permissions import _permission

@@ -25,6 +25,7 @@ from receiver.playbooks.guardrails import Limits
 from receiver.playbooks.model import load_dirs
 from receiver.playbooks.plan import AlertFacts, NamespacePolicy
 from receiver.playbooks.runs import RunStatus, intents
+from receiver.store import sqlite_tables as tables
 from receiver.store.sqlite import SQLiteStore
 from receiver.timer import VirtualTimer
 from tests import corpus
@@ -333,7 +334,7 @@ async def test_resets_stored_as_fake_runs_move_to_their_own_table(tmp_path: Path
         " VALUES (?, '', ?, 'breaker_reset', ?, '{}', '[]', '[]', ?, ?)"
     )
     with sqlite3.connect(tmp_path / "r.db") as db:  # back to version 4, as it stored resets
-        db.executescript("DROP TABLE breaker_resets; PRAGMA user_version = 4;")
+        db.executescript("DROP TABLE breaker_resets; DROP TABLE evidence; PRAGMA user_version = 4;")
         for at in (1, 2, 3):
             db.execute(failed, (f"f{at}", at, at, at))
         db.execute(reset, ("crashloop", 4, "circuit breaker reset by alice: fixed the image", 4, 4))
@@ -347,7 +348,7 @@ async def test_resets_stored_as_fake_runs_move_to_their_own_table(tmp_path: Path
     finally:
         await store.close()
     with sqlite3.connect(tmp_path / "r.db") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == tables.STATE_SCHEMA_VERSION
         assert db.execute("SELECT playbook, actor, reason, at FROM breaker_resets ORDER BY id").fetchall() == [
             ("crashloop", "alice", "fixed the image", 4),
             ("other", "bob", "", 5),

@@ -1,4 +1,4 @@
-"""The command line: ``receiver serve``, ``receiver config check``, ``receiver playbooks ...``, ``receiver evidence``."""
+"""The command line: ``receiver serve``, ``config check``, ``playbooks ...``, ``evidence rbac``."""
 
 from __future__ import annotations
 

@@ -20,9 +20,9 @@ import logging
 from collections.abc import Callable
 
 from receiver.clock import Clock
-from receiver.evidence.capture import Captured, Outcome, capture
+from receiver.evidence.capture import Captured, capture
 from receiver.evidence.content import Bounds
-from receiver.evidence.records import ClaimedEvidence, EvidenceResult
+from receiver.evidence.records import ClaimedEvidence, EvidenceResult, Outcome
 from receiver.kube import Kube
 from receiver.metrics import Tally
 from receiver.store import EvidenceStore, StoreError

@@ -17,7 +17,6 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from receiver.cluster import ActionFailed, Body, Ref, Resource
@@ -34,6 +33,7 @@ from receiver.evidence.content import (
     rollouts,
     summary,
 )
+from receiver.evidence.records import Outcome
 from receiver.evidence.subject import Subject, subject_of
 from receiver.kube import Kube
 
@@ -56,20 +56,6 @@ OWNERS = {
 }
 """The workloads an owner chain may pass through (Pod -> ReplicaSet -> Deployment, Job -> CronJob...)."""
 OWNER_DEPTH = 4
-
-
-class Outcome(StrEnum):
-    """How a capture ended. Bounded: a metric label."""
-
-    CAPTURED = "captured"
-    PARTIAL = "partial"
-    """Some reads failed; the rest is there, the errors say which."""
-    FAILED = "failed"
-    """Nothing could be read (forbidden, not found, unreachable)."""
-    TIMEOUT = "timeout"
-    NO_CREDENTIALS = "no_credentials"
-    NOTHING = "nothing"
-    """The alert names no object to read."""
 
 
 @dataclass(frozen=True, slots=True)

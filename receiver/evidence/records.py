@@ -25,6 +25,20 @@ class EvidenceStatus(StrEnum):
     """Captured, or its failure recorded (the outcome says which)."""
 
 
+class Outcome(StrEnum):
+    """How a capture ended. Bounded: a metric label."""
+
+    CAPTURED = "captured"
+    PARTIAL = "partial"
+    """Some reads failed; the rest is there, the errors say which."""
+    FAILED = "failed"
+    """Nothing could be read (forbidden, not found, unreachable)."""
+    TIMEOUT = "timeout"
+    NO_CREDENTIALS = "no_credentials"
+    NOTHING = "nothing"
+    """The alert names no object to read."""
+
+
 @dataclass(frozen=True, slots=True)
 class EvidenceRequest:
     """Evidence asked for: of one alert episode, for one incident."""
