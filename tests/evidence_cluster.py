@@ -8,10 +8,10 @@ Node, a PersistentVolumeClaim with its StorageClass, an HPA at its maximum.
 The emulator stores objects but serves neither pod logs nor event field
 selectors: logs are kmock reactions on the ``log`` subresource (the current
 and the previous container's), answering as the API server does.
-The alert labels are those kube-prometheus-stack's rules yield (the
-kube-state-metrics target's ``job``/``instance``/``service``/``endpoint``,
-and for node alerts the exporter's own ``namespace``/``pod``/``container``),
-shaped as ``tests/corpus`` gives them.
+The alerts come from ``tests/corpus``: the labels kube-prometheus-stack's
+rules yield (the kube-state-metrics target's ``job``/``instance``/``service``/
+``endpoint``, and for node alerts the exporter's own ``namespace``/``pod``/
+``container``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from receiver.kube import Kube, Retry, without_retries
+from tests.corpus import CorpusAlert, alert
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 FIRST_ALERT = NOW - timedelta(minutes=5)
@@ -31,7 +32,6 @@ ROLLED_OUT = FIRST_ALERT - timedelta(minutes=4)
 POD = "web-7d4b9c6f5-x2x9z"
 RS_OLD, RS_NEW = "web-5f6d7c8b9", "web-7d4b9c6f5"
 NODE = "node-2"
-KSM_POD = "kube-prometheus-stack-kube-state-metrics-6c7f8d9b5-q8x2v"
 SECRET = "hunter2-very-secret"
 CURRENT_LOG = (
     "2026-11-22T02:59:58Z starting web 1.4.3\n"
@@ -52,58 +52,19 @@ HPAS = ("autoscaling", "v2", "horizontalpodautoscalers")
 REPLICASETS = ("apps", "v1", "replicasets")
 DEPLOYMENTS = ("apps", "v1", "deployments")
 
-_TARGET = {
-    "endpoint": "http",
-    "instance": "10.244.1.7:8080",
-    "job": "kube-state-metrics",
-    "prometheus": "monitoring/kube-prometheus-stack-prometheus",
-    "service": "kube-prometheus-stack-kube-state-metrics",
+CORPUS_ALERTS: dict[str, CorpusAlert] = {
+    "KubePodCrashLooping": alert("KubePodCrashLooping", namespace="shop", pod=POD, container="web"),
+    "KubeNodeNotReady": alert("KubeNodeNotReady", node=NODE),
+    "KubePersistentVolumeFillingUp": alert(
+        "KubePersistentVolumeFillingUp", variant="critical", namespace="shop", persistentvolumeclaim="data-db-0"
+    ),
+    "KubeHpaMaxedOut": alert("KubeHpaMaxedOut", namespace="shop", horizontalpodautoscaler="web"),
+    "KubeDeploymentRolloutStuck": alert("KubeDeploymentRolloutStuck", namespace="shop", deployment="web"),
 }
-"""The kube-state-metrics scrape target's labels, on every alert from its series."""
-_EXPORTER = {"namespace": "monitoring", "pod": KSM_POD, "container": "kube-state-metrics"}
-"""The exporter's own pod, on alerts about cluster-scoped objects (honorLabels keeps a series' own ones)."""
-ALERTS: dict[str, dict[str, str]] = {
-    "KubePodCrashLooping": {
-        **_TARGET,
-        "alertname": "KubePodCrashLooping",
-        "namespace": "shop",
-        "pod": POD,
-        "container": "web",
-        "reason": "CrashLoopBackOff",
-        "uid": "0c3f6e6e-5b1e-4d59-9a57-0f3b2a1c9d11",
-        "severity": "warning",
-    },
-    "KubeNodeNotReady": {
-        **_TARGET,
-        **_EXPORTER,
-        "alertname": "KubeNodeNotReady",
-        "node": NODE,
-        "condition": "Ready",
-        "status": "true",
-        "severity": "warning",
-    },
-    "KubePersistentVolumeFillingUp": {
-        "alertname": "KubePersistentVolumeFillingUp",
-        "endpoint": "https-metrics",
-        "instance": "10.0.0.11:10250",
-        "job": "kubelet",
-        "metrics_path": "/metrics",
-        "namespace": "shop",
-        "node": "node-1",
-        "persistentvolumeclaim": "data-db-0",
-        "prometheus": "monitoring/kube-prometheus-stack-prometheus",
-        "service": "kube-prometheus-stack-kubelet",
-        "severity": "critical",
-    },
-    "KubeHpaMaxedOut": {
-        **_TARGET,
-        **_EXPORTER,
-        "alertname": "KubeHpaMaxedOut",
-        "namespace": "shop",
-        "horizontalpodautoscaler": "web",
-        "severity": "warning",
-    },
-}
+"""The alerts of this cluster's trouble, from the corpus of kube-prometheus-stack's real alerts."""
+ALERTS: dict[str, dict[str, str]] = {name: dict(a.labels) for name, a in CORPUS_ALERTS.items()}
+KSM_POD = ALERTS["KubeNodeNotReady"]["pod"]
+"""kube-state-metrics' own pod, on its alerts about cluster-scoped objects (honorLabels keeps a series' own)."""
 
 
 def kube(emulator: Any) -> Kube:

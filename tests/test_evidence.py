@@ -17,7 +17,10 @@ from receiver.evidence.subject import Subject, subject_of
 from receiver.incidents.book import Book, IncidentPolicy
 from receiver.playbooks.plan import AlertFacts
 from receiver.playbooks.runs import RunIntent
+from tests.corpus import alert
 from tests.evidence_cluster import ALERTS, KSM_POD, NODE, POD
+
+JOB = alert("KubeJobFailed").labels["job_name"]
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
@@ -29,25 +32,8 @@ T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
         (ALERTS["KubeNodeNotReady"], Subject(node=NODE)),  # not the exporter's pod, not its namespace
         (ALERTS["KubePersistentVolumeFillingUp"], Subject(namespace="shop", claim="data-db-0")),
         (ALERTS["KubeHpaMaxedOut"], Subject(namespace="shop", hpa="web")),
-        (
-            {
-                **ALERTS["KubeNodeNotReady"],
-                "alertname": "KubeDeploymentRolloutStuck",
-                "namespace": "shop",
-                "deployment": "web",
-                "node": "",
-            },
-            Subject(namespace="shop", workload=("Deployment", "web")),
-        ),
-        (
-            {
-                "alertname": "KubeJobFailed",
-                "namespace": "batch",
-                "job_name": "nightly-123",
-                "job": "kube-state-metrics",
-            },
-            Subject(namespace="batch", workload=("Job", "nightly-123")),
-        ),
+        (ALERTS["KubeDeploymentRolloutStuck"], Subject(namespace="shop", workload=("Deployment", "web"))),
+        (alert("KubeJobFailed", namespace="batch").labels, Subject(namespace="batch", workload=("Job", JOB))),
         ({"alertname": "TargetDown", "job": "web", "namespace": "shop"}, Subject(namespace="shop")),
     ],
 )

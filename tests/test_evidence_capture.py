@@ -92,7 +92,7 @@ async def test_nothing_secret_is_kept_and_only_granted_reads_are_made(kmock: Any
     }
 
 
-async def test_a_node_a_claim_and_an_hpa(kmock: Any) -> None:
+async def test_a_node_a_claim_a_rollout_and_an_hpa(kmock: Any) -> None:
     c.populate(kmock)
     kube = c.kube(kmock)
     node = await capture(kube, c.ALERTS["KubeNodeNotReady"], c.FIRST_ALERT, Bounds())
@@ -110,6 +110,12 @@ async def test_a_node_a_claim_and_an_hpa(kmock: Any) -> None:
         "volume": "pvc-3f1c",
         "accessModes": ["ReadWriteOnce"],
     }
+    rollout = await capture(kube, c.ALERTS["KubeDeploymentRolloutStuck"], c.FIRST_ALERT, Bounds())
+    assert rollout.summary == (
+        "Deployment shop/web; image shop/web:1.4.2 -> shop/web:1.4.3 rolled out 4 minutes before the first alert"
+    )
+    assert rollout.content["workload"]["readyReplicas"] == 2 and "pod" not in rollout.content  # not the exporter's
+    assert [e["reason"] for e in rollout.content["events"]] == ["ScalingReplicaSet"]
     hpa = await capture(kube, c.ALERTS["KubeHpaMaxedOut"], c.FIRST_ALERT, Bounds())
     assert hpa.summary == "HorizontalPodAutoscaler shop/web: 6 replicas (desired 6, max 6)"
     assert (hpa.content["hpa"]["minReplicas"], hpa.content["hpa"]["target"]) == (2, "Deployment/web")

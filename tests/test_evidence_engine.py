@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,9 @@ from receiver.metrics import Metrics, Tally
 from receiver.store import IncidentQuery
 from receiver.store.sqlite import SQLiteStore
 from tests import evidence_cluster as c
+from tests.corpus import alert as corpus_alert
+from tests.corpus import payload
 from tests.e2e.harness import eventually
-from tests.payloads import alert, body
 from tests.test_store_sqlite import store
 
 pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)
@@ -40,10 +41,11 @@ TOKEN = "api-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _alert(name: str, starts: datetime = c.FIRST_ALERT, status: str = "firing", **changed: str) -> dict[str, Any]:
-    """The alert as Alertmanager sends it, with kube-prometheus-stack's labels (``status`` among them, for some)."""
-    sent = alert(name, status=status, starts=starts.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    return sent | {"labels": c.ALERTS[name] | changed}
+def _alert(name: str, status: str = "firing", **subject: str) -> bytes:
+    """The webhook body Alertmanager sends for the corpus alert (its subject re-valued), first fired at FIRST_ALERT."""
+    sent = corpus_alert(name, **subject) if subject else c.CORPUS_ALERTS[name]
+    ends = c.NOW if status == "resolved" else None
+    return json.dumps(payload([sent], status, starts_at=c.FIRST_ALERT, ends_at=ends)).encode()
 
 
 @pytest.fixture
@@ -69,8 +71,8 @@ def _engine(settings: Settings, store: SQLiteStore, kube: Kube, report: Counted 
     return build(settings, store, clock=FixedClock(c.NOW), kube=kube, report=report or Counted())
 
 
-async def _post(engine: Engine, store: SQLiteStore, *alerts: dict[str, Any]) -> None:
-    await store.accept(body(*alerts), c.NOW)
+async def _post(engine: Engine, store: SQLiteStore, sent: bytes) -> None:
+    await store.accept(sent, c.NOW)
     await engine.processor.drain()
 
 
@@ -129,7 +131,9 @@ async def test_processing_goes_on_while_a_capture_hangs(kmock: Any, settings: Se
         assert await engine.evidence.step() == 1  # the capture starts, and hangs on the pod
         await eventually(lambda: _asked(kmock), "the capture reading the pod")
         for i in range(5):  # meanwhile, news keeps being processed: incidents open in other namespaces
-            await _post(engine, store, _alert("KubePodCrashLooping", namespace=f"other-{i}"))
+            await _post(
+                engine, store, _alert("KubePodCrashLooping", namespace=f"other-{i}", pod=c.POD, container="web")
+            )
         assert len(await store.incidents(IncidentQuery())) == 6
         first = (await store.incidents(IncidentQuery()))[-1].id
         [waiting] = await store.evidence(first)
@@ -244,7 +248,7 @@ async def test_the_incident_api_shows_the_evidence(
         settings, registry=CollectorRegistry(), clock=FixedClock(c.NOW), engine="inline", kube=c.kube(kmock)
     )
     client = await aiohttp_client(app)
-    posted = await client.post("/api/v1/alerts", data=body(_alert("KubePodCrashLooping")))
+    posted = await client.post("/api/v1/alerts", data=_alert("KubePodCrashLooping"))
     assert posted.status == 200
 
     async def evidence() -> Any:

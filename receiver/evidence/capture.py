@@ -24,7 +24,6 @@ from receiver.evidence.content import (
     Bounds,
     bounded,
     claim_view,
-    controller_of,
     event_views,
     hpa_view,
     log_view,
@@ -36,6 +35,7 @@ from receiver.evidence.content import (
 from receiver.evidence.records import Outcome
 from receiver.evidence.subject import Subject, subject_of
 from receiver.kube import Kube
+from receiver.playbooks.actions.owners import Link, walk
 
 T = TypeVar("T")
 POD = Resource("Pod", "", "v1", "pods")
@@ -55,7 +55,6 @@ OWNERS = {
     )
 }
 """The workloads an owner chain may pass through (Pod -> ReplicaSet -> Deployment, Job -> CronJob...)."""
-OWNER_DEPTH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,21 +214,14 @@ async def _logs(kube: Kube, found: _Gathered, ns: str, pod: Body, container: str
 async def _owners(
     kube: Kube, found: _Gathered, ns: str, pod: Body, involved: list[tuple[str, str]]
 ) -> tuple[str, str] | None:
-    """Walk the pod's controllers up (ReplicaSet -> Deployment...); the top one, or None."""
-    chain: list[str] = []
-    owner = controller_of(pod)
-    top = None
-    while owner is not None and owner[0] in OWNERS and len(chain) < OWNER_DEPTH:
-        obj = await _read(found, functools.partial(kube.get, Ref(OWNERS[owner[0]], ns, owner[1])))
-        if obj is None:
-            break
-        chain.append(f"{owner[0]}/{owner[1]}")
-        involved.append(owner)
-        top = owner
-        owner = controller_of(obj)
-    if chain:
-        found.content["owners"] = chain
-    return top
+    """The pod's controllers up to the top one (ReplicaSet -> Deployment, Job -> CronJob...), as playbooks'
+    ``owner_of`` walks them; the top one, or None (a bare pod)."""
+    chain = await _read(found, functools.partial(walk, kube, Link("Pod", ns, pod["metadata"]["name"])))
+    owners = [(link.kind, link.name) for link in (chain or [])[1:]]
+    if owners:
+        found.content["owners"] = [f"{kind}/{name}" for kind, name in owners]
+        involved.extend(owners)
+    return owners[-1] if owners else None
 
 
 async def _events(

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from receiver.evidence.redact import redact
+from receiver.playbooks.actions.owners import Link, owner
 
 Body = Mapping[str, Any]
 TRUNCATED = "[truncated]"
@@ -56,15 +57,6 @@ def time_of(text: Any) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-
-
-def controller_of(obj: Body) -> tuple[str, str] | None:
-    """The (kind, name) of the object's controlling owner, from its ownerReferences."""
-    refs = obj.get("metadata", {}).get("ownerReferences") or []
-    for ref in refs:
-        if ref.get("controller") and ref.get("kind") and ref.get("name"):
-            return str(ref["kind"]), str(ref["name"])
-    return None
 
 
 def pod_view(pod: Body) -> dict[str, Any]:
@@ -163,7 +155,8 @@ def rollouts(replicasets: Iterable[Body], deployment: str, bounds: Bounds) -> li
     found = []
     for rs in replicasets:
         meta = rs.get("metadata", {})
-        if controller_of(rs) != ("Deployment", deployment):
+        up = owner(Link("ReplicaSet", str(meta.get("namespace", "")), str(meta.get("name", ""))), dict(rs))
+        if up is None or (up.kind, up.name) != ("Deployment", deployment):
             continue
         revision = str((meta.get("annotations") or {}).get(REVISION, ""))
         if not revision.isdigit():
