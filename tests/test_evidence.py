@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import assume, given
@@ -15,14 +16,16 @@ from receiver.evidence.redact import MARK, redact
 from receiver.evidence.requests import OPENED, requests_for
 from receiver.evidence.subject import Subject, subject_of
 from receiver.incidents.book import Book, IncidentPolicy
+from receiver.incidents.subject import SubjectPolicy
 from receiver.playbooks.plan import AlertFacts
 from receiver.playbooks.runs import RunIntent
-from tests.corpus import alert
+from tests.corpus import CORPUS, alert
 from tests.evidence_cluster import ALERTS, KSM_POD, NODE, POD
 
 JOB = alert("KubeJobFailed").labels["job_name"]
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+SUBJECTS = SubjectPolicy()
 
 
 @pytest.mark.parametrize(
@@ -38,27 +41,27 @@ T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
     ],
 )
 def test_the_subject_of_kube_prometheus_alerts(labels: dict[str, str], expected: Subject) -> None:
-    assert subject_of(labels) == expected
+    assert subject_of(labels, SUBJECTS) == expected
 
 
 def test_the_exporters_own_pod_is_never_the_subject() -> None:
-    subject = subject_of(ALERTS["KubeNodeNotReady"])
+    subject = subject_of(ALERTS["KubeNodeNotReady"], SUBJECTS)
     assert subject.pod is None and KSM_POD not in subject.describe()
     assert subject.describe() == f"Node {NODE}"
 
 
 def test_names_from_labels_are_checked_before_anything_is_read() -> None:
     labels = {**ALERTS["KubePodCrashLooping"], "pod": "../../secrets/x", "container": "Web App"}
-    subject = subject_of(labels)
+    subject = subject_of(labels, SUBJECTS)
     assert subject.pod is None and subject.container is None
     assert len(subject.refused) == 1 and "'../../secrets/x' is not a valid DNS-1123" in subject.refused[0]
     assert not subject.empty  # refused is said, as a failure to capture
-    bad_namespace = subject_of({**ALERTS["KubePodCrashLooping"], "namespace": "Shop;rm"})
+    bad_namespace = subject_of({**ALERTS["KubePodCrashLooping"], "namespace": "Shop;rm"}, SUBJECTS)
     assert bad_namespace.namespace is None and bad_namespace.pod is None
 
 
 def test_an_alert_naming_no_object_has_an_empty_subject() -> None:
-    assert subject_of({"alertname": "Watchdog", "severity": "none"}).empty
+    assert subject_of({"alertname": "Watchdog", "severity": "none"}, SUBJECTS).empty
 
 
 @pytest.mark.parametrize(
@@ -215,17 +218,52 @@ def test_an_opened_incident_asks_for_its_first_alerts_evidence_and_a_run_for_its
     opened = [i for i in changes.incidents.values() if i.seq > before]
     assert len(opened) == 1  # all in namespace shop
     facts = {f.fingerprint: f for f in [*news, watchdog]}
-    asked = requests_for(opened, [], facts, T0, per_incident=2)
+    asked = requests_for(opened, [], facts, T0, 2, SUBJECTS)
     assert [(r.fingerprint, r.reason) for r in asked] == [
         ("fp-KubePodCrashLooping", OPENED),
         ("fp-KubeHpaMaxedOut", OPENED),
     ]
     run = RunIntent("crashloop", "fp-KubePodCrashLooping", T0, opened[0].id, None, news[0], T0)  # type: ignore[arg-type]
     other = RunIntent("volume", "fp-KubePersistentVolumeFillingUp", T0, opened[0].id, None, news[2], T0)  # type: ignore[arg-type]
-    asked = requests_for(opened, [run, other], facts, T0, per_incident=1)
+    asked = requests_for(opened, [run, other], facts, T0, 1, SUBJECTS)
     assert [(r.fingerprint, r.reason) for r in asked] == [
         ("fp-KubePodCrashLooping", OPENED),  # the run asks for the same episode: once
         ("fp-KubePersistentVolumeFillingUp", "playbook volume triggered"),
     ]
-    assert not requests_for([], [], facts, T0, per_incident=3)
+    assert not requests_for([], [], facts, T0, 3, SUBJECTS)
     assert re.fullmatch(r"INC-\d{8}-\d{4}", asked[0].incident)
+
+
+EXPECTED_KIND = {
+    "KubePodCrashLooping": "Pod",
+    "KubePodNotReady": "Pod",
+    "KubeContainerWaiting": "Pod",
+    "CPUThrottlingHigh": "Pod",
+    "KubeDeploymentRolloutStuck": "Deployment",
+    "KubeDeploymentReplicasMismatch": "Deployment",
+    "KubeStatefulSetReplicasMismatch": "StatefulSet",
+    "KubeDaemonSetRolloutStuck": "DaemonSet",
+    "KubeJobFailed": "Job",
+    "KubeHpaMaxedOut": "HorizontalPodAutoscaler",
+    "KubeHpaReplicasMismatch": "HorizontalPodAutoscaler",
+    "KubePersistentVolumeFillingUp": "PersistentVolumeClaim",
+    "KubeNodeNotReady": "Node",
+    "KubeNodeUnreachable": "Node",
+    "KubeletTooManyPods": "Node",
+    "NodeFilesystemSpaceFillingUp": "Node",  # node-exporter's host, from its instance
+    "NodeFilesystemAlmostOutOfSpace": "Node",
+    "KubeCPUOvercommit": "nothing",
+    "TargetDown": "nothing",
+    "Watchdog": "nothing",
+    "InfoInhibitor": "nothing",
+}
+
+
+@pytest.mark.parametrize("entry", CORPUS, ids=lambda e: f"{e.name}-{e.variant or ''}")
+def test_every_corpus_alert_has_the_subject_an_on_call_person_would_look_at(entry: Any) -> None:
+    labels = alert(entry.name, variant=entry.variant).labels if entry.variant else alert(entry.name).labels
+    subject = subject_of(labels, SUBJECTS)
+    kind = subject.describe().split(" ")[0]
+    assert kind == EXPECTED_KIND.get(entry.name, kind), subject
+    assert "kube-state-metrics" not in subject.describe() and "node-exporter" not in subject.describe()
+    assert not subject.refused

@@ -19,12 +19,14 @@ from receiver.evidence.capture import capture
 from receiver.evidence.content import Bounds
 from receiver.evidence.permissions import READS, Read
 from receiver.evidence.records import Outcome
+from receiver.incidents.subject import SubjectPolicy
 from receiver.kube import Kube
 from tests import evidence_cluster as c
 from tests.test_permissions import _permission
 
 pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)
 CRASHLOOP = c.ALERTS["KubePodCrashLooping"]
+SUBJECTS = SubjectPolicy()
 
 
 def _read(request: Any) -> Read:
@@ -35,7 +37,7 @@ def _read(request: Any) -> Read:
 
 async def test_a_crash_looping_pod_its_logs_owners_rollouts_and_events(kmock: Any) -> None:
     c.populate(kmock)
-    found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, Bounds())
+    found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert found.outcome is Outcome.CAPTURED
     assert found.summary == (
         f"Pod shop/{c.POD}: CrashLoopBackOff, 5 restarts, last exit 1 (Error); "
@@ -74,7 +76,7 @@ async def test_nothing_secret_is_kept_and_only_granted_reads_are_made(kmock: Any
     c.populate(kmock)
     texts = []
     for labels in c.ALERTS.values():
-        found = await capture(c.kube(kmock), labels, c.FIRST_ALERT, Bounds())
+        found = await capture(c.kube(kmock), labels, c.FIRST_ALERT, Bounds(), SUBJECTS)
         assert found.outcome is Outcome.CAPTURED, found.summary
         texts.append(repr(found.content) + found.summary)
     assert all(c.SECRET not in text and "abcdefghijklmnopqrstuvwxyz012345" not in text for text in texts)
@@ -95,12 +97,12 @@ async def test_nothing_secret_is_kept_and_only_granted_reads_are_made(kmock: Any
 async def test_a_node_a_claim_a_rollout_and_an_hpa(kmock: Any) -> None:
     c.populate(kmock)
     kube = c.kube(kmock)
-    node = await capture(kube, c.ALERTS["KubeNodeNotReady"], c.FIRST_ALERT, Bounds())
+    node = await capture(kube, c.ALERTS["KubeNodeNotReady"], c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert node.summary == f"Node {c.NODE}: Ready=Unknown (NodeStatusUnknown)"
     ready = node.content["node"]["conditions"][1]
     assert (ready["type"], ready["message"]) == ("Ready", "Kubelet stopped posting node status.")
     assert "pod" not in node.content  # kube-state-metrics' own pod is not read
-    claim = await capture(kube, c.ALERTS["KubePersistentVolumeFillingUp"], c.FIRST_ALERT, Bounds())
+    claim = await capture(kube, c.ALERTS["KubePersistentVolumeFillingUp"], c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert claim.content["volume"] == {
         "name": "data-db-0",
         "phase": "Bound",
@@ -110,13 +112,13 @@ async def test_a_node_a_claim_a_rollout_and_an_hpa(kmock: Any) -> None:
         "volume": "pvc-3f1c",
         "accessModes": ["ReadWriteOnce"],
     }
-    rollout = await capture(kube, c.ALERTS["KubeDeploymentRolloutStuck"], c.FIRST_ALERT, Bounds())
+    rollout = await capture(kube, c.ALERTS["KubeDeploymentRolloutStuck"], c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert rollout.summary == (
         "Deployment shop/web; image shop/web:1.4.2 -> shop/web:1.4.3 rolled out 4 minutes before the first alert"
     )
     assert rollout.content["workload"]["readyReplicas"] == 2 and "pod" not in rollout.content  # not the exporter's
     assert [e["reason"] for e in rollout.content["events"]] == ["ScalingReplicaSet"]
-    hpa = await capture(kube, c.ALERTS["KubeHpaMaxedOut"], c.FIRST_ALERT, Bounds())
+    hpa = await capture(kube, c.ALERTS["KubeHpaMaxedOut"], c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert hpa.summary == "HorizontalPodAutoscaler shop/web: 6 replicas (desired 6, max 6)"
     assert (hpa.content["hpa"]["minReplicas"], hpa.content["hpa"]["target"]) == (2, "Deployment/web")
 
@@ -125,7 +127,7 @@ async def test_logs_are_bounded_in_lines_and_bytes(kmock: Any) -> None:
     c.populate(kmock, logs=False)
     c.serve_logs(kmock, lambda previous: "".join(f"{i:05d} " + "y" * 300 + "\n" for i in range(5000)))
     bounds = Bounds(log_lines=50, log_bytes=4096, total_bytes=64 * 1024)
-    found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, bounds)
+    found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, bounds, SUBJECTS)
     current = found.content["logs"]["current"]
     assert current["truncated"] and 0 < len(current["lines"]) <= 50
     assert sum(len(line) + 1 for line in current["lines"]) <= 4096 and current["lines"][-1].startswith("04999 ")
@@ -139,7 +141,7 @@ async def test_the_whole_evidence_is_bounded(kmock: Any) -> None:
     c.populate(kmock, logs=False)
     c.serve_logs(kmock, lambda previous: "".join(f"{i:05d} " + "z" * 900 + "\n" for i in range(500)))
     bounds = Bounds(log_lines=500, log_bytes=400_000, total_bytes=32 * 1024)
-    found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, bounds)
+    found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, bounds, SUBJECTS)
     assert found.content["truncated"] is True and len(repr(found.content).encode()) < 40 * 1024
     assert found.content["pod"]["containers"][0]["restartCount"] == 5  # what matters most survives the cut
 
@@ -148,7 +150,7 @@ async def test_the_whole_evidence_is_bounded(kmock: Any) -> None:
 async def test_a_capture_that_cannot_read_says_why(kmock: Any, status: int, why: str) -> None:
     c.populate(kmock)
     kmock["get"] << status
-    found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, Bounds())
+    found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert found.outcome is Outcome.FAILED
     assert any(why in e for e in found.content["errors"]) and why in found.summary
 
@@ -157,7 +159,7 @@ async def test_a_missing_previous_log_leaves_the_rest(kmock: Any) -> None:
     c.populate(kmock, logs=False)
     kmock[kmock.subresource("log")][{"previous": "true"}] << 400
     c.serve_logs(kmock, lambda previous: c.CURRENT_LOG)
-    found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, Bounds())
+    found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert found.outcome is Outcome.PARTIAL
     assert "previous" not in found.content["logs"] and found.content["logs"]["current"]["lines"]
     assert any("(previous)" in e and "400" in e for e in found.content["errors"])
@@ -175,7 +177,7 @@ async def test_a_capture_that_hangs_ends_at_its_deadline_keeping_what_it_read(km
     kmock[kmock.subresource("log")] << hang
     bounds = Bounds(deadline=timedelta(seconds=0.5), request_timeout=timedelta(seconds=5))
     try:
-        found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, bounds)
+        found = await capture(c.kube(kmock), CRASHLOOP, c.FIRST_ALERT, bounds, SUBJECTS)
     finally:
         release.set()
     assert found.outcome is Outcome.TIMEOUT
@@ -184,12 +186,12 @@ async def test_a_capture_that_hangs_ends_at_its_deadline_keeping_what_it_read(km
 
 
 async def test_without_credentials_nothing_is_read_and_it_says_so() -> None:
-    found = await capture(Kube(None, dry_run=True), CRASHLOOP, c.FIRST_ALERT, Bounds())
+    found = await capture(Kube(None, dry_run=True), CRASHLOOP, c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert found.outcome is Outcome.NO_CREDENTIALS
     assert found.summary == f"Pod shop/{c.POD}: not captured: no Kubernetes credentials"
 
 
 async def test_a_refused_label_is_a_failure_without_a_request(kmock: Any) -> None:
-    found = await capture(c.kube(kmock), {**CRASHLOOP, "pod": "x/../../y"}, c.FIRST_ALERT, Bounds())
+    found = await capture(c.kube(kmock), {**CRASHLOOP, "pod": "x/../../y"}, c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert found.outcome is Outcome.FAILED and "not a valid DNS-1123" in found.content["errors"][0]
     assert list(kmock) == []

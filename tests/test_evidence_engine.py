@@ -33,10 +33,8 @@ from tests import evidence_cluster as c
 from tests.corpus import alert as corpus_alert
 from tests.corpus import payload
 from tests.e2e.harness import eventually
-from tests.test_store_sqlite import store
 
 pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)
-__all__ = ["store"]  # the fixture, used by name
 TOKEN = "api-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

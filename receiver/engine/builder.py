@@ -161,6 +161,7 @@ def build(
             clock,
             lambda tally: report(processor.cursor, tally),
             settings.evidence.concurrency,
+            settings.incidents.subject.policy(),
         )
 
     def processed(reached: int, tally: Tally) -> None:

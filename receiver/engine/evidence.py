@@ -23,6 +23,7 @@ from receiver.clock import Clock
 from receiver.evidence.capture import Captured, capture
 from receiver.evidence.content import Bounds
 from receiver.evidence.records import ClaimedEvidence, EvidenceResult, Outcome
+from receiver.incidents.subject import SubjectPolicy
 from receiver.kube import Kube
 from receiver.metrics import Tally
 from receiver.store import EvidenceStore, StoreError
@@ -43,7 +44,10 @@ class EvidenceWorker:
         clock: Clock,
         report: Callable[[Tally], None],
         concurrency: int = 4,
+        subjects: SubjectPolicy | None = None,
     ) -> None:
+        """``subjects``: how an alert's subject is told from its exporter (``incidents.subject``)."""
+        self._subjects = subjects or SubjectPolicy()
         self._store = store
         self._kube = kube
         self._bounds = bounds
@@ -111,7 +115,7 @@ class EvidenceWorker:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            found = await capture(self._kube, request.labels, request.episode, self._bounds)
+            found = await capture(self._kube, request.labels, request.episode, self._bounds, self._subjects)
         except Exception as err:  # a bug in capturing: recorded on the evidence, never fatal
             log.error("evidence capture failed", exc_info=True, extra={"incident": request.incident})
             found = Captured(Outcome.FAILED, f"capture failed: {err!r}", {"errors": [repr(err)]})

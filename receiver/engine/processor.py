@@ -321,7 +321,8 @@ class Processor:
             return changes, runs, []
         opened = [i for i in changes.incidents.values() if i.seq > last_opened]
         by_fingerprint = {f.fingerprint: f for f in news}
-        return changes, runs, requests_for(opened, runs, by_fingerprint, now, self._evidence)
+        subjects = book.policy.correlation.subject
+        return changes, runs, requests_for(opened, runs, by_fingerprint, now, self._evidence, subjects)
 
     @staticmethod
     def _follow_expired(book: Book, now: datetime, fingerprints: Sequence[str]) -> Changes:

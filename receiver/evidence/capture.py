@@ -34,6 +34,7 @@ from receiver.evidence.content import (
 )
 from receiver.evidence.records import Outcome
 from receiver.evidence.subject import Subject, subject_of
+from receiver.incidents.subject import SubjectPolicy
 from receiver.kube import Kube
 from receiver.playbooks.actions.owners import Link, walk
 
@@ -74,9 +75,12 @@ class _Gathered:
     """Reads that succeeded."""
 
 
-async def capture(kube: Kube, labels: Mapping[str, str], first_alert: datetime, bounds: Bounds) -> Captured:
-    """Read the evidence of an alert with these labels (``first_alert``: its startsAt), within ``bounds``."""
-    subject = subject_of(labels)
+async def capture(
+    kube: Kube, labels: Mapping[str, str], first_alert: datetime, bounds: Bounds, policy: SubjectPolicy
+) -> Captured:
+    """Read the evidence of an alert with these labels (``first_alert``: its startsAt), within ``bounds``;
+    ``policy``: how its subject is told from the exporter that measured it."""
+    subject = subject_of(labels, policy)
     described = subject.describe()
     if subject.empty:
         text = "nothing to capture: the alert names no pod, workload, node, volume claim or HPA"

@@ -17,6 +17,7 @@ from datetime import datetime
 from receiver.evidence.records import EvidenceRequest
 from receiver.evidence.subject import subject_of
 from receiver.incidents.book import Incident
+from receiver.incidents.subject import SubjectPolicy
 from receiver.playbooks.plan import AlertFacts
 from receiver.playbooks.runs import RunIntent
 
@@ -29,6 +30,7 @@ def requests_for(
     news: Mapping[str, AlertFacts],
     now: datetime,
     per_incident: int,
+    policy: SubjectPolicy,
 ) -> list[EvidenceRequest]:
     """Evidence requests: the first alerts of each opened incident, then every run's alert. Pure."""
     found: dict[tuple[str, str, datetime], EvidenceRequest] = {}
@@ -36,7 +38,7 @@ def requests_for(
         alerts = [m for m in incident.members.values() if m.role == "alert" and m.fingerprint in news]
         for member in alerts[:per_incident]:
             facts = news[member.fingerprint]
-            if subject_of(facts.labels).empty:
+            if subject_of(facts.labels, policy).empty:
                 continue
             request = EvidenceRequest(incident.id, facts.fingerprint, facts.starts_at, OPENED, facts.labels, now)
             found.setdefault((incident.id, facts.fingerprint, facts.starts_at), request)
@@ -44,7 +46,7 @@ def requests_for(
         if run.incident is None:
             continue
         alert = run.alert
-        if subject_of(alert.labels).empty:
+        if subject_of(alert.labels, policy).empty:
             continue
         reason = f"playbook {run.playbook} triggered"
         request = EvidenceRequest(run.incident, alert.fingerprint, alert.starts_at, reason, alert.labels, now)

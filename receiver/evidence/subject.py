@@ -6,11 +6,13 @@ kube-prometheus-stack's alerts name their subject with labels: a pod alert
 ``persistentvolumeclaim``; an HPA alert ``horizontalpodautoscaler``; a node
 alert ``node``. They also carry the scrape target's own identity (``job``,
 ``instance``, ``service``, and for kube-state-metrics the exporter's own
-``namespace``/``pod``/``container``): a ``pod`` whose ``container`` is the
-scrape job's name is the exporter's, not the subject (so ``KubeNodeNotReady``
-is about its node, never about kube-state-metrics). Labels are untrusted: a
-name that is not a valid Kubernetes name is left out, with the reason, before
-any request is made.
+``namespace``/``pod``/``container``): the incidents' subject policy
+(``receiver.incidents.subject.subject_labels``, configured under
+``incidents.subject``) takes it away first, so ``KubeNodeNotReady`` is about
+its node, never about kube-state-metrics' pod, and a node-exporter alert
+names its node. What evidence reads is then chosen here, the most specific
+object first. Labels are untrusted: a name that is not a valid Kubernetes
+name is left out, with the reason, before any request is made.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from receiver.incidents.subject import SubjectPolicy, subject_labels
 from receiver.playbooks.templating import UnsafeValue, dns1123_label, dns1123_subdomain
 
 WORKLOAD_LABELS = (
@@ -64,9 +67,11 @@ class Subject:
         return f"Node {self.node}" if self.node else "nothing"
 
 
-def subject_of(labels: Mapping[str, str]) -> Subject:
-    """The alert's subject: a claim, an HPA, a workload, a pod (not the exporter's), a node; in that order."""
+def subject_of(labels: Mapping[str, str], policy: SubjectPolicy) -> Subject:
+    """What to read for an alert: a claim, an HPA, a workload, a pod, a node, the first it names once the
+    exporter's identity is taken away (``policy``). Pure."""
     refused: list[str] = []
+    labels = subject_labels(labels, policy)
 
     def name(key: str, label: bool = False) -> str | None:
         value = labels.get(key)
@@ -82,8 +87,7 @@ def subject_of(labels: Mapping[str, str]) -> Subject:
     claim = name("persistentvolumeclaim") if namespace else None
     hpa = name("horizontalpodautoscaler") if namespace and not claim else None
     workload = _workload(name) if namespace and not (claim or hpa) else None
-    own = labels.get("container") and labels.get("container") == labels.get("job")
-    pod = name("pod") if namespace and not (claim or hpa or own) else None
+    pod = name("pod") if namespace and not (claim or hpa) else None
     container = name("container", label=True) if pod else None
     node = name("node") if not (claim or hpa or workload or pod) else None
     if node:  # cluster-scoped: the namespace label is the exporter's
