@@ -19,7 +19,7 @@ from receiver.playbooks.actions.expand_pvc import expand_pvc, grown, refusal
 from receiver.playbooks.model import Playbook, load_file
 from receiver.playbooks.permissions import CLUSTER_SCOPED, Permission, needs
 from receiver.playbooks.plan import AlertFacts, plan
-from tests.test_chart import manifests, of_kind
+from tests.test_chart import manifests, remediation_roles
 from tests.test_kube import NOW, PVCS, STORAGECLASSES, claim, kube, put, storage_class, stored
 from tests.test_permissions import _permission
 
@@ -286,9 +286,9 @@ def test_the_chart_reads_storage_classes_through_a_cluster_role() -> None:
             }
         }
     )
-    [role] = of_kind(docs, "Role")
+    [role] = remediation_roles(docs, "Role")
     assert role["rules"] == [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "patch"]}]
-    [cluster_role] = of_kind(docs, "ClusterRole")
+    [cluster_role] = remediation_roles(docs, "ClusterRole")
     assert cluster_role["rules"] == [
         {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]}
     ]

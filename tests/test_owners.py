@@ -30,7 +30,7 @@ from receiver.playbooks.plan import AlertFacts, Plan, plan
 from receiver.playbooks.records import StepRecord
 from tests.conftest import Clock
 from tests.payloads import alert as payload_alert
-from tests.test_chart import manifests, of_kind
+from tests.test_chart import manifests, remediation_roles
 from tests.test_incidents_api import get_json, post
 from tests.test_kube import DEPLOYMENTS, HPAS, NOW, kube, put, stored
 from tests.test_permissions import _permission
@@ -481,7 +481,7 @@ def test_the_chart_grants_owner_steps_what_the_daemon_says() -> None:
             }
         }
     )
-    [role] = of_kind(docs, "Role")
+    [role] = remediation_roles(docs, "Role")
     loaded = [Playbook.model_validate(d) for d in documents.values()]
     granted = {
         Permission(g, r, v)
@@ -493,7 +493,7 @@ def test_the_chart_grants_owner_steps_what_the_daemon_says() -> None:
     assert granted == of_playbooks(loaded)
     assert {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]} in role["rules"]
     assert {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get", "patch"]} in role["rules"]
-    assert not of_kind(docs, "ClusterRole")
+    assert not remediation_roles(docs, "ClusterRole")
 
 
 def test_a_plan_is_not_changed_by_what_the_run_resolves() -> None:
