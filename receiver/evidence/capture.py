@@ -151,16 +151,29 @@ async def _gather(kube: Kube, subject: Subject, found: _Gathered, bounds: Bounds
     workload = subject.workload
     if subject.pod and ns:
         pod = await _one(kube, found, Ref(POD, ns, subject.pod), "pod", pod_view, involved)
-        if pod is not None:
-            await _logs(kube, found, ns, pod, subject.container, bounds)
-            workload = await _owners(kube, found, ns, pod, involved) or workload
+        if pod is not None:  # its logs and its owners at once
+            _, top = await asyncio.gather(
+                _logs(kube, found, ns, pod, subject.container, bounds), _owners(kube, found, ns, pod, involved)
+            )
+            workload = top or workload
     elif workload and ns and workload[0] in OWNERS:
         await _one(kube, found, Ref(OWNERS[workload[0]], ns, workload[1]), "workload", _meta, involved)
+    where = "default" if subject.node and not ns else ns  # a node's events are in the default namespace
+    await asyncio.gather(
+        _rollouts(kube, found, ns, workload, bounds),
+        _events(kube, found, where, involved, now - bounds.events_age, bounds),
+    )
+
+
+async def _rollouts(
+    kube: Kube, found: _Gathered, ns: str | None, workload: tuple[str, str] | None, bounds: Bounds
+) -> None:
+    """A Deployment's rollouts: its ReplicaSets' revisions."""
     if workload and workload[0] == "Deployment" and ns:
-        sets = await _read(found, lambda: kube.objects(OWNERS["ReplicaSet"], ns, f"ReplicaSets in {ns}"))
+        about = f"ReplicaSets in {ns}"
+        sets = await _read(found, functools.partial(kube.objects, OWNERS["ReplicaSet"], ns, about))
         if sets is not None:
             found.content["rollouts"] = rollouts(sets, workload[1], bounds)
-    await _events(kube, found, "default" if subject.node and not ns else ns, involved, now - bounds.events_age, bounds)
 
 
 async def _one(
@@ -201,15 +214,15 @@ async def _logs(kube: Kube, found: _Gathered, ns: str, pod: Body, container: str
         return
     statuses = {c.get("name"): c for c in pod.get("status", {}).get("containerStatuses") or []}
     restarted = bool((statuses.get(chosen) or {}).get("restartCount"))
-    logs: dict[str, Any] = {"container": chosen}
     name = pod["metadata"]["name"]
-    for which, previous in (("current", False), ("previous", True)):
-        if previous and not restarted:
-            continue
-        read = functools.partial(
-            kube.log, ns, name, chosen, lines=bounds.log_lines, limit=bounds.log_bytes, previous=previous
-        )
-        text = await _read(found, read)
+    wanted = [("current", False), ("previous", True)] if restarted else [("current", False)]
+
+    def read(previous: bool) -> str:
+        return kube.log(ns, name, chosen, lines=bounds.log_lines, limit=bounds.log_bytes, previous=previous)
+
+    texts = await asyncio.gather(*(_read(found, functools.partial(read, previous)) for _, previous in wanted))
+    logs: dict[str, Any] = {"container": chosen}
+    for (which, _), text in zip(wanted, texts, strict=True):
         if text is not None:
             logs[which] = log_view(text, bounds)
     found.content["logs"] = logs
@@ -238,9 +251,16 @@ async def _events(
 ) -> None:
     if not ns or not involved:
         return
-    events: list[Body] = []
-    for kind, name in involved:
-        fields = {"involvedObject.kind": kind, "involvedObject.name": name}
-        listed = await _read(found, functools.partial(kube.objects, EVENT, ns, f"events of {kind}/{name}", fields))
-        events.extend(listed or [])
+    lists = await asyncio.gather(
+        *(
+            _read(found, functools.partial(kube.objects, EVENT, ns, f"events of {kind}/{name}", _about(kind, name)))
+            for kind, name in involved
+        )
+    )
+    events = [e for listed in lists for e in listed or []]
     found.content["events"] = event_views(events, set(involved), since, bounds)
+
+
+def _about(kind: str, name: str) -> dict[str, str]:
+    """The field selector of an object's events."""
+    return {"involvedObject.kind": kind, "involvedObject.name": name}
