@@ -143,8 +143,9 @@ class Runner:
         One look at the last hour and at each playbook's failures serves the whole step (runs started in it
         are added as they start), and the blocked ones are recorded together, with one timeline line per
         incident, playbook and reason: a storm that the guardrails block costs little more than counting it.
+        A virtual timer's time stands still while it judges: the runs it starts begin at one instant.
         """
-        async with self._one_at_a_time:
+        async with self._one_at_a_time, self._timer.hold():
             await self._expire_approvals()
             pending = await self._store.pending_runs(PENDING_BATCH)
             if not pending:
@@ -265,9 +266,14 @@ class Runner:
         return run
 
     def _start(self, run: RunRecord, dry_run: bool) -> None:
-        task = asyncio.create_task(self._execute(run, dry_run), name=f"run {run.id}")
+        task = asyncio.create_task(self._held(run, dry_run), name=f"run {run.id}")
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+
+    async def _held(self, run: RunRecord, dry_run: bool) -> None:
+        """A virtual timer waits for the run's reads and records, not only for its steps: it ends at its time."""
+        async with self._timer.hold():
+            await self._execute(run, dry_run)
 
     async def _execute(self, run: RunRecord, dry_run: bool) -> None:
         kube = self._kube if not dry_run or self._kube.dry_run else Kube(self._kube.api, dry_run=True)
