@@ -33,6 +33,7 @@ from tests import evidence_cluster as c
 from tests.corpus import alert as corpus_alert
 from tests.corpus import payload
 from tests.e2e.harness import eventually
+from tests.test_runs import FAST_CRASHLOOP
 
 pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)
 TOKEN = "api-token-0123456789"
@@ -274,3 +275,26 @@ async def test_the_incident_api_shows_the_evidence(
     assert full["content"]["logs"]["previous"]["lines"] and c.SECRET not in json.dumps(full)
     assert (await client.get(f"/api/v1/incidents/{id}/evidence")).status == 401
     assert timedelta(0) <= c.NOW - c.FIRST_ALERT
+
+
+async def test_a_playbook_that_triggers_asks_for_its_alerts_evidence(
+    kmock: Any, make_settings: Callable[..., Settings], store: SQLiteStore, tmp_path: Path
+) -> None:
+    c.populate(kmock)
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "crashloop.yaml").write_text(FAST_CRASHLOOP)
+    settings = make_settings(remediation={"playbook_dirs": [str(playbooks)]}, evidence={"per_incident": 1})
+    engine = _engine(settings, store, c.kube(kmock))
+    assert engine.evidence is not None
+    await _post(engine, store, _alert("KubePodCrashLooping"))  # opens the incident
+    await _post(
+        engine, store, _alert("KubePodCrashLooping", namespace="shop", pod="web-7d4b9c6f5-k2v9w", container="web")
+    )
+    await engine.evidence.drain()
+    records = await store.evidence(await _incident(store))
+    assert [(r.request.labels["pod"], r.request.reason, r.outcome) for r in records] == [
+        (c.POD, "incident opened", "captured"),  # its run asked for the same episode: once
+        ("web-7d4b9c6f5-k2v9w", "playbook crashloop triggered", "failed"),  # joined the open incident; no such pod
+    ]
+    assert records[1].content is not None and "not found (404)" in records[1].content["errors"][0]
