@@ -111,7 +111,11 @@ async def test_a_node_a_claim_a_rollout_and_an_hpa(kmock: Any) -> None:
         "storageClass": "standard",
         "volume": "pvc-3f1c",
         "accessModes": ["ReadWriteOnce"],
+        "allowVolumeExpansion": True,
     }
+    assert claim.summary == (
+        "PersistentVolumeClaim shop/data-db-0: Bound, 10Gi of class standard, which allows expansion"
+    )
     rollout = await capture(kube, c.ALERTS["KubeDeploymentRolloutStuck"], c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert rollout.summary == (
         "Deployment shop/web; image shop/web:1.4.2 -> shop/web:1.4.3 rolled out 4 minutes before the first alert"

@@ -44,6 +44,7 @@ EVENT = Resource("Event", "", "v1", "events")
 NODE = Resource("Node", "", "v1", "nodes", namespaced=False)
 CLAIM = Resource("PersistentVolumeClaim", "", "v1", "persistentvolumeclaims")
 HPA = Resource("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers")
+STORAGE_CLASS = Resource("StorageClass", "storage.k8s.io", "v1", "storageclasses", namespaced=False)
 OWNERS = {
     r.kind: r
     for r in (
@@ -143,7 +144,9 @@ async def _gather(kube: Kube, subject: Subject, found: _Gathered, bounds: Bounds
     now = kube.now()
     involved: list[tuple[str, str]] = []
     if subject.claim and ns:
-        await _one(kube, found, Ref(CLAIM, ns, subject.claim), "volume", claim_view, involved)
+        claim = await _one(kube, found, Ref(CLAIM, ns, subject.claim), "volume", claim_view, involved)
+        if claim is not None:
+            await _storage_class(kube, found, claim)
     if subject.hpa and ns:
         await _one(kube, found, Ref(HPA, ns, subject.hpa), "hpa", hpa_view, involved)
     if subject.node:
@@ -163,6 +166,15 @@ async def _gather(kube: Kube, subject: Subject, found: _Gathered, bounds: Bounds
         _rollouts(kube, found, ns, workload, bounds),
         _events(kube, found, where, involved, now - bounds.events_age, bounds),
     )
+
+
+async def _storage_class(kube: Kube, found: _Gathered, claim: Body) -> None:
+    """Whether the claim's storage class lets it grow (what expanding it would need)."""
+    name = (claim.get("spec") or {}).get("storageClassName")
+    if name:
+        storage_class = await _read(found, functools.partial(kube.get, Ref(STORAGE_CLASS, None, str(name))))
+        if storage_class is not None:
+            found.content["volume"]["allowVolumeExpansion"] = bool(storage_class.get("allowVolumeExpansion"))
 
 
 async def _rollouts(

@@ -285,7 +285,11 @@ def summary(subject: str, content: Mapping[str, Any], first_alert: datetime) -> 
         parts.append(f"Ready={ready['status']} ({ready['reason']})" if ready else "no Ready condition")
     claim = content.get("volume")
     if claim:
-        parts.append(f"{claim['phase']}, {claim['capacity']} of class {claim['storageClass']}")
+        grows = {True: ", which allows expansion", False: ", which does not allow expansion"}
+        parts.append(
+            f"{claim['phase']}, {claim['capacity']} of class {claim['storageClass']}"
+            + grows.get(claim.get("allowVolumeExpansion"), "")
+        )
     hpa = content.get("hpa")
     if hpa:
         parts.append(f"{hpa['currentReplicas']} replicas (desired {hpa['desiredReplicas']}, max {hpa['maxReplicas']})")

@@ -2,8 +2,8 @@
 
 ``READS`` is every request a capture may make (a test checks each request
 against it): get pods and their logs, list events, get the workloads of an
-owner chain, list ReplicaSets (a Deployment's rollouts), get nodes, claims
-and HPAs. Never Secrets or ConfigMaps. The Helm chart cannot import Python:
+owner chain, list ReplicaSets (a Deployment's rollouts), get nodes, claims,
+their storage classes and HPAs. Never Secrets or ConfigMaps. The Helm chart cannot import Python:
 ``receiver evidence rbac`` prints these rules (namespaced and cluster-scoped)
 as ``charts/receiver/files/evidence.yaml``, kept equal by a test, from which
 the chart builds its evidence Role or ClusterRole.
@@ -32,6 +32,7 @@ READS = frozenset(
         Read("", "events", "list"),
         Read("", "nodes", "get"),
         Read("", "persistentvolumeclaims", "get"),
+        Read("storage.k8s.io", "storageclasses", "get"),
         Read("autoscaling", "horizontalpodautoscalers", "get"),
         Read("apps", "replicasets", "list"),
         Read("apps", "replicasets", "get"),
@@ -43,7 +44,7 @@ READS = frozenset(
     }
 )
 """Every permission a capture uses, and nothing else."""
-CLUSTER_SCOPED = frozenset({"nodes"})
+CLUSTER_SCOPED = frozenset({"nodes", "storageclasses"})
 COMMAND = "receiver evidence rbac > charts/receiver/files/evidence.yaml"
 
 
