@@ -70,6 +70,8 @@ class Captured:
 
 @dataclass
 class _Gathered:
+    """What a capture has read so far (kept when its deadline passes), and what failed."""
+
     content: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     reads: int = 0
