@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from receiver.playbooks.actions.rollout_restart import rollout_restart
 from receiver.playbooks.actions.rollout_undo import rollout_undo
 from receiver.playbooks.actions.scale import scale, scaled
 from receiver.playbooks.actions.set_env import set_env
+from tests import world
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 FAST = Retry(attempts=3, first_wait=0.01, longest_wait=0.02, timeout=(2.0, 5.0))
@@ -346,3 +348,24 @@ def storage_class(name: str = "standard", expandable: bool | None = True) -> dic
     if expandable is not None:
         obj["allowVolumeExpansion"] = expandable
     return obj
+
+
+async def test_two_rollbacks_of_one_bad_rollout_do_not_go_back_to_it(kmock: Any) -> None:
+    """KubeDeploymentRolloutStuck and KubeContainerWaiting both answer shop/api's bad rollout with a rollback."""
+    world.populate(kmock, NOW)
+    k = kube(kmock)
+    first = await rollout_undo(k, "shop", "api")
+    assert (first.before["images"], first.after["images"]) == (
+        ["registry.example.com/shop/api:2.0.0"],
+        ["registry.example.com/shop/api:1.9.0"],
+    )
+    again = await rollout_undo(k, "shop", "api", max_age=3 * 3600)  # before the controller has moved on
+    assert not again.changed and again.note == "already so: nothing to change"
+    # The controller re-uses revision 4's ReplicaSet as revision 6: the current revision is itself a rollback.
+    for resource, name in ((world.DEPLOYMENTS, "api"), (world.REPLICASETS, "api-5c8d7f9b4")):
+        obj = copy.deepcopy(world.objects(NOW)[resource, "shop", name])
+        obj["metadata"]["annotations"][world.REVISION] = "6"
+        put(kmock, resource, "shop", name, obj)
+    with pytest.raises(TooOld, match="revision 6 is itself a rollback .* older than revision 5's"):
+        await rollout_undo(k, "shop", "api")
+    assert len(list(kmock["patch"])) == 1

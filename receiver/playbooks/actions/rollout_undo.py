@@ -2,6 +2,14 @@
 
 With ``max_age``, only if its last rollout is younger: an old rollout is not
 the cause, and leaving it alone is a skip, not a failure.
+
+Two playbooks may answer one bad rollout (``KubeDeploymentRolloutStuck`` and
+``KubeContainerWaiting`` both fire for an image that cannot be pulled), and
+``kubectl rollout undo`` twice goes back to the bad revision. So a rollback is
+never undone by another: when the Deployment already runs the template it
+would go back to, nothing changes; when its current revision is itself a
+rollback (the controller re-used an older ReplicaSet, which is older than a
+ReplicaSet of a lower revision), it is left alone and says so.
 """
 
 from __future__ import annotations
@@ -48,12 +56,18 @@ async def rollout_undo(cluster: Cluster, namespace: str, name: str, max_age: flo
         older = [r for r in revisions if r < current]
         if not older:
             raise ActionFailed(f"{target}: revision {current} is the first: nothing to roll back to")
-        created = datetime.fromisoformat(revisions[current]["metadata"]["creationTimestamp"])
+        created = _created(revisions[current])
+        if rolled_back := [r for r in older if _created(revisions[r]) > created]:
+            raise TooOld(
+                f"{target}: revision {current} is itself a rollback (its ReplicaSet is older than revision "
+                f"{max(rolled_back)}'s): not rolled back again"
+            )
         age = (cluster.now() - created).total_seconds()
         if max_age is not None and age > max_age:
             raise TooOld(f"{target}: its last rollout is {age:.0f}s old, more than {max_age:.0f}s: not rolled back")
-        template = copy.deepcopy(revisions[max(older)]["spec"]["template"])
-        template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+        template = _unhashed(revisions[max(older)]["spec"]["template"])
+        if template == _unhashed(obj.get("spec", {}).get("template", {})):
+            return None  # already running the previous revision's template: a second rollback changes nothing
         return {"spec": {"template": template}}
 
     def state(obj: Body | None) -> dict[str, Any]:
@@ -61,6 +75,17 @@ async def rollout_undo(cluster: Cluster, namespace: str, name: str, max_age: flo
         return {"revision": _revision(obj or {}), "images": [c.get("image") for c in containers]}
 
     return await patch_one(cluster, "rollout_undo", target, decide, state)
+
+
+def _created(replica_set: Body) -> datetime:
+    return datetime.fromisoformat(replica_set["metadata"]["creationTimestamp"])
+
+
+def _unhashed(template: Body) -> Body:
+    """A pod template without the ``pod-template-hash`` label its ReplicaSet added (a copy)."""
+    out = copy.deepcopy(template)
+    out.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+    return out
 
 
 def _revision(obj: Body) -> int | None:

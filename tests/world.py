@@ -1,0 +1,306 @@
+"""A small cluster as kube-prometheus-stack watches it, for the shipped playbooks' tests and the end-to-end test.
+
+The objects are what an API server holds for a real workload, not the least a
+test could get away with: Deployments own ReplicaSets (with their
+``deployment.kubernetes.io/revision`` annotations and ``pod-template-hash``
+labels) which own Pods (controller ownerReferences with uids), a StatefulSet
+owns its pod and claims a volume through a StorageClass that allows
+expansion, an HPA scales a Deployment and sits at its maximum, a node has
+stopped posting its status. Every time is relative to ``now``, the moment
+the alerts about this world fire, so no test depends on today's date.
+
+What is wrong in this world, and the alert kube-prometheus-stack raises for it:
+
+- ``shop/web`` was rolled out 20 minutes before ``now`` (image 1.4.2 to 1.4.3) and its
+  new pods crash-loop: ``KubePodCrashLooping`` for ``web-7d4b9c6f5-x2x9z`` (container ``web``).
+- ``shop/api``'s rollout 70 minutes before ``now`` brought an image that cannot be pulled:
+  ``KubeDeploymentRolloutStuck`` (deployment ``api``) and ``KubeContainerWaiting``
+  (reason ``ImagePullBackOff``) for ``api-59b7c6d8f-h2lqp``.
+- ``shop/checkout``'s HPA has run at its maximum of 8: ``KubeHpaMaxedOut``.
+- ``shop/data-postgres-0`` (10Gi) is 98% full: ``KubePersistentVolumeFillingUp``.
+- node ``worker-2`` stopped posting its status: ``KubeNodeNotReady``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+Object = dict[str, Any]
+Key = tuple[tuple[str, str, str], str | None, str]
+"""(group, version, plural), namespace, name: where the emulator keeps an object."""
+
+PODS = ("", "v1", "pods")
+NODES = ("", "v1", "nodes")
+PVCS = ("", "v1", "persistentvolumeclaims")
+STORAGECLASSES = ("storage.k8s.io", "v1", "storageclasses")
+DEPLOYMENTS = ("apps", "v1", "deployments")
+REPLICASETS = ("apps", "v1", "replicasets")
+STATEFULSETS = ("apps", "v1", "statefulsets")
+HPAS = ("autoscaling", "v2", "horizontalpodautoscalers")
+NAMESPACE = "shop"
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def stamp(moment: datetime) -> str:
+    """An API server's timestamp."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _meta(name: str, created: datetime, namespace: str | None = NAMESPACE, **extra: Any) -> Object:
+    meta: Object = {"name": name, "uid": f"uid-{name}", "creationTimestamp": stamp(created), **extra}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+def _owner(kind: str, name: str, api_version: str = "apps/v1") -> Object:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": f"uid-{name}",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _template(app: str, image: str, pod_hash: str | None = None) -> Object:
+    labels = {"app.kubernetes.io/name": app} | ({"pod-template-hash": pod_hash} if pod_hash else {})
+    return {
+        "metadata": {"labels": labels},
+        "spec": {"containers": [{"name": app, "image": image, "ports": [{"containerPort": 8080}]}]},
+    }
+
+
+def deployment(app: str, revision: int, image: str, created: datetime, replicas: int, **status: Any) -> Object:
+    """A Deployment at ``revision`` running ``image``."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(app, created, annotations={REVISION: str(revision)}, generation=revision),
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": 600,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
+            "template": _template(app, image),
+        },
+        "status": {"observedGeneration": revision, "replicas": replicas, **status},
+    }
+
+
+def replica_set(app: str, pod_hash: str, revision: int, image: str, created: datetime, replicas: int) -> Object:
+    """The ReplicaSet of one revision of Deployment ``app``."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": _meta(
+            f"{app}-{pod_hash}",
+            created,
+            labels={"app.kubernetes.io/name": app, "pod-template-hash": pod_hash},
+            annotations={REVISION: str(revision), "deployment.kubernetes.io/desired-replicas": str(replicas)},
+            ownerReferences=[_owner("Deployment", app)],
+        ),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": app, "pod-template-hash": pod_hash}},
+            "template": _template(app, image, pod_hash),
+        },
+        "status": {"replicas": replicas},
+    }
+
+
+def pod(name: str, owner: Object, image: str, node: str, started: datetime, state: Object, **counts: Any) -> Object:
+    """A running pod of ``owner`` (a ReplicaSet or StatefulSet) whose one container is in ``state``."""
+    app = owner["metadata"]["labels"]["app.kubernetes.io/name"]
+    ready = "running" in state
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _meta(
+            name,
+            started,
+            labels=dict(owner["spec"]["template"]["metadata"]["labels"]),
+            ownerReferences=[_owner(owner["kind"], owner["metadata"]["name"])],
+        ),
+        "spec": {"nodeName": node, "containers": [{"name": app, "image": image}]},
+        "status": {
+            "phase": "Running" if ready or counts.get("restarts") else "Pending",
+            "conditions": [{"type": "Ready", "status": str(ready)}],
+            "containerStatuses": [
+                {
+                    "name": app,
+                    "image": image,
+                    "ready": ready,
+                    "restartCount": counts.get("restarts", 0),
+                    "state": state,
+                    **({"lastState": counts["last"]} if "last" in counts else {}),
+                }
+            ],
+        },
+    }
+
+
+def crash_looping(now: datetime) -> Object:
+    """A container waiting in CrashLoopBackOff after its last run exited with an error."""
+    return {
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}},
+        "last": {
+            "terminated": {
+                "reason": "Error",
+                "exitCode": 1,
+                "startedAt": stamp(now - timedelta(minutes=1)),
+                "finishedAt": stamp(now - timedelta(seconds=50)),
+            }
+        },
+        "restarts": 9,
+    }
+
+
+def node(name: str, ready: bool, now: datetime) -> Object:
+    """A node; one that is not ready has stopped posting its status 20 minutes ago."""
+    heartbeat = stamp(now - timedelta(minutes=20 if not ready else 0))
+    condition = (
+        {"status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}
+        if ready
+        else {"status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status."}
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": _meta(name, now - timedelta(days=30), namespace=None, labels={"kubernetes.io/hostname": name}),
+        "spec": {"podCIDR": "10.244.2.0/24"},
+        "status": {
+            "conditions": [{"type": "Ready", "lastHeartbeatTime": heartbeat, **condition}],
+            "nodeInfo": {"kubeletVersion": "v1.31.4"},
+        },
+    }
+
+
+def objects(now: datetime) -> dict[Key, Object]:
+    """Every object of the world, by where the emulator keeps it."""
+    out: dict[Key, Object] = {}
+
+    def add(resource: tuple[str, str, str], obj: Object) -> Object:
+        out[resource, obj["metadata"].get("namespace"), obj["metadata"]["name"]] = obj
+        return obj
+
+    days_ago = now - timedelta(days=3)
+    add(NODES, node("worker-1", True, now))
+    add(NODES, node("worker-2", False, now))
+
+    # shop/web: rolled out 20 minutes ago, 1.4.2 -> 1.4.3; the new pods crash-loop.
+    web_rollout = now - timedelta(minutes=20)
+    add(DEPLOYMENTS, deployment("web", 2, "registry.example.com/shop/web:1.4.3", days_ago, 3, readyReplicas=0))
+    add(REPLICASETS, replica_set("web", "6d5f8b7c9", 1, "registry.example.com/shop/web:1.4.2", days_ago, 0))
+    current = add(
+        REPLICASETS, replica_set("web", "7d4b9c6f5", 2, "registry.example.com/shop/web:1.4.3", web_rollout, 3)
+    )
+    crash = crash_looping(now)
+    for suffix in ("x2x9z", "k8s7d", "q9vzt"):
+        add(
+            PODS,
+            pod(
+                f"web-7d4b9c6f5-{suffix}",
+                current,
+                "registry.example.com/shop/web:1.4.3",
+                "worker-1",
+                web_rollout,
+                crash["state"],
+                restarts=crash["restarts"],
+                last=crash["last"],
+            ),
+        )
+
+    # shop/api: rolled out 70 minutes ago to an image that does not exist; the rollout is stuck.
+    api_rollout = now - timedelta(minutes=70)
+    stuck = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": 'ReplicaSet "api-59b7c6d8f" has timed out progressing.',
+    }
+    add(
+        DEPLOYMENTS,
+        deployment("api", 5, "registry.example.com/shop/api:2.0.0", days_ago, 2, conditions=[stuck], readyReplicas=2),
+    )
+    add(REPLICASETS, replica_set("api", "5c8d7f9b4", 4, "registry.example.com/shop/api:1.9.0", days_ago, 2))
+    new = add(REPLICASETS, replica_set("api", "59b7c6d8f", 5, "registry.example.com/shop/api:2.0.0", api_rollout, 1))
+    pull = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "…/api:2.0.0"'}}
+    add(PODS, pod("api-59b7c6d8f-h2lqp", new, "registry.example.com/shop/api:2.0.0", "worker-1", api_rollout, pull))
+
+    # shop/checkout: an HPA at its maximum.
+    add(DEPLOYMENTS, deployment("checkout", 1, "registry.example.com/shop/checkout:3.2.0", days_ago, 8))
+    add(
+        HPAS,
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": _meta("checkout", days_ago),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"},
+                "minReplicas": 2,
+                "maxReplicas": 8,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                    }
+                ],
+            },
+            "status": {"currentReplicas": 8, "desiredReplicas": 8},
+        },
+    )
+
+    # shop/postgres: a StatefulSet whose volume fills up; its class allows expansion.
+    add(
+        STORAGECLASSES,
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": _meta("standard-rwo", days_ago, namespace=None),
+            "provisioner": "pd.csi.storage.gke.io",
+            "allowVolumeExpansion": True,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer",
+        },
+    )
+    postgres = add(
+        STATEFULSETS,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": _meta("postgres", days_ago, labels={"app.kubernetes.io/name": "postgres"}),
+            "spec": {
+                "replicas": 1,
+                "serviceName": "postgres",
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "postgres"}},
+                "template": _template("postgres", "postgres:16.4"),
+            },
+        },
+    )
+    add(PODS, pod("postgres-0", postgres, "postgres:16.4", "worker-1", days_ago, {"running": {}}))
+    add(
+        PVCS,
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _meta("data-postgres-0", days_ago, labels={"app.kubernetes.io/name": "postgres"}),
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "standard-rwo",
+                "resources": {"requests": {"storage": "10Gi"}},
+                "volumeName": "pvc-0b7e4c2a",
+            },
+            "status": {"phase": "Bound", "capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"]},
+        },
+    )
+    return out
+
+
+def populate(emulator: Any, now: datetime) -> dict[Key, Object]:
+    """Put the world into kmock's ``KubernetesEmulator``; the objects, by key."""
+    world = objects(now)
+    for (resource, namespace, name), obj in world.items():
+        emulator.objects[emulator.resource(*resource), namespace, name] = obj
+    return world
