@@ -366,6 +366,6 @@ async def test_two_rollbacks_of_one_bad_rollout_do_not_go_back_to_it(kmock: Any)
         obj = copy.deepcopy(world.objects(NOW)[resource, "shop", name])
         obj["metadata"]["annotations"][world.REVISION] = "6"
         put(kmock, resource, "shop", name, obj)
-    with pytest.raises(TooOld, match="revision 6 is itself a rollback .* older than revision 5's"):
+    with pytest.raises(TooOld, match=r"revision 6 is itself a rollback .* older than revision 5's"):
         await rollout_undo(k, "shop", "api")
     assert len(list(kmock["patch"])) == 1
