@@ -24,6 +24,7 @@ from receiver.playbooks.actions import (
     scale_hpa,
     set_env,
     wait,
+    wait_for_ready,
     wait_for_resolution,
 )
 from receiver.playbooks.actions.base import Action, StepBase
@@ -40,6 +41,7 @@ ACTIONS: tuple[Action, ...] = (
     annotate.LABEL,
     wait.ACTION,
     wait_for_resolution.ACTION,
+    wait_for_ready.ACTION,
     notify.ACTION,
     scale_hpa.ACTION,
     raise_hpa_max.ACTION,

@@ -168,26 +168,40 @@ def _start(inputs: Inputs) -> Link | None:
     return None if of is None else Link(of["kind"], inputs["namespace"], of["name"])
 
 
+async def resolve(cluster: Cluster, inputs: Inputs, action: str) -> tuple[Inputs, tuple[str, ...]]:
+    """``inputs`` aimed at the owner (``kind``, ``name``) and the chain followed (``Kind/namespace/name`` each),
+    when the planned target is ``owner_of``; as planned, with no chain, otherwise. Unread without a client;
+    ActionFailed saying why there is no owner ``action`` can act on."""
+    start = _start(inputs)
+    if start is None:
+        return inputs, ()
+    chain: Sequence[Link] = inputs.get("owner_chain") or ()
+    try:
+        chain = chain or await cluster.read(functools.partial(walk, cluster, start))
+    except Unread:
+        raise
+    except ActionFailed as err:
+        if err.status == 404:
+            raise ActionFailed(f"{err.reason}: its owner cannot be resolved", 404) from None
+        raise
+    target = chosen(chain, inputs["kinds"], action)
+    return {**inputs, "kind": target.kind, "name": target.name}, tuple(str(link) for link in chain)
+
+
 def owned(action: str, run: Run) -> Run:
     """``run``, acting on the owner when the planned target is ``owner_of`` (else as it was planned)."""
 
     async def execute(cluster: Cluster, inputs: Inputs) -> Effect:
-        start = _start(inputs)
-        if start is None:
-            return await run(cluster, inputs)
-        chain: Sequence[Link] = inputs.get("owner_chain") or ()
         try:
-            chain = chain or await cluster.read(functools.partial(walk, cluster, start))
+            aimed, resolved = await resolve(cluster, inputs, action)
         except Unread as err:
-            return Effect(action, f"the owner of {start}", {}, {}, True, f"{err.reason}: the owner was not resolved")
-        except ActionFailed as err:
-            if err.status == 404:
-                raise ActionFailed(f"{err.reason}: its owner cannot be resolved", 404) from None
-            raise
-        target = chosen(chain, inputs["kinds"], action)
-        resolved = tuple(str(link) for link in chain)
+            return Effect(
+                action, f"the owner of {_start(inputs)}", {}, {}, True, f"{err.reason}: the owner was not resolved"
+            )
+        if not resolved:
+            return await run(cluster, inputs)
         try:
-            effect = await run(cluster, {**inputs, "kind": target.kind, "name": target.name})
+            effect = await run(cluster, aimed)
         except ActionFailed as err:
             raise type(err)(f"{' -> '.join(resolved)}: {err.reason}", err.status) from None
         return dataclasses.replace(effect, resolved=resolved)
