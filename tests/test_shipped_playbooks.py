@@ -1,33 +1,41 @@
-"""Each shipped playbook, planned for a realistic alert and executed against the Kubernetes emulator.
+"""Each shipped playbook, on the alert kube-prometheus-stack raises, against a cluster shaped like a real one.
 
-With their real durations: the executor's time is a ``VirtualTimer``, so a five-minute ``wait`` takes
-five virtual minutes (recorded as such) and no real ones. Every shipped playbook, in ``playbooks/`` and in
-the chart, validates and can finish: each of its waits fits in its step's time limit.
+The alerts come from the corpus (tests/corpus: kube-prometheus-stack's rules, the labels they really
+yield); the cluster is tests/world.py's (Deployments owning ReplicaSets owning Pods, a StatefulSet with
+its claim, an HPA at its maximum, a node that stopped posting its status) in kmock's KubernetesEmulator,
+driven by the official client. Playbooks run with their real durations on a ``VirtualTimer``: a six-minute
+watch takes six virtual minutes and no real ones. Every test asserts the exact writes the run made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import copy
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import kmock
 import pytest
+from receiver.timer import VirtualTimer
 
 from receiver.incidents.severity import Severity
 from receiver.kube import Kube
-from receiver.playbooks.executor import Outcome, RunOutcome, execute
+from receiver.playbooks.executor import Outcome, RunOutcome, RunResult, execute
+from receiver.playbooks.guardrails import Limits
 from receiver.playbooks.model import Playbook, load_dirs, load_file
-from receiver.playbooks.plan import AlertFacts, NamespacePolicy, plan
-from receiver.timer import VirtualTimer
-from tests.corpus import alert
-from tests.test_kube import DEPLOYMENTS, NOW, deployment, kube, pod, put, rolled_out, stored
+from receiver.playbooks.plan import AlertFacts, NamespacePolicy, plan, triggers
+from receiver.playbooks.remediation import limits_of
+from tests import world
+from tests.corpus import CORPUS, CorpusAlert, alert
+from tests.test_kube import NOW, kube, put, stored
 
 pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "playbooks"
 CHART = ROOT / "charts" / "receiver" / "playbooks"
+WEB_POD = "web-7d4b9c6f5-x2x9z"
+API_POD = "api-59b7c6d8f-h2lqp"
 
 
 def shipped(name: str) -> Playbook:
@@ -36,161 +44,228 @@ def shipped(name: str) -> Playbook:
     return found
 
 
-async def run(emulator: Any, name: str, alertname: str, firing: bool = True, **labels: str) -> Any:
-    facts = AlertFacts("0123456789abcdef", "firing", {"alertname": alertname, **labels}, {}, NOW)
-    planned = plan(shipped(name), facts, NamespacePolicy(), {"severity": str(Severity.SEV2)})
-    assert planned.refused is None
+def facts(corpus: CorpusAlert) -> AlertFacts:
+    return AlertFacts("0123456789abcdef", "firing", corpus.labels, corpus.annotations, NOW - timedelta(minutes=15))
 
-    async def still() -> bool:
-        return firing
 
-    still_firing: Callable[[], Awaitable[bool]] = still
+async def run(emulator: Any, name: str, corpus: CorpusAlert, cluster: Kube | None = None) -> RunResult:
+    """``name`` planned for ``corpus`` and run to its end against the emulator, in virtual time."""
+    alert_facts = facts(corpus)
+    playbook = shipped(name)
+    assert triggers(playbook, alert_facts)
+    planned = plan(playbook, alert_facts, NamespacePolicy(), {"severity": str(Severity.SEV3)})
+    assert planned.refused is None, planned.refused
+
+    async def firing() -> bool:
+        return True
+
     timer = VirtualTimer()
-    result = await execute(planned, kube(emulator), still_firing=still_firing, alert=facts.values(), timer=timer)
-    assert timer.monotonic() == sum(s.seconds for s in result.steps)  # steps' times are the timer's
-    return result
+    cluster = cluster or kube(emulator)
+    return await execute(planned, cluster, still_firing=firing, alert=alert_facts.values(), timer=timer)
 
 
-def outcomes(result: Any) -> list[tuple[str, Outcome]]:
+def steps(result: RunResult) -> list[tuple[str, Outcome]]:
     return [(s.name, s.outcome) for s in result.steps]
 
 
-async def test_crashloop_deletes_the_pod_then_rolls_back_a_recent_rollout(kmock: Any) -> None:
-    put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
-    rolled_out(kmock, "2026-11-22T02:50:00Z")  # ten minutes ago
-    result = await run(
-        kmock, "crashloop", "KubePodCrashLooping", namespace="shop", pod="cart-7d9f-x", deployment="cart"
-    )
-    assert result.outcome is RunOutcome.SUCCEEDED
-    assert outcomes(result) == [
-        ("delete_pod", Outcome.SUCCEEDED),
-        ("settle", Outcome.SUCCEEDED),
-        ("rollback", Outcome.SUCCEEDED),
-    ]
-    assert result.steps[1].seconds == 120.0  # its two minutes, whole
-    assert [r.method for r in kmock["delete"]] == ["DELETE"]
-    template = stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]
-    assert template["spec"]["containers"][0]["image"] == "cart:1"
+def writes(emulator: Any) -> list[tuple[str, str]]:
+    """Every request that changed something: (method, object name), in order."""
+    return [(r.method, r.name) for r in emulator if r.method in ("POST", "PUT", "PATCH", "DELETE")]
 
 
-async def test_crashloop_stops_after_the_deletion_when_the_alert_resolves(kmock: Any) -> None:
-    put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
-    rolled_out(kmock, "2026-11-22T02:50:00Z")
-    result = await run(
-        kmock, "crashloop", "KubePodCrashLooping", False, namespace="shop", pod="cart-7d9f-x", deployment="cart"
-    )
-    assert outcomes(result)[2] == ("rollback", Outcome.SKIPPED)
-    assert stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]["spec"]["containers"][0]["image"] == "cart:2"
-
-
-CRASHLOOPING = alert("KubePodCrashLooping", namespace="shop", pod="cart-7d9f-x", container="cart").labels
-"""KubePodCrashLooping as kube-prometheus-stack raises it: no deployment label."""
-
-
-def without_name(labels: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in labels.items() if k != "alertname"}
-
-
-async def test_crashloop_on_the_real_alert_is_not_refused_and_defers_the_rollback(kmock: Any) -> None:
-    put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
-    result = await run(
-        kmock, "crashloop", "KubePodCrashLooping", False, **without_name(CRASHLOOPING)
-    )  # resolved after the wait
-    assert outcomes(result) == [
-        ("delete_pod", Outcome.SUCCEEDED),
-        ("settle", Outcome.SUCCEEDED),
-        ("rollback", Outcome.SKIPPED),
-    ]
-    assert result.outcome is RunOutcome.SUCCEEDED and [r.method for r in kmock["delete"]] == ["DELETE"]
-
-
-async def test_crashloop_on_the_real_alert_still_firing_fails_at_the_rollback_saying_why(kmock: Any) -> None:
-    put(kmock, ("", "v1", "pods"), "shop", "cart-7d9f-x", pod("cart-7d9f-x"))
-    result = await run(kmock, "crashloop", "KubePodCrashLooping", **without_name(CRASHLOOPING))
-    assert outcomes(result)[2] == ("rollback", Outcome.FAILED)
-    assert "deferred step cannot be rendered" in result.reason and "deployment" in result.reason
-    assert list(kmock["patch"]) == []
-
-
-async def test_high_memory_restarts_then_scales_up_by_two(kmock: Any) -> None:
-    put(kmock, DEPLOYMENTS, "shop", "cart", deployment(replicas=2))
-    result = await run(kmock, "high-memory", "ContainerMemoryHigh", namespace="shop", deployment="cart")
-    assert outcomes(result) == [
-        ("restart", Outcome.SUCCEEDED),
-        ("settle", Outcome.SUCCEEDED),
-        ("scale_up", Outcome.SUCCEEDED),
-    ]
-    assert result.steps[1].seconds == 300.0
-    obj = stored(kmock, DEPLOYMENTS, "shop", "cart")
-    assert obj["spec"]["replicas"] == 4
-    assert "kubectl.kubernetes.io/restartedAt" in obj["spec"]["template"]["metadata"]["annotations"]
-
-
-async def test_api_error_rate_rolls_back_a_recent_rollout_and_does_not_notify(kmock: Any) -> None:
-    rolled_out(kmock, "2026-11-22T02:50:00Z")
-    result = await run(kmock, "api-error-rate", "HighErrorRate", namespace="shop", deployment="cart")
-    assert outcomes(result) == [("rollback", Outcome.SUCCEEDED), ("tell", Outcome.SKIPPED)]
-
-
-async def test_api_error_rate_leaves_an_old_rollout_and_would_notify(kmock: Any) -> None:
-    rolled_out(kmock, "2026-11-21T22:00:00Z")  # five hours ago
-    result = await run(kmock, "api-error-rate", "HighErrorRate", namespace="shop", deployment="cart")
-    assert outcomes(result) == [("rollback", Outcome.SKIPPED), ("tell", Outcome.SKIPPED)]
-    assert "not wired yet" in result.steps[1].reason  # the condition held: it is notify that waits for its issue
-
-
-async def test_db_pool_exhausted_raises_the_pool_then_restarts(kmock: Any) -> None:
-    put(kmock, DEPLOYMENTS, "shop", "orders", deployment("orders"))
-    result = await run(
-        kmock, "db-pool-exhausted", "DatabaseConnectionPoolExhausted", namespace="shop", deployment="orders"
-    )
-    assert outcomes(result) == [("larger_pool", Outcome.SUCCEEDED), ("restart", Outcome.SUCCEEDED)]
-    template = stored(kmock, DEPLOYMENTS, "shop", "orders")["spec"]["template"]
-    assert template["spec"]["containers"][0]["env"] == [{"name": "DB_POOL_SIZE", "value": "50"}]
-    assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"]
-
-
-async def test_capacity_saturation_scales_up_within_its_limit(kmock: Any) -> None:
-    put(kmock, DEPLOYMENTS, "shop", "search", deployment("search", replicas=19))
-    result = await run(kmock, "capacity-saturation", "CapacitySaturation", namespace="shop", deployment="search")
-    assert outcomes(result) == [("scale_up", Outcome.SUCCEEDED)]
-    assert stored(kmock, DEPLOYMENTS, "shop", "search")["spec"]["replicas"] == 20  # 19 + 2, clamped to 20
-
-
-def every_shipped() -> list[Playbook]:
-    found: list[Playbook] = []
-    for directory in (SHIPPED, CHART):  # each on its own: the chart ships copies under the same names
-        loaded = load_dirs([directory])
-        assert loaded.problems == (), loaded.problems
-        found += loaded.playbooks
+def image(emulator: Any, name: str) -> str:
+    found: str = stored(emulator, world.DEPLOYMENTS, "shop", name)["spec"]["template"]["spec"]["containers"][0]["image"]
     return found
 
 
-def test_every_shipped_playbook_validates_and_each_step_fits_its_time_limit() -> None:
-    playbooks = every_shipped()
-    assert {p.name for p in playbooks} >= {"crashloop", "high-memory"}
-    for found in playbooks:
-        for step in found.spec.steps:
-            assert step.timeout > step.least_time(), (found.name, step.name)
-    waits = [s for p in playbooks for s in p.spec.steps if s.action == "wait"]
-    assert waits and all(s.least_time() >= timedelta(minutes=2) for s in waits)  # real minutes, not cut
+def web_crash() -> CorpusAlert:
+    return alert("KubePodCrashLooping", namespace="shop", pod=WEB_POD, container="web")
 
 
-@pytest.mark.parametrize("found", every_shipped(), ids=lambda p: p.name)
-async def test_every_shipped_wait_finishes_within_its_limit(found: Playbook) -> None:
-    """Each waiting step alone, as the executor runs it: it ends by itself, not by its time limit."""
-    for step in found.spec.steps:
-        if step.action not in ("wait", "wait_for_resolution"):
-            continue
-        alone = found.model_copy(update={"spec": found.spec.model_copy(update={"steps": [step]})})
-        planned = plan(alone, AlertFacts("f", "firing", {}, {}, NOW), NamespacePolicy())
-        timer = VirtualTimer()
+def api_waiting(reason: str = "ImagePullBackOff") -> CorpusAlert:
+    return alert("KubeContainerWaiting", namespace="shop", pod=API_POD, container="api", reason=reason)
 
-        async def firing() -> bool:
-            return True
 
-        result = await execute(planned, Kube(None, dry_run=True), still_firing=firing, alert={}, timer=timer)
-        [done] = result.steps
-        assert done.outcome is Outcome.SUCCEEDED, (found.name, step.name, done.reason)
-        if step.action == "wait":
-            assert done.seconds == step.least_time().total_seconds() < step.timeout.total_seconds()
+def healthy(emulator: Any, objects: Mapping[world.Key, world.Object], *names: str) -> None:
+    """The controller's part after a deletion: web's pods ``names`` running and ready (made or replaced)."""
+    template = objects[world.PODS, "shop", "web-7d4b9c6f5-k8s7d"]
+    for name in names:
+        obj = copy.deepcopy(template)
+        obj["metadata"] |= {"name": name, "uid": f"uid-{name}"}
+        obj["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+        obj["status"]["containerStatuses"][0] |= {"ready": True, "restartCount": 0, "state": {"running": {}}}
+        obj["status"]["containerStatuses"][0].pop("lastState", None)
+        put(emulator, world.PODS, "shop", name, obj)
+
+
+async def test_a_crash_looping_pod_is_deleted_and_a_recent_rollout_rolled_back_when_its_pods_keep_crashing(
+    kmock: Any,
+) -> None:
+    world.populate(kmock, NOW)
+    result = await run(kmock, "kube-pod-crash-looping", web_crash())
+    assert result.outcome is RunOutcome.SUCCEEDED, result.reason
+    assert steps(result) == [
+        ("delete_pod", Outcome.SUCCEEDED),
+        ("watch", Outcome.SUCCEEDED),
+        ("rollback", Outcome.SUCCEEDED),
+    ]
+    watch, rollback = result.steps[1], result.steps[2]
+    assert watch.seconds == 360.0  # its six minutes, whole, in virtual time
+    assert "Deployment shop/web (the owner of Pod/shop/web-7d4b9c6f5-x2x9z) is not healthy after 360s" in watch.reason
+    assert "0/3 pods ready; web-7d4b9c6f5-k8s7d: CrashLoopBackOff, 9 restarts" in watch.reason
+    assert rollback.effect is not None and rollback.effect.resolved == (
+        "Pod/shop/web-7d4b9c6f5-x2x9z",
+        "ReplicaSet/shop/web-7d4b9c6f5",
+        "Deployment/shop/web",
+    )
+    assert writes(kmock) == [("DELETE", WEB_POD), ("PATCH", "web")]
+    assert image(kmock, "web") == "registry.example.com/shop/web:1.4.2"
+
+
+async def test_a_crash_looping_pod_whose_replacement_is_healthy_ends_the_run_after_the_deletion(kmock: Any) -> None:
+    objects = world.populate(kmock, NOW)
+    healthy(kmock, objects, "web-7d4b9c6f5-k8s7d", "web-7d4b9c6f5-q9vzt", "web-7d4b9c6f5-n4w8r")
+    result = await run(kmock, "kube-pod-crash-looping", web_crash())
+    assert result.outcome is RunOutcome.SUCCEEDED
+    assert steps(result) == [("delete_pod", Outcome.SUCCEEDED), ("watch", Outcome.RESOLVED)]
+    assert result.steps[1].seconds == 120.0  # ready and without a restart for its two stable minutes
+    assert "3/3 pods ready" in result.steps[1].reason
+    assert writes(kmock) == [("DELETE", WEB_POD)]
+    assert image(kmock, "web") == "registry.example.com/shop/web:1.4.3"
+
+
+async def test_a_crash_looping_pod_of_an_old_rollout_is_deleted_and_its_workload_left_alone(kmock: Any) -> None:
+    world.populate(kmock, NOW)
+    later = kube(kmock)
+    later.clock = lambda: NOW + timedelta(hours=1)  # web's rollout is now 80 minutes old
+    result = await run(kmock, "kube-pod-crash-looping", web_crash(), later)
+    assert result.outcome is RunOutcome.SUCCEEDED
+    assert steps(result)[-1] == ("rollback", Outcome.SKIPPED)
+    assert "more than 1800s: not rolled back" in result.steps[-1].reason
+    assert writes(kmock) == [("DELETE", WEB_POD)]
+
+
+async def test_a_crash_looping_statefulset_pod_is_deleted_and_the_rollback_says_why_it_cannot_be(kmock: Any) -> None:
+    world.populate(kmock, NOW)
+    result = await run(
+        kmock, "kube-pod-crash-looping", alert("KubePodCrashLooping", pod="postgres-0", namespace="shop")
+    )
+    assert result.outcome is RunOutcome.FAILED
+    assert steps(result)[:2] == [("delete_pod", Outcome.SUCCEEDED), ("watch", Outcome.SUCCEEDED)]
+    assert "StatefulSet shop/postgres is not healthy after 360s: 0/1 pods ready" in result.steps[1].reason
+    assert (
+        result.steps[2].reason
+        == "pod shop/postgres-0 is owned by StatefulSet shop/postgres; rollout_undo acts on Deployment"
+    )
+    assert writes(kmock) == [("DELETE", "postgres-0")]
+
+
+async def test_a_stuck_rollout_is_rolled_back(kmock: Any) -> None:
+    world.populate(kmock, NOW)
+    result = await run(
+        kmock, "kube-deployment-rollout-stuck", alert("KubeDeploymentRolloutStuck", namespace="shop", deployment="api")
+    )
+    assert result.outcome is RunOutcome.SUCCEEDED
+    assert writes(kmock) == [("PATCH", "api")]
+    assert image(kmock, "api") == "registry.example.com/shop/api:1.9.0"
+
+
+async def test_an_image_that_cannot_be_pulled_after_a_recent_rollout_is_rolled_back_once_whatever_alerts_first(
+    kmock: Any,
+) -> None:
+    world.populate(kmock, NOW)
+    waiting = await run(kmock, "kube-container-waiting", api_waiting())
+    stuck = await run(
+        kmock, "kube-deployment-rollout-stuck", alert("KubeDeploymentRolloutStuck", namespace="shop", deployment="api")
+    )
+    assert waiting.outcome is RunOutcome.SUCCEEDED and stuck.outcome is RunOutcome.SUCCEEDED
+    assert waiting.steps[0].effect is not None and waiting.steps[0].effect.resolved[-1] == "Deployment/shop/api"
+    assert stuck.steps[0].effect is not None and not stuck.steps[0].effect.changed
+    assert writes(kmock) == [("PATCH", "api")]
+    assert image(kmock, "api") == "registry.example.com/shop/api:1.9.0"
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "InvalidImageName"])
+def test_only_image_pull_waits_trigger_the_rollback(reason: str) -> None:
+    playbook = shipped("kube-container-waiting")
+    assert triggers(playbook, facts(api_waiting(reason)))
+    for other in ("ContainerCreating", "CreateContainerConfigError"):
+        assert not triggers(playbook, facts(api_waiting(other)))
+
+
+async def test_a_maxed_out_autoscaler_gets_half_again_its_maximum(kmock: Any) -> None:
+    world.populate(kmock, NOW)
+    hpa = alert("KubeHpaMaxedOut", namespace="shop", horizontalpodautoscaler="checkout")
+    result = await run(kmock, "kube-hpa-maxed-out", hpa)
+    assert result.outcome is RunOutcome.SUCCEEDED
+    assert writes(kmock) == [("PATCH", "checkout")]
+    assert stored(kmock, world.HPAS, "shop", "checkout")["spec"]["maxReplicas"] == 12
+
+
+@pytest.mark.parametrize("variant", ["critical", "warning"])
+async def test_a_filling_volume_is_expanded_by_half(kmock: Any, variant: str) -> None:
+    world.populate(kmock, NOW)
+    filling = alert("KubePersistentVolumeFillingUp", variant, namespace="shop", persistentvolumeclaim="data-postgres-0")
+    result = await run(kmock, "kube-persistent-volume-filling-up", filling)
+    assert result.outcome is RunOutcome.SUCCEEDED, result.reason
+    assert writes(kmock) == [("PATCH", "data-postgres-0")]
+    assert stored(kmock, world.PVCS, "shop", "data-postgres-0")["spec"]["resources"]["requests"]["storage"] == "15Gi"
+
+
+async def test_a_volume_whose_class_cannot_expand_is_left_alone_and_the_run_says_why(kmock: Any) -> None:
+    objects = world.populate(kmock, NOW)
+    fixed = copy.deepcopy(objects[world.STORAGECLASSES, None, "standard-rwo"])
+    fixed["allowVolumeExpansion"] = False
+    put(kmock, world.STORAGECLASSES, None, "standard-rwo", fixed)
+    filling = alert(
+        "KubePersistentVolumeFillingUp", "critical", namespace="shop", persistentvolumeclaim="data-postgres-0"
+    )
+    result = await run(kmock, "kube-persistent-volume-filling-up", filling)
+    assert result.outcome is RunOutcome.FAILED
+    assert "allowVolumeExpansion" in result.reason
+    assert writes(kmock) == []
+
+
+async def test_a_node_that_is_not_ready_is_cordoned_after_approval(kmock: Any) -> None:
+    world.populate(kmock, NOW)
+    assert limits_of(shipped("kube-node-not-ready"), Limits()).approval  # a person approves first, by default
+    result = await run(kmock, "kube-node-not-ready", alert("KubeNodeNotReady", node="worker-2"))
+    assert result.outcome is RunOutcome.SUCCEEDED
+    assert writes(kmock) == [("PATCH", "worker-2")]
+    assert stored(kmock, world.NODES, None, "worker-2")["spec"]["unschedulable"] is True
+
+
+# Which shipped playbook each corpus alert triggers: only the one written for it, and nothing for the rest.
+EXPECTED = {
+    "KubePodCrashLooping": {"kube-pod-crash-looping"},
+    "KubeDeploymentRolloutStuck": {"kube-deployment-rollout-stuck"},
+    "KubeHpaMaxedOut": {"kube-hpa-maxed-out"},
+    "KubePersistentVolumeFillingUp": {"kube-persistent-volume-filling-up"},
+    "KubeNodeNotReady": {"kube-node-not-ready"},
+}
+
+
+@pytest.mark.parametrize("entry", CORPUS, ids=lambda e: f"{e.name}-{e.variant}" if e.variant else e.name)
+def test_each_corpus_alert_triggers_only_the_playbook_written_for_it(entry: Any) -> None:
+    playbooks = load_dirs([SHIPPED])
+    corpus = alert(entry.name, entry.variant)
+    triggered = {p.name for p in playbooks if triggers(p, facts(corpus))}
+    expected = EXPECTED.get(entry.name, set())
+    if entry.name == "KubeContainerWaiting":
+        expected = (
+            {"kube-container-waiting"} if corpus.labels["reason"] in ("ErrImagePull", "ImagePullBackOff") else set()
+        )
+    assert triggered == expected
+
+
+def test_every_shipped_playbook_plans_for_its_corpus_alert_without_refusal() -> None:
+    for corpus, name in [
+        (web_crash(), "kube-pod-crash-looping"),
+        (api_waiting(), "kube-container-waiting"),
+        (alert("KubeDeploymentRolloutStuck"), "kube-deployment-rollout-stuck"),
+        (alert("KubeHpaMaxedOut"), "kube-hpa-maxed-out"),
+        (alert("KubePersistentVolumeFillingUp", "warning"), "kube-persistent-volume-filling-up"),
+        (alert("KubeNodeNotReady"), "kube-node-not-ready"),
+    ]:
+        planned = plan(shipped(name), facts(corpus), NamespacePolicy())
+        assert planned.refused is None, (name, planned.refused)

@@ -56,7 +56,6 @@ class WaitForReady(StepBase):
         """Its ``within``: a watch that finds the pods unhealthy lasts that long."""
         return self.within
 
-
     @pydantic.model_validator(mode="after")
     def _stable_within(self) -> WaitForReady:
         if self.stable > self.within:
@@ -158,9 +157,13 @@ async def execute(context: Context, inputs: Inputs) -> Done:
         now = timer.monotonic()
         healthy_since = (healthy_since if healthy_since is not None else now) if seen.healthy else None
         if healthy_since is not None and now - healthy_since >= float(inputs["stable_seconds"]):
-            return Done(Outcome.RESOLVED, reason=f"{what}{via} is healthy: {seen.summary}, for {now - healthy_since:g}s")
+            return Done(
+                Outcome.RESOLVED, reason=f"{what}{via} is healthy: {seen.summary}, for {now - healthy_since:g}s"
+            )
         if now - started >= float(inputs["within_seconds"]):
-            return Done(Outcome.SUCCEEDED, reason=f"{what}{via} is not healthy after {now - started:g}s: {seen.summary}")
+            return Done(
+                Outcome.SUCCEEDED, reason=f"{what}{via} is not healthy after {now - started:g}s: {seen.summary}"
+            )
         await timer.sleep(POLL_SECONDS)
         workload, pods = await context.cluster.read(read)
 
