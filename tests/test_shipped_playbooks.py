@@ -17,7 +17,6 @@ from typing import Any
 
 import kmock
 import pytest
-from receiver.timer import VirtualTimer
 
 from receiver.incidents.severity import Severity
 from receiver.kube import Kube
@@ -26,6 +25,7 @@ from receiver.playbooks.guardrails import Limits
 from receiver.playbooks.model import Playbook, load_dirs, load_file
 from receiver.playbooks.plan import AlertFacts, NamespacePolicy, plan, triggers
 from receiver.playbooks.remediation import limits_of
+from receiver.timer import VirtualTimer
 from tests import world
 from tests.corpus import CORPUS, CorpusAlert, alert
 from tests.test_kube import NOW, kube, put, stored
@@ -152,7 +152,9 @@ async def test_a_crash_looping_statefulset_pod_is_deleted_and_the_rollback_says_
     )
     assert result.outcome is RunOutcome.FAILED
     assert steps(result)[:2] == [("delete_pod", Outcome.SUCCEEDED), ("watch", Outcome.SUCCEEDED)]
-    assert "StatefulSet shop/postgres is not healthy after 360s: 0/1 pods ready" in result.steps[1].reason
+    assert "StatefulSet shop/postgres (the owner of Pod/shop/postgres-0) is not healthy after 360s: 0/1 pods ready" in (
+        result.steps[1].reason
+    )
     assert (
         result.steps[2].reason
         == "pod shop/postgres-0 is owned by StatefulSet shop/postgres; rollout_undo acts on Deployment"
@@ -247,7 +249,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("entry", CORPUS, ids=lambda e: f"{e.name}-{e.variant}" if e.variant else e.name)
 def test_each_corpus_alert_triggers_only_the_playbook_written_for_it(entry: Any) -> None:
-    playbooks = load_dirs([SHIPPED])
+    playbooks = load_dirs([SHIPPED]).playbooks
     corpus = alert(entry.name, entry.variant)
     triggered = {p.name for p in playbooks if triggers(p, facts(corpus))}
     expected = EXPECTED.get(entry.name, set())
@@ -269,3 +271,13 @@ def test_every_shipped_playbook_plans_for_its_corpus_alert_without_refusal() -> 
     ]:
         planned = plan(shipped(name), facts(corpus), NamespacePolicy())
         assert planned.refused is None, (name, planned.refused)
+
+
+@pytest.mark.parametrize("directory", [SHIPPED, CHART, ROOT / "examples" / "playbooks"], ids=lambda d: d.name)
+def test_every_shipped_and_example_playbook_validates_and_each_step_fits_its_time_limit(directory: Path) -> None:
+    loaded = load_dirs([directory])
+    assert loaded.problems == (), loaded.problems
+    assert loaded.playbooks
+    for found in loaded.playbooks:
+        for step in found.spec.steps:
+            assert step.timeout > step.least_time(), (found.name, step.name)
