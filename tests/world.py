@@ -16,6 +16,8 @@ What is wrong in this world, and the alert kube-prometheus-stack raises for it:
 - ``shop/api``'s rollout 70 minutes before ``now`` brought an image that cannot be pulled:
   ``KubeDeploymentRolloutStuck`` (deployment ``api``) and ``KubeContainerWaiting``
   (reason ``ImagePullBackOff``) for ``api-59b7c6d8f-h2lqp``.
+- ``shop/cart``'s rollout 40 minutes before ``now`` asks for more memory than any node has: its new
+  pod stays Pending and the rollout is stuck: ``KubeDeploymentRolloutStuck`` (deployment ``cart``).
 - ``shop/checkout``'s HPA has run at its maximum of 8: ``KubeHpaMaxedOut``.
 - ``shop/data-postgres-0`` (10Gi) is 98% full: ``KubePersistentVolumeFillingUp``.
 - node ``worker-2`` stopped posting its status: ``KubeNodeNotReady``.
@@ -228,6 +230,39 @@ def objects(now: datetime) -> dict[Key, Object]:
     new = add(REPLICASETS, replica_set("api", "59b7c6d8f", 5, "registry.example.com/shop/api:2.0.0", api_rollout, 1))
     pull = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "…/api:2.0.0"'}}
     add(PODS, pod("api-59b7c6d8f-h2lqp", new, "registry.example.com/shop/api:2.0.0", "worker-1", api_rollout, pull))
+
+    # shop/cart: rolled out 40 minutes ago to a template no node can schedule; the rollout is stuck.
+    cart_rollout = now - timedelta(minutes=40)
+    stuck_cart = stuck | {"message": 'ReplicaSet "cart-6f9c8d7b5" has timed out progressing.'}
+    add(
+        DEPLOYMENTS,
+        deployment("cart", 3, "registry.example.com/shop/cart:2.3.0", days_ago, 2, conditions=[stuck_cart]),
+    )
+    add(REPLICASETS, replica_set("cart", "84c7b9d6f", 2, "registry.example.com/shop/cart:2.2.0", days_ago, 2))
+    pending = add(
+        REPLICASETS, replica_set("cart", "6f9c8d7b5", 3, "registry.example.com/shop/cart:2.3.0", cart_rollout, 1)
+    )
+    unschedulable = pod(
+        "cart-6f9c8d7b5-t5xkq",
+        pending,
+        "registry.example.com/shop/cart:2.3.0",
+        "",
+        cart_rollout,
+        {"waiting": {"reason": "ContainerCreating"}},
+    )
+    unschedulable["spec"].pop("nodeName")
+    unschedulable["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/2 nodes are available: 2 Insufficient memory.",
+            }
+        ],
+    }
+    add(PODS, unschedulable)
 
     # shop/checkout: an HPA at its maximum.
     add(DEPLOYMENTS, deployment("checkout", 1, "registry.example.com/shop/checkout:3.2.0", days_ago, 8))

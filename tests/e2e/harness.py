@@ -83,6 +83,8 @@ class Receiver:
         self.env = {**os.environ, "RECEIVER_WEBHOOK_TOKEN": "e2e-token"}
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
+        self.args: list[str] = []
+        """More arguments of ``receiver serve`` (``--timer virtual``)."""
 
     @property
     def data_dir(self) -> Path:
@@ -101,6 +103,7 @@ class Receiver:
             f"127.0.0.1:{self.port}",
             "--data-dir",
             str(self.data_dir),
+            *self.args,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=log,
             env=self.env,
