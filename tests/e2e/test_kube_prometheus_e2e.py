@@ -8,7 +8,8 @@ points at kmock's KubernetesEmulator holding tests/world.py's cluster. The engin
 
 Every shipped playbook acts on its alert; the writes the cluster receives are exactly the expected ones
 (the node's cordon only once a person approves); the warning twin of a critical volume alert is inhibited
-by Alertmanager and acted on by nobody; the evidence of the crash-looping pod's incident names the rollout.
+by Alertmanager and acted on by nobody; the node's alert is an incident of its own, not the monitoring
+namespace's; Watchdog is kept out of incidents.
 """
 
 from __future__ import annotations
@@ -146,3 +147,21 @@ async def test_kube_prometheus_alerts_meet_the_shipped_playbooks(
         "ReplicaSet/shop/web-7d4b9c6f5",
         "Deployment/shop/web",
     ]
+
+    async with receiver.http.get(receiver.url + "/api/v1/incidents", headers=AUTH) as got:
+        incidents = (await got.json())["incidents"]
+    assert sorted((i["scope"], i["severity"], tuple(i["severityReasons"]), i["alertCount"]) for i in incidents) == [
+        (
+            "namespace:shop",
+            "SEV1",
+            ("label severity='critical' -> SEV2", "5 services affected -> SEV1"),
+            5,
+        ),
+        ("node:worker-2", "SEV3", ("label severity='warning' -> SEV3",), 1),  # not the exporter's namespace
+    ]
+    shop = next(i for i in incidents if i["scope"] == "namespace:shop")
+    assert shop["services"] == ["shop/api", "shop/cart", "shop/checkout", "shop/data-postgres-0", "shop/web"]
+    async with receiver.http.get(receiver.url + "/api/v1/alerts", headers=AUTH) as got:
+        received = {(a["labels"]["alertname"], a["labels"]["severity"]) for a in (await got.json())["alerts"]}
+    assert ("Watchdog", "none") in received  # stored, in no incident: the dead man's switch watches it
+    assert ("KubePersistentVolumeFillingUp", "warning") not in received  # inhibited by its critical twin
