@@ -34,16 +34,10 @@ from tests.test_chart import manifests, remediation_roles
 from tests.test_incidents_api import get_json, post
 from tests.test_kube import DEPLOYMENTS, HPAS, NOW, kube, put, stored
 from tests.test_permissions import _permission
+from tests.world import CRONJOBS, DAEMONSETS, JOBS, PODS, REPLICASETS, REVISION, STATEFULSETS
 
 pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)
 ROOT = Path(__file__).resolve().parent.parent
-PODS = ("", "v1", "pods")
-REPLICASETS = ("apps", "v1", "replicasets")
-STATEFULSETS = ("apps", "v1", "statefulsets")
-DAEMONSETS = ("apps", "v1", "daemonsets")
-JOBS = ("batch", "v1", "jobs")
-CRONJOBS = ("batch", "v1", "cronjobs")
-REVISION = "deployment.kubernetes.io/revision"
 WEB_POD = "web-7d4b9c6f5-x2x9z"
 
 
