@@ -43,6 +43,7 @@ DAEMONSETS = ("apps", "v1", "daemonsets")
 JOBS = ("batch", "v1", "jobs")
 CRONJOBS = ("batch", "v1", "cronjobs")
 HPAS = ("autoscaling", "v2", "horizontalpodautoscalers")
+EVENTS = ("", "v1", "events")
 NAMESPACE = "shop"
 REVISION = "deployment.kubernetes.io/revision"
 
@@ -182,6 +183,42 @@ def node(name: str, ready: bool, now: datetime) -> Object:
     }
 
 
+def event(kind: str, name: str, reason: str, message: str, at: datetime, type_: str = "Warning") -> Object:
+    """An event about ``kind`` ``name`` in the shop namespace, last seen ``at``, as the kubelet or a controller
+    records it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": _meta(f"{name}.{reason.lower()}", at - timedelta(minutes=3)),
+        "involvedObject": {"kind": kind, "name": name, "namespace": NAMESPACE, "uid": f"uid-{name}"},
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "count": 3,
+        "firstTimestamp": stamp(at - timedelta(minutes=3)),
+        "lastTimestamp": stamp(at),
+    }
+
+
+WEB_LOG = """\
+2026-11-22T02:59:40Z INFO starting web 1.4.3
+2026-11-22T02:59:41Z INFO connecting to postgres://shop:hunter2@postgres.shop.svc:5432/shop
+2026-11-22T02:59:41Z ERROR config: FEATURE_FLAGS_URL is not set
+panic: config: FEATURE_FLAGS_URL is not set
+"""
+"""What web 1.4.3 writes before it exits with 1 (its password in a URL, for the redaction to take out)."""
+
+
+def serve_logs(emulator: Any) -> None:
+    """Answer GET .../pods/NAME/log as the API server does, in text: web's pods crash with ``WEB_LOG`` (their
+    previous container too); a container that never started has written nothing."""
+
+    def answer(request: Any) -> bytes:
+        return WEB_LOG.encode() if str(request.name or "").startswith("web-") else b""
+
+    emulator[emulator.subresource("log")] << answer
+
+
 def objects(now: datetime) -> dict[Key, Object]:
     """Every object of the world, by where the emulator keeps it."""
     out: dict[Key, Object] = {}
@@ -217,6 +254,14 @@ def objects(now: datetime) -> dict[Key, Object]:
             ),
         )
 
+    web_pod, web_rs = "web-7d4b9c6f5-x2x9z", "web-7d4b9c6f5"
+    for e in (
+        event("Pod", web_pod, "BackOff", f"Back-off restarting failed container web in pod {web_pod}", now),
+        event("ReplicaSet", web_rs, "SuccessfulCreate", f"Created pod: {web_pod}", web_rollout, "Normal"),
+        event("Deployment", "web", "ScalingReplicaSet", f"Scaled up replica set {web_rs} to 3", web_rollout, "Normal"),
+    ):
+        add(EVENTS, e)
+
     # shop/api: rolled out 70 minutes ago to an image that does not exist; the rollout is stuck.
     api_rollout = now - timedelta(minutes=70)
     stuck = {
@@ -233,6 +278,8 @@ def objects(now: datetime) -> dict[Key, Object]:
     new = add(REPLICASETS, replica_set("api", "59b7c6d8f", 5, "registry.example.com/shop/api:2.0.0", api_rollout, 1))
     pull = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "…/api:2.0.0"'}}
     add(PODS, pod("api-59b7c6d8f-h2lqp", new, "registry.example.com/shop/api:2.0.0", "worker-1", api_rollout, pull))
+    failed_pull = 'Failed to pull image "registry.example.com/shop/api:2.0.0": manifest unknown'
+    add(EVENTS, event("Pod", "api-59b7c6d8f-h2lqp", "Failed", failed_pull, now))
 
     # shop/cart: rolled out 40 minutes ago to a template no node can schedule; the rollout is stuck.
     cart_rollout = now - timedelta(minutes=40)
@@ -266,6 +313,12 @@ def objects(now: datetime) -> dict[Key, Object]:
         ],
     }
     add(PODS, unschedulable)
+    add(
+        EVENTS,
+        event(
+            "Pod", "cart-6f9c8d7b5-t5xkq", "FailedScheduling", "0/2 nodes are available: 2 Insufficient memory.", now
+        ),
+    )
 
     # shop/checkout: an HPA at its maximum.
     add(DEPLOYMENTS, deployment("checkout", 1, "registry.example.com/shop/checkout:3.2.0", days_ago, 8))
@@ -337,8 +390,9 @@ def objects(now: datetime) -> dict[Key, Object]:
 
 
 def populate(emulator: Any, now: datetime) -> dict[Key, Object]:
-    """Put the world into kmock's ``KubernetesEmulator``; the objects, by key."""
+    """Put the world into kmock's ``KubernetesEmulator`` and serve its pods' logs; the objects, by key."""
     world = objects(now)
     for (resource, namespace, name), obj in world.items():
         emulator.objects[emulator.resource(*resource), namespace, name] = obj
+    serve_logs(emulator)
     return world

@@ -165,3 +165,24 @@ async def test_kube_prometheus_alerts_meet_the_shipped_playbooks(
         received = {(a["labels"]["alertname"], a["labels"]["severity"]) for a in (await got.json())["alerts"]}
     assert ("Watchdog", "none") in received  # stored, in no incident: the dead man's switch watches it
     assert ("KubePersistentVolumeFillingUp", "warning") not in received  # inhibited by its critical twin
+
+    # The evidence an on-call person looks at first, captured when the incident opened.
+    async with receiver.http.get(f"{receiver.url}/api/v1/incidents/{shop['id']}/evidence", headers=AUTH) as got:
+        evidence = {e["alertname"]: e for e in (await got.json())["evidence"]}
+    crash = evidence["KubePodCrashLooping"]
+    assert crash["reason"] == "incident opened" and crash["outcome"] == "captured", crash["summary"]
+    assert crash["summary"] == (
+        f"Pod shop/{WEB_POD}: CrashLoopBackOff, 9 restarts, last exit 1 (Error); image "
+        "registry.example.com/shop/web:1.4.2 -> registry.example.com/shop/web:1.4.3 rolled out 20 minutes before"
+        " the first alert"
+    )
+    logs = crash["content"]["logs"]
+    assert logs["current"]["lines"][-1] == "panic: config: FEATURE_FLAGS_URL is not set"
+    assert "hunter2" not in str(crash["content"])  # the password in the logged URL is redacted
+    assert sorted(e["reason"] for e in crash["content"]["events"]) == ["BackOff", "ScalingReplicaSet", "SuccessfulCreate"]
+    captured = datetime.fromisoformat(crash["capturedAt"]) - datetime.fromisoformat(crash["requestedAt"])
+    assert captured.total_seconds() < 10  # within the capture's deadline of the incident opening
+    assert (
+        "registry.example.com/shop/api:1.9.0 -> registry.example.com/shop/api:2.0.0"
+        in (evidence["KubeContainerWaiting"]["summary"])
+    )
