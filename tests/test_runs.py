@@ -38,6 +38,7 @@ from tests.test_kube import FAST, kube, pod, put
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = load_dirs([ROOT / "playbooks"]).playbooks
+EXAMPLES = load_dirs([ROOT / "examples" / "playbooks"]).playbooks
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 
 
@@ -177,19 +178,15 @@ async def test_symptoms_and_untriggered_alerts_record_no_run(start: Any, tmp_pat
 
 
 def test_intents_are_pure() -> None:
+    """The example high-error-rate triggers on HighErrorRate (an alert of your own) at SEV2 or worse."""
+    every = [*PLAYBOOKS, *EXAMPLES]
     facts = AlertFacts("f", "firing", {"alertname": "HighErrorRate", "namespace": "a", "deployment": "b"}, {}, NOW)
-    found = intents(
-        PLAYBOOKS, facts, NamespacePolicy(), incident="INC-1", severity=Severity.SEV1, symptom=False, now=NOW
-    )
-    assert [(i.playbook, i.episode, i.incident) for i in found] == [("api-error-rate", NOW, "INC-1")]
+    found = intents(every, facts, NamespacePolicy(), incident="INC-1", severity=Severity.SEV1, symptom=False, now=NOW)
+    assert [(i.playbook, i.episode, i.incident) for i in found] == [("high-error-rate", NOW, "INC-1")]
     assert (
-        intents(PLAYBOOKS, facts, NamespacePolicy(), incident="INC-1", severity=Severity.SEV1, symptom=True, now=NOW)
-        == []
+        intents(every, facts, NamespacePolicy(), incident="INC-1", severity=Severity.SEV1, symptom=True, now=NOW) == []
     )
-    assert (
-        intents(PLAYBOOKS, facts, NamespacePolicy(), incident=None, severity=Severity.SEV3, symptom=False, now=NOW)
-        == []
-    )
+    assert intents(every, facts, NamespacePolicy(), incident=None, severity=Severity.SEV3, symptom=False, now=NOW) == []
 
 
 APPROVAL = FAST_CRASHLOOP.replace("metadata: {name: crashloop}", "metadata: {name: careful}").replace(
@@ -237,10 +234,9 @@ async def test_a_run_left_running_by_a_stopped_engine_is_interrupted_not_repeate
     store = SQLiteStore(tmp_path / "r.db")
     await store.open()
     try:
-        facts = AlertFacts("f", "firing", {"alertname": "KubePodCrashLooping", "namespace": "a", "pod": "p"}, {}, NOW)
-        [intent] = intents(
-            PLAYBOOKS[2:3], facts, NamespacePolicy(), incident=None, severity=None, symptom=False, now=NOW
-        )
+        crashing = corpus.alert("KubePodCrashLooping")
+        facts = AlertFacts("f", "firing", crashing.labels, crashing.annotations, NOW)
+        [intent] = intents(PLAYBOOKS, facts, NamespacePolicy(), incident=None, severity=None, symptom=False, now=NOW)
         await store.record(Changes(), [intent])
         [row] = await store.pending_runs()
         await store.start_run(row.id, NOW, dry_run=False, reason="")
@@ -257,7 +253,7 @@ async def test_a_run_left_running_by_a_stopped_engine_is_interrupted_not_repeate
         task.cancel()
         found = await store.run(row.id)
         assert found is not None and found.status == RunStatus.INTERRUPTED.value
-        assert counted[0].runs == [("crashloop", "interrupted")]
+        assert counted[0].runs == [("kube-pod-crash-looping", "interrupted")]
         assert await store.pending_runs() == []  # and it is not started again
     finally:
         await store.close()
