@@ -71,7 +71,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "own-playbooks": {
         "remediation": {
             "namespaces": {"allow": ["shop", "billing"]},
-            "shippedPlaybooks": {"crashloop": False, "api-error-rate": False, "db-pool-exhausted": False},
+            "shippedPlaybooks": {  # the two that act on named Deployments and autoscalers stay on
+                "kube-pod-crash-looping": False,
+                "kube-container-waiting": False,
+                "kube-persistent-volume-filling-up": False,
+                "kube-node-not-ready": False,
+            },
             "playbooks": {"node-pressure": CORDON_PLAYBOOK},
         },
         "auth": {"existingSecret": "my-tokens"},
@@ -195,11 +200,30 @@ def test_the_charts_evidence_table_is_generated_from_the_registry(capsys: pytest
 
 
 def test_the_shipped_playbooks_give_this_role() -> None:
-    [role] = of_kind(manifests({}), "Role")
+    """What the six shipped playbooks' steps need, each rule for a reason, and nothing else."""
+    docs = manifests({})
+    [role] = of_kind(docs, "Role")
     assert role["rules"] == [
+        # kube-pod-crash-looping's watch (wait_for_ready) accepts any of a pod's workloads: it reads each kind
+        {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get"]},
+        # rollout_undo (crash-looping, container-waiting, rollout-stuck) reads and patches the Deployment
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},
-        {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get"]},
+        # get: a pod's owner through its ReplicaSet; list: a rollback's revisions and the watched pods' ReplicaSets
+        {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list"]},
+        {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get"]},
+        # kube-hpa-maxed-out's raise_hpa_max
+        {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "patch"]},
+        # resolving a pod's owner follows a Job to its CronJob
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
+        # kube-persistent-volume-filling-up's expand_pvc
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "patch"]},
+        # delete_pod; get: a pod's owner; list: the watched workload's pods
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get", "list"]},
+    ]
+    [cluster] = of_kind(docs, "ClusterRole")
+    assert cluster["rules"] == [
+        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]},  # allowVolumeExpansion
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},  # kube-node-not-ready's cordon
     ]
 
 
@@ -214,6 +238,8 @@ def test_a_cordoning_playbook_gets_nodes_from_a_cluster_role_and_nothing_else_cl
     } == {
         ("", "services"),
         ("apps", "deployments"),
+        ("apps", "replicasets"),  # kube-deployment-rollout-stuck's rollback lists the revisions
+        ("autoscaling", "horizontalpodautoscalers"),
     }
 
 
@@ -377,7 +403,7 @@ def test_bad_values_are_refused_with_the_key(values: dict[str, Any], complaint: 
         (
             {
                 "remediation": {
-                    "shippedPlaybooks": {"crashloop": True},
+                    "shippedPlaybooks": {"kube-pod-crash-looping": True},
                     "playbooks": {"x": {"spec": {"steps": [{"name": "s", "action": "exec"}]}}},
                 }
             },
@@ -438,8 +464,14 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                 "interval": "1m",
                 "input_series": [
                     {"series": f"up{{{sel}}}", "values": "1 1 0x10"},
-                    {"series": f'receiver_playbook_circuit_open{{{sel},playbook="crashloop"}}', "values": "0 0 1x5"},
-                    {"series": f'receiver_playbook_circuit_open{{{sel},playbook="high-memory"}}', "values": "0x7"},
+                    {
+                        "series": f'receiver_playbook_circuit_open{{{sel},playbook="kube-pod-crash-looping"}}',
+                        "values": "0 0 1x5",
+                    },
+                    {
+                        "series": f'receiver_playbook_circuit_open{{{sel},playbook="kube-hpa-maxed-out"}}',
+                        "values": "0x7",
+                    },
                     {"series": f'receiver_notifications_total{{{sel},result="rejected_auth"}}', "values": "0+10x30"},
                     {"series": f"receiver_dead_letters_total{{{sel}}}", "values": "0 0 0 1 1 1"},
                     # a stalled engine: from minute 2 the oldest notification waits on, a minute more each minute
@@ -460,7 +492,9 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                     {
                         "eval_time": "5m",
                         "alertname": "ReceiverPlaybookCircuitOpen",
-                        "exp_alerts": [expect("ReceiverPlaybookCircuitOpen", severity="warning", playbook="crashloop")],
+                        "exp_alerts": [
+                            expect("ReceiverPlaybookCircuitOpen", severity="warning", playbook="kube-pod-crash-looping")
+                        ],
                     },
                     {
                         "eval_time": "20m",
