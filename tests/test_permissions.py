@@ -12,8 +12,9 @@ import yaml
 
 from receiver import cli
 from receiver.kube import Kube
-from receiver.playbooks.actions import KUBERNETES
+from receiver.playbooks.actions import KUBERNETES, wait_for_ready
 from receiver.playbooks.actions.annotate import annotate
+from receiver.playbooks.actions.base import Context, Outcome
 from receiver.playbooks.actions.cordon import cordon
 from receiver.playbooks.actions.delete_pod import delete_pod
 from receiver.playbooks.actions.expand_pvc import expand_pvc
@@ -68,6 +69,19 @@ def setup(emulator: Any) -> None:
 
 
 Action = Callable[[Kube], Awaitable[Any]]
+
+
+async def watch(cluster: Kube, kind: str) -> None:
+    """``wait_for_ready`` on the workload ``cart`` of ``kind``: one read of it and its pods (``within: 0s``)."""
+
+    async def firing() -> bool:
+        return True
+
+    inputs = {"kind": kind, "namespace": "shop", "name": "cart", "stable_seconds": 60.0, "within_seconds": 0.0}
+    done = await wait_for_ready.execute(Context(cluster, firing, poll_seconds=10.0), inputs)
+    assert done.outcome is Outcome.SUCCEEDED and "not healthy" in done.reason, done  # it read, and went on
+
+
 ACTIONS: list[tuple[str, str | None, Action]] = [
     ("scale", "Deployment", lambda k: scale(k, "Deployment", "shop", "cart", replicas=5, by=None, low=1, high=9)),
     ("scale", "StatefulSet", lambda k: scale(k, "StatefulSet", "shop", "cart", replicas=5, by=None, low=1, high=9)),
@@ -88,6 +102,9 @@ ACTIONS: list[tuple[str, str | None, Action]] = [
     ),
     ("raise_hpa_max", None, lambda k: raise_hpa_max(k, "shop", "cart", cap=12, by=None, percent=50)),
     ("expand_pvc", None, lambda k: expand_pvc(k, "shop", "data-db-0", by="50%", cap="100Gi")),
+    ("wait_for_ready", "Deployment", lambda k: watch(k, "Deployment")),
+    ("wait_for_ready", "StatefulSet", lambda k: watch(k, "StatefulSet")),
+    ("wait_for_ready", "DaemonSet", lambda k: watch(k, "DaemonSet")),
 ]
 
 
@@ -148,19 +165,42 @@ def test_an_unknown_action_is_an_error_not_an_empty_grant() -> None:
         needs("exec")
 
 
+NODES_RULE = {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}  # cordon
+STORAGECLASSES_RULE = {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]}
+SHIPPED_NAMESPACED = [
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "patch"]},  # expand_pvc
+    # delete_pod; get: resolving a pod's owner; list: wait_for_ready's pods
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get", "list"]},
+    # wait_for_ready accepts a pod's Deployment, StatefulSet or DaemonSet: it reads whichever owns the pod
+    {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},  # rollout_undo
+    # get: resolving a pod's owner; list: rollout_undo's revisions, wait_for_ready's Deployment's pods
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list"]},
+    {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get"]},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "patch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},  # resolving: a Job's CronJob
+]
+"""What the six shipped playbooks need in the namespaces they act in."""
+
+
 def test_the_shipped_playbooks_need_no_wildcard_and_no_more_than_their_steps() -> None:
     shipped = load_dirs([ROOT / "playbooks"]).playbooks
-    assert rules(of_playbooks(shipped)) == [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get"]},
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},
-        {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
-    ]
+    assert rules(of_playbooks(shipped)) == sorted(
+        [NODES_RULE, STORAGECLASSES_RULE, *SHIPPED_NAMESPACED], key=lambda r: (r["apiGroups"], r["resources"])
+    )
 
 
 def test_cli_rbac_prints_the_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["playbooks", "rbac", str(ROOT / "playbooks")]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == {"namespaced": SHIPPED_NAMESPACED, "cluster": [NODES_RULE, STORAGECLASSES_RULE]}
     assert cli.main(["playbooks", "rbac", str(ROOT / "examples" / "playbooks")]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed == {
-        "namespaced": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get"]}],
+        "namespaced": [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get"]},  # crashloop
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},
+            {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},  # high-error-rate's rollback
+        ],
         "cluster": [],
     }
