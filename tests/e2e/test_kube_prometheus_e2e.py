@@ -179,7 +179,8 @@ async def test_kube_prometheus_alerts_meet_the_shipped_playbooks(
     logs = crash["content"]["logs"]
     assert logs["current"]["lines"][-1] == "panic: config: FEATURE_FLAGS_URL is not set"
     assert "hunter2" not in str(crash["content"])  # the password in the logged URL is redacted
-    assert sorted(e["reason"] for e in crash["content"]["events"]) == ["BackOff", "ScalingReplicaSet", "SuccessfulCreate"]
+    reasons = sorted(e["reason"] for e in crash["content"]["events"])
+    assert reasons == ["BackOff", "ScalingReplicaSet", "SuccessfulCreate"]
     captured = datetime.fromisoformat(crash["capturedAt"]) - datetime.fromisoformat(crash["requestedAt"])
     assert captured.total_seconds() < 10  # within the capture's deadline of the incident opening
     assert (
