@@ -202,7 +202,7 @@ def test_the_charts_evidence_table_is_generated_from_the_registry(capsys: pytest
 def test_the_shipped_playbooks_give_this_role() -> None:
     """What the six shipped playbooks' steps need, each rule for a reason, and nothing else."""
     docs = manifests({})
-    [role] = of_kind(docs, "Role")
+    [role] = remediation_roles(docs, "Role")
     assert role["rules"] == [
         # kube-pod-crash-looping's watch (wait_for_ready) accepts any of a pod's workloads: it reads each kind
         {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get"]},
@@ -220,7 +220,7 @@ def test_the_shipped_playbooks_give_this_role() -> None:
         # delete_pod; get: a pod's owner; list: the watched workload's pods
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get", "list"]},
     ]
-    [cluster] = of_kind(docs, "ClusterRole")
+    [cluster] = remediation_roles(docs, "ClusterRole")
     assert cluster["rules"] == [
         {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]},  # allowVolumeExpansion
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},  # kube-node-not-ready's cordon
