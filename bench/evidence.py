@@ -21,10 +21,8 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +32,7 @@ import aiohttp
 import kmock
 import yaml
 
-from bench.run import _free_port, _wait_ready
+from bench.run import _free_port, _wait_ready, scratch
 
 RECEIVER = Path(sys.executable).parent / "receiver"
 TOKEN = "bench-api-token-0123456789"
@@ -181,11 +179,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--spacing", type=float, default=0.2, help="seconds between alerts")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="receiver-bench-evidence-"))
-    try:
-        sys.exit(asyncio.run(run(args, workdir)))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with scratch("evidence") as workdir:
+        code = asyncio.run(run(args, workdir))
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ import resource
 import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.run import _free_port, _wait_ready
+from bench.run import _free_port, _wait_ready, scratch
 
 RECEIVER = Path(sys.executable).parent / "receiver"
 HOST = "127.0.0.1"
@@ -463,11 +462,9 @@ def main() -> None:
     negative = min(args.idle, args.trickles, args.spacing, args.reopen_delay, args.stored) < 0
     if args.requests < 1 or negative or args.trickle_interval <= 0:
         parser.error("--requests must be >= 1; counts and intervals not negative")
-    workdir = Path(tempfile.mkdtemp(prefix="receiver-bench-hostile-"))
-    try:
-        sys.exit(asyncio.run(run(args, workdir)))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with scratch("hostile") as workdir:
+        code = asyncio.run(run(args, workdir))
+    sys.exit(code)
 
 
 if __name__ == "__main__":

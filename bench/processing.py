@@ -30,11 +30,9 @@ import gc
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from bench.run import scratch
 from receiver.alerts.wire import fingerprint
 from receiver.clock import utc_now
 from receiver.config import Settings, load
@@ -183,11 +182,8 @@ def _add(total: Tally, step: Tally) -> None:
 async def one(args: argparse.Namespace) -> None:
     """Measure one case in this process and print it as a JSON line (``--one``)."""
     tune_gc()  # the engine process's collector settings: this is the engine's code, run in this process
-    workdir = Path(tempfile.mkdtemp(prefix="receiver-bench-processing-"))
-    try:
+    with scratch("processing") as workdir:
         result = await measure(workdir, args.one, args.notifications, args.batch)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(dataclasses.asdict(result)))
 
 

@@ -16,10 +16,8 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import aiohttp
 import kmock
 import yaml
 
-from bench.run import _free_port
+from bench.run import _free_port, scratch
 from receiver.alerts.wire import fingerprint
 
 RECEIVER = Path(sys.executable).parent / "receiver"
@@ -149,11 +147,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--spacing", type=float, default=0.2, help="seconds between alerts")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="receiver-bench-remediation-"))
-    try:
-        sys.exit(asyncio.run(run(args, workdir)))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with scratch("remediation") as workdir:
+        code = asyncio.run(run(args, workdir))
+    sys.exit(code)
 
 
 if __name__ == "__main__":

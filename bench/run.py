@@ -17,7 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,16 +149,23 @@ def _row(name: str, peak: Result, half: Result | None) -> str:
     )
 
 
-async def run(args: argparse.Namespace) -> int:
-    """Both phases in a scratch directory, removed afterwards: one run leaves about 0.8 GB of databases."""
-    workdir = Path(tempfile.mkdtemp(prefix="receiver-bench-"))
+@contextlib.contextmanager
+def scratch(name: str = "", *, keep: bool = False) -> Iterator[Path]:
+    """A scratch directory for one benchmark (``receiver-bench-NAME-...``), removed afterwards unless ``keep``."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"receiver-bench-{name}-" if name else "receiver-bench-"))
     try:
-        return await _run(args, workdir)
+        yield workdir
     finally:
-        if args.keep_data:
+        if keep:
             print(f"databases and logs kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Both phases in a scratch directory, removed afterwards: one run leaves about 0.8 GB of databases."""
+    with scratch(keep=args.keep_data) as workdir:
+        return await _run(args, workdir)
 
 
 async def _run(args: argparse.Namespace, workdir: Path) -> int:
