@@ -24,6 +24,7 @@ from kubernetes import client as k8s
 
 from receiver.kube import Kube, Retry, without_retries
 from tests.corpus import CorpusAlert, alert
+from tests.world import DEPLOYMENTS, EVENTS, HPAS, NODES, PODS, PVCS, REPLICASETS, STORAGECLASSES, event, stamp
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 FIRST_ALERT = NOW - timedelta(minutes=5)
@@ -43,14 +44,7 @@ CURRENT_LOG = (
 PREVIOUS_LOG = "2026-11-22T02:58:00Z starting web 1.4.3\n2026-11-22T02:58:01Z panic: missing config key PAYMENTS_URL\n"
 FAST = Retry(attempts=2, first_wait=0.01, longest_wait=0.02, timeout=(2.0, 5.0))
 
-PODS = ("", "v1", "pods")
-EVENTS = ("", "v1", "events")
-NODES = ("", "v1", "nodes")
-CLAIMS = ("", "v1", "persistentvolumeclaims")
-CLASSES = ("storage.k8s.io", "v1", "storageclasses")
-HPAS = ("autoscaling", "v2", "horizontalpodautoscalers")
-REPLICASETS = ("apps", "v1", "replicasets")
-DEPLOYMENTS = ("apps", "v1", "deployments")
+CLAIMS, CLASSES = PVCS, STORAGECLASSES
 
 CORPUS_ALERTS: dict[str, CorpusAlert] = {
     "KubePodCrashLooping": alert("KubePodCrashLooping", namespace="shop", pod=POD, container="web"),
@@ -78,10 +72,6 @@ def put(
     emulator.objects[emulator.resource(*resource), namespace, name] = dict(obj)
 
 
-def stamp(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _owner(kind: str, name: str, api: str = "apps/v1") -> list[dict[str, Any]]:
     return [{"apiVersion": api, "kind": kind, "name": name, "uid": f"uid-{name}", "controller": True}]
 
@@ -102,21 +92,6 @@ def replicaset(
         },
         "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "web", "image": image}]}}},
         "status": {"replicas": replicas},
-    }
-
-
-def event(kind: str, name: str, reason: str, message: str, at: datetime, type_: str = "Warning") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{name}.{reason.lower()}", "namespace": "shop"},
-        "involvedObject": {"kind": kind, "name": name, "namespace": "shop"},
-        "reason": reason,
-        "message": message,
-        "type": type_,
-        "count": 3,
-        "firstTimestamp": stamp(at - timedelta(minutes=3)),
-        "lastTimestamp": stamp(at),
     }
 
 
