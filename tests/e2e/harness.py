@@ -158,6 +158,13 @@ class Receiver:
                     return float(sample.value)
         return 0.0
 
+    async def processed_all(self, am: Alertmanager) -> bool:
+        """Whether every notification ``am`` delivered here was taken and processed (nothing waits in the inbox)."""
+        results = ("accepted", "duplicate")
+        taken = sum([await self.metric("receiver_notifications_total", result=r) for r in results])
+        delivered = await am.webhook_deliveries()
+        return delivered > 0 and taken == delivered and await self.metric("receiver_inbox_backlog") == 0
+
     def log_tail(self, lines: int = 5) -> str:
         logs = sorted(self.workdir.glob("receiver-*.log"))
         return " | ".join(logs[-1].read_text().splitlines()[-lines:]) if logs else "no log"

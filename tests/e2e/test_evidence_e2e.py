@@ -69,7 +69,10 @@ async def test_the_evidence_of_a_crash_looping_rollout_appears_in_its_incident(
     logs = full["content"]["logs"]
     assert logs["current"]["lines"][-1].endswith("panic: missing config key PAYMENTS_URL")
     assert c.SECRET not in str(full) and full["content"]["owners"] == [f"ReplicaSet/{c.RS_NEW}", "Deployment/web"]
-    await asyncio.sleep(1.0)  # Alertmanager's repeats meanwhile capture nothing more
+
+    await eventually(lambda: receiver.processed_all(am), "the receiver to process every delivery", 30)
+    async with receiver.http.get(f"{receiver.url}/api/v1/incidents/{detail['id']}", headers=AUTH) as got:
+        assert len((await got.json())["evidence"]) == 1  # Alertmanager's repeats asked for nothing more
     assert await receiver.metric("receiver_evidence_captures_total", outcome="captured") == 1
     pods = [r for r in list(kmock) if r.method == "GET" and str(r.url.path).endswith(f"/pods/{c.POD}")]
     assert len(pods) == 2  # the capture's read of the pod, and the owner walk's: one capture

@@ -70,11 +70,18 @@ async def test_a_crash_looping_pod_alert_leads_to_exactly_one_pod_deletion(
         return len(list(kmock["delete"])) >= 1
 
     await eventually(deleted, "the engine to delete the crash-looping pod", 30)
-    await asyncio.sleep(2.0)  # time for a second deletion, were there one to come
-    assert [(r.method, r.name) for r in kmock["delete"]] == [("DELETE", "cart-7d9f-x")]
-    async with receiver.http.get(receiver.url + "/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"}) as got:
-        [run] = (await got.json())["runs"]
+    await eventually(lambda: receiver.processed_all(am), "the receiver to process every delivery", 30)
+
+    async def ended() -> list[dict[str, Any]] | None:  # every run the deliveries asked for, at its end
+        async with receiver.http.get(
+            receiver.url + "/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as got:
+            found: list[dict[str, Any]] = (await got.json())["runs"]
+        return found if found and all(r["finishedAt"] is not None for r in found) else None
+
+    [run] = await eventually(ended, "the run to end", 30)
     assert (run["playbook"], run["status"], run["dryRun"]) == ("crashloop", "succeeded", False)
+    assert [(r.method, r.name) for r in kmock["delete"]] == [("DELETE", "cart-7d9f-x")]
 
 
 SLOW_PLAYBOOK = """
