@@ -140,6 +140,11 @@ class Cluster(Protocol):
         """Patch one object (strategic merge; blocking, retried): for ``Change.write``."""
         ...
 
+    def replace(self, ref: Ref, path: str, value: Any) -> Body:
+        """Replace one field of an object whole (a JSON patch ``replace`` at ``path``, such as ``/spec/template``:
+        no merging of lists or maps; blocking, retried): for ``Change.write``."""
+        ...
+
     def delete(self, ref: Ref) -> None:
         """Delete one object (blocking, retried): for ``Change.write``."""
         ...

@@ -47,6 +47,8 @@ CONFLICT_ATTEMPTS = 3
 PATCH_TYPE = "application/strategic-merge-patch+json"
 """What the typed client sends for an object patch of a built-in API: lists merge by their keys (containers by
 name)."""
+JSON_PATCH_TYPE = "application/json-patch+json"
+"""A list of operations (RFC 6902): ``replace`` sets a field whole, as ``kubectl rollout undo`` sets a template."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,12 @@ class Kube:
         """Patch one object (strategic merge patch, as the typed client sends one)."""
         return self._object("PATCH", _path(ref), str(ref), body)
 
+    def replace(self, ref: Ref, path: str, value: Any) -> Body:
+        """Replace one field whole (a JSON patch): nothing of the old value is merged in."""
+        operations = [{"op": "replace", "path": path, "value": value}]
+        call = functools.partial(self._request, "PATCH", _path(ref), operations, content_type=JSON_PATCH_TYPE)
+        return self._call(call, str(ref))
+
     def delete(self, ref: Ref) -> None:
         """Delete one object."""
         self._object("DELETE", _path(ref), str(ref))
@@ -177,10 +185,17 @@ class Kube:
     def _object(self, method: str, path: str, target: str, body: Body | None = None) -> Body:
         return self._call(functools.partial(self._request, method, path, body), target)
 
-    def _request(self, method: str, path: str, body: Body | None, query: list[tuple[str, str]] | None = None) -> Body:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Body | list[Body] | None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = PATCH_TYPE,
+    ) -> Body:
         """One HTTP request to the API server; an answer other than 2xx raises ApiException."""
         assert self.api is not None
-        headers = {"Accept": "application/json"} | ({"Content-Type": PATCH_TYPE} if method == "PATCH" else {})
+        headers = {"Accept": "application/json"} | ({"Content-Type": content_type} if method == "PATCH" else {})
         auth = ["BearerToken"]
         request = self.api.param_serialize(
             method, path, query_params=query, header_params=headers, body=body, auth_settings=auth

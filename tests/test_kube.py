@@ -369,3 +369,22 @@ async def test_two_rollbacks_of_one_bad_rollout_do_not_go_back_to_it(kmock: Any)
     with pytest.raises(TooOld, match=r"revision 6 is itself a rollback .* older than revision 5's"):
         await rollout_undo(k, "shop", "api")
     assert len(list(kmock["patch"])) == 1
+
+
+async def test_rollout_undo_sets_the_previous_template_whole_as_kubectl_does(kmock: Any) -> None:
+    """A strategic merge would keep what the bad revision added (an env var, a sidecar): the template is replaced."""
+    objects = world.populate(kmock, NOW)
+    bad = copy.deepcopy(objects[world.DEPLOYMENTS, "shop", "api"])
+    bad["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "NEW_FLAG", "value": "on"}]
+    bad["spec"]["template"]["spec"]["containers"].append({"name": "proxy", "image": "envoy:1.31"})
+    put(kmock, world.DEPLOYMENTS, "shop", "api", bad)
+    effect = await rollout_undo(kube(kmock), "shop", "api")
+    assert effect.changed
+    previous = copy.deepcopy(objects[world.REPLICASETS, "shop", "api-5c8d7f9b4"]["spec"]["template"])
+    del previous["metadata"]["labels"]["pod-template-hash"]
+    assert stored(kmock, world.DEPLOYMENTS, "shop", "api")["spec"]["template"] == previous
+    [patch] = list(kmock["patch"])
+    assert patch.headers["Content-Type"] == "application/json-patch+json"
+    assert patch.data == [{"op": "replace", "path": "/spec/template", "value": previous}]
+    assert not (await rollout_undo(kube(kmock), "shop", "api")).changed  # already there: no second write
+    assert len(list(kmock["patch"])) == 1

@@ -15,12 +15,13 @@ ReplicaSet of a lower revision), it is left alone and says so.
 from __future__ import annotations
 
 import copy
+import functools
 from datetime import datetime
 from typing import Any, Literal
 
-from receiver.cluster import ActionFailed, Body, Cluster, Effect, Ref, TooOld
+from receiver.cluster import ActionFailed, Body, Change, Cluster, Effect, Ref, TooOld
 from receiver.durations import Duration
-from receiver.playbooks.actions.base import Action, Grant, Inputs, Render, StepBase, on_cluster, patch_one
+from receiver.playbooks.actions.base import Action, Grant, Inputs, Render, StepBase, on_cluster
 from receiver.playbooks.actions.owners import owned
 from receiver.playbooks.actions.targets import DEPLOYMENT, REPLICASET, DeploymentTarget
 
@@ -74,7 +75,11 @@ async def rollout_undo(cluster: Cluster, namespace: str, name: str, max_age: flo
         containers = (obj or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
         return {"revision": _revision(obj or {}), "images": [c.get("image") for c in containers]}
 
-    return await patch_one(cluster, "rollout_undo", target, decide, state)
+    def write(body: Body) -> Body:  # the template whole, as kubectl rollout undo sets it: a merge would keep
+        return cluster.replace(target, "/spec/template", body["spec"]["template"])  # what the bad revision added
+
+    read = functools.partial(cluster.get, target)
+    return await cluster.change(Change("rollout_undo", str(target), read, decide, write, state))
 
 
 def _created(replica_set: Body) -> datetime:
