@@ -149,6 +149,9 @@ class Cluster(Protocol):
         """Delete one object (blocking, retried): for ``Change.write``."""
         ...
 
-    def objects(self, resource: Resource, namespace: str | None, about: str) -> list[Body]:
-        """Every object of ``resource`` in ``namespace`` (blocking, retried); failures name ``about``."""
+    def objects(
+        self, resource: Resource, namespace: str | None, about: str, *, labels: Mapping[str, str] | None = None
+    ) -> list[Body]:
+        """Every object of ``resource`` in ``namespace`` (``labels``: only those with these labels; blocking,
+        retried); failures name ``about``."""
         ...

@@ -137,10 +137,21 @@ class Kube:
         self._object("DELETE", _path(ref), str(ref))
 
     def objects(
-        self, resource: Resource, namespace: str | None, about: str, fields: Mapping[str, str] | None = None
+        self,
+        resource: Resource,
+        namespace: str | None,
+        about: str,
+        *,
+        fields: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> list[Body]:
-        """Every object of ``resource`` in ``namespace`` (``fields``: a fieldSelector); a failure names ``about``."""
-        query = [("fieldSelector", ",".join(f"{k}={v}" for k, v in fields.items()))] if fields else []
+        """Every object of ``resource`` in ``namespace`` (``fields``: a fieldSelector, ``labels``: a labelSelector,
+        each ``k=v`` ANDed); a failure names ``about``."""
+        query = [
+            (name, ",".join(f"{k}={v}" for k, v in selector.items()))
+            for name, selector in (("fieldSelector", fields), ("labelSelector", labels))
+            if selector
+        ]
         path = _collection(resource, namespace)
         found = self._call(functools.partial(self._request, "GET", path, None, query), about)
         items: list[Body] = found.get("items") or []

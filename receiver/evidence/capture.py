@@ -267,7 +267,9 @@ async def _events(
         return
     lists = await asyncio.gather(
         *(
-            _read(found, functools.partial(kube.objects, EVENT, ns, f"events of {kind}/{name}", _about(kind, name)))
+            _read(
+                found, functools.partial(kube.objects, EVENT, ns, f"events of {kind}/{name}", fields=_about(kind, name))
+            )
             for kind, name in involved
         )
     )

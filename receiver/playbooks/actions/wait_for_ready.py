@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from receiver.cluster import Body, Cluster, Ref, Unread
+from receiver.cluster import ActionFailed, Body, Cluster, Ref, Unread
 from receiver.durations import Duration, parse_duration
 from receiver.playbooks.actions.base import Action, Context, Done, Grant, Inputs, Outcome, Render, StepBase
 from receiver.playbooks.actions.owners import resolve
@@ -77,11 +77,22 @@ class Health:
     summary: str
 
 
+ENDED = frozenset({"Succeeded", "Failed"})
+"""Phases of pods that will not run again (an evicted pod is Failed): not the workload's to wait for."""
+
+
 def members(workload: Body, pods: Sequence[Body], replica_sets: Sequence[Body]) -> list[Body]:
-    """The pods ``workload`` controls (a Deployment through its ReplicaSets), not being deleted. Pure."""
+    """The pods ``workload`` controls (a Deployment through its ReplicaSets) that run or will: not being deleted,
+    not ended (evicted, completed). Pure."""
     uid = workload["metadata"].get("uid")
     controllers = {uid} | {rs["metadata"].get("uid") for rs in replica_sets if _controller(rs) == uid}
-    return [p for p in pods if _controller(p) in controllers and not p["metadata"].get("deletionTimestamp")]
+    return [
+        p
+        for p in pods
+        if _controller(p) in controllers
+        and not p["metadata"].get("deletionTimestamp")
+        and (p.get("status") or {}).get("phase") not in ENDED
+    ]
 
 
 def health(workload: Body, pods: Sequence[Body], restarts: Mapping[str, int]) -> Health:
@@ -133,15 +144,23 @@ def _trouble(pod: Body, restarts_before: int) -> str | None:
 
 
 def _read(cluster: Cluster, kind: str, namespace: str, name: str) -> tuple[Body, list[Body]]:
-    """The workload and its pods (blocking reads: on a worker thread)."""
+    """The workload and its pods (blocking reads: on a worker thread); only pods its selector matches are listed."""
     workload = cluster.get(Ref(KINDS[kind], namespace, name))
     about = f"{kind}/{namespace}/{name}"
-    replica_sets = cluster.objects(REPLICASET, namespace, about) if kind == "Deployment" else []
-    return workload, members(workload, cluster.objects(POD, namespace, about), replica_sets)
+    selector = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or None
+    replica_sets = cluster.objects(REPLICASET, namespace, about, labels=selector) if kind == "Deployment" else []
+    return workload, members(workload, cluster.objects(POD, namespace, about, labels=selector), replica_sets)
 
 
 async def execute(context: Context, inputs: Inputs) -> Done:
-    """Read the pods every ``POLL_SECONDS`` until they are healthy for ``stable``, or ``within`` has passed."""
+    """Read the pods every ``POLL_SECONDS`` until they are healthy for ``stable``, or ``within`` has passed.
+
+    ``within`` counts from the step's start and the last sleep is cut to it, so the watch ends by itself before
+    its step's limit (``within`` plus 10s). A read that fails while watching (the API server briefly away) is
+    not the pods' fault: the watch goes on and says so if it ends that way.
+    """
+    timer = context.timer
+    started = timer.monotonic()
     try:
         aimed, resolved = await resolve(context.cluster, inputs, "wait_for_ready")
         read = functools.partial(_read, context.cluster, aimed["kind"], aimed["namespace"], aimed["name"])
@@ -150,22 +169,27 @@ async def execute(context: Context, inputs: Inputs) -> Done:
         return Done(Outcome.SKIPPED, reason=f"{err.reason}: the pods were not watched")
     what = f"{aimed['kind']} {aimed['namespace']}/{aimed['name']}"
     via = f" (the owner of {resolved[0]})" if resolved else ""
-    timer, started = context.timer, context.timer.monotonic()
-    baseline, healthy_since = counts(pods), None
+    stable, within = float(inputs["stable_seconds"]), float(inputs["within_seconds"])
+    baseline, healthy_since, unread = counts(pods), None, ""
     while True:
         seen = health(workload, pods, baseline)
         now = timer.monotonic()
-        healthy_since = (healthy_since if healthy_since is not None else now) if seen.healthy else None
-        if healthy_since is not None and now - healthy_since >= float(inputs["stable_seconds"]):
+        healthy_since = (healthy_since if healthy_since is not None else now) if seen.healthy and not unread else None
+        if healthy_since is not None and now - healthy_since >= stable:
             return Done(
                 Outcome.RESOLVED, reason=f"{what}{via} is healthy: {seen.summary}, for {now - healthy_since:g}s"
             )
-        if now - started >= float(inputs["within_seconds"]):
-            return Done(
-                Outcome.SUCCEEDED, reason=f"{what}{via} is not healthy after {now - started:g}s: {seen.summary}"
-            )
-        await timer.sleep(POLL_SECONDS)
-        workload, pods = await context.cluster.read(read)
+        if now - started >= within:
+            last = f"{seen.summary}{unread}"
+            return Done(Outcome.SUCCEEDED, reason=f"{what}{via} is not healthy after {now - started:g}s: {last}")
+        await timer.sleep(min(POLL_SECONDS, within - (now - started)))
+        try:
+            workload, pods = await context.cluster.read(read)
+            unread = ""
+        except ActionFailed as err:
+            if err.status in (403, 404):
+                raise
+            unread = f" (then the pods could not be read: {err.reason})"
 
 
 def _grants(kind: str) -> tuple[Grant, ...]:
