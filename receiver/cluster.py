@@ -32,7 +32,11 @@ class ActionFailed(RuntimeError):
         self.status = status
 
 
-class TooOld(ActionFailed):
+class LeftAlone(ActionFailed):
+    """The action leaves its target alone and says why: not a fault, the step is skipped (its run goes on)."""
+
+
+class TooOld(LeftAlone):
     """``rollout_undo`` with ``max_age``: the last rollout is older, so it is left alone (not a fault)."""
 
 

@@ -44,10 +44,12 @@ def deployment(name: str = "cart", replicas: int = 2) -> dict[str, Any]:
 
 
 def pod(name: str = "cart-1") -> dict[str, Any]:
+    """A pod of the ReplicaSet ``cart-1`` (its controller: deleting it is safe, another takes its place)."""
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "cart-1", "uid": "u-rs", "controller": True}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": "shop"},
+        "metadata": {"name": name, "namespace": "shop", "ownerReferences": [owner]},
         "spec": {"containers": []},
     }
 
@@ -125,6 +127,16 @@ async def test_rollout_restart_stamps_the_pod_template(kmock: Any) -> None:
     assert effect.after == {"restartedAt": NOW.isoformat()}
     template = stored(kmock, DEPLOYMENTS, "shop", "cart")["spec"]["template"]
     assert template["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] == NOW.isoformat()
+
+
+async def test_delete_pod_leaves_a_pod_no_controller_owns_unless_told(kmock: Any) -> None:
+    bare = pod("debug-shell")
+    del bare["metadata"]["ownerReferences"]
+    put(kmock, ("", "v1", "pods"), "shop", "debug-shell", bare)
+    with pytest.raises(ActionFailed, match="no controller owns it, so nothing would make it again: not deleted"):
+        await delete_pod(kube(kmock), "shop", "debug-shell")
+    assert list(kmock["delete"]) == []
+    assert (await delete_pod(kube(kmock), "shop", "debug-shell", bare=True)).after == {"deleted": True}
 
 
 async def test_delete_pod(kmock: Any) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from receiver.cluster import ActionFailed, Cluster, Effect, TooOld
+from receiver.cluster import ActionFailed, Cluster, Effect, LeftAlone
 from receiver.playbooks import actions
 from receiver.playbooks.actions import owners
 from receiver.playbooks.actions.base import Context, Outcome
@@ -193,7 +193,7 @@ async def _limited(step: PlannedStep, run: _Run, ended: Callable[..., StepResult
         if _ends_at_timeout(step.action):  # not a fault: the next steps decide what a firing alert needs
             return ended(Outcome.SUCCEEDED, reason=f"still firing after {limit:g}s")
         return ended(Outcome.TIMED_OUT, reason=f"did not finish within {limit:g}s")
-    except TooOld as err:
+    except LeftAlone as err:
         return ended(Outcome.SKIPPED, reason=err.reason)
     except ActionFailed as err:
         return ended(Outcome.FAILED, reason=err.reason)

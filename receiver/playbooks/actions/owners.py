@@ -9,9 +9,12 @@ through a ReplicaSet to its Deployment and through a Job to its CronJob (the
 top controller); an autoscaler's ``spec.scaleTargetRef``. ownerReferences
 and scale targets are namespace-local, so the owner is in the namespace the
 plan checked against the guardrails. The step then acts on the owner if its
-action accepts that kind, and fails with a reason a person can act on
-otherwise (a bare pod, a StatefulSet's pod for a Deployment's rollback). What
-was followed is recorded in the step's effect (``Effect.resolved``).
+action accepts that kind. A pod with no controller (a bare pod) fails the
+step with a reason a person can act on; an owner of a kind the action does
+not act on (a StatefulSet's pod, for a Deployment's rollback) skips it,
+saying so: the playbook does not apply there, and a failure would count
+toward its circuit breaker. What was followed is recorded in the step's
+effect (``Effect.resolved``).
 
 The decisions (which reference is the controller, where the chain ends,
 whether the action accepts it) are pure functions of the objects read; the
@@ -28,7 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from receiver.cluster import ActionFailed, Body, Cluster, Effect, Ref, Resource, Unread
+from receiver.cluster import ActionFailed, Body, Cluster, Effect, LeftAlone, Ref, Resource, Unread
 from receiver.playbooks.actions.base import Action, Grant, Inputs, Permission
 from receiver.playbooks.actions.targets import (
     DAEMONSET,
@@ -118,7 +121,9 @@ def chosen(chain: Sequence[Link], kinds: Sequence[str], action: str) -> Link:
         return top
     verb = "scales" if start.kind == "HorizontalPodAutoscaler" else "is owned by"
     through = f" (through {', '.join(link.said for link in chain[1:-1])})" if len(chain) > 2 else ""
-    raise ActionFailed(f"{start.said} {verb} {top.said}{through}; {action} acts on {' or '.join(kinds)}")
+    # An owner of another kind is no fault of the run (a StatefulSet's crash-looping pod, for a Deployment's
+    # rollback): the step is skipped, saying so; failing would count toward the playbook's circuit breaker.
+    raise LeftAlone(f"{start.said} {verb} {top.said}{through}; {action} acts on {' or '.join(kinds)}")
 
 
 def walk(cluster: Cluster, start: Link) -> list[Link]:
