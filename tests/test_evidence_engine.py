@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +26,9 @@ from receiver.app import create_app
 from receiver.clock import FixedClock
 from receiver.config import Settings
 from receiver.engine.builder import Engine, build
+from receiver.evidence import content
 from receiver.evidence.records import EvidenceStatus
+from receiver.evidence.redact import redact_line
 from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
 from receiver.store import IncidentQuery
@@ -142,6 +146,60 @@ async def test_processing_goes_on_while_a_capture_hangs(kmock: Any, settings: Se
     await engine.evidence.drain()
     [done] = await store.evidence(first)
     assert done.status is EvidenceStatus.DONE and done.outcome == "captured"
+
+
+async def test_processing_goes_on_while_a_capture_redacts_a_huge_log(
+    kmock: Any, make_settings: Callable[..., Settings], store: SQLiteStore, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A crash-looping pod that printed a megabyte of UUIDs joined by '-' (54 s of Python's re on one 64 KB line):
+    its redaction runs on a worker thread, so webhooks are processed meanwhile. The first line's redaction is held
+    until the test has seen them processed; on the event loop, it would hold processing with it."""
+    c.populate(kmock, logs=False)
+    line = "-".join(str(uuid.UUID(int=i * 0x9E3779B97F4A7C15)) for i in range(1800))  # 64 KB
+    huge = "".join(f"{line}\n" for _ in range(15)) + f"env DB_PASSWORD={c.SECRET}\n"
+    c.serve_logs(kmock, lambda previous: huge)
+    first, started, release, redacted = threading.Lock(), threading.Event(), threading.Event(), threading.Event()
+
+    def held(text: str) -> str:
+        if not first.acquire(blocking=False):  # the other lines (and the previous log's) go through
+            return redact_line(text)
+        started.set()
+        release.wait(timeout=60)  # bounded: a loop this held stalls until then, and the test then fails
+        out = redact_line(text)
+        redacted.set()
+        return out
+
+    monkeypatch.setattr(content, "redact_line", held)
+    (tmp_path / "none").mkdir()
+    settings = make_settings(
+        remediation={"playbook_dirs": [str(tmp_path / "none")]},
+        evidence={"log_lines": 100, "log_bytes": 1024 * 1024, "deadline": "120s"},
+    )
+    engine = _engine(settings, store, c.kube(kmock))
+    assert engine.evidence is not None
+    try:
+        await _post(engine, store, _alert("KubePodCrashLooping"))
+        assert await engine.evidence.step() == 1
+        await eventually(lambda: _now(started.is_set()), "the capture redacting the log")
+        for i in range(5):  # meanwhile, news keeps being processed: incidents open in other namespaces
+            await _post(
+                engine, store, _alert("KubePodCrashLooping", namespace=f"other-{i}", pod=c.POD, container="web")
+            )
+        assert len(await store.incidents(IncidentQuery())) == 6
+        assert not redacted.is_set()  # the log's redaction had not finished while they were processed
+    finally:
+        release.set()
+    await engine.evidence.drain()
+    first = (await store.incidents(IncidentQuery()))[-1].id
+    [done] = await store.evidence(first)
+    assert done.status is EvidenceStatus.DONE and done.outcome == "captured" and done.content is not None
+    current = done.content["logs"]["current"]
+    assert current["lines"][-1] == "env DB_PASSWORD=[REDACTED]" and c.SECRET not in json.dumps(done.content)
+    assert current["lines"][0] == f"[line cut: {len(line)} characters left out]"
+
+
+async def _now(value: bool) -> bool:
+    return value
 
 
 async def _asked(emulator: Any) -> bool:

@@ -11,6 +11,7 @@ binding. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,11 @@ class Grammar:
         """The groups of the match at the start of ``value``, or None when it does not match."""
         found = self._compiled.match(value)
         return None if found is None else tuple(found.groups())
+
+    def rewrite(self, value: str, replace: Callable[[Sequence[str]], str]) -> str:
+        """``value`` with each match (leftmost first, none overlapping) replaced by ``replace(match)``, where
+        ``match[0]`` is the whole match and ``match[i]`` group i ("" when it took no part). Linear in ``value``."""
+        return str(self._compiled.sub(lambda found: replace((found.group(), *found.groups(""))), value))
 
 
 def grammar(text: str) -> Grammar:

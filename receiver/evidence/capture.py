@@ -2,7 +2,9 @@
 
 The one effectful part of evidence. Every read goes through the Kubernetes
 adapter (``receiver.kube``) on a worker thread, each with a short timeout
-and the whole capture under a deadline: what was read when the deadline
+and the whole capture under a deadline; what is made of it (views, redacted
+logs and messages, the bounded content: CPU work on text a pod chose) is made
+on a worker thread too, so no capture holds the event loop: what was read when the deadline
 passes is kept, and the evidence says it timed out. A read that fails (403,
 404, the API server unreachable) is recorded in the evidence's ``errors``
 and the capture goes on with the rest; nothing here raises. Secrets are
@@ -101,7 +103,7 @@ async def capture(
         found.errors.append(f"the capture took longer than {bounds.deadline}: what was read by then is kept")
     if found.errors:
         found.content["errors"] = found.errors
-    content = bounded(found.content, bounds)
+    content = await asyncio.to_thread(bounded, found.content, bounds)
     outcome = _outcome(found, timed_out)
     line = summary(described, content, first_alert)
     if outcome is not Outcome.CAPTURED:
@@ -198,10 +200,16 @@ async def _one(
     view: Callable[[Body], dict[str, Any]],
     involved: list[tuple[str, str]],
 ) -> Body | None:
-    obj = await _read(found, lambda: kube.get(ref))
-    if obj is not None:
-        found.content[key] = view(obj)
-        involved.append((ref.resource.kind, ref.name))
+
+    def read() -> tuple[Body, dict[str, Any]]:
+        obj = kube.get(ref)
+        return obj, view(obj)  # on the worker thread: a view redacts messages
+
+    got = await _read(found, read)
+    if got is None:
+        return None
+    obj, found.content[key] = got
+    involved.append((ref.resource.kind, ref.name))
     return obj
 
 
@@ -231,14 +239,15 @@ async def _logs(kube: Kube, found: _Gathered, ns: str, pod: Body, container: str
     name = pod["metadata"]["name"]
     wanted = [("current", False), ("previous", True)] if restarted else [("current", False)]
 
-    def read(previous: bool) -> str:
-        return kube.log(ns, name, chosen, lines=bounds.log_lines, limit=bounds.log_bytes, previous=previous)
+    def read(previous: bool) -> dict[str, Any]:
+        text = kube.log(ns, name, chosen, lines=bounds.log_lines, limit=bounds.log_bytes, previous=previous)
+        return log_view(text, bounds)  # on the worker thread: redacting a log is CPU work
 
-    texts = await asyncio.gather(*(_read(found, functools.partial(read, previous)) for _, previous in wanted))
+    views = await asyncio.gather(*(_read(found, functools.partial(read, previous)) for _, previous in wanted))
     logs: dict[str, Any] = {"container": chosen}
-    for (which, _), text in zip(wanted, texts, strict=True):
-        if text is not None:
-            logs[which] = log_view(text, bounds)
+    for (which, _), view in zip(wanted, views, strict=True):
+        if view is not None:
+            logs[which] = view
     found.content["logs"] = logs
 
 
@@ -274,7 +283,7 @@ async def _events(
         )
     )
     events = [e for listed in lists for e in listed or []]
-    found.content["events"] = event_views(events, set(involved), since, bounds)
+    found.content["events"] = await asyncio.to_thread(event_views, events, set(involved), since, bounds)
 
 
 def _about(kind: str, name: str) -> dict[str, str]:

@@ -6,8 +6,9 @@ pod's phase and container states, the tail of a log, the events of the pod
 and its owners, a Deployment's rollouts (its ReplicaSets' revisions and
 images), a node's conditions, a claim's capacity, an HPA's replicas. Text
 that may hold secrets (log lines, event and termination messages) goes
-through ``redact``; logs are cut to their last lines and bytes; the whole
-content is cut to a size, with a marker. ``summary`` says it in one line.
+through ``redact``; logs are cut to their last lines and bytes, each line to a
+few KB before it is redacted; the whole content is cut to a size, with a
+marker. ``summary`` says it in one line.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from receiver.evidence.redact import redact
+from receiver.evidence.redact import redact, redact_line
 from receiver.playbooks.actions.owners import Link, owner
 
 Body = Mapping[str, Any]
@@ -91,13 +92,17 @@ def _container(c: Body, image: Any) -> dict[str, Any]:
 
 
 def log_view(text: str, bounds: Bounds) -> dict[str, Any]:
-    """The last lines of a log, redacted, at most ``log_lines`` and ``log_bytes`` (as kept); whether it was cut."""
+    """The last lines of a log, redacted, at most ``log_lines`` and ``log_bytes`` (as kept); whether it was cut.
+
+    Each line is cut to ``redact.LINE_LIMIT`` characters before it is redacted (``redact_line``), so the work is
+    bounded per line as well as per log. CPU work: the capture calls it on a worker thread, not the event loop.
+    """
     data = text.encode()
     cut = len(data) > 2 * bounds.log_bytes  # a server that ignored limitBytes: look at no more than twice it
     if cut:
         text = data[-2 * bounds.log_bytes :].decode(errors="ignore").partition("\n")[2]
     lines = text.splitlines()
-    kept = [redact(line) for line in lines[-bounds.log_lines :]] if bounds.log_lines else []
+    kept = [redact_line(line) for line in lines[-bounds.log_lines :]] if bounds.log_lines else []
     size = sum(len(line.encode()) + 1 for line in kept)
     first = 0
     while first < len(kept) and size > bounds.log_bytes:
