@@ -519,3 +519,31 @@ async def test_the_runs_api_shows_what_the_target_was_resolved_through(
     assert step["resolved"] == [f"Pod/shop/{WEB_POD}", "ReplicaSet/shop/web-7d4b9c6f5", "Deployment/shop/web"]
     assert (step["before"]["images"], step["after"]["images"]) == (["web:1.4.3"], ["web:1.4.2"])
     assert run["plan"][0]["inputs"]["owner_of"] == {"kind": "Pod", "name": WEB_POD}
+
+
+async def test_two_pods_of_one_deployment_are_two_runs_and_only_one_acts_on_their_owner(
+    aiohttp_client: Any, make_settings: Any, clock: Clock, kmock: Any, tmp_path: Path
+) -> None:
+    """The guardrails judge the owner found at run time: the second run leaves the Deployment alone, unfailed."""
+    populate(kmock)
+    twin = "web-7d4b9c6f5-k8s7d"
+    put(kmock, PODS, "shop", twin, pod(twin, controller("apps/v1", "ReplicaSet", "web-7d4b9c6f5")))
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "rollback.yaml").write_text(yaml.safe_dump(document(ROLLBACK, name="rollback")))
+    settings = make_settings(remediation={"playbook_dirs": [str(playbooks)]})
+    app = create_app(settings, registry=CollectorRegistry(), clock=clock, engine="inline", kube=kube(kmock))
+    client = await aiohttp_client(app)
+    posted = [{k: v for k, v in crashlooping(name).labels.items() if k != "alertname"} for name in (WEB_POD, twin)]
+    await post(client, *(payload_alert("KubePodCrashLooping", **labels) for labels in posted))
+    await client.server.app[RUNNER].drain()
+    listed = (await get_json(client, "/api/v1/runs"))["runs"]
+    assert sorted(r["status"] for r in listed) == ["succeeded", "succeeded"]
+    steps = [(await get_json(client, f"/api/v1/runs/{r['id']}"))["steps"][0] for r in listed]
+    acted = [s for s in steps if s["outcome"] == "succeeded"]
+    [left] = [s for s in steps if s["outcome"] == "skipped"]
+    assert len(acted) == 1 and acted[0]["after"]["images"] == ["web:1.4.2"]
+    busy = "target_busy: Deployment/shop/web: another run is busy with it"
+    cooled = "cooldown: a run acted on the same objects 0:00:00 ago (cooldown 0:10:00)"  # if the first had ended
+    assert left["reason"] in (f"its owner is left alone: {busy}", f"its owner is left alone: {cooled}")
+    assert len(list(kmock["patch"])) == 1

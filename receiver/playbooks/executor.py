@@ -181,6 +181,17 @@ async def _one(step: PlannedStep, plan: Plan, values: Mapping[str, Any], run: _R
         if why is not None:
             return ended(Outcome.FAILED, reason=why), plan
         step = dataclasses.replace(step, inputs=owners.with_chain(step.inputs, run.chains))
+    elif run.on_render is not None and (aimed := owners.aimed(step.inputs)) is not None:
+        # An owner found at run time is judged like a deferred step's target (another run busy with that
+        # Deployment, one that acted on it within the cooldown) and recorded as the step's target: left alone if
+        # refused, not failed (N replicas of one crash-looping rollout are N runs; the first acts, the others must
+        # not count toward the playbook's circuit breaker).
+        recorded = dataclasses.replace(step, inputs={k: v for k, v in aimed.items() if k != "owner_chain"})
+        plan = plan.with_step(recorded)
+        why = await run.on_render(plan, recorded)
+        if why is not None:
+            return ended(Outcome.SKIPPED, reason=f"its owner is left alone: {why}"), plan
+        step = dataclasses.replace(step, inputs=aimed)
     return await _limited(step, run, ended), plan
 
 

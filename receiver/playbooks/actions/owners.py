@@ -168,6 +168,15 @@ def with_chain(inputs: Inputs, chains: Mapping[str, list[Link]]) -> Inputs:
     return inputs if chain is None else {**inputs, "owner_chain": tuple(chain)}
 
 
+def aimed(inputs: Inputs) -> Inputs | None:
+    """``inputs`` naming the owner ``ahead`` read for its ``owner_of`` (``kind``, ``name``), when it read one its
+    step acts on; None otherwise (no ``owner_of``, nothing read, or an owner the step will leave alone). Pure."""
+    chain: Sequence[Link] = inputs.get("owner_chain") or ()
+    if _start(inputs) is None or len(chain) < 2 or chain[-1].kind not in inputs["kinds"]:
+        return None
+    return {**inputs, "kind": chain[-1].kind, "name": chain[-1].name}
+
+
 def _start(inputs: Inputs) -> Link | None:
     of = inputs.get("owner_of")
     return None if of is None else Link(of["kind"], inputs["namespace"], of["name"])
