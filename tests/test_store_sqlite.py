@@ -270,7 +270,8 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
             tables.STATE_SCHEMA.replace(tables.INCIDENT_SCHEMA, "")
             .replace(tables.RUN_SCHEMA, "")
             .replace(tables.RESET_SCHEMA, "")
-            .replace(tables.EVIDENCE_SCHEMA, "")  # none of them in v1
+            .replace(tables.EVIDENCE_SCHEMA, "")
+            .replace(tables.WATCHDOG_SCHEMA, "")  # none of them in v1
             .replace("id            INTEGER PRIMARY KEY,  -- in order of first sight: a new alert is appended\n", "")
             .replace("fingerprint   TEXT NOT NULL,", "fingerprint   TEXT PRIMARY KEY NOT NULL,")
             + "PRAGMA user_version = 1;"
@@ -293,6 +294,7 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
         assert db.execute("SELECT id FROM alerts WHERE fingerprint = '00000000000000aa'").fetchone() == (1,)
         assert db.execute("SELECT count(*) FROM incidents").fetchone() == (0,)  # 2 -> 3 made the incident tables
         assert db.execute("SELECT count(*) FROM evidence").fetchone() == (0,)  # 5 -> 6 made the evidence table
+        assert db.execute("SELECT count(*) FROM watchdog").fetchone() == (0,)  # 6 -> 7 made the watchdog's row
 
 
 async def test_resolved_and_expired_alerts_are_forgotten_after_the_retention(

@@ -2,12 +2,16 @@
 
 Watchdog and InfoInhibitor are stored and listed but never part of an incident; a Watchdog that stops
 arriving opens the daemon's own incident once, which resolves when it comes back; before the first
-Watchdog nothing is raised; a restart neither forgets nor repeats the alarm.
+Watchdog nothing is raised; a restart neither forgets nor repeats the alarm, nor disarms the switch (its
+arrivals are in the store): an engine stopped and started again on the same data raises it on time.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -15,20 +19,33 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from receiver.alerts.dedup import AlertState, Status
 from receiver.alerts.matchers import parse
+from receiver.alerts.wire import decode
+from receiver.config import Settings
+from receiver.engine.builder import Engine, build
 from receiver.incidents.book import IncidentPolicy
 from receiver.incidents.lifecycle import IncidentStatus
 from receiver.incidents.severity import Severity
-from receiver.incidents.watchdog import ALARM_FINGERPRINT, Sightings, WatchdogPolicy, armed, missing, verdict
+from receiver.incidents.watchdog import (
+    ALARM_FINGERPRINT,
+    Sightings,
+    WatchdogPolicy,
+    armed,
+    arrived,
+    missing,
+    verdict,
+)
 from receiver.metrics import Metrics
 from receiver.playbooks.plan import NamespacePolicy
 from receiver.playbooks.remediation import Remediation
 from receiver.store import AlertQuery, IncidentQuery
 from receiver.store.sqlite import SQLiteStore
 from receiver.web.scrape import Scrape
-from tests.conftest import T0
-from tests.corpus import alert
+from tests.conftest import T0, Clock
+from tests.corpus import CorpusAlert, alert, payload
 from tests.delivering import deliver, processor
+from tests.e2e.harness import eventually
 
 WATCHDOG = alert("Watchdog")
 INHIBITOR = alert("InfoInhibitor", namespace="shop")
@@ -62,6 +79,36 @@ def test_the_watchdog_is_overdue_after_missing_after_once_armed_and_raised_once(
     sightings: Sightings, now: int, raised: bool, expected: str | None
 ) -> None:
     assert verdict(sightings, T0 + timedelta(minutes=now), POLICY, raised) == expected
+
+
+def test_the_alarm_waits_for_notifications_received_before_the_deadline_and_not_processed_yet() -> None:
+    """One accepted while the engine was down may carry the watchdog: raise only once it is processed."""
+    due = T0 + timedelta(minutes=12)
+    assert verdict(seen(0, 2), due, POLICY, False, heard_until=due - timedelta(seconds=1)) is None
+    assert verdict(seen(0, 2), due, POLICY, False, heard_until=due) == "raise"  # received after the deadline
+    assert verdict(seen(0, 2), due + timedelta(hours=1), POLICY, True, heard_until=T0) is None  # raised: stays
+
+
+def state(at: datetime) -> AlertState:
+    return AlertState("w", Status.FIRING, T0, None, T0, at, T0)
+
+
+def updates(*sent: tuple[CorpusAlert, str, int]) -> list[tuple[object, AlertState]]:
+    """Each alert of a notification (as firing or resolved) with its state last seen at a minute."""
+    out = []
+    for corpus_alert, status, minute in sent:
+        body = payload([corpus_alert], status=status, starts_at=T0, ends_at=T0 if status == "resolved" else None)
+        [decoded] = decode(json.dumps(body).encode()).alerts
+        out.append((decoded, state(T0 + timedelta(minutes=minute))))
+    return out
+
+
+def test_an_arrival_is_a_firing_alert_the_matchers_select_at_its_last_seen() -> None:
+    sent = updates((WATCHDOG, "firing", 0), (CRASH, "firing", 1), (WATCHDOG, "firing", 2), (WATCHDOG, "resolved", 3))
+    assert arrived(Sightings(), sent, POLICY) == seen(0, 2)  # a resolved Watchdog is Prometheus gone, not alive
+    assert arrived(Sightings(), updates((WATCHDOG, "firing", 0), (WATCHDOG, "firing", 0)), POLICY) == seen(0)
+    crash = WatchdogPolicy(matchers=(parse('alertname="KubePodCrashLooping"'),))
+    assert arrived(seen(-5), sent, crash) == seen(-5, 1)
 
 
 def test_a_disabled_watchdog_is_never_armed_and_clears_its_alarm() -> None:
@@ -152,6 +199,23 @@ async def test_a_missing_watchdog_opens_one_incident_until_it_comes_back(store: 
     assert any(e.text == "the Watchdog arrives again" for e in found[1])
 
 
+async def test_a_watchdog_waiting_in_the_inbox_keeps_the_alarm_down(store: SQLiteStore) -> None:
+    """Accepted while the engine was down (the web process takes it): no alarm raised only to be cleared."""
+    proc = processor(store)
+    for minute in (0, 2):
+        await deliver(store, proc, T0 + timedelta(minutes=minute), [WATCHDOG])
+    await store.accept(json.dumps(payload([WATCHDOG], starts_at=T0)).encode(), T0 + timedelta(minutes=11))
+    await proc.watch(T0 + timedelta(minutes=12))
+    assert not await store.incidents(IncidentQuery())
+    await proc.drain()
+    await proc.watch(T0 + timedelta(minutes=20, seconds=59))
+    assert not await store.incidents(IncidentQuery())
+    await proc.watch(T0 + timedelta(minutes=21))
+    assert [i.title for i in await store.incidents(IncidentQuery())] == [
+        "the alerting pipeline is down: no Watchdog since 2026-11-22T09:41:00Z"
+    ]
+
+
 async def test_the_watchdogs_severity_and_matchers_are_configurable(store: SQLiteStore) -> None:
     policy = WatchdogPolicy(matchers=(parse('alertname="InfoInhibitor"'),), severity=Severity.SEV1)
     proc = processor(store, IncidentPolicy(watchdog=policy))
@@ -201,3 +265,78 @@ async def test_the_watchdog_metrics_are_read_at_scrape_time(store: SQLiteStore) 
     await deliver(store, proc, T0 + timedelta(minutes=13), [WATCHDOG])
     await proc.watch(T0 + timedelta(minutes=13))
     assert await sample() == ((T0 + timedelta(minutes=13)).timestamp(), 0)
+
+
+class Watched(SQLiteStore):
+    """The real store, counting the engine's looks at its inbox for the dead man's switch (one per cycle)."""
+
+    looks = 0
+
+    async def oldest_unprocessed(self) -> datetime | None:
+        self.looks += 1
+        return await super().oldest_unprocessed()
+
+
+@asynccontextmanager
+async def engine_on(settings: Settings, clock: Clock) -> AsyncIterator[tuple[Watched, Engine]]:
+    """An engine started on ``settings``' data directory, at ``clock``; stopped, its store closed, on leaving."""
+    store = Watched(settings.database_path)
+    await store.open()
+    engine = build(settings, store, clock=clock, report=lambda *_: None)
+    engine.start()
+    try:
+        yield store, engine
+    finally:
+        await engine.stop()
+        await store.close()
+
+
+async def cycles(store: Watched, n: int) -> None:
+    """Wait for the engine's upkeep to look at the switch ``n`` more times (the first may have begun already)."""
+    until = store.looks + n
+
+    async def done() -> bool:
+        return store.looks >= until
+
+    await eventually(done, f"{n} upkeep cycles", 20)
+
+
+async def processed(engine: Engine, seq: int) -> None:
+    """Wait for the engine to process the inbox up to ``seq``."""
+
+    async def reached() -> bool:
+        return engine.processor.cursor >= seq
+
+    engine.processor.wake()
+    await eventually(reached, f"inbox entry {seq} processed", 20)
+
+
+async def test_an_armed_switch_stays_armed_across_a_restart_and_fires_at_its_deadline(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Prometheus, Alertmanager and the daemon drained off a node together: the alarm is not a restart late."""
+    settings = make_settings(alerts={"expiry_check_interval": "20ms"})
+    clock = Clock(T0)
+    async with engine_on(settings, clock) as (store, engine):
+        for minute in (0, 2):  # Alertmanager repeats it every 2 minutes
+            clock.now = T0 + timedelta(minutes=minute)
+            await processed(
+                engine, await store.accept(json.dumps(payload([WATCHDOG], starts_at=T0)).encode(), clock.now)
+            )
+        assert armed((await store.load_incidents(T0)).watchdog, POLICY)  # armed before
+    last = T0 + timedelta(minutes=2)
+    due = last + POLICY.missing_after
+
+    clock.now = due - timedelta(seconds=1)  # the pipeline died with the daemon: nothing arrives any more
+    async with engine_on(settings, clock) as (store, engine):
+        await cycles(store, 2)
+        assert not await store.incidents(IncidentQuery())  # still armed, not due yet
+        clock.now = due
+        [incident] = await eventually(lambda: store.incidents(IncidentQuery()), "the alarm", 20)
+    assert incident.title == "the alerting pipeline is down: no Watchdog since 2026-11-22T09:32:00Z"
+    assert incident.lifecycle.detected_at == due  # at the deadline, not a restart and two arrivals later
+
+    clock.now = due + timedelta(hours=1)
+    async with engine_on(settings, clock) as (store, engine):
+        await cycles(store, 2)
+        assert len(await store.incidents(IncidentQuery())) == 1  # raised once, across restarts too

@@ -32,7 +32,7 @@ from receiver.evidence.records import EvidenceRequest
 from receiver.evidence.requests import requests_for
 from receiver.incidents.book import Book, Changes, UnknownIncident
 from receiver.incidents.lifecycle import EventKind, IncidentStatus
-from receiver.incidents.watchdog import Sightings, armed
+from receiver.incidents.watchdog import Sightings, armed, arrived
 from receiver.metrics import Tally
 from receiver.playbooks.plan import AlertFacts
 from receiver.playbooks.remediation import Remediation
@@ -47,7 +47,6 @@ from receiver.store import (
     Processed,
     ProcessingStore,
     StoreError,
-    watchdog_last_seen,
 )
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ class Processor:
         self.cursor = 0
         """The last inbox seq processed."""
         self._sightings = Sightings()
-        """The watchdog's last arrivals seen (the dead man's switch arms on them)."""
+        """The watchdog's last arrivals, as the store has them (loaded with the book, then kept with each batch)."""
 
     def offer(self, entry: InboxEntry, valid: Valid) -> None:
         """Say that ``entry`` is committed to the inbox, and what its body validated as."""
@@ -159,6 +158,7 @@ class Processor:
             batch = await self._decided(entries)
             await self._guarded(self._store.process(batch))
             self.cursor = last
+            self._sighted(batch.watchdog)
         tally = Tally() if self._book is None else Tally.of_incidents(batch.changes)
         for item in batch.processed:
             tally.count(item.notification, item.decisions)
@@ -189,22 +189,42 @@ class Processor:
             await self._change(lambda book: book.tick(now))
 
     async def watch(self, now: datetime) -> None:
-        """The dead man's switch: the watchdog's arrivals (from the alert store) against ``now``."""
+        """The dead man's switch: the watchdog's arrivals (as stored) against ``now``.
+
+        Arrivals are known up to the oldest notification not processed yet (one accepted while the engine
+        was down may carry the watchdog): the alarm waits for it rather than raising and clearing.
+        """
         if self._book is None:
             return
+        pending = await self._store.oldest_unprocessed()
+        await self._change(lambda book: book.watch(self._sightings, now, heard_until=pending))
+
+    def _arrivals(self, processed: Sequence[Processed]) -> Sightings | None:
+        """The watchdog's arrivals after a batch, if it carries a new one (to write with it); else None."""
+        if self._book is None:
+            return None
+        updates = (
+            (alert, decision.state)
+            for item in processed
+            if item.notification is not None
+            for alert, decision in zip(item.notification.alerts, item.decisions, strict=True)
+        )
+        sightings = arrived(self._sightings, updates, self._book.policy.watchdog)
+        return None if sightings == self._sightings else sightings
+
+    def _sighted(self, sightings: Sightings | None) -> None:
+        """A batch's arrivals are written: keep them, and say when they are too far apart to arm the switch."""
+        if sightings is None or self._book is None:
+            return
         policy = self._book.policy.watchdog
-        before = self._sightings
-        self._sightings = before.seen(await watchdog_last_seen(self._store, policy.matchers))
-        gap = self._sightings.gap()
-        if gap is not None and gap != before.gap() and not armed(self._sightings, policy) and policy.enabled:
+        gap, before, self._sightings = sightings.gap(), self._sightings.gap(), sightings
+        if gap is not None and gap != before and not armed(sightings, policy) and policy.enabled:
             log.warning(
                 "the watchdog arrives %s apart, not within incidents.watchdog.missing_after (%s): the dead man's"
                 " switch is not armed; route it to the receiver with a short repeat_interval (README)",
                 gap,
                 policy.missing_after,
             )
-        sightings = self._sightings
-        await self._change(lambda book: book.watch(sightings, now))
 
     async def acknowledge(self, id: str, actor: str, reason: str) -> None:
         """A person acknowledges an incident. UnknownIncident, InvalidTransition, StoreError."""
@@ -258,7 +278,7 @@ class Processor:
         now = entries[-1][0].received_at
         derived = self._booked(lambda book: self._follow(book, now, processed))
         changes, runs, evidence = derived or (Changes(), [], [])
-        return Batch(self.cursor, processed, changed, changes, runs, evidence)
+        return Batch(self.cursor, processed, changed, changes, runs, evidence, self._arrivals(processed))
 
     def _booked(self, follow: Callable[[Book], T]) -> T | None:
         """What the book makes of news (None without a book); if that fails, the book is loaded again."""
@@ -287,6 +307,7 @@ class Processor:
         since = self._clock() - policy.correlation.reopen_window - policy.correlation.window
         loaded = await self._store.load_incidents(since)
         self._book = Book(policy)
+        self._sightings = loaded.watchdog
         self._book.set_counters(loaded.numbers, loaded.last_seq)
         for incident in loaded.incidents:
             self._book.restore(incident)

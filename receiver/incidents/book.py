@@ -338,16 +338,16 @@ class Book:
         self._changes.event(incident, TimelineEvent(now, EventKind.ALERT_RESOLVED, f"{member.name} {how}"), fingerprint)
         self._reevaluate_symptoms_of(fingerprint, now)
 
-    def watch(self, sightings: watchdog.Sightings, now: datetime) -> Changes:
+    def watch(self, sightings: watchdog.Sightings, now: datetime, heard_until: datetime | None = None) -> Changes:
         """The dead man's switch: raise the daemon's own alert when the watchdog is overdue, clear it when back.
 
-        ``sightings``: the watchdog's last arrivals seen. Raised once: its incident is open while its alert
-        fires, and the book is loaded with it after a restart.
+        ``sightings``: the watchdog's last arrivals, as stored; ``heard_until``: see ``watchdog.verdict``.
+        Raised once: its incident is open while its alert fires, and the book is loaded with it after a restart.
         """
         policy = self.policy.watchdog
         found = self.where(watchdog.ALARM_FINGERPRINT)
         raised = found is not None and found[1].firing
-        decided = watchdog.verdict(sightings, now, policy, raised)
+        decided = watchdog.verdict(sightings, now, policy, raised, heard_until)
         if decided == "raise" and sightings.last is not None:
             title = watchdog.alarm_title(sightings.last)
             self.fired(watchdog.ALARM_FINGERPRINT, watchdog.alarm_labels(policy), {"summary": title}, now)

@@ -16,22 +16,28 @@ incident at once and forever. And a Watchdog that arrives only every 12
 hours (kube-prometheus-stack's ``repeat_interval``, when it is routed here
 without a route of its own) cannot tell an outage from its next repeat: it
 would raise a false alarm 10 minutes after each arrival, so it never arms
-(and the engine says so in its log). After a restart the switch arms again
-at the next two arrivals; an alarm already raised stays in the store.
+(and the engine says so in its log).
 
-The last arrival is the alert store's ``lastSeen`` of the matching alerts
-(it survives restarts), read on the engine's upkeep cycle; the arrivals
-seen (``Sightings``) and the decision are pure functions of it, ``now`` and
-the policy (a deadline, not a timer).
+An arrival is a firing alert the matchers select, at its dedup ``lastSeen``
+(HA peers' copies of one notification, within ``seen_resolution``, are one
+arrival). The last two (``Sightings``) are written to the store in the
+transaction that processes the notification carrying it, and read back when
+the engine starts: an armed switch stays armed across a restart, and its
+deadline (the last arrival + ``missing_after``) does not move. The check
+runs on the engine's upkeep cycle; ``arrived`` and the decision are pure
+functions of the sightings, ``now`` and the policy (a deadline, not a timer).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from receiver.alerts.matchers import Matcher, parse
+from receiver.alerts.dedup import AlertState
+from receiver.alerts.matchers import Matcher, match_all, parse
+from receiver.alerts.wire import Alert
 from receiver.incidents.severity import Severity
 
 ALARM_FINGERPRINT = "receiver-watchdog"
@@ -56,7 +62,7 @@ Verdict = Literal["raise", "clear"]
 
 @dataclass(frozen=True, slots=True)
 class Sightings:
-    """The last two different arrivals of the watchdog seen (None: not seen since the engine started)."""
+    """The last two different arrivals of the watchdog (None: not seen yet), as the store keeps them."""
 
     previous: datetime | None = None
     last: datetime | None = None
@@ -72,6 +78,14 @@ class Sightings:
         return None if self.previous is None or self.last is None else self.last - self.previous
 
 
+def arrived(sightings: Sightings, updates: Iterable[tuple[Alert, AlertState]], policy: WatchdogPolicy) -> Sightings:
+    """The sightings after these updates (in order, each with its alert's state after it): firing watchdogs. Pure."""
+    for alert, state in updates:
+        if alert.status == "firing" and match_all(policy.matchers, alert.labels):
+            sightings = sightings.seen(state.last_seen)
+    return sightings
+
+
 def armed(sightings: Sightings, policy: WatchdogPolicy) -> bool:
     """Whether the watchdog arrives often enough to be missed: twice less than ``missing_after`` apart. Pure."""
     gap = sightings.gap()
@@ -84,14 +98,18 @@ def missing(sightings: Sightings, now: datetime, policy: WatchdogPolicy) -> bool
     return armed(sightings, policy) and last is not None and now - last >= policy.missing_after
 
 
-def verdict(sightings: Sightings, now: datetime, policy: WatchdogPolicy, raised: bool) -> Verdict | None:
+def verdict(
+    sightings: Sightings, now: datetime, policy: WatchdogPolicy, raised: bool, heard_until: datetime | None = None
+) -> Verdict | None:
     """What to do now: raise the alarm (once), clear it (the watchdog is back, or the check is off), or nothing.
 
-    A raised alarm clears only when the watchdog arrives after it was raised (``back``), or when the check
-    is turned off. Pure.
+    ``heard_until``: arrivals are known only before it (the oldest notification not processed yet; None:
+    all are), so the alarm is missing by then, not by ``now``. A raised alarm clears only when the watchdog
+    arrives after it was raised (``back``), or when the check is turned off. Pure.
     """
     if not raised:
-        return "raise" if missing(sightings, now, policy) else None
+        known = now if heard_until is None else min(now, heard_until)
+        return "raise" if missing(sightings, known, policy) else None
     last = sightings.last
     back = last is not None and now - last < policy.missing_after
     return "clear" if back or not policy.enabled else None

@@ -48,6 +48,7 @@ from receiver.evidence.records import ClaimedEvidence, EvidenceRecord, EvidenceR
 from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import IncidentStatus, TimelineEvent
 from receiver.incidents.severity import Severity
+from receiver.incidents.watchdog import Sightings
 from receiver.playbooks.plan import PlannedStep
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
@@ -104,6 +105,8 @@ class Batch:
     runs: Sequence[RunIntent] = ()
     evidence: Sequence[EvidenceRequest] = ()
     """Evidence the news asks for (kept once per incident, alert and episode)."""
+    watchdog: Sightings | None = None
+    """The watchdog's last two arrivals, when the batch carries a new one (None: unchanged)."""
 
     @property
     def cursor(self) -> int:
@@ -181,7 +184,7 @@ class IncidentQuery:
 
 @dataclass(frozen=True, slots=True)
 class WorkingSet:
-    """What the engine's incident book starts from: recent incidents and the numbering counters."""
+    """What the engine's incident book starts from: recent incidents, the numbering counters, the watchdog."""
 
     incidents: list[Incident]
     """Not resolved, or resolved since the time asked for; oldest first, with their members in order of joining."""
@@ -189,6 +192,8 @@ class WorkingSet:
     """The last incident number given on each day (``20261122``), incidents no longer recent included."""
     last_seq: int
     """The last incident seq given."""
+    watchdog: Sightings = field(default_factory=Sightings)
+    """The watchdog's last two arrivals, as the last batch that carried one wrote them (the dead man's switch)."""
 
 
 class InboxStore(Protocol):

@@ -8,8 +8,8 @@ contend; their SQL runs in parallel, outside the GIL. Reads use a third
 connection on a third thread, with the inbox attached; WAL lets readers and
 writers overlap. Each writer checkpoints its own write-ahead log (see
 ``sqlite_writer``), so the logs stay short. The SQL lives in ``sqlite_tables``
-(inbox, alerts, news), ``sqlite_incidents``, ``sqlite_runs``, ``sqlite_evidence`` and
-``sqlite_listing`` (the alerts API's filtered pages). Row ids (an alert's, a
+(inbox, alerts, news), ``sqlite_incidents``, ``sqlite_runs``, ``sqlite_evidence``,
+``sqlite_watchdog`` and ``sqlite_listing`` (the alerts API's filtered pages). Row ids (an alert's, a
 member's) stay in here: the engine names alerts by fingerprint and members by
 incident and fingerprint.
 """
@@ -22,6 +22,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -51,6 +52,7 @@ from receiver.store import sqlite_incidents as incident_tables
 from receiver.store import sqlite_listing as listing
 from receiver.store import sqlite_runs as run_tables
 from receiver.store import sqlite_tables as tables
+from receiver.store import sqlite_watchdog as watchdog_tables
 from receiver.store.sqlite_values import micros
 from receiver.store.sqlite_writer import OnCommit, Writer
 
@@ -180,6 +182,7 @@ class SQLiteStore:
             incident_tables.write(db, batch.changes, self._members)
             run_tables.write(db, batch.runs)
             evidence_tables.write(db, batch.evidence)
+            watchdog_tables.write(db, batch.watchdog)
             return added
 
         self._ids.add(self._incidents_transaction(db, work))  # only once committed: a rolled-back batch leaves them
@@ -203,7 +206,10 @@ class SQLiteStore:
         run_tables.write(db, runs)
 
     async def load_incidents(self, since: datetime) -> WorkingSet:
-        return await self._read(lambda db: incident_tables.load(db, since))
+        def read(db: sqlite3.Connection) -> WorkingSet:
+            return replace(incident_tables.load(db, since), watchdog=watchdog_tables.load(db))
+
+        return await self._read(read)
 
     async def incidents(self, query: IncidentQuery) -> list[Incident]:
         return await self._read(lambda db: incident_tables.listing(db, query))
