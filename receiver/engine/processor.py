@@ -278,7 +278,7 @@ class Processor:
         now = entries[-1][0].received_at
         derived = self._booked(lambda book: self._follow(book, now, processed))
         changes, runs, evidence = derived or (Changes(), [], [])
-        return Batch(self.cursor, processed, changed, changes, runs, evidence, self._arrivals(processed))
+        return Batch(self.cursor, processed, changed, changes, runs, evidence, watchdog=self._arrivals(processed))
 
     def _booked(self, follow: Callable[[Book], T]) -> T | None:
         """What the book makes of news (None without a book); if that fails, the book is loaded again."""
