@@ -26,13 +26,16 @@ from receiver.app import create_app
 from receiver.clock import FixedClock
 from receiver.config import Settings
 from receiver.engine.builder import Engine, build
+from receiver.engine.evidence import STORE_MARGIN_SECONDS
 from receiver.evidence import content
 from receiver.evidence.records import EvidenceStatus
 from receiver.evidence.redact import redact_line
 from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
+from receiver.playbooks.records import RunStatus
 from receiver.store import IncidentQuery
 from receiver.store.sqlite import SQLiteStore
+from receiver.timer import VirtualTimer
 from tests import evidence_cluster as c
 from tests.corpus import alert as corpus_alert
 from tests.corpus import payload
@@ -356,3 +359,88 @@ async def test_a_playbook_that_triggers_asks_for_its_alerts_evidence(
         ("web-7d4b9c6f5-k2v9w", "playbook crashloop triggered", "failed"),  # joined the open incident; no such pod
     ]
     assert records[1].content is not None and "not found (404)" in records[1].content["errors"][0]
+
+
+def _crashloop_settings(make_settings: Callable[..., Settings], tmp_path: Path, **evidence: Any) -> Settings:
+    """Settings whose one playbook deletes the crash-looping pod (``FAST_CRASHLOOP``)."""
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir(exist_ok=True)
+    (playbooks / "crashloop.yaml").write_text(FAST_CRASHLOOP)
+    return make_settings(remediation={"playbook_dirs": [str(playbooks)]}, evidence=evidence)
+
+
+DELETED = [("GET", f"/api/v1/namespaces/shop/pods/{c.POD}"), ("DELETE", f"/api/v1/namespaces/shop/pods/{c.POD}")]
+"""What ``delete_pod`` asks of the pod: is it there, then delete it."""
+
+
+def _pod_requests(emulator: Any) -> list[tuple[str, str]]:
+    """(method, path) of every request about the crash-looping pod (itself and its logs), in order of receipt."""
+    return [(r.method, str(r.url.path)) for r in list(emulator) if f"/pods/{c.POD}" in str(r.url.path)]
+
+
+async def test_a_playbook_deletes_the_pod_only_after_its_evidence_is_stored(
+    kmock: Any, make_settings: Callable[..., Settings], store: SQLiteStore, tmp_path: Path
+) -> None:
+    c.populate(kmock, logs=False)
+
+    async def slow_logs(request: Any) -> bytes:  # the capture reads the logs slowly: the playbook could win
+        await asyncio.sleep(0.2)
+        return (c.PREVIOUS_LOG if request.params.get("previous") == "true" else c.CURRENT_LOG).encode()
+
+    kmock[kmock.subresource("log")] << slow_logs
+    settings = _crashloop_settings(make_settings, tmp_path)
+    engine = build(settings, store, clock=FixedClock(c.NOW), kube=c.kube(kmock), report=Counted(), timer=VirtualTimer())
+    assert engine.evidence is not None
+    await _post(engine, store, _alert("KubePodCrashLooping"))
+    await asyncio.gather(engine.runner.drain(), engine.evidence.drain())  # woken together, as the engine does
+    requests = [(r.method, str(r.url.path)) for r in list(kmock)]
+    assert requests[-1] == DELETED[-1]  # after every read of the capture, the events it reads last included
+    assert requests.count(("GET", f"/api/v1/namespaces/shop/pods/{c.POD}/log")) == 2
+    [record] = await store.evidence(await _incident(store))
+    assert (record.status, record.outcome) == (EvidenceStatus.DONE, "captured")
+    assert record.content is not None and record.content["logs"]["previous"]["lines"]
+    [run] = await store.runs()
+    assert (run.status, run.reason) == (RunStatus.SUCCEEDED, "")
+
+
+async def test_a_run_waits_for_its_evidence_at_most_the_bound_then_goes_on_and_says_so(
+    kmock: Any,
+    make_settings: Callable[..., Settings],
+    store: SQLiteStore,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    c.populate(kmock)
+    settings = _crashloop_settings(make_settings, tmp_path, deadline="1s")
+    engine = build(settings, store, clock=FixedClock(c.NOW), kube=c.kube(kmock), report=Counted(), timer=VirtualTimer())
+    assert engine.evidence is not None and engine.evidence.bound == 1 + STORE_MARGIN_SECONDS
+    await _post(engine, store, _alert("KubePodCrashLooping"))  # its evidence is asked; no worker ever captures it
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await engine.runner.drain()
+    waited = loop.time() - started
+    assert engine.evidence.bound <= waited < engine.evidence.bound + 2.0
+    why = f"not stored within {engine.evidence.bound:g}s"
+    [run] = await store.runs()
+    assert (run.status, run.reason) == (RunStatus.SUCCEEDED, f"went on without its evidence ({why})")
+    assert _pod_requests(kmock) == DELETED  # the playbook's read and delete: nothing captured
+    found = await store.incident(await _incident(store), 100)
+    assert found is not None
+    assert f"run {run.id} goes on without its evidence ({why})" in [e.text for e in found[1]]
+    [warned] = [r for r in caplog.records if r.getMessage() == "run goes on without its evidence"]
+    assert warned.levelname == "WARNING" and warned.__dict__["why"] == why
+
+
+async def test_with_evidence_off_a_run_waits_for_nothing(
+    kmock: Any, make_settings: Callable[..., Settings], store: SQLiteStore, tmp_path: Path
+) -> None:
+    c.populate(kmock)
+    settings = _crashloop_settings(make_settings, tmp_path, enabled=False)
+    engine = build(settings, store, clock=FixedClock(c.NOW), kube=c.kube(kmock), report=Counted(), timer=VirtualTimer())
+    assert engine.evidence is None
+    await _post(engine, store, _alert("KubePodCrashLooping"))
+    async with asyncio.timeout(STORE_MARGIN_SECONDS):  # far less than any bound
+        await engine.runner.drain()
+    assert _pod_requests(kmock) == DELETED  # the playbook's read and delete: nothing captured
+    [run] = await store.runs()
+    assert (run.status, run.reason) == (RunStatus.SUCCEEDED, "")

@@ -139,19 +139,6 @@ def build(
     remediation = Remediation.load(settings.remediation.playbook_dirs, settings.remediation.namespace_policy())
     adapter = kube or Kube.from_environment(clock=clock)
     defaults = settings.remediation.guardrails.limits()
-    runner = Runner(
-        store,
-        adapter,
-        lambda name: remediation.limits(name, defaults),
-        clock,
-        lambda tally: report(processor.cursor, tally),
-        lambda incident, playbook, text: processor.remediation(incident, playbook, text),
-        settings.remediation.guardrails.approval_timeout,
-        [p.name for p in remediation.playbooks],
-        timer,
-        remediation.namespaces,
-    )
-
     evidence = None
     if settings.evidence.enabled:
         evidence = EvidenceWorker(
@@ -163,6 +150,20 @@ def build(
             settings.evidence.concurrency,
             settings.incidents.subject.policy(),
         )
+
+    runner = Runner(
+        store,
+        adapter,
+        lambda name: remediation.limits(name, defaults),
+        clock,
+        lambda tally: report(processor.cursor, tally),
+        lambda incident, playbook, text: processor.remediation(incident, playbook, text),
+        settings.remediation.guardrails.approval_timeout,
+        [p.name for p in remediation.playbooks],
+        timer,
+        remediation.namespaces,
+        evidence,
+    )
 
     def processed(reached: int, tally: Tally) -> None:
         report(reached, tally)

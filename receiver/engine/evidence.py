@@ -10,6 +10,12 @@ not the worker and never processing. At start, requests a stopped engine
 left claimed are captured again. The engine supervises ``run``: if it
 fails it is logged at error level, counted
 (``receiver_evidence_worker_restarts_total``) and started again.
+
+Evidence first: a playbook run that is about to change the cluster asks
+``stored`` for its alert episode's evidence and waits until it is stored,
+told by the worker whenever a result is stored (no polling), at most
+``bound`` real seconds (the capture's deadline and a margin): the state of a
+crash-looping pod is read before the playbook deletes it.
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from receiver.clock import Clock
 from receiver.evidence.capture import Captured, capture
 from receiver.evidence.content import Bounds
-from receiver.evidence.records import ClaimedEvidence, EvidenceResult, Outcome
+from receiver.evidence.records import ClaimedEvidence, EvidenceResult, EvidenceStatus, Outcome
 from receiver.incidents.subject import SubjectPolicy
 from receiver.kube import Kube
 from receiver.metrics import Tally
@@ -31,6 +38,8 @@ from receiver.store import EvidenceStore, StoreError
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 10.0
 """How often the worker looks for requests when nothing wakes it (a request left after a failed store)."""
+STORE_MARGIN_SECONDS = 2.0
+"""How much longer than a capture's deadline a run waits for its evidence (claiming it, storing it)."""
 
 
 class EvidenceWorker:
@@ -45,8 +54,16 @@ class EvidenceWorker:
         report: Callable[[Tally], None],
         concurrency: int = 4,
         subjects: SubjectPolicy | None = None,
+        margin: float = STORE_MARGIN_SECONDS,
     ) -> None:
-        """``subjects``: how an alert's subject is told from its exporter (``incidents.subject``)."""
+        """``subjects``: how an alert's subject is told from its exporter (``incidents.subject``).
+
+        ``margin``: added to the capture's deadline, how long a run waits for its evidence at most (``bound``).
+        """
+        self.bound = bounds.deadline.total_seconds() + margin
+        """Most real seconds ``stored`` waits."""
+        self._stored = asyncio.Event()
+        """Set, and replaced by a new one, whenever a result is stored."""
         self._subjects = subjects or SubjectPolicy()
         self._store = store
         self._kube = kube
@@ -105,6 +122,37 @@ class EvidenceWorker:
             log.error("evidence capture task failed", exc_info=task.exception())
         self._wake.set()  # a slot is free: more may wait
 
+    async def stored(self, incident: str, fingerprint: str, episode: datetime) -> str | None:
+        """Wait until the evidence asked for this alert episode in ``incident`` is stored; why not, if it was not.
+
+        None at once when none was asked (evidence off, an alert naming no object). Otherwise the store is
+        read again whenever a result is stored, for at most ``bound`` real seconds (never a timer's: the
+        capture is real work). A run that is not told None goes on without the evidence, and says why.
+        """
+        try:
+            async with asyncio.timeout(self.bound):
+                while True:
+                    stored = self._stored  # taken before reading: a result stored meanwhile sets it
+                    if not await self._pending(incident, fingerprint, episode):
+                        return None
+                    await stored.wait()
+        except TimeoutError:
+            return f"not stored within {self.bound:g}s"
+        except StoreError as err:
+            return f"not looked up: {err}"
+
+    async def _pending(self, incident: str, fingerprint: str, episode: datetime) -> bool:
+        """Whether evidence of this alert episode in ``incident`` was asked and is not stored yet."""
+        return any(
+            (r.request.fingerprint, r.request.episode) == (fingerprint, episode) and r.status is not EvidenceStatus.DONE
+            for r in await self._store.evidence(incident)
+        )
+
+    def _told(self) -> None:
+        """A result was stored: whoever waits in ``stored`` looks again."""
+        self._stored.set()
+        self._stored = asyncio.Event()
+
     async def drain(self) -> None:
         """Capture until nothing is pending or running (tests, benchmarks)."""
         while await self.step() or self._running:
@@ -134,5 +182,6 @@ class EvidenceWorker:
         except StoreError as err:  # left claimed: captured again at the next start
             log.error("evidence not stored", extra={"incident": request.incident, "error": str(err)})
             return
+        self._told()
         log.info("evidence %s", found.outcome.value, extra={"incident": request.incident, "summary": found.summary})
         self._report(Tally(evidence=[(found.outcome.value, seconds)]))

@@ -10,7 +10,10 @@ half-done remediation is for a person to look at, not to repeat (a run
 stopped in the middle of a ``wait`` included: the wait is a sleep on the
 run's timer, not a deadline in the store). A deferred step rendered while its
 run runs is judged again (``judge_rendered``: busy, cooldown, blast radius)
-before it acts, and recorded in the run's plan.
+before it acts, and recorded in the run's plan. A run that may change the
+cluster first waits, bounded, for the evidence of its alert episode to be
+stored (``EvidenceFirst``): what an on-call person reads is the state before
+the playbook changed it, not a 404 of the pod it deleted.
 """
 
 from __future__ import annotations
@@ -72,6 +75,14 @@ class RunnerStore(RunStore, AlertStore, IncidentStore, Protocol):
     """What the runner needs of the store: runs, whether an alert fires, an incident's members."""
 
 
+class EvidenceFirst(Protocol):
+    """The evidence worker as a run sees it (``receiver.engine.evidence.EvidenceWorker.stored``)."""
+
+    async def stored(self, incident: str, fingerprint: str, episode: datetime) -> str | None:
+        """Wait, bounded, until this alert episode's evidence in ``incident`` is stored; why not, if it was not."""
+        ...
+
+
 class Runner:
     """Judges pending runs and executes the allowed ones."""
 
@@ -87,12 +98,15 @@ class Runner:
         playbooks: Collection[str] = (),
         timer: Timer = REAL,
         namespaces: NamespacePolicy | None = None,
+        evidence: EvidenceFirst | None = None,
     ) -> None:
         """``report``: told what each run counted (metrics, in whichever process serves them).
 
         ``timeline``: writes a line in the run's incident's timeline (through the incident book's writer).
         ``timer``: the runs' steps' time (limits, waits, durations). ``namespaces``: where deferred steps may act.
+        ``evidence``: what a run that may change the cluster waits for first (None: evidence is off).
         """
+        self._evidence = evidence
         self._timer = timer
         self._namespaces = namespaces or NamespacePolicy()
         self._store = store
@@ -286,6 +300,7 @@ class Runner:
             if result.action in KUBE_ACTIONS:
                 self._report(Tally(actions=[(result.action, result.outcome.value, result.seconds)]))
 
+        late = await self._evidence_first(run) if kube.api is not None and not kube.dry_run else None
         try:
             result = await execute(
                 run.plan,
@@ -303,9 +318,23 @@ class Runner:
         status = RunStatus.SUCCEEDED if result.outcome is RunOutcome.SUCCEEDED else RunStatus.FAILED
         log.info("run ended", extra={"run": run.id, "playbook": run.playbook, "outcome": status.value})
         self._report(Tally(runs=[(run.playbook, status.value)]))
-        await self._note(run, f"run {run.id} {status.value}" + (f": {result.reason}" if result.reason else ""))
+        reason = "; ".join(r for r in (result.reason, late and f"went on without its evidence ({late})") if r)
+        await self._note(run, f"run {run.id} {status.value}" + (f": {reason}" if reason else ""))
         with contextlib.suppress(StoreError):
-            await self._store.finish_run(run.id, status, result.reason, self._clock())
+            await self._store.finish_run(run.id, status, reason, self._clock())
+
+    async def _evidence_first(self, run: RunRecord) -> str | None:
+        """Wait, bounded, for the evidence of the run's alert episode; why the run goes on without it, if it does.
+
+        Real work (the capture's reads) while the run is held: a virtual timer's time stands still meanwhile.
+        """
+        if self._evidence is None or run.incident is None:
+            return None
+        why = await self._evidence.stored(run.incident, run.fingerprint, run.episode)
+        if why is not None:
+            log.warning("run goes on without its evidence", extra={"run": run.id, "playbook": run.playbook, "why": why})
+            await self._note(run, f"run {run.id} goes on without its evidence ({why})")
+        return why
 
     async def _rendered(self, run: RunRecord, plan: Plan, step: PlannedStep) -> str | None:
         """A deferred step of ``run`` was rendered: why the guardrails refuse it, or None once it is recorded."""
