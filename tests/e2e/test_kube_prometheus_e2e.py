@@ -120,6 +120,10 @@ async def test_kube_prometheus_alerts_meet_the_shipped_playbooks(
             ("PATCH", "nodes", "worker-2"),  # cordoned, after approval
         ]
     )
+    # Evidence first: the crash-looping pod and both its logs were read before its playbook deleted it.
+    web_pod = [(r.method, str(r.url.path)) for r in list(kmock) if str(r.url.path).endswith((WEB_POD, "/log"))]
+    deleted = web_pod.index(("DELETE", f"/api/v1/namespaces/shop/pods/{WEB_POD}"))
+    assert web_pod[:deleted].count(("GET", f"/api/v1/namespaces/shop/pods/{WEB_POD}/log")) == 2, web_pod
     objects = {key: kmock.objects[kmock.resource(*key[0]), key[1], key[2]] for key in world.objects(now)}
     image = {
         name: objects[world.DEPLOYMENTS, "shop", name]["spec"]["template"]["spec"]["containers"][0]["image"]
