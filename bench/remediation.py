@@ -38,6 +38,37 @@ PLAYBOOK = (
 ).read_text()
 
 
+RS = "cart-7d9f5c6b4"
+
+
+def _owner(kind: str, name: str) -> list[dict[str, Any]]:
+    return [{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": f"uid-{name}", "controller": True}]
+
+
+def _cart(emulator: Any) -> None:
+    """The Deployment and ReplicaSet that own the pods: ``delete_pod`` deletes only a pod a controller makes again."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "cart", "namespace": "shop", "uid": "uid-cart"},
+        "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "cart", "image": "shop/cart:2.2.0"}]}}},
+    }
+    replicaset = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": RS,
+            "namespace": "shop",
+            "uid": f"uid-{RS}",
+            "annotations": {"deployment.kubernetes.io/revision": "1"},
+            "ownerReferences": _owner("Deployment", "cart"),
+        },
+        "spec": deployment["spec"],
+    }
+    emulator.objects[emulator.resource("apps", "v1", "deployments"), "shop", "cart"] = deployment
+    emulator.objects[emulator.resource("apps", "v1", "replicasets"), "shop", RS] = replicaset
+
+
 def _body(pod: str) -> bytes:
     labels = {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": pod, "severity": "warning"}
     alert = {
@@ -70,12 +101,13 @@ async def _first_request(emulator: Any, pod: str, deadline: float, seen: list[in
 
 async def run(args: argparse.Namespace, workdir: Path) -> int:
     async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator):
+        _cart(emulator)
         for i in range(args.rounds):
             name = f"cart-{i}"
             pod = {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": name, "namespace": "shop"},
+                "metadata": {"name": name, "namespace": "shop", "ownerReferences": _owner("ReplicaSet", RS)},
                 "spec": {"containers": []},
             }
             emulator.objects[emulator.resource("", "v1", "pods"), "shop", name] = pod
