@@ -24,12 +24,14 @@ Body = dict[str, Any]
 
 
 class ActionFailed(RuntimeError):
-    """The action could not be done; ``reason`` says why, for the run's record."""
+    """The action could not be done; ``reason`` says why, for the run's record (``resolved``: the owner chain
+    followed before it failed, as ``Effect.resolved`` records it when it succeeds)."""
 
-    def __init__(self, reason: str, status: int | None = None) -> None:
+    def __init__(self, reason: str, status: int | None = None, resolved: tuple[str, ...] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.resolved = resolved
 
 
 class LeftAlone(ActionFailed):

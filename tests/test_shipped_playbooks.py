@@ -118,6 +118,7 @@ async def test_a_crash_looping_pod_is_deleted_and_a_recent_rollout_rolled_back_w
         "ReplicaSet/shop/web-7d4b9c6f5",
         "Deployment/shop/web",
     )
+    assert watch.resolved == rollback.resolved == rollback.effect.resolved  # recorded for the watch too
     assert writes(kmock) == [("DELETE", WEB_POD), ("PATCH", "web")]
     assert image(kmock, "web") == "registry.example.com/shop/web:1.4.2"
 
@@ -163,6 +164,7 @@ async def test_a_crash_looping_statefulset_pod_is_deleted_and_the_rollback_skipp
         result.steps[2].reason
         == "pod shop/postgres-0 is owned by StatefulSet shop/postgres; rollout_undo acts on Deployment"
     )
+    assert result.steps[2].resolved == ("Pod/shop/postgres-0", "StatefulSet/shop/postgres")  # what was found
     assert writes(kmock) == [("DELETE", "postgres-0")]
 
 

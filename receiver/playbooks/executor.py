@@ -66,6 +66,8 @@ class StepResult:
     effect: Effect | None = None
     reason: str = ""
     seconds: float = 0.0
+    resolved: tuple[str, ...] = ()
+    """The owner chain its ``owner_of`` target was found through (also when it failed or was left alone)."""
 
     def values(self) -> dict[str, Any]:
         """What later steps' conditions see of it: ``steps.<name>.outcome``, ``.changed``, ``.reason``."""
@@ -162,9 +164,12 @@ async def _one(step: PlannedStep, plan: Plan, values: Mapping[str, Any], run: _R
     """The step's result, and the run's plan (with the step's inputs if it was deferred and got rendered)."""
     started = run.timer.monotonic()
 
-    def ended(outcome: Outcome, effect: Effect | None = None, reason: str = "") -> StepResult:
+    def ended(
+        outcome: Outcome, effect: Effect | None = None, reason: str = "", resolved: tuple[str, ...] = ()
+    ) -> StepResult:
         seconds = run.timer.monotonic() - started
-        return StepResult(step.name, step.action, outcome, step.inputs, effect, reason, seconds)
+        found = resolved or (effect.resolved if effect is not None else ())
+        return StepResult(step.name, step.action, outcome, step.inputs, effect, reason, seconds, found)
 
     if step.when is not None:
         try:
@@ -205,9 +210,9 @@ async def _limited(step: PlannedStep, run: _Run, ended: Callable[..., StepResult
             return ended(Outcome.SUCCEEDED, reason=f"still firing after {limit:g}s")
         return ended(Outcome.TIMED_OUT, reason=f"did not finish within {limit:g}s")
     except LeftAlone as err:
-        return ended(Outcome.SKIPPED, reason=err.reason)
+        return ended(Outcome.SKIPPED, reason=err.reason, resolved=err.resolved)
     except ActionFailed as err:
-        return ended(Outcome.FAILED, reason=err.reason)
+        return ended(Outcome.FAILED, reason=err.reason, resolved=err.resolved)
     except Exception as err:  # a bug or an answer nobody foresaw: the run fails and says so, the engine goes on
         log.exception("step %s of %s failed unexpectedly", step.name, step.action)
         return ended(Outcome.FAILED, reason=f"unexpected error: {err!r}")
@@ -218,7 +223,7 @@ async def _act(step: PlannedStep, run: _Run, ended: Callable[..., StepResult]) -
     if action is None:
         raise ActionFailed(f"unknown action {step.action!r}")
     done = await action.execute(Context(run.kube, run.still_firing, run.poll_seconds, run.timer), step.inputs)
-    return ended(done.outcome, done.effect, done.reason)
+    return ended(done.outcome, done.effect, done.reason, done.resolved)
 
 
 def _ends_at_timeout(name: str) -> bool:

@@ -50,7 +50,7 @@ class StepRecord:
             before=dict(effect.before) if effect else None,
             after=dict(effect.after) if effect else None,
             dry_run=bool(effect and effect.dry_run),
-            resolved=effect.resolved if effect else (),
+            resolved=result.resolved,
         )
 
 

@@ -202,6 +202,8 @@ class Done:
     outcome: Outcome
     effect: Effect | None = None
     reason: str = ""
+    resolved: tuple[str, ...] = ()
+    """The owner chain followed (an ``owner_of`` target) when there is no effect to carry it."""
 
 
 @dataclass(frozen=True, slots=True)

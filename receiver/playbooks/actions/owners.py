@@ -198,8 +198,12 @@ async def resolve(cluster: Cluster, inputs: Inputs, action: str) -> tuple[Inputs
         if err.status == 404:
             raise ActionFailed(f"{err.reason}: its owner cannot be resolved", 404) from None
         raise
-    target = chosen(chain, inputs["kinds"], action)
-    return {**inputs, "kind": target.kind, "name": target.name}, tuple(str(link) for link in chain)
+    resolved = tuple(str(link) for link in chain)
+    try:
+        target = chosen(chain, inputs["kinds"], action)
+    except ActionFailed as err:
+        raise type(err)(err.reason, err.status, resolved) from None
+    return {**inputs, "kind": target.kind, "name": target.name}, resolved
 
 
 def owned(action: str, run: Run) -> Run:
@@ -217,7 +221,7 @@ def owned(action: str, run: Run) -> Run:
         try:
             effect = await run(cluster, aimed)
         except ActionFailed as err:
-            raise type(err)(f"{' -> '.join(resolved)}: {err.reason}", err.status) from None
+            raise type(err)(f"{' -> '.join(resolved)}: {err.reason}", err.status, resolved) from None
         return dataclasses.replace(effect, resolved=resolved)
 
     return execute

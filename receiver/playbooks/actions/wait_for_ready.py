@@ -176,12 +176,12 @@ async def execute(context: Context, inputs: Inputs) -> Done:
         now = timer.monotonic()
         healthy_since = (healthy_since if healthy_since is not None else now) if seen.healthy and not unread else None
         if healthy_since is not None and now - healthy_since >= stable:
-            return Done(
-                Outcome.RESOLVED, reason=f"{what}{via} is healthy: {seen.summary}, for {now - healthy_since:g}s"
-            )
+            healthy = f"{what}{via} is healthy: {seen.summary}, for {now - healthy_since:g}s"
+            return Done(Outcome.RESOLVED, reason=healthy, resolved=resolved)
         if now - started >= within:
             last = f"{seen.summary}{unread}"
-            return Done(Outcome.SUCCEEDED, reason=f"{what}{via} is not healthy after {now - started:g}s: {last}")
+            unhealthy = f"{what}{via} is not healthy after {now - started:g}s: {last}"
+            return Done(Outcome.SUCCEEDED, reason=unhealthy, resolved=resolved)
         await timer.sleep(min(POLL_SECONDS, within - (now - started)))
         try:
             workload, pods = await context.cluster.read(read)
