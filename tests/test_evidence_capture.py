@@ -22,6 +22,8 @@ from receiver.evidence.records import Outcome
 from receiver.incidents.subject import SubjectPolicy
 from receiver.kube import Kube
 from tests import evidence_cluster as c
+from tests import world
+from tests.corpus import alert
 from tests.test_permissions import _permission
 
 pytestmark = pytest.mark.kmock(cls=kmock.KubernetesEmulator)
@@ -85,6 +87,7 @@ async def test_nothing_secret_is_kept_and_only_granted_reads_are_made(kmock: Any
     unused = {Read("apps", r, "get") for r in ("statefulsets", "daemonsets")} | {
         Read("batch", r, "get") for r in ("jobs", "cronjobs")
     }  # no alert here is about a StatefulSet, a DaemonSet or a Job
+    unused.add(Read("", "nodes", "list"))  # nor names a node by its address (node-exporter's: tested below)
     assert used == READS - unused
     assert not any("secrets" in str(r.url) or "configmaps" in str(r.url) for r in list(kmock))
     events = [r for r in list(kmock) if r.url.path.endswith("/events")]
@@ -199,3 +202,21 @@ async def test_a_refused_label_is_a_failure_without_a_request(kmock: Any) -> Non
     found = await capture(c.kube(kmock), {**CRASHLOOP, "pod": "x/../../y"}, c.FIRST_ALERT, Bounds(), SUBJECTS)
     assert found.outcome is Outcome.FAILED and "not a valid DNS-1123" in found.content["errors"][0]
     assert list(kmock) == []
+
+
+@pytest.mark.parametrize(("instance", "node"), [("10.0.1.12:9100", "worker-2"), ("10.0.9.9:9100", None)])
+async def test_a_node_exporter_alert_names_its_node_by_address_and_the_node_is_found_by_it(
+    kmock: Any, instance: str, node: str | None
+) -> None:
+    """node-exporter's alerts carry the node's IP (``instance``), not its name: no GET /nodes/10.0.1.12."""
+    world.populate(kmock, c.NOW)
+    filling = alert("NodeFilesystemAlmostOutOfSpace", "warning", instance=instance)
+    found = await capture(c.kube(kmock), dict(filling.labels), c.FIRST_ALERT, Bounds(), SUBJECTS)
+    reads = [str(r.url.path) for r in kmock if r.method == "GET"]
+    assert "/api/v1/nodes" in reads and not any(path.startswith("/api/v1/nodes/10.") for path in reads)
+    if node is None:
+        assert "node" not in found.content and "no node has the address 10.0.9.9" in found.content["errors"]
+    else:
+        assert found.content["node"]["name"] == node
+        assert found.summary == f"Node {node} (10.0.1.12): Ready=Unknown (NodeStatusUnknown)"
+        assert [r for r in READS if r.verb == "list" and r.resource == "nodes"]  # granted

@@ -163,8 +163,8 @@ def crash_looping(now: datetime) -> Object:
     }
 
 
-def node(name: str, ready: bool, now: datetime) -> Object:
-    """A node; one that is not ready has stopped posting its status 20 minutes ago."""
+def node(name: str, ready: bool, now: datetime, address: str) -> Object:
+    """A node at ``address``; one that is not ready has stopped posting its status 20 minutes ago."""
     heartbeat = stamp(now - timedelta(minutes=20 if not ready else 0))
     condition = (
         {"status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}
@@ -177,6 +177,7 @@ def node(name: str, ready: bool, now: datetime) -> Object:
         "metadata": _meta(name, now - timedelta(days=30), namespace=None, labels={"kubernetes.io/hostname": name}),
         "spec": {"podCIDR": "10.244.2.0/24"},
         "status": {
+            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
             "conditions": [{"type": "Ready", "lastHeartbeatTime": heartbeat, **condition}],
             "nodeInfo": {"kubeletVersion": "v1.31.4"},
         },
@@ -228,8 +229,8 @@ def objects(now: datetime) -> dict[Key, Object]:
         return obj
 
     days_ago = now - timedelta(days=3)
-    add(NODES, node("worker-1", True, now))
-    add(NODES, node("worker-2", False, now))
+    add(NODES, node("worker-1", True, now, "10.0.1.11"))
+    add(NODES, node("worker-2", False, now, "10.0.1.12"))
 
     # shop/web: rolled out 20 minutes ago, 1.4.2 -> 1.4.3; the new pods crash-loop.
     web_rollout = now - timedelta(minutes=20)

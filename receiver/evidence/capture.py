@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ from receiver.evidence.content import (
     event_views,
     hpa_view,
     log_view,
+    node_by_address,
     node_view,
     pod_view,
     rollouts,
@@ -105,6 +107,9 @@ async def capture(
         found.content["errors"] = found.errors
     content = await asyncio.to_thread(bounded, found.content, bounds)
     outcome = _outcome(found, timed_out)
+    node = (content.get("node") or {}).get("name")
+    if node and subject.node and node != subject.node:  # named by its address (node-exporter): say both
+        described = described.replace(f"Node {subject.node}", f"Node {node} ({subject.node})")
     line = summary(described, content, first_alert)
     if outcome is not Outcome.CAPTURED:
         line += f" ({outcome.value}: {found.errors[-1] if found.errors else ''})"
@@ -153,8 +158,9 @@ async def _gather(kube: Kube, subject: Subject, found: _Gathered, bounds: Bounds
             await _storage_class(kube, found, claim)
     if subject.hpa and ns:
         await _one(kube, found, Ref(HPA, ns, subject.hpa), "hpa", hpa_view, involved)
-    if subject.node:
-        await _one(kube, found, Ref(NODE, None, subject.node), "node", node_view, involved)
+    node = await _node_name(kube, found, subject.node) if subject.node else None
+    if node:
+        await _one(kube, found, Ref(NODE, None, node), "node", node_view, involved)
     workload = subject.workload
     if subject.pod and ns:
         pod = await _one(kube, found, Ref(POD, ns, subject.pod), "pod", pod_view, involved)
@@ -170,6 +176,22 @@ async def _gather(kube: Kube, subject: Subject, found: _Gathered, bounds: Bounds
         _rollouts(kube, found, ns, workload, bounds),
         _events(kube, found, where, involved, now - bounds.events_age, bounds),
     )
+
+
+async def _node_name(kube: Kube, found: _Gathered, named: str) -> str | None:
+    """The node an alert names: by name, or by one of its addresses (node-exporter's ``instance`` is the node's
+    IP, and no node is called that: looked up among the nodes' addresses)."""
+    try:
+        ipaddress.ip_address(named)
+    except ValueError:
+        return named
+    nodes = await _read(found, functools.partial(kube.objects, NODE, None, "nodes"))
+    if nodes is None:
+        return None
+    name = node_by_address(named, nodes)
+    if name is None:
+        found.errors.append(f"no node has the address {named}")
+    return name
 
 
 async def _storage_class(kube: Kube, found: _Gathered, claim: Body) -> None:

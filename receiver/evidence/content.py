@@ -206,6 +206,16 @@ def ago(span: timedelta) -> str:
     return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
+def node_by_address(address: str, nodes: Sequence[Body]) -> str | None:
+    """The name of the node one of whose ``status.addresses`` is ``address`` (node-exporter's alerts name a node
+    by its IP: their ``instance``), or None. Pure."""
+    for node in nodes:
+        if any(a.get("address") == address for a in (node.get("status") or {}).get("addresses") or []):
+            name = (node.get("metadata") or {}).get("name")
+            return str(name) if name else None
+    return None
+
+
 def node_view(node: Body) -> dict[str, Any]:
     """A node's conditions, whether it is cordoned, its kubelet version."""
     status = node.get("status", {})

@@ -2,7 +2,8 @@
 
 ``READS`` is every request a capture may make (a test checks each request
 against it): get pods and their logs, list events, get the workloads of an
-owner chain, list ReplicaSets (a Deployment's rollouts), get nodes, claims,
+owner chain, list ReplicaSets (a Deployment's rollouts), get nodes (list
+them when an alert names a node by its address: node-exporter's ``instance``), claims,
 their storage classes and HPAs. Never Secrets or ConfigMaps. The Helm chart cannot import Python:
 ``receiver evidence rbac`` prints these rules (namespaced and cluster-scoped)
 as ``charts/receiver/files/evidence.yaml``, kept equal by a test, from which
@@ -31,6 +32,7 @@ READS = frozenset(
         Read("", "pods/log", "get"),
         Read("", "events", "list"),
         Read("", "nodes", "get"),
+        Read("", "nodes", "list"),
         Read("", "persistentvolumeclaims", "get"),
         Read("storage.k8s.io", "storageclasses", "get"),
         Read("autoscaling", "horizontalpodautoscalers", "get"),
