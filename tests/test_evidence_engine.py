@@ -33,7 +33,7 @@ from receiver.evidence.redact import redact_line
 from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
 from receiver.playbooks.records import RunStatus
-from receiver.store import IncidentQuery
+from receiver.store import IncidentQuery, StoreError
 from receiver.store.sqlite import SQLiteStore
 from receiver.timer import VirtualTimer
 from tests import evidence_cluster as c
@@ -444,3 +444,24 @@ async def test_with_evidence_off_a_run_waits_for_nothing(
     assert _pod_requests(kmock) == DELETED  # the playbook's read and delete: nothing captured
     [run] = await store.runs()
     assert (run.status, run.reason) == (RunStatus.SUCCEEDED, "")
+
+
+async def test_evidence_the_store_refuses_is_counted_as_failed_and_captured_again_later(
+    settings: Settings, store: SQLiteStore
+) -> None:
+    report = Counted()
+    engine = _engine(settings, store, Kube(None, dry_run=True), report)
+    assert engine.evidence is not None
+    stored = store.store_evidence
+
+    async def refuse(result: Any) -> None:
+        raise StoreError("database or disk is full")
+
+    store.store_evidence = refuse  # type: ignore[method-assign]
+    await _post(engine, store, _alert("KubeNodeNotReady"))
+    await engine.evidence.drain()
+    assert report.value("receiver_evidence_captures_total", outcome="failed") == 1  # visible: the chart alerts
+    [record] = await store.evidence(await _incident(store))
+    assert record.status.value != "done"  # left claimed, not lost: the next start captures it again
+    store.store_evidence = stored  # type: ignore[method-assign]
+    assert await store.release_evidence() == 1

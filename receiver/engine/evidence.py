@@ -179,8 +179,9 @@ class EvidenceWorker:
         )
         try:
             await self._store.store_evidence(result)
-        except StoreError as err:  # left claimed: captured again at the next start
+        except StoreError as err:  # left claimed: captured again at the next start; counted as failed meanwhile
             log.error("evidence not stored", extra={"incident": request.incident, "error": str(err)})
+            self._report(Tally(evidence=[(Outcome.FAILED.value, seconds)]))
             return
         self._told()
         log.info("evidence %s", found.outcome.value, extra={"incident": request.incident, "summary": found.summary})
