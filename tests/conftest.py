@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from receiver import config
@@ -64,3 +65,11 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await s.open()
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client for tests that talk to real servers on loopback (the receiver, Alertmanager, the fakes);
+    every request bounded."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        yield session

@@ -47,12 +47,6 @@ async def fake(clock: Clock) -> AsyncIterator[PagerDutyFake]:
         yield server
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def send(http: aiohttp.ClientSession, url: str, event: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
     data = event if isinstance(event, bytes) else json.dumps(event).encode()
     async with http.post(url, data=data, headers={"Content-Type": "application/json"}) as response:

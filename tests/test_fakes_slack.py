@@ -24,12 +24,6 @@ async def slack(clock: Clock) -> AsyncIterator[SlackFake]:
         yield fake
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def call(
     http: aiohttp.ClientSession, slack: SlackFake, method: str, token: str | None = TOKEN, **args: Any
 ) -> dict[str, Any]:

@@ -23,12 +23,6 @@ async def fake(clock: Clock) -> AsyncIterator[StatuspageFake]:
         yield server
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def call(
     http: aiohttp.ClientSession, method: str, url: str, body: Any = None, key: str | None = KEY
 ) -> tuple[int, Any]:

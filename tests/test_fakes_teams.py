@@ -32,12 +32,6 @@ async def teams(clock: Clock) -> AsyncIterator[TeamsFake]:
         yield fake
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def send(http: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, dict[str, str], Any]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     async with http.post(url, data=data, headers={"Content-Type": "application/json"}) as response:

@@ -15,12 +15,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
-
-
-@pytest.fixture
 async def processes(tmp_path: Path, http: aiohttp.ClientSession) -> AsyncIterator[dict[str, Callable[..., Any]]]:
     """Factories for receivers, Alertmanagers and proxies, all closed at the end."""
     made: list[Receiver | Alertmanager | DelayProxy | Prometheus] = []
