@@ -499,16 +499,21 @@ def test_a_plan_is_not_changed_by_what_the_run_resolves() -> None:
     assert isinstance(planned, Plan) and "owner_chain" not in planned.steps[0].inputs
 
 
-async def test_the_runs_api_shows_what_the_target_was_resolved_through(
-    aiohttp_client: Any, make_settings: Any, clock: Clock, kmock: Any, tmp_path: Path
-) -> None:
-    populate(kmock)
+async def _rolling_back(aiohttp_client: Any, make_settings: Any, clock: Clock, kmock: Any, tmp_path: Path) -> Any:
+    """The app, its engine inline, with the ROLLBACK playbook and a Kubernetes client for the emulator."""
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir()
     (playbooks / "rollback.yaml").write_text(yaml.safe_dump(document(ROLLBACK, name="rollback")))
     settings = make_settings(remediation={"playbook_dirs": [str(playbooks)]})
     app = create_app(settings, registry=CollectorRegistry(), clock=clock, engine="inline", kube=kube(kmock))
-    client = await aiohttp_client(app)
+    return await aiohttp_client(app)
+
+
+async def test_the_runs_api_shows_what_the_target_was_resolved_through(
+    aiohttp_client: Any, make_settings: Any, clock: Clock, kmock: Any, tmp_path: Path
+) -> None:
+    populate(kmock)
+    client = await _rolling_back(aiohttp_client, make_settings, clock, kmock, tmp_path)
     labels = {k: v for k, v in crashlooping(WEB_POD).labels.items() if k != "alertname"}
     await post(client, payload_alert("KubePodCrashLooping", **labels))
     await client.server.app[RUNNER].drain()
@@ -528,12 +533,7 @@ async def test_two_pods_of_one_deployment_are_two_runs_and_only_one_acts_on_thei
     populate(kmock)
     twin = "web-7d4b9c6f5-k8s7d"
     put(kmock, PODS, "shop", twin, pod(twin, controller("apps/v1", "ReplicaSet", "web-7d4b9c6f5")))
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    (playbooks / "rollback.yaml").write_text(yaml.safe_dump(document(ROLLBACK, name="rollback")))
-    settings = make_settings(remediation={"playbook_dirs": [str(playbooks)]})
-    app = create_app(settings, registry=CollectorRegistry(), clock=clock, engine="inline", kube=kube(kmock))
-    client = await aiohttp_client(app)
+    client = await _rolling_back(aiohttp_client, make_settings, clock, kmock, tmp_path)
     posted = [{k: v for k, v in crashlooping(name).labels.items() if k != "alertname"} for name in (WEB_POD, twin)]
     await post(client, *(payload_alert("KubePodCrashLooping", **labels) for labels in posted))
     await client.server.app[RUNNER].drain()
