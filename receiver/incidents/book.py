@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -41,7 +41,15 @@ from receiver.incidents.correlation import (
     should_resolve,
 )
 from receiver.incidents.ignore import DEFAULT_IGNORE, Matchers, ignored
-from receiver.incidents.lifecycle import EventKind, IncidentStatus, Lifecycle, TimelineEvent, incident_id
+from receiver.incidents.lifecycle import (
+    SIGNAL_FOR,
+    EventKind,
+    IncidentStatus,
+    Lifecycle,
+    Signal,
+    TimelineEvent,
+    incident_id,
+)
 from receiver.incidents.lifecycle import transition as lifecycle_transition
 from receiver.incidents.severity import Classification, Modifiers, Rule, Severity, classify, in_context, tiered
 from receiver.incidents.suppression import Dependency, FiringRoot, Suppression, suppression
@@ -225,6 +233,10 @@ class Changes:
     """(severity, seconds from detection) of each acknowledgement: MTTA."""
     resolved: list[tuple[Severity, float]] = field(default_factory=list)
     """(severity, seconds from detection) of each resolution: MTTR."""
+    signals: list[tuple[str, Signal, TimelineEvent]] = field(default_factory=list)
+    """(incident, what people may be told, the event that says it), in order (``receiver.notify``)."""
+    refreshed: set[str] = field(default_factory=set)
+    """Incidents whose alerts fired or resolved (``Signal.ALERTS_CHANGED``, once per transaction)."""
 
     def __bool__(self) -> bool:
         return bool(self.incidents or self.members or self.events)
@@ -237,6 +249,10 @@ class Changes:
         """Append to an incident's timeline (and write its row)."""
         self.touch(incident)
         self.events.append((incident.id, event, fingerprint))
+
+    def signal(self, incident: Incident, signal: Signal, event: TimelineEvent) -> None:
+        """Say that people may be told of ``event`` (already in the timeline) as ``signal``."""
+        self.signals.append((incident.id, signal, event))
 
 
 class UnknownIncident(KeyError):
@@ -336,6 +352,7 @@ class Book:
         self._stop_firing(incident, member, now)
         how = "expired: no update for too long" if expired else "resolved"
         self._changes.event(incident, TimelineEvent(now, EventKind.ALERT_RESOLVED, f"{member.name} {how}"), fingerprint)
+        self._changes.refreshed.add(incident.id)
         self._reevaluate_symptoms_of(fingerprint, now)
 
     def watch(self, sightings: watchdog.Sightings, now: datetime, heard_until: datetime | None = None) -> Changes:
@@ -394,9 +411,23 @@ class Book:
         self._move(incident, to, now, reason, actor)
         return self.settle(now)
 
-    def note(self, id: str, text: str, now: datetime, actor: str, kind: EventKind = EventKind.NOTE) -> Changes:
-        """Add a note (or another event a person or a playbook makes) to an incident's timeline."""
-        self._changes.event(self._get(id), TimelineEvent(now, kind, text, actor))
+    def note(
+        self,
+        id: str,
+        text: str,
+        now: datetime,
+        actor: str,
+        kind: EventKind = EventKind.NOTE,
+        signal: Signal | None = Signal.NOTE,
+    ) -> Changes:
+        """Add a note (or another event a person or a playbook makes) to an incident's timeline.
+
+        ``signal``: what people are told of it (None: nothing; a playbook run that started, say).
+        """
+        incident, event = self._get(id), TimelineEvent(now, kind, text, actor)
+        self._changes.event(incident, event)
+        if signal is not None:
+            self._changes.signal(incident, signal, event)
         return self.settle(now)
 
     def _get(self, id: str) -> Incident:
@@ -481,9 +512,14 @@ class Book:
         self._where[member.fingerprint] = incident.id
         if member.root is not None:
             self._dependents.setdefault(member.root, set()).add(member.fingerprint)
+        joins = bool(member.service) and member.service not in incident.services and bool(incident.services)
         self._start_firing(incident, member, now)
         self._changes.members[(incident.id, member.fingerprint)] = member
-        self._changes.event(incident, TimelineEvent(now, kind, f"{member.name} fired: {reason}"), member.fingerprint)
+        event = TimelineEvent(now, kind, f"{member.name} fired: {reason}")
+        self._changes.event(incident, event, member.fingerprint)
+        self._changes.refreshed.add(incident.id)
+        if joins:
+            self._changes.signal(incident, Signal.SERVICES_JOINED, replace(event, text=f"{member.service} joined"))
 
     def _refire(self, incident: Incident, member: Member, now: datetime) -> None:
         self._start_firing(incident, member, now)
@@ -491,6 +527,7 @@ class Book:
         self._changes.event(
             incident, TimelineEvent(now, EventKind.ALERT_FIRED, f"{member.name} fired again"), member.fingerprint
         )
+        self._changes.refreshed.add(incident.id)
 
     def _detach(self, incident: Incident, member: Member) -> None:
         """Take a member that does not fire out of its incident."""
@@ -647,6 +684,7 @@ class Book:
             if not incident.firing:
                 self._quiet.add(incident.id)
         self._changes.event(incident, event)
+        self._changes.signal(incident, SIGNAL_FOR[to], event)
 
     def _check_cascade(self, incident: Incident, now: datetime) -> None:
         """Marked when the cascade condition holds within the window; unmarked once fewer alerts fire than it needs.
@@ -684,10 +722,15 @@ class Book:
         if old is None:
             text = f"classified {new.severity}: {new.reason}"
             self._changes.opened.append(new.severity)
+            signal = Signal.OPENED
         else:
-            verb = "escalated" if new.severity < old.severity else "de-escalated"
+            worse = new.severity < old.severity
+            verb = "escalated" if worse else "de-escalated"
             text = f"{verb} from {old.severity} to {new.severity}: {new.reason}"
-        self._changes.event(incident, TimelineEvent(now, EventKind.CLASSIFIED, text))
+            signal = Signal.ESCALATED if worse else Signal.DEESCALATED
+        event = TimelineEvent(now, EventKind.CLASSIFIED, text)
+        self._changes.event(incident, event)
+        self._changes.signal(incident, signal, event)
 
     def _scope_views(self, scope: str) -> list[IncidentView]:
         return [self.incidents[i].view() for i in self._by_scope.get(scope, ())]

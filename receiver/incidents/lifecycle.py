@@ -44,6 +44,39 @@ class EventKind(StrEnum):
     """Evidence of an alert was captured from the cluster (or why it could not be)."""
 
 
+class Signal(StrEnum):
+    """Something about an incident that people may be told of (``receiver.notify`` decides who and how).
+
+    Bounded: safe as a metric label. The book raises the first ten as it changes incidents; the engine
+    raises the rest (playbook runs, status updates, update reminders, a playbook's ``notify`` step).
+    """
+
+    OPENED = "opened"
+    ESCALATED = "escalated"
+    """The severity worsened."""
+    DEESCALATED = "deescalated"
+    SERVICES_JOINED = "services_joined"
+    """A service the incident did not span fires in it now."""
+    ALERTS_CHANGED = "alerts_changed"
+    """Alerts fired or resolved in it: what a living message shows changed, nobody needs a new message."""
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    NOTE = "note"
+    RUN_BLOCKED = "run_blocked"
+    RUN_AWAITING_APPROVAL = "run_awaiting_approval"
+    RUN_FAILED = "run_failed"
+    STATUS_UPDATE = "status_update"
+    """A person's status update (``POST /api/v1/incidents/{id}/updates``), for every channel of the incident."""
+    REMINDER = "reminder"
+    """The incident's next update is overdue."""
+    STEP = "step"
+    """A playbook's ``notify`` step."""
+    TEST = "test"
+    """``receiver notify test``."""
+
+
 _S = IncidentStatus
 _ALLOWED = {
     _S.TRIGGERED: {_S.ACKNOWLEDGED, _S.MITIGATED, _S.RESOLVED},
@@ -51,6 +84,13 @@ _ALLOWED = {
     _S.MITIGATED: {_S.RESOLVED},
     _S.RESOLVED: {_S.TRIGGERED},
 }
+SIGNAL_FOR = {
+    _S.ACKNOWLEDGED: Signal.ACKNOWLEDGED,
+    _S.MITIGATED: Signal.MITIGATED,
+    _S.RESOLVED: Signal.RESOLVED,
+    _S.TRIGGERED: Signal.REOPENED,
+}
+"""What moving to each status tells people."""
 _EVENT_FOR = {
     _S.ACKNOWLEDGED: EventKind.ACKNOWLEDGED,
     _S.MITIGATED: EventKind.MITIGATED,
