@@ -8,6 +8,7 @@ cut at the limit. Title, severity, status and link are separate fields, so they 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import IntEnum, StrEnum
@@ -102,3 +103,13 @@ def truncate(text: str, limit: int) -> str:
 def join_lines(lines: Sequence[str]) -> str:
     """Lines joined with newlines, the empty ones left out."""
     return "\n".join(line for line in lines if line)
+
+
+def one_line(text: str, limit: int) -> str:
+    """``text`` on one line: control characters and line breaks made spaces, whitespace collapsed, cut to ``limit``.
+
+    What untrusted text needs before it goes where a line break means something (a mail header, a
+    status page's incident name).
+    """
+    kept = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
+    return truncate(" ".join(kept.split()), limit)

@@ -26,7 +26,6 @@ import ipaddress
 import re
 import smtplib
 import ssl
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ import pydantic
 from receiver.incidents.lifecycle import Signal
 from receiver.notify import content
 from receiver.notify.channel import Channel, ChannelSettingsBase, ChannelType, Io, Replay
-from receiver.notify.content import Compose, Detail, Markup, Message
+from receiver.notify.content import Compose, Detail, Markup, Message, one_line
 from receiver.notify.model import Delivery, Failed, Reason, Result, Sent
 
 MAX_MESSAGE_BYTES = 1_000_000
@@ -148,12 +147,6 @@ class EmailSettings(ChannelSettingsBase):
 
 
 # -- what is sent: pure ---------------------------------------------------------------------------------
-
-
-def one_line(text: str, limit: int) -> str:
-    """``text`` without control characters or line breaks, whitespace collapsed, cut to ``limit``. Pure."""
-    kept = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
-    return content.truncate(" ".join(kept.split()), limit)
 
 
 def subject(message: Message) -> str:
