@@ -60,6 +60,8 @@ class Message:
     audience: Audience = "internal"
     template: str = "update"
     """Which template made the body: ``declared``, ``update`` or ``resolved``."""
+    template_error: str = ""
+    """Why the configured template failed and the shipped one made the body (empty when none failed)."""
 
 
 Compose = Callable[[Markup, Detail], Message]
