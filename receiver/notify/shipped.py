@@ -74,6 +74,7 @@ Playbook runs:
 {% if incident.next_update_at %}
 Next update: {{ incident.next_update_at | time }} ({{ incident.next_update_at | ago }})
 {% endif %}
+
 {{ incident.link | link }}
 """
 """Internal, when an incident is declared (``opened``, and ``receiver notify test``)."""

@@ -354,7 +354,7 @@ def _utc(value: datetime) -> datetime:
 
 def _tidy(body: str) -> str:
     """The rendered body without trailing spaces or runs of blank lines, cut at ``MAX_BODY``."""
-    lines = "\n".join(line.rstrip() for line in body.strip().splitlines())
+    lines = "\n".join(line.rstrip() for line in body.strip().split("\n"))  # only \n: a value's U+2028 stays
     return short(_BLANK_LINES.sub("\n\n", lines), MAX_BODY, line=False)
 
 
@@ -362,7 +362,7 @@ def _why(err: Exception) -> str:
     if isinstance(err, jinja2.exceptions.SecurityError):
         return short(f"refused by the sandbox: {err}", 200)
     if isinstance(err, jinja2.UndefinedError):
-        return short(f"{err.message} (use .get() for a label or annotation an alert may lack)", 200)
+        return short(f"undefined value: {err.message}", 200)
     return short(f"{type(err).__name__}: {err}", 200)
 
 
