@@ -14,8 +14,10 @@ import html
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -510,3 +512,22 @@ def test_short_cuts_and_flattens() -> None:
 )
 def test_link(markup: Markup, url: str, text: str, shown: str) -> None:
     assert link(url, text, markup) == shown
+
+
+# The documentation shows what ships and examples that work.
+
+DOC = (Path(__file__).parent.parent / "docs" / "channels" / "templates.md").read_text()
+
+
+def test_the_documentation_shows_every_shipped_template_verbatim() -> None:
+    for (audience, name), source in DEFAULTS.items():
+        assert f"### {audience} {name}\n\n```jinja\n{source}```" in DOC
+
+
+def test_the_documented_overrides_pass_the_check() -> None:
+    example = yaml.safe_load(DOC.split("```yaml\n")[1].split("```")[0])["notify"]
+    for overrides in (example["templates"], example["routes"][0]["templates"]):
+        message = Templates(overrides).compose(story(), "internal", Markup.SLACK, Detail.FULL)
+        assert message.template_error == ""
+    body = Templates(example["templates"]).compose(story(), "internal", Markup.SLACK, Detail.FULL).body
+    assert body.splitlines()[1] == "- KubePodCrashLooping on web-7d4b9c6f5-x2x9z: Pod is crash looping."
