@@ -367,6 +367,15 @@ def test_a_user_template_failing_on_a_real_incident_falls_back_and_says_so() -> 
     assert failed.template == "update"
 
 
+def test_customers_are_not_told_that_a_custom_template_failed() -> None:
+    templates = Templates({"external": {"update": "{{ update.splitlines()[0] }}"}})
+    told = story(Signal.STATUS_UPDATE, extra={"update": "Payments are slow.\nWe are on it."})
+    assert templates.compose(told, "external", Markup.PLAIN, Detail.FULL).body == "Payments are slow."
+    failed = templates.compose(story(Signal.NOTE), "external", Markup.PLAIN, Detail.FULL)  # no update: no line 0
+    assert failed.body == TEMPLATES.compose(story(Signal.NOTE), "external", Markup.PLAIN, Detail.FULL).body
+    assert failed.template_error == "undefined value: list object has no element 0"
+
+
 @pytest.mark.parametrize(
     ("source", "line", "why"),
     [

@@ -15,8 +15,9 @@ never applies to a value, as ``finalize`` has escaped it for the markup first. T
 A user template is checked when it is configured (``Templates(...)`` raises ``TemplateError`` naming
 the audience, the name and the line): it must parse, use only the context's variables, and render the
 example incident of ``shipped``. One that still fails on a real incident (a label an alert lacks,
-``StrictUndefined``) is replaced by the shipped template of the same name, with a line saying so:
-a notification is never lost to a template. Pure: times come from the story, never the clock.
+``StrictUndefined``) is replaced by the shipped template of the same name, with a line saying so in
+an internal message (and ``Message.template_error`` in every one): a notification is never lost to a
+template. Pure: times come from the story, never the clock.
 """
 
 from __future__ import annotations
@@ -157,9 +158,11 @@ class Templates:
                 return _tidy(self._template(markup, audience, name, True).render(context)), ""
             except Exception as err:  # anything a user's template does wrong: fall back, say so
                 error = _why(err)
-            note = f"(The custom {audience} {name} template failed, the shipped one was used: {error})"
             body = self._template(markup, audience, name, False).render(context)
-            return _tidy(body + "\n\n" + escape(note, markup)), error
+            if audience == "internal":  # customers are not told about our templates: the sender logs it
+                note = f"(The custom {audience} {name} template failed, the shipped one was used: {error})"
+                body += "\n\n" + escape(note, markup)
+            return _tidy(body), error
         return _tidy(self._template(markup, audience, name, False).render(context)), ""
 
     def _template(self, markup: Markup, audience: str, name: str, custom: bool) -> jinja2.Template:
