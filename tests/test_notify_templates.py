@@ -98,7 +98,7 @@ def test_every_signal_has_its_template(signal: Signal) -> None:
     ],
 )
 def test_each_template_opens_with_what_happened(signal: Signal, audience: str, first_line: str) -> None:
-    message = TEMPLATES.compose(story(signal), audience, Markup.PLAIN, Detail.FULL)  # type: ignore[arg-type]
+    message = TEMPLATES.compose(story(signal), audience, Markup.PLAIN, Detail.FULL)
     assert message.body.splitlines()[0] == first_line
 
 
@@ -118,7 +118,7 @@ def test_an_external_update_speaks_in_status_page_phases(status: str, sentence: 
 def test_a_status_update_is_told_to_both_audiences_in_its_own_words() -> None:
     update = story(Signal.STATUS_UPDATE, extra={"update": "We rolled back web & are watching it."})
     for audience in ("internal", "external"):
-        body = TEMPLATES.compose(update, audience, Markup.SLACK, Detail.FULL).body  # type: ignore[arg-type]
+        body = TEMPLATES.compose(update, audience, Markup.SLACK, Detail.FULL).body
         assert "We rolled back web &amp; are watching it." in body
 
 
@@ -429,11 +429,11 @@ def test_every_shipped_template_renders_every_signal_tidily(audience: str, detai
     for signal in Signal:
         bare = story(signal, alerts=(), runs=(), evidence=(), severity="", services=(), next_update_at=None, link="")
         for told in (story(signal), bare):
-            message = TEMPLATES.compose(told, audience, markup, detail)  # type: ignore[arg-type]
+            message = TEMPLATES.compose(told, audience, markup, detail)
             assert message.body and message.template_error == ""
             assert message.body == message.body.strip() and "\n\n\n" not in message.body
             assert not any(line != line.rstrip() for line in message.body.splitlines())
-            assert message == TEMPLATES.compose(told, audience, markup, detail)  # type: ignore[arg-type]
+            assert message == TEMPLATES.compose(told, audience, markup, detail)
 
 
 def test_the_shipped_templates_pass_their_own_check() -> None:
