@@ -1,0 +1,239 @@
+"""PagerDuty through the Events API v2: an incident pages the on-call once, and PagerDuty's alert follows it.
+
+The incident id is the alert's ``dedup_key``, so everything about one incident lands on one PagerDuty
+alert: opening it triggers (pages), a worse severity, a new service or a reopening triggers again with
+the current summary, severity and details (PagerDuty updates the open alert and does not page again;
+a resolved one is opened anew, which pages), acknowledging and resolving follow. Anything else (notes,
+runs, status updates) is for the chat channels. Sending twice is harmless (the dedup key), so a
+delivery a crash interrupted is sent again. Documentation followed:
+https://developer.pagerduty.com/docs/events-api-v2/trigger-events/ (fields, limits, de-duplication),
+https://developer.pagerduty.com/docs/events-api-v2/overview/ (202, 400, 429, 5xx; 512 KB an event).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+import pydantic
+
+from receiver.incidents.lifecycle import Signal
+from receiver.notify import failures
+from receiver.notify.channel import ChannelSettingsBase, ChannelType, Io, Replay
+from receiver.notify.content import Audience, Compose, Markup, Message, fit, one_line, truncate
+from receiver.notify.http import Response, Unreachable
+from receiver.notify.model import Delivery, Failed, Reason, Result, Sent
+
+ENQUEUE = "/v2/enqueue"
+MAX_EVENT_BYTES = 512_000
+"""PagerDuty's "512 KB" an event, read as the smaller 512,000 bytes."""
+MAX_SUMMARY = 1024
+MAX_FIELD = 255
+"""What this channel puts in ``class`` and ``component``, and each service name (PagerDuty states no limit)."""
+MAX_SERVICES = 50
+ROUTING_KEY = re.compile(r"[A-Za-z0-9]{32}")
+ACTIONS: Mapping[Signal, str] = {
+    Signal.OPENED: "trigger",
+    Signal.ESCALATED: "trigger",
+    Signal.SERVICES_JOINED: "trigger",
+    Signal.REOPENED: "trigger",
+    Signal.TEST: "trigger",
+    Signal.ACKNOWLEDGED: "acknowledge",
+    Signal.RESOLVED: "resolve",
+}
+"""The event each signal sends; the other signals send nothing."""
+SEVERITIES: Mapping[str, str] = {"SEV1": "critical", "SEV2": "error", "SEV3": "warning", "SEV4": "info"}
+UNCLASSIFIED = "warning"
+"""PagerDuty's severity of an incident not classified yet."""
+REDACTED = "<routing key>"
+
+
+class PagerDutySettings(ChannelSettingsBase):
+    """``notify.channels.<name>`` of ``type: pagerduty``: one PagerDuty service's Events API v2 integration."""
+
+    type: Literal["pagerduty"]
+    routing_key: pydantic.SecretStr
+    """The integration key (32 letters and digits); ``env:NAME`` keeps it out of the file."""
+    api_url: str = "https://events.pagerduty.com"
+    """Events are posted to ``{api_url}/v2/enqueue`` (EU accounts: https://events.eu.pagerduty.com)."""
+    source: str = "receiver"
+    """``payload.source``: what PagerDuty shows as the affected system."""
+    client: str = "receiver"
+    """``client``: the name PagerDuty shows for the sender, linked to the incident's page."""
+
+    @pydantic.field_validator("routing_key")
+    @classmethod
+    def _routing_key(cls, value: pydantic.SecretStr) -> pydantic.SecretStr:
+        """32 letters and digits, as PagerDuty issues them; the error never repeats the key."""
+        if not ROUTING_KEY.fullmatch(value.get_secret_value()):
+            raise ValueError("a PagerDuty routing (integration) key is 32 letters and digits")
+        return value
+
+    @pydantic.field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^/?#\s]+", value.rstrip("/")):
+            raise ValueError("an http(s) URL of the Events API host, without a path (https://events.pagerduty.com)")
+        return value.rstrip("/")
+
+    @pydantic.field_validator("source", "client")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("PagerDuty refuses a blank value")
+        return value
+
+
+def dedup_key(delivery: Delivery) -> str:
+    """The incident's id; a test's own key (resolved by the operator), so it never touches an incident. Pure."""
+    if delivery.signal is Signal.TEST:
+        return "receiver-test-" + hashlib.sha256(delivery.key.encode()).hexdigest()[:16]
+    return delivery.incident
+
+
+def severity(message: Message) -> str:
+    """PagerDuty's severity for the incident's (``warning`` before it is classified). Pure."""
+    return SEVERITIES.get(message.severity, UNCLASSIFIED)
+
+
+def trigger(settings: PagerDutySettings, delivery: Delivery, message: Message) -> dict[str, Any]:
+    """The trigger event telling the alert what the incident is now (plain text). Pure."""
+    services = [one_line(s, MAX_FIELD) for s in message.services[:MAX_SERVICES]]
+    payload: dict[str, Any] = {
+        "summary": one_line(message.summary or message.title, MAX_SUMMARY),
+        "source": settings.source,
+        "severity": severity(message),
+        "timestamp": delivery.at.isoformat(),
+        "class": one_line(message.title, MAX_FIELD),
+        "custom_details": details(delivery, message, services),
+    }
+    if services:
+        payload["component"] = services[0]
+        payload["group"] = truncate(", ".join(services), MAX_SUMMARY)
+    event: dict[str, Any] = {
+        "routing_key": settings.routing_key.get_secret_value(),
+        "event_action": "trigger",
+        "dedup_key": dedup_key(delivery),
+        "payload": payload,
+        "client": settings.client,
+    }
+    if message.link:
+        event["links"] = [{"href": message.link, "text": f"Incident {delivery.incident}"}]
+        event["client_url"] = message.link
+    return event
+
+
+def details(delivery: Delivery, message: Message, services: list[str]) -> dict[str, Any]:
+    """``custom_details``: what PagerDuty shows under the alert, the body at the detail that fits. Pure."""
+    more = len(message.services) - len(services)
+    return {
+        "incident": delivery.incident,
+        "status": message.status,
+        "severity": message.severity or "unclassified",
+        "services": services + ([f"… and {more} more"] if more > 0 else []),
+        "event": message.event,
+        "details": message.body,
+    }
+
+
+def follow_up(settings: PagerDutySettings, delivery: Delivery) -> dict[str, Any]:
+    """An acknowledge or resolve event for the incident's alert. Pure."""
+    return {
+        "routing_key": settings.routing_key.get_secret_value(),
+        "event_action": ACTIONS[delivery.signal],
+        "dedup_key": dedup_key(delivery),
+    }
+
+
+def encoded(event: Mapping[str, Any]) -> bytes:
+    """The bytes sent (and measured against the limit)."""
+    return orjson.dumps(event)
+
+
+def failure(response: Response, routing_key: str) -> Failed | None:
+    """What PagerDuty's answer means (None: accepted). An unknown routing key is a 400 a person must fix. Pure."""
+    words = answer_words(response).replace(routing_key, REDACTED)
+    if response.status == 400 and "invalid routing key" in words.lower():
+        return Failed(Reason.AUTH_ERROR, f"HTTP 400: {words}", permanent=True)
+    return failures.of_status(response.status, response.headers, words)
+
+
+def answer_words(response: Response) -> str:
+    """PagerDuty's ``message`` and ``errors`` from an answer, or the start of its body. Pure."""
+    body = response.json()
+    if not isinstance(body, dict):
+        return response.text()
+    errors = body.get("errors")
+    listed = "; ".join(str(e) for e in errors) if isinstance(errors, list) else ""
+    return ": ".join(str(part) for part in (body.get("message", ""), listed) if part)
+
+
+@dataclass(slots=True)
+class PagerDutyChannel:
+    """A configured PagerDuty service."""
+
+    name: str
+    settings: PagerDutySettings
+    kind: str = "pagerduty"
+    audience: Audience = "internal"
+
+    def replay(self, delivery: Delivery) -> Replay:
+        """Safe: PagerDuty applies an event for a known dedup key to the same alert."""
+        return Replay.SAFE
+
+    def wants(self, signal: Signal) -> bool:
+        """Opening, worsening, reopening, acknowledging and resolving; a test."""
+        return signal in ACTIONS
+
+    def rate_key(self, delivery: Delivery) -> str:
+        """PagerDuty limits events per routing key (never shown: a digest of it)."""
+        return "pagerduty:" + hashlib.sha256(self.settings.routing_key.get_secret_value().encode()).hexdigest()[:16]
+
+    def min_interval(self) -> float:
+        """None documented between two events (about 120 a minute a key, answered 429 past it)."""
+        return 0.0
+
+    def event(self, delivery: Delivery, compose: Compose) -> dict[str, Any]:
+        """The event to send, within PagerDuty's size limit."""
+        if ACTIONS[delivery.signal] != "trigger":
+            return follow_up(self.settings, delivery)
+        build = functools.partial(trigger, self.settings, delivery)
+        return fit(compose, Markup.PLAIN, build, lambda event: len(encoded(event)), MAX_EVENT_BYTES)
+
+    def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
+        """The event, its routing key hidden."""
+        return {**self.event(delivery, compose), "routing_key": REDACTED}
+
+    async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
+        """Post the event once; the dedup key is the provider's id."""
+        if delivery.target.destination:
+            return Failed(Reason.CLIENT_ERROR, NO_DESTINATION, permanent=True)
+        event = self.event(delivery, compose)
+        try:
+            response = await io.http.request(
+                "POST", self.settings.api_url + ENQUEUE, data=encoded(event), headers=JSON_HEADERS
+            )
+        except Unreachable as err:
+            return Failed(err.reason, str(err))
+        failed = failure(response, self.settings.routing_key.get_secret_value())
+        return failed or Sent(provider_id=event["dedup_key"])
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+NO_DESTINATION = (
+    "a pagerduty channel takes no destination (a routing key in a route would be stored and shown with every "
+    "notification): configure one channel per PagerDuty service"
+)
+
+
+def build(name: str, settings: PagerDutySettings) -> PagerDutyChannel:
+    """The channel ``notify.channels.<name>`` describes."""
+    return PagerDutyChannel(name, settings)
+
+
+TYPE = ChannelType("pagerduty", PagerDutySettings, build)

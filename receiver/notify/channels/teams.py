@@ -1,0 +1,196 @@
+"""Microsoft Teams through a Workflows webhook: one Adaptive Card posted to a channel per notification.
+
+Office 365 connector webhooks are retired; a Teams channel takes notifications from a Power Automate
+flow "When a Teams webhook request is received" that posts the card it is sent. Such a post cannot be
+updated, so every signal but ``alerts_changed`` (a refresh a living message would show) posts a card,
+and a delivery a crash interrupted is never sent again (it cannot be told whether the flow ran). The
+flow's URL carries its authorization (``sig``): it is never shown, logged or used as a metric label.
+Documentation followed:
+https://learn.microsoft.com/en-us/connectors/teams/?tabs=text1%2Cdotnet#microsoft-teams-webhook (the
+message, about 28 KB at most, more than 4 requests a second throttled),
+https://learn.microsoft.com/en-us/microsoftteams/platform/task-modules-and-cards/cards/cards-format
+(the markdown of TextBlock and FactSet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+import pydantic
+
+from receiver.incidents.lifecycle import Signal
+from receiver.notify import failures
+from receiver.notify.channel import ChannelSettingsBase, ChannelType, Io, Replay
+from receiver.notify.content import Audience, Compose, Markup, Message, fit, one_line
+from receiver.notify.http import Response, Unreachable
+from receiver.notify.model import Delivery, Failed, Reason, Result, Sent
+
+ADAPTIVE = "application/vnd.microsoft.card.adaptive"
+SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+VERSION = "1.4"
+MAX_BYTES = 28_000
+"""Teams' "about 28 KB" a message, read as the smaller 28,000 bytes of the request body."""
+MAX_LINE = 500
+"""Characters of the title, the event and each fact's value (a card line, not a document)."""
+MAX_SERVICES = 20
+PER_SECOND = 4
+"""More than four requests in one second are throttled."""
+SPECIAL = re.compile(r"([\\`*_~\[\](){}<>#|!&])")
+"""What may start markdown, a link, a mention (``<at>``), an entity or a ``{{DATE()}}`` in a TextBlock."""
+LIST_MARKER = re.compile(r"^(\d*)([-+.)])")
+"""What starts a list at the start of a line (``- ``, ``+ ``, ``1. ``, ``1) ``): its mark is escaped."""
+WEBHOOK_ERRORS: Mapping[int, str] = {
+    404: "the flow was not found (deleted, or the URL is wrong): set the webhook URL of a running flow",
+    401: "the flow refused the URL's signature: set the webhook URL the flow shows now",
+    403: "the flow refused the request: check the flow's trigger and who may call it",
+}
+"""Failures that mean the URL is no longer good: a person must give a new one."""
+
+
+class TeamsSettings(ChannelSettingsBase):
+    """``notify.channels.<name>`` of ``type: teams``: a Workflows flow posting to one Teams channel."""
+
+    type: Literal["teams"]
+    webhook_url: pydantic.SecretStr
+    """The flow's "HTTP POST URL"; its ``sig`` authorizes the post, so ``env:NAME`` keeps it out of the file."""
+
+    @pydantic.field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: pydantic.SecretStr) -> pydantic.SecretStr:
+        """An http(s) URL with a host; the error never repeats it."""
+        url = urllib.parse.urlsplit(value.get_secret_value())
+        if url.scheme not in ("https", "http") or not url.hostname:
+            raise ValueError("the flow's webhook URL must be an https URL")
+        return value
+
+
+def escape(text: str) -> str:
+    """Plain text for a TextBlock or a fact, as one line: nothing in it formats, links, mentions or
+    expands (a ``\\`` before each character that could, and before a list or heading marker). Pure."""
+    return LIST_MARKER.sub(r"\1\\\2", SPECIAL.sub(r"\\\1", one_line(text, MAX_LINE)))
+
+
+def facts(message: Message) -> list[dict[str, str]]:
+    """Severity, status and services, escaped. Pure."""
+    services = ", ".join(message.services[:MAX_SERVICES])
+    if len(message.services) > MAX_SERVICES:
+        services += f" and {len(message.services) - MAX_SERVICES} more"
+    shown = (("Severity", message.severity or "unclassified"), ("Status", message.status), ("Services", services))
+    return [{"title": title, "value": escape(value)} for title, value in shown if value]
+
+
+def card(message: Message) -> dict[str, Any]:
+    """The Adaptive Card: the title, what happened, the facts, the body (already markdown), a link. Pure."""
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": escape(message.title), "weight": "Bolder", "size": "Medium", "wrap": True}
+    ]
+    if message.event:
+        body.append({"type": "TextBlock", "text": escape(message.event), "isSubtle": True, "wrap": True})
+    body.append({"type": "FactSet", "facts": facts(message)})
+    if message.body:
+        body.append({"type": "TextBlock", "text": message.body, "wrap": True})
+    content: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": SCHEMA,
+        "version": VERSION,
+        "body": body,
+        "msteams": {"width": "Full"},
+    }
+    if message.link.startswith(("https://", "http://")):
+        content["actions"] = [{"type": "Action.OpenUrl", "title": "Open incident", "url": message.link}]
+    return content
+
+
+def post(message: Message) -> dict[str, Any]:
+    """The message a Workflows webhook takes: one Adaptive Card attachment. Pure."""
+    return {"type": "message", "attachments": [{"contentType": ADAPTIVE, "contentUrl": None, "content": card(message)}]}
+
+
+def encoded(body: Mapping[str, Any]) -> bytes:
+    """The bytes sent (and measured against the limit)."""
+    return orjson.dumps(body)
+
+
+def failure(response: Response) -> Failed | None:
+    """What the flow's answer means (None: accepted); a URL no longer good is an authentication error. Pure."""
+    words = answer_words(response)
+    advice = WEBHOOK_ERRORS.get(response.status)
+    if advice is None:
+        return failures.of_status(response.status, response.headers, words)
+    message = ": ".join(part for part in (f"HTTP {response.status}", words, advice) if part)
+    return Failed(Reason.AUTH_ERROR, message, permanent=True)
+
+
+def answer_words(response: Response) -> str:
+    """The Logic Apps error's code and message, or the start of the body. Pure."""
+    body = response.json()
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return response.text()
+    return ": ".join(str(error[part]) for part in ("code", "message") if error.get(part))
+
+
+@dataclass(slots=True)
+class TeamsChannel:
+    """A configured Teams channel (its flow)."""
+
+    name: str
+    settings: TeamsSettings
+    kind: str = "teams"
+    audience: Audience = "internal"
+
+    def replay(self, delivery: Delivery) -> Replay:
+        """Never: a post cannot be looked up nor updated, so sending again could post twice."""
+        return Replay.NEVER
+
+    def wants(self, signal: Signal) -> bool:
+        """Everything but ``alerts_changed``: a posted card cannot be updated to show it."""
+        return signal is not Signal.ALERTS_CHANGED
+
+    def rate_key(self, delivery: Delivery) -> str:
+        """The flow (a digest of its URL: the URL itself is a credential)."""
+        return "teams:" + hashlib.sha256(self.settings.webhook_url.get_secret_value().encode()).hexdigest()[:16]
+
+    def min_interval(self) -> float:
+        """Four requests a second."""
+        return 1.0 / PER_SECOND
+
+    def body(self, compose: Compose) -> dict[str, Any]:
+        """The message to post, within Teams' size limit."""
+        return fit(compose, Markup.MARKDOWN, post, lambda body: len(encoded(body)), MAX_BYTES)
+
+    def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
+        """The message (the URL is not part of it)."""
+        return self.body(compose)
+
+    async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
+        """Post the card once; a flow gives no id of what it posts."""
+        if delivery.target.destination:
+            return Failed(Reason.CLIENT_ERROR, NO_DESTINATION, permanent=True)
+        url = self.settings.webhook_url.get_secret_value()
+        try:
+            response = await io.http.request("POST", url, data=encoded(self.body(compose)), headers=JSON_HEADERS)
+        except Unreachable as err:
+            return Failed(err.reason, str(err).replace(url, "<webhook URL>"))
+        return failure(response) or Sent()
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+NO_DESTINATION = (
+    "a teams channel takes no destination (a flow's URL in a route would be stored and shown with every "
+    "notification): configure one channel per flow"
+)
+
+
+def build(name: str, settings: TeamsSettings) -> TeamsChannel:
+    """The channel ``notify.channels.<name>`` describes."""
+    return TeamsChannel(name, settings)
+
+
+TYPE = ChannelType("teams", TeamsSettings, build)
