@@ -136,7 +136,7 @@ def details(delivery: Delivery, message: Message, services: list[str]) -> dict[s
         "status": message.status,
         "severity": message.severity or "unclassified",
         "services": services + ([f"… and {more} more"] if more > 0 else []),
-        "event": message.event,
+        "event": one_line(message.event, MAX_SUMMARY),
         "details": message.body,
     }
 

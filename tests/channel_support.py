@@ -1,0 +1,99 @@
+"""What the channel tests share: deliveries built by hand, and a compose whose message is hostile.
+
+A channel's test builds ``Delivery`` values directly and hands the channel a ``Script``: a ``Compose``
+that answers every (markup, detail) with a ``Message`` whose title, summary, event, status and services
+carry attacker-controlled text (mentions, links, HTML, markdown, card expressions, line breaks), and
+whose body is made of three marked parts (text, alerts, evidence) of chosen sizes, dropped as the
+detail asked drops them. So a test asserts escaping, and the degradation order under a size limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from receiver.incidents.lifecycle import Signal
+from receiver.notify.content import Detail, Markup, Message
+from receiver.notify.model import Delivery, Target
+from tests.conftest import T0
+
+INCIDENT = "INC-20261122-0001"
+LINK = f"https://receiver.example/incidents/{INCIDENT}"
+HOSTILE = (
+    "<!channel> <https://evil.example|x> & *bold* _it_ </td><script>alert(1)</script> "
+    "[click](https://evil.example) {{DATE(2017-02-14T06:08:39Z, SHORT)}} <at>everyone</at>"
+)
+"""A label value meant to format, link, mention or run something in one markup or another."""
+CRLF = "line one\r\nBcc: attacker@evil.example\r\n\r\nline two"
+"""A value meant to break a one-line field (a header, a subject, a summary) into several."""
+
+
+def delivery(
+    signal: Signal = Signal.OPENED,
+    *,
+    channel: str = "ops",
+    destination: str = "",
+    event: str | None = None,
+    incident: str = INCIDENT,
+    attempts: int = 1,
+    resumed: bool = False,
+) -> Delivery:
+    """An outbox row as the sender would hand it over: the event named after its signal, at T0 + 1 minute."""
+    target = Target(channel, destination)
+    name = event if event is not None else signal.value
+    return Delivery(
+        id=1,
+        key=f"{incident}/{name}/{target}",
+        incident=incident,
+        signal=signal,
+        target=target,
+        kind="test",
+        text=f"{signal.value}: {HOSTILE}",
+        actor="alice",
+        at=T0 + timedelta(minutes=1),
+        created_at=T0 + timedelta(minutes=1),
+        attempts=attempts,
+        resumed=resumed,
+    )
+
+
+@dataclass
+class Script:
+    """A ``Compose`` for tests: hostile one-line fields, a body of marked parts, and what it was asked."""
+
+    severity: str = "SEV2"
+    status: str = "triggered"
+    link: str = LINK
+    title: str = f"[SEV2] {INCIDENT}: KubePodCrashLooping {HOSTILE}"
+    summary: str = f"KubePodCrashLooping in shop {CRLF} {HOSTILE}"
+    event: str = f"opened {CRLF}"
+    services: tuple[str, ...] = ("shop", HOSTILE)
+    text: str = "TEXT-START the incident TEXT-END"
+    alerts: int = 0
+    """Characters of the alert list (present at FULL and NO_EVIDENCE)."""
+    evidence: int = 0
+    """Characters of the evidence (present at FULL only)."""
+    asked: list[tuple[Markup, Detail]] = field(default_factory=list)
+
+    def __call__(self, markup: Markup, detail: Detail) -> Message:
+        self.asked.append((markup, detail))
+        parts = [self.text, marked("ALERTS", self.alerts), marked("EVIDENCE", self.evidence)]
+        kept = parts[: 3 - detail]
+        return Message(
+            title=self.title,
+            severity=self.severity,
+            status=self.status,
+            link=self.link,
+            summary=self.summary,
+            event=self.event,
+            body="\n".join(part for part in kept if part),
+            services=self.services,
+        )
+
+
+def marked(name: str, size: int) -> str:
+    """``size`` characters starting ``<name>-START`` (empty for 0)."""
+    if not size:
+        return ""
+    head = f"{name}-START "
+    return (head + "x" * size)[:size]
