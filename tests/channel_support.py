@@ -9,11 +9,12 @@ detail asked drops them. So a test asserts escaping, and the degradation order u
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from receiver.incidents.lifecycle import Signal
-from receiver.notify.content import Detail, Markup, Message
+from receiver.notify.content import TRUNCATED, Detail, Markup, Message
 from receiver.notify.model import Delivery, Target
 from tests.conftest import T0
 
@@ -79,16 +80,8 @@ class Script:
         self.asked.append((markup, detail))
         parts = [self.text, marked("ALERTS", self.alerts), marked("EVIDENCE", self.evidence)]
         kept = parts[: 3 - detail]
-        return Message(
-            title=self.title,
-            severity=self.severity,
-            status=self.status,
-            link=self.link,
-            summary=self.summary,
-            event=self.event,
-            body="\n".join(part for part in kept if part),
-            services=self.services,
-        )
+        body = "\n".join(part for part in kept if part)
+        return Message(self.title, self.severity, self.status, self.link, self.summary, self.event, body, self.services)
 
 
 def marked(name: str, size: int) -> str:
@@ -97,3 +90,33 @@ def marked(name: str, size: int) -> str:
         return ""
     head = f"{name}-START "
     return (head + "x" * size)[:size]
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """A message too large for a limit, the detail ``fit`` must end at, and what must and must not remain."""
+
+    script: Script
+    detail: Detail
+    kept: tuple[str, ...]
+    dropped: tuple[str, ...]
+
+    def check(self, body: str) -> bool:
+        """Whether ``body`` (the delivered one) kept and dropped what it must."""
+        return all(k in body for k in self.kept) and not any(d in body for d in self.dropped)
+
+
+def degradations(big: int) -> list[Degradation]:
+    """Evidence over the limit by itself (dropped first), then alerts (dropped next), then the text (cut)."""
+    return [
+        Degradation(Script(alerts=1000, evidence=big), Detail.NO_EVIDENCE, ("ALERTS-START",), ("EVIDENCE-START",)),
+        Degradation(Script(alerts=big, evidence=1000), Detail.NO_ALERTS, ("TEXT-START",), ("ALERTS-START", "EVIDENCE")),
+        Degradation(Script(text="TEXT-START " + "t" * big), Detail.NO_ALERTS, ("TEXT-START", TRUNCATED), ()),
+    ]
+
+
+def closed_url(path: str = "") -> str:
+    """A loopback URL nothing listens on (a port the kernel gave and was given back): no answer, at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}{path}"

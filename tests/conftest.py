@@ -12,6 +12,8 @@ import aiohttp
 import pytest
 
 from receiver import config
+from receiver.notify.channel import Io
+from receiver.notify.http import Http
 from receiver.store.sqlite import SQLiteStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager-0.25"
@@ -73,3 +75,10 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     every request bounded."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         yield session
+
+
+@pytest.fixture
+async def io(clock: Clock) -> AsyncIterator[Io]:
+    """What a notification channel sends through: the channels' HTTP client (bounded) and the test's clock."""
+    async with Http(timeout=5) as http:
+        yield Io(http, clock)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,10 +18,9 @@ from receiver.notify.channels.pagerduty import (
     build,
     dedup_key,
 )
-from receiver.notify.content import TRUNCATED, Detail, Markup
-from receiver.notify.http import Http
+from receiver.notify.content import TRUNCATED, Markup
 from receiver.notify.model import Failed, Reason, Sent
-from tests.channel_support import CRLF, HOSTILE, INCIDENT, LINK, Script, delivery
+from tests.channel_support import CRLF, HOSTILE, INCIDENT, LINK, Script, closed_url, degradations, delivery
 from tests.conftest import Clock
 from tests.fakes.pagerduty import PagerDutyFake
 from tests.fakes.server import Fault
@@ -35,12 +33,6 @@ OTHER_KEY = "Pfedcba9876543210fedcba987654321"
 async def fake(clock: Clock) -> AsyncIterator[PagerDutyFake]:
     async with PagerDutyFake(clock=clock) as server:
         yield server
-
-
-@pytest.fixture
-async def io(clock: Clock) -> AsyncIterator[Io]:
-    async with Http(timeout=5) as http:
-        yield Io(http, clock)
 
 
 def channel(url: str, key: str = KEY, **settings: Any) -> PagerDutyChannel:
@@ -187,21 +179,15 @@ async def test_evidence_goes_first_then_alerts_then_the_body_is_cut_title_severi
     fake: PagerDutyFake, io: Io
 ) -> None:
     pd = channel(fake.url)
-    cases = [
-        (Script(alerts=1000, evidence=600_000), Detail.NO_EVIDENCE, ["ALERTS-START"], ["EVIDENCE-START"]),
-        (Script(alerts=600_000, evidence=1000), Detail.NO_ALERTS, ["TEXT-START"], ["ALERTS-START", "EVIDENCE"]),
-        (Script(text="TEXT-START " + "t" * 700_000), Detail.NO_ALERTS, ["TEXT-START", TRUNCATED], []),
-    ]
-    for script, last_detail, kept, dropped in cases:
-        assert isinstance(await pd.send(delivery(), script, io), Sent)
+    for case in degradations(600_000):
+        assert isinstance(await pd.send(delivery(), case.script, io), Sent)
 
         request = fake.requests[-1]
         assert request.status == 202 and len(request.raw) <= MAX_EVENT_BYTES
-        assert script.asked[-1] == (Markup.PLAIN, last_detail)
+        assert case.script.asked[-1] == (Markup.PLAIN, case.detail)
         payload = request.body["payload"]
-        details = payload["custom_details"]["details"]
-        assert all(k in details for k in kept) and not any(d in details for d in dropped)
-        assert payload["severity"] == "error" and payload["class"] == script.title
+        assert case.check(payload["custom_details"]["details"])
+        assert payload["severity"] == "error" and payload["class"] == case.script.title
         assert request.body["links"] == [{"href": LINK, "text": f"Incident {INCIDENT}"}]
 
 
@@ -273,11 +259,7 @@ async def test_statuses(fake: PagerDutyFake, io: Io, fault: Fault, reason: Reaso
 
 
 async def test_no_answer_is_a_temporary_failure(io: Io) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    result = await channel(closed).send(delivery(), Script(), io)
+    result = await channel(closed_url()).send(delivery(), Script(), io)
 
     assert isinstance(result, Failed)
     assert (result.reason, result.permanent) == (Reason.OTHER, False) and KEY not in result.message

@@ -17,16 +17,16 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-import orjson
 import pydantic
 
 from receiver.incidents.lifecycle import Signal
 from receiver.notify import failures
-from receiver.notify.channel import ChannelSettingsBase, ChannelType, Io, Replay
-from receiver.notify.content import Audience, Compose, Markup, Message, fit, one_line, truncate
-from receiver.notify.http import Response, Unreachable
+from receiver.notify.channel import ChannelSettingsBase, ChannelType, Replay
+from receiver.notify.channels.endpoint import Document, EndpointChannel, fitted
+from receiver.notify.content import Compose, Markup, Message, one_line, truncate
+from receiver.notify.http import Response
 from receiver.notify.model import Delivery, Failed, Reason, Result, Sent
 
 ENQUEUE = "/v2/enqueue"
@@ -150,11 +150,6 @@ def follow_up(settings: PagerDutySettings, delivery: Delivery) -> dict[str, Any]
     }
 
 
-def encoded(event: Mapping[str, Any]) -> bytes:
-    """The bytes sent (and measured against the limit)."""
-    return orjson.dumps(event)
-
-
 def failure(response: Response, routing_key: str) -> Failed | None:
     """What PagerDuty's answer means (None: accepted). An unknown routing key is a 400 a person must fix. Pure."""
     words = answer_words(response).replace(routing_key, REDACTED)
@@ -174,61 +169,35 @@ def answer_words(response: Response) -> str:
 
 
 @dataclass(slots=True)
-class PagerDutyChannel:
+class PagerDutyChannel(EndpointChannel[PagerDutySettings]):
     """A configured PagerDuty service."""
 
-    name: str
-    settings: PagerDutySettings
     kind: str = "pagerduty"
-    audience: Audience = "internal"
+    signals: ClassVar[frozenset[Signal]] = frozenset(ACTIONS)
+    replays: ClassVar[Replay] = Replay.SAFE
+    """PagerDuty applies an event for a known dedup key to the same alert: sending it again changes nothing.
+    No interval between two events is documented (about 120 a minute a key, answered 429 past it)."""
 
-    def replay(self, delivery: Delivery) -> Replay:
-        """Safe: PagerDuty applies an event for a known dedup key to the same alert."""
-        return Replay.SAFE
+    def identity(self) -> str:
+        return self.settings.routing_key.get_secret_value()
 
-    def wants(self, signal: Signal) -> bool:
-        """Opening, worsening, reopening, acknowledging and resolving; a test."""
-        return signal in ACTIONS
+    def url(self) -> str:
+        return self.settings.api_url + ENQUEUE
 
-    def rate_key(self, delivery: Delivery) -> str:
-        """PagerDuty limits events per routing key (never shown: a digest of it)."""
-        return "pagerduty:" + hashlib.sha256(self.settings.routing_key.get_secret_value().encode()).hexdigest()[:16]
-
-    def min_interval(self) -> float:
-        """None documented between two events (about 120 a minute a key, answered 429 past it)."""
-        return 0.0
-
-    def event(self, delivery: Delivery, compose: Compose) -> dict[str, Any]:
-        """The event to send, within PagerDuty's size limit."""
+    def document(self, delivery: Delivery, compose: Compose) -> Document:
+        """The event: an acknowledge or resolve, or a trigger within PagerDuty's size limit."""
         if ACTIONS[delivery.signal] != "trigger":
             return follow_up(self.settings, delivery)
-        build = functools.partial(trigger, self.settings, delivery)
-        return fit(compose, Markup.PLAIN, build, lambda event: len(encoded(event)), MAX_EVENT_BYTES)
+        return fitted(compose, Markup.PLAIN, functools.partial(trigger, self.settings, delivery), MAX_EVENT_BYTES)
+
+    def outcome(self, response: Response, document: Document) -> Result:
+        """The dedup key is the provider's id of what was sent."""
+        failed = failure(response, self.identity())
+        return failed or Sent(provider_id=document["dedup_key"])
 
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
         """The event, its routing key hidden."""
-        return {**self.event(delivery, compose), "routing_key": REDACTED}
-
-    async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
-        """Post the event once; the dedup key is the provider's id."""
-        if delivery.target.destination:
-            return Failed(Reason.CLIENT_ERROR, NO_DESTINATION, permanent=True)
-        event = self.event(delivery, compose)
-        try:
-            response = await io.http.request(
-                "POST", self.settings.api_url + ENQUEUE, data=encoded(event), headers=JSON_HEADERS
-            )
-        except Unreachable as err:
-            return Failed(err.reason, str(err))
-        failed = failure(response, self.settings.routing_key.get_secret_value())
-        return failed or Sent(provider_id=event["dedup_key"])
-
-
-JSON_HEADERS = {"Content-Type": "application/json"}
-NO_DESTINATION = (
-    "a pagerduty channel takes no destination (a routing key in a route would be stored and shown with every "
-    "notification): configure one channel per PagerDuty service"
-)
+        return {**self.document(delivery, compose), "routing_key": REDACTED}
 
 
 def build(name: str, settings: PagerDutySettings) -> PagerDutyChannel:

@@ -14,21 +14,20 @@ https://learn.microsoft.com/en-us/microsoftteams/platform/task-modules-and-cards
 
 from __future__ import annotations
 
-import hashlib
 import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-import orjson
 import pydantic
 
 from receiver.incidents.lifecycle import Signal
 from receiver.notify import failures
-from receiver.notify.channel import ChannelSettingsBase, ChannelType, Io, Replay
-from receiver.notify.content import Audience, Compose, Markup, Message, fit, one_line
-from receiver.notify.http import Response, Unreachable
+from receiver.notify.channel import ChannelSettingsBase, ChannelType, Replay
+from receiver.notify.channels.endpoint import Document, EndpointChannel, fitted
+from receiver.notify.content import Compose, Markup, Message, one_line
+from receiver.notify.http import Response
 from receiver.notify.model import Delivery, Failed, Reason, Result, Sent
 
 ADAPTIVE = "application/vnd.microsoft.card.adaptive"
@@ -39,8 +38,6 @@ MAX_BYTES = 28_000
 MAX_LINE = 500
 """Characters of the title, the event and each fact's value (a card line, not a document)."""
 MAX_SERVICES = 20
-PER_SECOND = 4
-"""More than four requests in one second are throttled."""
 SPECIAL = re.compile(r"([\\`*_~\[\](){}<>#|!&])")
 """What may start markdown, a link, a mention (``<at>``), an entity or a ``{{DATE()}}`` in a TextBlock."""
 LIST_MARKER = re.compile(r"^(\d*)([-+.)])")
@@ -66,13 +63,13 @@ class TeamsSettings(ChannelSettingsBase):
         """An http(s) URL with a host; the error never repeats it."""
         url = urllib.parse.urlsplit(value.get_secret_value())
         if url.scheme not in ("https", "http") or not url.hostname:
-            raise ValueError("the flow's webhook URL must be an https URL")
+            raise ValueError("the flow's webhook URL must be an http(s) URL (https in production)")
         return value
 
 
 def escape(text: str) -> str:
     """Plain text for a TextBlock or a fact, as one line: nothing in it formats, links, mentions or
-    expands (a ``\\`` before each character that could, and before a list or heading marker). Pure."""
+    expands (a ``\\`` before each character that could, and before a list marker). Pure."""
     return LIST_MARKER.sub(r"\1\\\2", SPECIAL.sub(r"\\\1", one_line(text, MAX_LINE)))
 
 
@@ -112,11 +109,6 @@ def post(message: Message) -> dict[str, Any]:
     return {"type": "message", "attachments": [{"contentType": ADAPTIVE, "contentUrl": None, "content": card(message)}]}
 
 
-def encoded(body: Mapping[str, Any]) -> bytes:
-    """The bytes sent (and measured against the limit)."""
-    return orjson.dumps(body)
-
-
 def failure(response: Response) -> Failed | None:
     """What the flow's answer means (None: accepted); a URL no longer good is an authentication error. Pure."""
     words = answer_words(response)
@@ -137,55 +129,27 @@ def answer_words(response: Response) -> str:
 
 
 @dataclass(slots=True)
-class TeamsChannel:
+class TeamsChannel(EndpointChannel[TeamsSettings]):
     """A configured Teams channel (its flow)."""
 
-    name: str
-    settings: TeamsSettings
     kind: str = "teams"
-    audience: Audience = "internal"
+    signals: ClassVar[frozenset[Signal]] = frozenset(Signal) - {Signal.ALERTS_CHANGED}
+    """Everything but ``alerts_changed``: a posted card cannot be updated to show it."""
+    replays: ClassVar[Replay] = Replay.NEVER
+    """A post can be neither looked up nor updated: sending it again could post it twice."""
+    interval: ClassVar[float] = 0.25
+    """More than four requests in one second are throttled."""
 
-    def replay(self, delivery: Delivery) -> Replay:
-        """Never: a post cannot be looked up nor updated, so sending again could post twice."""
-        return Replay.NEVER
+    def url(self) -> str:
+        return self.settings.webhook_url.get_secret_value()
 
-    def wants(self, signal: Signal) -> bool:
-        """Everything but ``alerts_changed``: a posted card cannot be updated to show it."""
-        return signal is not Signal.ALERTS_CHANGED
-
-    def rate_key(self, delivery: Delivery) -> str:
-        """The flow (a digest of its URL: the URL itself is a credential)."""
-        return "teams:" + hashlib.sha256(self.settings.webhook_url.get_secret_value().encode()).hexdigest()[:16]
-
-    def min_interval(self) -> float:
-        """Four requests a second."""
-        return 1.0 / PER_SECOND
-
-    def body(self, compose: Compose) -> dict[str, Any]:
+    def document(self, delivery: Delivery, compose: Compose) -> Document:
         """The message to post, within Teams' size limit."""
-        return fit(compose, Markup.MARKDOWN, post, lambda body: len(encoded(body)), MAX_BYTES)
+        return fitted(compose, Markup.MARKDOWN, post, MAX_BYTES)
 
-    def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
-        """The message (the URL is not part of it)."""
-        return self.body(compose)
-
-    async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
-        """Post the card once; a flow gives no id of what it posts."""
-        if delivery.target.destination:
-            return Failed(Reason.CLIENT_ERROR, NO_DESTINATION, permanent=True)
-        url = self.settings.webhook_url.get_secret_value()
-        try:
-            response = await io.http.request("POST", url, data=encoded(self.body(compose)), headers=JSON_HEADERS)
-        except Unreachable as err:
-            return Failed(err.reason, str(err).replace(url, "<webhook URL>"))
+    def outcome(self, response: Response, document: Document) -> Result:
+        """A flow gives no id of what it posts."""
         return failure(response) or Sent()
-
-
-JSON_HEADERS = {"Content-Type": "application/json"}
-NO_DESTINATION = (
-    "a teams channel takes no destination (a flow's URL in a route would be stored and shown with every "
-    "notification): configure one channel per flow"
-)
 
 
 def build(name: str, settings: TeamsSettings) -> TeamsChannel:

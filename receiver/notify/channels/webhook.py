@@ -16,19 +16,18 @@ import functools
 import hashlib
 import hmac
 import urllib.parse
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-import orjson
 import pydantic
 
 from receiver.incidents.lifecycle import Signal
 from receiver.notify import failures
-from receiver.notify.channel import ChannelSettingsBase, ChannelType, Io, Replay
-from receiver.notify.content import Audience, Compose, Markup, Message, fit
-from receiver.notify.http import Response, Unreachable
+from receiver.notify.channel import ChannelSettingsBase, ChannelType, Replay
+from receiver.notify.channels.endpoint import Document, EndpointChannel, fitted
+from receiver.notify.content import Compose, Markup, Message
+from receiver.notify.http import Response
 from receiver.notify.model import Delivery, Failed, Reason, Result, Sent
 
 SECRET_PREFIX = "whsec_"
@@ -120,20 +119,14 @@ def payload(delivery: Delivery, message: Message) -> dict[str, Any]:
     }
 
 
-def headers(key: bytes, msg_id: str, now: datetime, body: bytes) -> dict[str, str]:
+def signed(key: bytes, msg_id: str, now: datetime, body: bytes) -> dict[str, str]:
     """The specification's three headers for a body sent ``now``. Pure."""
     timestamp = int(now.timestamp())
     return {
-        "Content-Type": "application/json",
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature(key, msg_id, timestamp, body),
     }
-
-
-def encoded(event: Mapping[str, Any]) -> bytes:
-    """The bytes sent, signed and measured against the limit."""
-    return orjson.dumps(event)
 
 
 def failure(response: Response) -> Failed | None:
@@ -153,59 +146,29 @@ def failure(response: Response) -> Failed | None:
 
 
 @dataclass(slots=True)
-class WebhookChannel:
+class WebhookChannel(EndpointChannel[WebhookSettings]):
     """A configured webhook endpoint."""
 
-    name: str
-    settings: WebhookSettings
     kind: str = "webhook"
-    audience: Audience = "internal"
+    signals: ClassVar[frozenset[Signal]] = frozenset(Signal)
+    """Everything: the receiver picks what it acts on by ``type``."""
+    replays: ClassVar[Replay] = Replay.SAFE
+    """Sent again with the same ``webhook-id``, which receivers deduplicate on. No interval between two
+    requests: an endpoint that needs one answers 429."""
 
-    def replay(self, delivery: Delivery) -> Replay:
-        """Safe: sent again with the same ``webhook-id``, which receivers deduplicate on."""
-        return Replay.SAFE
+    def url(self) -> str:
+        return self.settings.url
 
-    def wants(self, signal: Signal) -> bool:
-        """Everything: the receiver picks what it acts on by ``type``."""
-        return True
+    def document(self, delivery: Delivery, compose: Compose) -> Document:
+        """The event, within ``max_bytes``."""
+        return fitted(compose, Markup.PLAIN, functools.partial(payload, delivery), self.settings.max_bytes)
 
-    def rate_key(self, delivery: Delivery) -> str:
-        """The endpoint (a digest of its URL, which may carry a token)."""
-        return "webhook:" + hashlib.sha256(self.settings.url.encode()).hexdigest()[:16]
+    def headers(self, delivery: Delivery, body: bytes, now: datetime) -> dict[str, str]:
+        """The specification's three, signed at the time of sending."""
+        return signed(secret_bytes(self.settings.secret.get_secret_value()), webhook_id(delivery), now, body)
 
-    def min_interval(self) -> float:
-        """None: an endpoint that needs one answers 429."""
-        return 0.0
-
-    def event(self, delivery: Delivery, compose: Compose) -> dict[str, Any]:
-        """The event to send, within ``max_bytes``."""
-        build = functools.partial(payload, delivery)
-        return fit(compose, Markup.PLAIN, build, lambda event: len(encoded(event)), self.settings.max_bytes)
-
-    def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
-        """The event (its headers are made at send time)."""
-        return self.event(delivery, compose)
-
-    async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
-        """Post the event once, signed at the time of sending."""
-        if delivery.target.destination:
-            return Failed(Reason.CLIENT_ERROR, NO_DESTINATION, permanent=True)
-        try:
-            body = encoded(self.event(delivery, compose))
-        except ValueError as err:
-            return Failed(Reason.CLIENT_ERROR, f"{err} (max_bytes)", permanent=True)
-        key = secret_bytes(self.settings.secret.get_secret_value())
-        sent = headers(key, webhook_id(delivery), io.clock(), body)
-        try:
-            response = await io.http.request("POST", self.settings.url, data=body, headers=sent)
-        except Unreachable as err:
-            return Failed(err.reason, str(err))
+    def outcome(self, response: Response, document: Document) -> Result:
         return failure(response) or Sent()
-
-
-NO_DESTINATION = (
-    "a webhook channel takes no destination (each endpoint has its own secret): configure one channel per endpoint"
-)
 
 
 def build(name: str, settings: WebhookSettings) -> WebhookChannel:
