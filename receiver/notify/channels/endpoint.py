@@ -76,18 +76,23 @@ class EndpointChannel(Generic[S]):
         return {}
 
     def replay(self, delivery: Delivery) -> Replay:
+        """The channel's ``replays``, whatever the delivery."""
         return self.replays
 
     def wants(self, signal: Signal) -> bool:
+        """Whether the signal is one of the channel's ``signals``."""
         return signal in self.signals
 
     def rate_key(self, delivery: Delivery) -> str:
+        """The endpoint, by a digest of what identifies it."""
         return f"{self.kind}:{digest(self.identity())}"
 
     def min_interval(self) -> float:
+        """The channel's ``interval``."""
         return self.interval
 
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
+        """The document ``send`` would post."""
         return self.document(delivery, compose)
 
     async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:

@@ -179,9 +179,11 @@ class PagerDutyChannel(EndpointChannel[PagerDutySettings]):
     No interval between two events is documented (about 120 a minute a key, answered 429 past it)."""
 
     def identity(self) -> str:
+        """The routing key: PagerDuty's rate limit counts events per key."""
         return self.settings.routing_key.get_secret_value()
 
     def url(self) -> str:
+        """``{api_url}/v2/enqueue``."""
         return self.settings.api_url + ENQUEUE
 
     def document(self, delivery: Delivery, compose: Compose) -> Document:

@@ -141,6 +141,7 @@ class TeamsChannel(EndpointChannel[TeamsSettings]):
     """More than four requests in one second are throttled."""
 
     def url(self) -> str:
+        """The flow's URL (a credential: never shown)."""
         return self.settings.webhook_url.get_secret_value()
 
     def document(self, delivery: Delivery, compose: Compose) -> Document:

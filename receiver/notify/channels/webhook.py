@@ -157,6 +157,7 @@ class WebhookChannel(EndpointChannel[WebhookSettings]):
     requests: an endpoint that needs one answers 429."""
 
     def url(self) -> str:
+        """The endpoint."""
         return self.settings.url
 
     def document(self, delivery: Delivery, compose: Compose) -> Document:
@@ -168,6 +169,7 @@ class WebhookChannel(EndpointChannel[WebhookSettings]):
         return signed(secret_bytes(self.settings.secret.get_secret_value()), webhook_id(delivery), now, body)
 
     def outcome(self, response: Response, document: Document) -> Result:
+        """A 2xx is delivered (the ``webhook-id`` names it); see ``failure``."""
         return failure(response) or Sent()
 
 
