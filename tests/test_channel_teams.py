@@ -68,8 +68,8 @@ async def test_a_notification_is_one_adaptive_card_posted_to_the_flows_channel(f
     assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
     title, event, facts, body = card["body"]
     assert (title["type"], title["weight"], title["wrap"]) == ("TextBlock", "Bolder", True)
-    assert title["text"] == escape(script.title) and title["text"].startswith(r"\[SEV2\] INC-20261122-0001: ")
-    assert (event["type"], event["text"]) == ("TextBlock", r"opened line one Bcc: attacker@evil.example line two")
+    assert title["text"] == escape(script.title) and title["text"].startswith(r"\[SEV2\] INC\-20261122\-0001: ")
+    assert (event["type"], event["text"]) == ("TextBlock", r"opened line one Bcc: attacker@evil\.example line two")
     assert facts["type"] == "FactSet"
     assert [(f["title"], f["value"]) for f in facts["facts"]] == [
         ("Severity", "SEV2"),
@@ -91,7 +91,7 @@ async def test_hostile_text_cannot_format_link_mention_or_expand_in_the_card(fak
     assert [unescaped(line) for line in lines] == [[]] * len(lines)
     assert all("\n" not in line and "\r" not in line for line in lines)
     assert r"\{\{DATE\(" in title["text"] and r"\<at\>everyone\</at\>" in title["text"]
-    assert r"\[click\]\(https://evil.example\)" in title["text"]
+    assert r"\[click\]\(https://evil\.example\)" in title["text"]
     assert event["text"].startswith(r"1\. ") and facts["facts"][0]["value"] == r"\- SEV1"
 
 
@@ -104,7 +104,7 @@ async def test_hostile_text_cannot_format_link_mention_or_expand_in_the_card(fak
         ("- not a list", r"\- not a list"),
         ("+ nor this", r"\+ nor this"),
         ("12. nor this", r"12\. nor this"),
-        ("INC-1 v1.2 ok", "INC-1 v1.2 ok"),
+        ("INC-1 v1.2 ok", r"INC\-1 v1\.2 ok"),
         ("# no heading | no table!", r"\# no heading \| no table\!"),
     ],
 )

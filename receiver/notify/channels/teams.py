@@ -14,7 +14,6 @@ https://learn.microsoft.com/en-us/microsoftteams/platform/task-modules-and-cards
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any, ClassVar, Literal
 import pydantic
 
 from receiver.incidents.lifecycle import Signal
-from receiver.notify import failures
+from receiver.notify import escaping, failures
 from receiver.notify.channel import ChannelSettingsBase, ChannelType, Replay
 from receiver.notify.channels.endpoint import Document, EndpointChannel, fitted
 from receiver.notify.content import Compose, Markup, Message, one_line
@@ -38,10 +37,6 @@ MAX_BYTES = 28_000
 MAX_LINE = 500
 """Characters of the title, the event and each fact's value (a card line, not a document)."""
 MAX_SERVICES = 20
-SPECIAL = re.compile(r"([\\`*_~\[\](){}<>#|!&])")
-"""What may start markdown, a link, a mention (``<at>``), an entity or a ``{{DATE()}}`` in a TextBlock."""
-LIST_MARKER = re.compile(r"^(\d*)([-+.)])")
-"""What starts a list at the start of a line (``- ``, ``+ ``, ``1. ``, ``1) ``): its mark is escaped."""
 WEBHOOK_ERRORS: Mapping[int, str] = {
     404: "the flow was not found (deleted, or the URL is wrong): set the webhook URL of a running flow",
     401: "the flow refused the URL's signature: set the webhook URL the flow shows now",
@@ -68,9 +63,9 @@ class TeamsSettings(ChannelSettingsBase):
 
 
 def escape(text: str) -> str:
-    """Plain text for a TextBlock or a fact, as one line: nothing in it formats, links, mentions or
-    expands (a ``\\`` before each character that could, and before a list marker). Pure."""
-    return LIST_MARKER.sub(r"\1\\\2", SPECIAL.sub(r"\\\1", one_line(text, MAX_LINE)))
+    """Plain text for a TextBlock or a fact, as one line cut at ``MAX_LINE``, escaped as the templates escape
+    values (``escaping``): nothing in it formats, links, mentions (``<at>``) or expands (``{{DATE()}}``). Pure."""
+    return escaping.escape(one_line(text, MAX_LINE), Markup.MARKDOWN)
 
 
 def facts(message: Message) -> list[dict[str, str]]:
