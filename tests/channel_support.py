@@ -10,7 +10,7 @@ detail asked drops them. So a test asserts escaping, and the degradation order u
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from receiver.incidents.lifecycle import Signal
@@ -29,6 +29,14 @@ CRLF = "line one\r\nBcc: attacker@evil.example\r\n\r\nline two"
 """A value meant to break a one-line field (a header, a subject, a summary) into several."""
 
 
+AT = T0 + timedelta(minutes=1)
+"""When the deliveries' events happened (and were written to the outbox)."""
+OPENED = Delivery(  # id, key, incident, signal, target, kind, text, actor, at, created_at, attempts
+    1, f"{INCIDENT}/opened/ops", INCIDENT, Signal.OPENED, Target("ops"), "test", "opened", "alice", AT, AT, 1
+)
+"""A first attempt at telling channel ``ops`` the incident opened."""
+
+
 def delivery(
     signal: Signal = Signal.OPENED,
     *,
@@ -39,22 +47,12 @@ def delivery(
     attempts: int = 1,
     resumed: bool = False,
 ) -> Delivery:
-    """An outbox row as the sender would hand it over: the event named after its signal, at T0 + 1 minute."""
+    """An outbox row as the sender would hand it over: the event named after its signal, its text hostile."""
     target = Target(channel, destination)
-    name = event if event is not None else signal.value
-    return Delivery(
-        id=1,
-        key=f"{incident}/{name}/{target}",
-        incident=incident,
-        signal=signal,
-        target=target,
-        kind="test",
-        text=f"{signal.value}: {HOSTILE}",
-        actor="alice",
-        at=T0 + timedelta(minutes=1),
-        created_at=T0 + timedelta(minutes=1),
-        attempts=attempts,
-        resumed=resumed,
+    key = f"{incident}/{event if event is not None else signal.value}/{target}"
+    text = f"{signal.value}: {HOSTILE}"
+    return replace(
+        OPENED, key=key, incident=incident, signal=signal, target=target, text=text, attempts=attempts, resumed=resumed
     )
 
 
