@@ -37,6 +37,8 @@ NOTIFICATION_RESULTS = (
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _RESPONSE_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 """Seconds: from half a minute to a day."""
+_NOTIFY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+"""Seconds: from a fast send to half an hour of retries and rate limits."""
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -72,6 +74,12 @@ class Tally:
     """(outcome, seconds) per evidence capture stored."""
     evidence_restarts: int = 0
     """Times the evidence worker failed and was started again."""
+    sent: list[tuple[str, float]] = field(default_factory=list)
+    """(channel, seconds from the row's writing to its delivery) per notification sent."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(channel, reason) per failed attempt."""
+    notifier_restarts: int = 0
+    """Times the notification sender failed and was started again."""
 
     @classmethod
     def of_incidents(cls, changes: Changes) -> Tally:
@@ -112,6 +120,9 @@ class Tally:
             "dead_letters": self.dead_letters,
             "evidence": self.evidence,
             "evidence_restarts": self.evidence_restarts,
+            "sent": self.sent,
+            "failed": self.failed,
+            "notifier_restarts": self.notifier_restarts,
         }
 
     @classmethod
@@ -133,6 +144,9 @@ class Tally:
             dead_letters=int(raw.get("dead_letters", 0)),
             evidence=[(str(o), float(t)) for o, t in raw.get("evidence", [])],
             evidence_restarts=int(raw.get("evidence_restarts", 0)),
+            sent=[(str(c), float(t)) for c, t in raw.get("sent", [])],
+            failed=[(str(c), str(r)) for c, r in raw.get("failed", [])],
+            notifier_restarts=int(raw.get("notifier_restarts", 0)),
         )
 
 
@@ -239,6 +253,41 @@ class Metrics:
         self.evidence_restarts = Counter(
             "receiver_evidence_worker_restarts",
             "Times the evidence worker failed and was started again (its log says why).",
+            registry=registry,
+        )
+        self.notifications_sent = Counter(
+            "receiver_notifications_sent",
+            "Notifications delivered, by channel (as named in notify.channels).",
+            ["channel"],
+            registry=registry,
+        )
+        self.notifications_failed = Counter(
+            "receiver_notifications_failed",
+            "Failed delivery attempts, by channel and reason (client_error, server_error, auth_error,"
+            " rate_limited, timeout, other; a temporary one is tried again).",
+            ["channel", "reason"],
+            registry=registry,
+        )
+        self.notification_latency = Histogram(
+            "receiver_notification_latency_seconds",
+            "From a notification's writing (with the change that caused it) to its delivery, by channel.",
+            ["channel"],
+            buckets=_NOTIFY_BUCKETS,
+            registry=registry,
+        )
+        self.outbox_pending = Gauge(
+            "receiver_outbox_pending",
+            "Notifications waiting to be sent or being sent (read at scrape time).",
+            registry=registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "receiver_outbox_oldest_pending_age_seconds",
+            "How long the oldest notification not sent yet has waited; 0 when none waits (read at scrape time).",
+            registry=registry,
+        )
+        self.notifier_restarts = Counter(
+            "receiver_notifier_restarts",
+            "Times the notification sender failed and was started again (its log says why).",
             registry=registry,
         )
         self.engine_restarts = Counter(
@@ -349,6 +398,23 @@ class Metrics:
             self.evidence_duration.observe(seconds)
         if tally.evidence_restarts:
             self.evidence_restarts.inc(tally.evidence_restarts)
+        self._add_notifications(tally)
+
+    def _add_notifications(self, tally: Tally) -> None:
+        for channel, seconds in tally.sent:
+            self.notifications_sent.labels(channel).inc()
+            self.notification_latency.labels(channel).observe(seconds)
+        for channel, reason in tally.failed:
+            self.notifications_failed.labels(channel, reason).inc()
+        if tally.notifier_restarts:
+            self.notifier_restarts.inc(tally.notifier_restarts)
+
+    def channels(self, names: Sequence[str]) -> None:
+        """Make every channel's series exist from the start (the chart's alerts read them)."""
+        for name in names:
+            self.notifications_sent.labels(name)
+            for reason in ("client_error", "server_error", "auth_error", "rate_limited", "timeout", "other"):
+                self.notifications_failed.labels(name, reason)
 
     def observe_request(self, route: str, method: str, seconds: float) -> None:
         """Record one HTTP request's duration."""

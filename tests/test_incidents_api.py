@@ -233,7 +233,7 @@ class FailingRecordStore:
     def __init__(self, inner: SQLiteStore) -> None:
         self.inner = inner
 
-    async def record(self, changes: Any) -> None:
+    async def record(self, changes: Any, *rest: Any, **named: Any) -> None:
         raise StoreError("database or disk is full")
 
     def __getattr__(self, name: str) -> Any:

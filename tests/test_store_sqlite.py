@@ -271,7 +271,8 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
             .replace(tables.RUN_SCHEMA, "")
             .replace(tables.RESET_SCHEMA, "")
             .replace(tables.EVIDENCE_SCHEMA, "")
-            .replace(tables.WATCHDOG_SCHEMA, "")  # none of them in v1
+            .replace(tables.WATCHDOG_SCHEMA, "")
+            .replace(tables.OUTBOX_SCHEMA, "")  # none of them in v1
             .replace("id            INTEGER PRIMARY KEY,  -- in order of first sight: a new alert is appended\n", "")
             .replace("fingerprint   TEXT NOT NULL,", "fingerprint   TEXT PRIMARY KEY NOT NULL,")
             + "PRAGMA user_version = 1;"
@@ -294,6 +295,7 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
         assert db.execute("SELECT id FROM alerts WHERE fingerprint = '00000000000000aa'").fetchone() == (1,)
         assert db.execute("SELECT count(*) FROM incidents").fetchone() == (0,)  # 2 -> 3 made the incident tables
         assert db.execute("SELECT count(*) FROM evidence").fetchone() == (0,)  # 5 -> 6 made the evidence table
+        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)  # 7 -> 8 made the outbox
         assert db.execute("SELECT count(*) FROM watchdog").fetchone() == (0,)  # 6 -> 7 made the watchdog's row
 
 

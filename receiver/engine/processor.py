@@ -21,6 +21,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -31,9 +32,10 @@ from receiver.engine.batch import decide_all, fingerprints
 from receiver.evidence.records import EvidenceRequest
 from receiver.evidence.requests import requests_for
 from receiver.incidents.book import Book, Changes, UnknownIncident
-from receiver.incidents.lifecycle import EventKind, IncidentStatus
+from receiver.incidents.lifecycle import EventKind, IncidentStatus, Signal
 from receiver.incidents.watchdog import Sightings, armed, arrived
 from receiver.metrics import Tally
+from receiver.notify.planning import Notices, Planner
 from receiver.playbooks.plan import AlertFacts
 from receiver.playbooks.remediation import Remediation
 from receiver.playbooks.runs import RunIntent
@@ -44,6 +46,7 @@ from receiver.store import (
     InboxEntry,
     InboxStore,
     IncidentStore,
+    OutboxStore,
     Processed,
     ProcessingStore,
     StoreError,
@@ -59,7 +62,7 @@ Report = Callable[[int, Tally], None]
 Entries = list[tuple[InboxEntry, Notification | None]]
 
 
-class ProcessorStore(InboxStore, AlertStore, IncidentStore, ProcessingStore, Protocol):
+class ProcessorStore(InboxStore, AlertStore, IncidentStore, OutboxStore, ProcessingStore, Protocol):
     """What the processor needs of the store: the inbox, alert states, incidents, and its transactions."""
 
 
@@ -78,13 +81,16 @@ class Processor:
         clock: Clock = utc_now,
         remediation: Remediation | None = None,
         evidence: int = 0,
+        planner: Planner | None = None,
     ) -> None:
         """``linger``: seconds to let entries gather after a partial batch (fewer, larger transactions).
 
         ``book``: the incidents the news goes to (None: alerts only, no incidents).
         ``evidence``: how many alerts of an incident that opens ask for evidence (0: evidence is off).
+        ``planner``: who hears of incident changes (None: nobody; the outbox stays empty).
         """
         self._evidence = evidence
+        self._planner = planner
         self._store = store
         self._book = book
         self._remediation = remediation
@@ -175,7 +181,8 @@ class Processor:
             if not expired:
                 return []
             changes = self._booked(lambda book: self._follow_expired(book, now, expired))
-            await self._guarded(self._store.expire(Expiry(cutoff, now, expired, changes or Changes())))
+            notices = self._booked(lambda book: self._notices(book, changes or Changes(), None, None)) or Notices()
+            await self._guarded(self._store.expire(Expiry(cutoff, now, expired, changes or Changes(), notices)))
         for fingerprint in expired:
             log.info("alert expired: no update for %s", self._policy.expire_after, extra={"fingerprint": fingerprint})
         tally = Tally() if changes is None else Tally.of_incidents(changes)
@@ -186,7 +193,7 @@ class Processor:
     async def tick(self, now: datetime) -> None:
         """Resolve incidents quiet for long enough; let the book forget old resolved ones."""
         if self._book is not None:  # without a book (alerts only) there is nothing to resolve
-            await self._change(lambda book: book.tick(now))
+            await self._change(lambda book: book.tick(now), remind=now)
 
     async def watch(self, now: datetime) -> None:
         """The dead man's switch: the watchdog's arrivals (as stored) against ``now``.
@@ -242,16 +249,46 @@ class Processor:
         """A person adds a note to an incident's timeline."""
         await self._change(lambda book: book.note(id, text, self._clock(), actor), id)
 
-    async def remediation(self, id: str, playbook: str, text: str) -> None:
-        """A playbook run of the incident started, ended or was held: its timeline says so."""
+    async def update(self, id: str, actor: str, text: str) -> None:
+        """A person posts a status update: every channel of the incident hears it; the cadence starts over."""
         now = self._clock()
-        await self._change(lambda book: book.note(id, text, now, f"playbook {playbook}", EventKind.REMEDIATION), id)
+        await self._change(lambda book: book.note(id, text, now, actor, EventKind.NOTE, Signal.STATUS_UPDATE), id)
+
+    async def remediation(self, id: str, playbook: str, text: str, signal: Signal | None = None) -> None:
+        """A playbook run of the incident started, ended or was held: its timeline says so.
+
+        ``signal``: what people are told of it (a run blocked, awaiting approval, failed), if anything.
+        """
+        now = self._clock()
+        actor = f"playbook {playbook}"
+        await self._change(lambda book: book.note(id, text, now, actor, EventKind.REMEDIATION, signal), id)
+
+    async def notify(self, id: str, playbook: str, channel: str, text: str) -> None:
+        """A playbook's ``notify`` step: ``text`` to ``channel`` (``default``: every channel of the incident)."""
+        now = self._clock()
+        actor = f"playbook {playbook}"
+        await self._change(
+            lambda book: book.note(id, f"to {channel}: {text}", now, actor, EventKind.REMEDIATION, None),
+            id,
+            step=(channel, text),
+        )
 
     async def _transition(self, id: str, to: IncidentStatus, actor: str, reason: str) -> None:
         await self._change(lambda book: book.transition(id, to, self._clock(), actor, reason), id)
 
-    async def _change(self, change: Callable[[Book], Changes], id: str | None = None) -> None:
-        """Apply a change to the book and record it; ``id``: an incident the book may have to read first."""
+    async def _change(
+        self,
+        change: Callable[[Book], Changes],
+        id: str | None = None,
+        *,
+        remind: datetime | None = None,
+        step: tuple[str, str] | None = None,
+    ) -> None:
+        """Apply a change to the book and record it with what it tells people.
+
+        ``id``: an incident the book may have to read first; ``remind``: also remind of updates overdue
+        at that time; ``step``: a playbook's notify step (channel, text) to send.
+        """
         if self._book is None:
             raise UnknownIncident(id or "")
         async with self._one_at_a_time:
@@ -262,14 +299,33 @@ class Processor:
                 if found is None:
                     raise UnknownIncident(id)
                 book.restore(found[0])  # an old resolved incident: the book forgets it again at a tick
+                if self._planner is not None:
+                    self._planner.restore(*await self._store.notify_state(id))
             try:
                 changes = change(book)
+                notices = self._notices(book, changes, remind, step)
             except Exception:
                 book.discard()
+                self._book_loaded = False  # the planner may have moved on: both are loaded again
                 raise
-            await self._guarded(self._store.record(changes))
+            await self._guarded(self._store.record(changes, notices=notices))
         if changes.opened or changes.acknowledged or changes.resolved or changes.suppressed:
             self._report(self.cursor, Tally.of_incidents(changes))
+
+    def _notices(
+        self, book: Book, changes: Changes, remind: datetime | None, step: tuple[str, str] | None
+    ) -> Notices | None:
+        """What a change tells people (None without a planner)."""
+        if self._planner is None:
+            return None
+        notices = self._planner.plan(changes, book.incidents, self._clock())
+        if step is not None and changes.events:
+            incident_id, event, _ = changes.events[-1]
+            notices.extend(self._planner.step(book.incidents[incident_id], step[0], replace(event, text=step[1])))
+        if remind is not None:
+            notices.extend(self._planner.remind(book.incidents, remind))
+            self._planner.forget(book.incidents)
+        return notices
 
     async def _decided(self, entries: Entries) -> Batch:
         """Read the states the entries need, decide every alert, and tell the book the news: the batch to write."""
@@ -278,7 +334,9 @@ class Processor:
         now = entries[-1][0].received_at
         derived = self._booked(lambda book: self._follow(book, now, processed))
         changes, runs, evidence = derived or (Changes(), [], [])
-        return Batch(self.cursor, processed, changed, changes, runs, evidence, watchdog=self._arrivals(processed))
+        notices = self._booked(lambda book: self._notices(book, changes, None, None)) or Notices()
+        watchdog = self._arrivals(processed)
+        return Batch(self.cursor, processed, changed, changes, runs, evidence, watchdog=watchdog, notices=notices)
 
     def _booked(self, follow: Callable[[Book], T]) -> T | None:
         """What the book makes of news (None without a book); if that fails, the book is loaded again."""
@@ -308,6 +366,9 @@ class Processor:
         loaded = await self._store.load_incidents(since)
         self._book = Book(policy)
         self._sightings = loaded.watchdog
+        if self._planner is not None:
+            self._planner.reset()
+            self._planner.restore(loaded.targets, loaded.due)
         self._book.set_counters(loaded.numbers, loaded.last_seq)
         for incident in loaded.incidents:
             self._book.restore(incident)

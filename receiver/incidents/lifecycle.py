@@ -42,6 +42,8 @@ class EventKind(StrEnum):
     """A playbook run started, ended, was blocked, awaits approval."""
     EVIDENCE = "evidence"
     """Evidence of an alert was captured from the cluster (or why it could not be)."""
+    NOTIFICATION = "notification"
+    """A notification was sent, failed, or was interrupted (or an update reminder was due)."""
 
 
 class Signal(StrEnum):

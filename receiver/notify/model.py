@@ -88,6 +88,8 @@ class Intent:
     at: datetime
     mergeable: bool = False
     """An ``alerts_changed`` refresh: dropped when a row of the same incident and target is still pending."""
+    route: str = ""
+    """The route that gave the incident this target (its templates render it)."""
 
     @property
     def key(self) -> str:
@@ -115,6 +117,8 @@ class Delivery:
     """What earlier deliveries to this incident and target left (a Slack ``ts``, a Statuspage incident id)."""
     resumed: bool = False
     """An earlier attempt was interrupted by a crash: it may have reached the provider (reconcile first)."""
+    route: str = ""
+    """The route that gave the incident this target (its templates render it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,12 @@ protocols it uses:
 - ``EvidenceStore``: evidence requests, claimed and captured, and their results;
 - ``ProcessingStore``: the transactions that span them (a processed batch,
   an expiry), written as values the engine decided;
-- later, ``OutboxStore`` (notifications to send, claimed when due) and
-  ``TimerStore`` (escalation and reminder deadlines, claimed when due) will
-  join them here; their rows will be written by the same ``Batch`` and
-  ``record`` transactions as the incident changes that cause them.
+- ``OutboxStore``: notifications to send, claimed when due, their outcomes
+  (their rows, the incidents' channels and update deadlines are written by
+  the ``Batch``, ``Expiry`` and ``record`` transactions of the incident
+  changes that cause them);
+- later, ``TimerStore`` (escalation deadlines, claimed when due) will join
+  them here.
 
 A backend implements them all (``Store``); ``receiver.store.backends`` makes
 the one ``store.backend`` names. Identities are domain keys (inbox seq,
@@ -49,6 +51,8 @@ from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import IncidentStatus, TimelineEvent
 from receiver.incidents.severity import Severity
 from receiver.incidents.watchdog import Sightings
+from receiver.notify.model import Delivery, NotificationRecord, State, Target
+from receiver.notify.planning import Notices
 from receiver.playbooks.plan import PlannedStep
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
@@ -107,6 +111,8 @@ class Batch:
     """Evidence the news asks for (kept once per incident, alert and episode)."""
     watchdog: Sightings | None = None
     """The watchdog's last two arrivals, when the batch carries a new one (None: unchanged)."""
+    notices: Notices = field(default_factory=Notices)
+    """The notifications the changes send, new channels of incidents, moved update deadlines."""
 
     @property
     def cursor(self) -> int:
@@ -125,6 +131,7 @@ class Expiry:
     now: datetime
     fingerprints: Sequence[str]
     changes: Changes = field(default_factory=Changes)
+    notices: Notices = field(default_factory=Notices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +201,10 @@ class WorkingSet:
     """The last incident seq given."""
     watchdog: Sightings = field(default_factory=Sightings)
     """The watchdog's last two arrivals, as the last batch that carried one wrote them (the dead man's switch)."""
+    targets: Sequence[tuple[str, Target, str]] = ()
+    """The channels of these incidents: (incident, target, route)."""
+    due: Mapping[str, datetime] = field(default_factory=dict)
+    """The next status update deadline of these incidents that have one."""
 
 
 class InboxStore(Protocol):
@@ -259,12 +270,12 @@ class AlertStore(Protocol):
 class IncidentStore(Protocol):
     """Incidents, their members (keyed by incident id and fingerprint) and their timelines."""
 
-    async def record(self, changes: Changes, runs: Sequence[RunIntent] = ()) -> None:
-        """Write incident changes (a tick, a person's action) and runs in a transaction of their own."""
+    async def record(self, changes: Changes, runs: Sequence[RunIntent] = (), notices: Notices | None = None) -> None:
+        """Write incident changes (a tick, a person's action), runs and notifications in a transaction of their own."""
         ...
 
     async def load_incidents(self, since: datetime) -> WorkingSet:
-        """Incidents not resolved or resolved since ``since``, with their members, and the numbering counters."""
+        """Incidents not resolved or resolved since ``since``, with their members, channels, deadlines, counters."""
         ...
 
     async def incidents(self, query: IncidentQuery) -> list[Incident]:
@@ -367,6 +378,63 @@ class EvidenceStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A delivery attempt's outcome, as the sender records it (with a line in the incident's timeline)."""
+
+    delivery: Delivery
+    state: State
+    at: datetime
+    text: str = ""
+    """The timeline's line (empty: none, for a retry not worth one)."""
+    next_attempt_at: datetime | None = None
+    """When a temporary failure is tried again (``state`` pending)."""
+    reason: str | None = None
+    """A failure's ``receiver.notify.model.Reason``."""
+    error: str = ""
+    provider_id: str = ""
+    thread: Mapping[str, str] | None = None
+    """Kept for the next deliveries to the same incident and target (merged into what is kept)."""
+
+
+class OutboxStore(Protocol):
+    """Notifications: claimed when due, in order per incident and target; outcomes; listings."""
+
+    async def claim_notifications(self, now: datetime, limit: int) -> list[Delivery]:
+        """Claim up to ``limit`` due rows (state ``sending``, one more attempt), none behind an open earlier one."""
+        ...
+
+    async def defer_notifications(self, ids: Sequence[int], until: datetime, *, resumed: bool = False) -> None:
+        """Claimed rows back to pending until ``until`` (a rate pacing: not an attempt)."""
+        ...
+
+    async def notify_state(self, incident: str) -> tuple[list[tuple[str, Target, str]], dict[str, datetime]]:
+        """One incident's channels (incident, target, route) and update deadline (an old one read back)."""
+        ...
+
+    async def stuck_notifications(self) -> list[Delivery]:
+        """Rows left ``sending`` by an engine that stopped."""
+        ...
+
+    async def finish_notification(self, outcome: Outcome) -> None:
+        """Record an attempt's outcome, the target's kept state and the timeline's line, in one transaction."""
+        ...
+
+    async def next_notification_due(self) -> datetime | None:
+        """When the earliest pending row is due (None: nothing pending)."""
+        ...
+
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """Rows pending or sending, and when the oldest was written."""
+        ...
+
+    async def notifications(
+        self, *, incident: str | None = None, state: State | None = None, before: int | None = None, limit: int = 100
+    ) -> list[NotificationRecord]:
+        """Rows newest first, filtered, a page at a time (ids below ``before``)."""
+        ...
+
+
 class ProcessingStore(Protocol):
     """The engine's transactions across concepts: values it decided, written whole or not at all."""
 
@@ -387,7 +455,9 @@ class HealthStore(Protocol):
         ...
 
 
-class Store(InboxStore, AlertStore, IncidentStore, RunStore, EvidenceStore, ProcessingStore, HealthStore, Protocol):
+class Store(
+    InboxStore, AlertStore, IncidentStore, RunStore, EvidenceStore, OutboxStore, ProcessingStore, HealthStore, Protocol
+):
     """Durable state, every concept. Every method either completes or changes nothing."""
 
     async def close(self) -> None:

@@ -32,6 +32,8 @@ from receiver.evidence.records import ClaimedEvidence, EvidenceRecord, EvidenceR
 from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import TimelineEvent
 from receiver.incidents.severity import Severity
+from receiver.notify.model import Delivery, NotificationRecord, Reason, State
+from receiver.notify.planning import Notices
 from receiver.playbooks.plan import PlannedStep
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
@@ -43,6 +45,7 @@ from receiver.store import (
     Expiry,
     InboxEntry,
     IncidentQuery,
+    Outcome,
     StoredAlert,
     StoreError,
     WorkingSet,
@@ -50,6 +53,7 @@ from receiver.store import (
 from receiver.store import sqlite_evidence as evidence_tables
 from receiver.store import sqlite_incidents as incident_tables
 from receiver.store import sqlite_listing as listing
+from receiver.store import sqlite_outbox as outbox_tables
 from receiver.store import sqlite_runs as run_tables
 from receiver.store import sqlite_tables as tables
 from receiver.store import sqlite_watchdog as watchdog_tables
@@ -183,6 +187,7 @@ class SQLiteStore:
             run_tables.write(db, batch.runs)
             evidence_tables.write(db, batch.evidence)
             watchdog_tables.write(db, batch.watchdog)
+            outbox_tables.write(db, batch.notices)
             return added
 
         self._ids.add(self._incidents_transaction(db, work))  # only once committed: a rolled-back batch leaves them
@@ -195,19 +200,25 @@ class SQLiteStore:
             self._members.forget()
             raise
 
-    async def record(self, changes: Changes, runs: Sequence[RunIntent] = ()) -> None:
-        if changes or runs:
+    async def record(self, changes: Changes, runs: Sequence[RunIntent] = (), notices: Notices | None = None) -> None:
+        if changes or runs or notices:
             await self._state.run(
-                lambda db: self._incidents_transaction(db, lambda db: self._record(db, changes, runs))
+                lambda db: self._incidents_transaction(db, lambda db: self._record(db, changes, runs, notices))
             )
 
-    def _record(self, db: sqlite3.Connection, changes: Changes, runs: Sequence[RunIntent]) -> None:
+    def _record(
+        self, db: sqlite3.Connection, changes: Changes, runs: Sequence[RunIntent], notices: Notices | None
+    ) -> None:
         incident_tables.write(db, changes, self._members)
         run_tables.write(db, runs)
+        if notices:
+            outbox_tables.write(db, notices)
 
     async def load_incidents(self, since: datetime) -> WorkingSet:
         def read(db: sqlite3.Connection) -> WorkingSet:
-            return replace(incident_tables.load(db, since), watchdog=watchdog_tables.load(db))
+            loaded = incident_tables.load(db, since)
+            targets, due = outbox_tables.load(db, [i.id for i in loaded.incidents])
+            return replace(loaded, watchdog=watchdog_tables.load(db), targets=tuple(targets), due=due)
 
         return await self._read(read)
 
@@ -261,6 +272,7 @@ class SQLiteStore:
         def work(db: sqlite3.Connection) -> None:
             tables.expire(db, expiry)
             incident_tables.write(db, expiry.changes, self._members)
+            outbox_tables.write(db, expiry.notices)
 
         if expiry.fingerprints:
             await self._state.run(lambda db: self._incidents_transaction(db, work))
@@ -333,6 +345,47 @@ class SQLiteStore:
 
     async def evidence(self, incident: str) -> list[EvidenceRecord]:
         return await self._read(lambda db: evidence_tables.of_incident(db, incident))
+
+    async def claim_notifications(self, now: datetime, limit: int) -> list[Delivery]:
+        return await self._write_runs(lambda db: outbox_tables.claim(db, now, limit))
+
+    async def defer_notifications(self, ids: Sequence[int], until: datetime, *, resumed: bool = False) -> None:
+        if ids:
+            await self._write_runs(lambda db: outbox_tables.defer(db, ids, until, resumed=resumed))
+
+    async def notify_state(self, incident: str) -> outbox_tables.Kept:
+        return await self._read(lambda db: outbox_tables.load(db, [incident]))
+
+    async def stuck_notifications(self) -> list[Delivery]:
+        return await self._read(outbox_tables.stuck)
+
+    async def finish_notification(self, outcome: Outcome) -> None:
+        d = outcome.delivery
+        done = outbox_tables.Finished(
+            d.id,
+            d.incident,
+            outcome.state,
+            outcome.at,
+            outcome.text,
+            outcome.next_attempt_at,
+            Reason(outcome.reason) if outcome.reason else None,
+            outcome.error,
+            outcome.provider_id,
+            d.target,
+            outcome.thread,
+        )
+        await self._write_runs(lambda db: outbox_tables.finish(db, done))
+
+    async def next_notification_due(self) -> datetime | None:
+        return await self._read(outbox_tables.next_due)
+
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        return await self._read(outbox_tables.backlog)
+
+    async def notifications(
+        self, *, incident: str | None = None, state: State | None = None, before: int | None = None, limit: int = 100
+    ) -> list[NotificationRecord]:
+        return await self._read(lambda db: outbox_tables.listing(db, incident, state, before, limit))
 
     async def alert_firing(self, fingerprint: str) -> bool:
         return await self._state.run(lambda db: self._alert_firing(db, fingerprint))
@@ -432,3 +485,4 @@ class SQLiteStore:
             return await asyncio.get_running_loop().run_in_executor(self._reader_thread, fn)
         except sqlite3.Error as err:
             raise StoreError(f"{self._path}: {err}") from err
+

@@ -27,6 +27,7 @@ from receiver.alerts.wire import Alert
 from receiver.store import AlertEvent, Batch, Expiry, InboxEntry, Processed, StoreError
 from receiver.store.sqlite_evidence import SCHEMA as EVIDENCE_SCHEMA
 from receiver.store.sqlite_incidents import SCHEMA as INCIDENT_SCHEMA
+from receiver.store.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
 from receiver.store.sqlite_runs import MOVE_RESETS, RESET_SCHEMA
 from receiver.store.sqlite_runs import SCHEMA as RUN_SCHEMA
 from receiver.store.sqlite_values import labels_json, micros, opt_micros, opt_time, time
@@ -36,7 +37,7 @@ T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 """Of the inbox database."""
-STATE_SCHEMA_VERSION = 7
+STATE_SCHEMA_VERSION = 8
 INBOX_SCHEMA = """
 CREATE TABLE inbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -84,7 +85,7 @@ CREATE TABLE alert_events (
     notification_id INTEGER REFERENCES notifications (id)
 );
 CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
-{INCIDENT_SCHEMA}{RUN_SCHEMA}{RESET_SCHEMA}{EVIDENCE_SCHEMA}{WATCHDOG_SCHEMA}"""
+{INCIDENT_SCHEMA}{RUN_SCHEMA}{RESET_SCHEMA}{EVIDENCE_SCHEMA}{WATCHDOG_SCHEMA}{OUTBOX_SCHEMA}"""
 _COPIED = (
     "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips, labels, annotations,"
     " generator_url"
@@ -102,12 +103,15 @@ CREATE INDEX alerts_by_status ON alerts (status);
     4: MOVE_RESETS,
     5: EVIDENCE_SCHEMA,
     6: WATCHDOG_SCHEMA,
+    7: OUTBOX_SCHEMA,
 }
 """Scripts that bring a state database from a version to the next.
 
 1 -> 2: alerts keyed by id; 2 -> 3: incidents; 3 -> 4: playbook runs; 4 -> 5: circuit-breaker resets in
 their own table, no longer fake runs; 5 -> 6: evidence requests and results; 6 -> 7: the watchdog's
-arrivals (the dead man's switch), none yet: it arms again at the next two, as it did after any restart before."""
+arrivals (the dead man's switch), none yet: it arms again at the next two, as it did after any restart before;
+7 -> 8: the notification outbox, the channels of each incident, update deadlines (empty: incidents opened
+before the upgrade are routed at their next change)."""
 PRUNE_CHUNK = 10_000
 """Rows of the news log looked at per pruning statement."""
 INBOX_ALIAS = "ib"

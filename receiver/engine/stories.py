@@ -1,0 +1,84 @@
+"""Reading an incident as a notification tells it: the ``Story`` the templates render, from the store.
+
+Read when a delivery is sent, not when it was written, so a message that waited (a rate limit, a
+retry) says what is true when it leaves. Bounded: the last timeline entries, the incident's runs among
+the latest, its evidence summaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Protocol
+
+from receiver.incidents.book import Incident
+from receiver.incidents.lifecycle import TimelineEvent
+from receiver.notify.model import Delivery
+from receiver.notify.story import AlertLine, EventLine, EvidenceLine, Happening, RunLine, Story
+from receiver.store import EvidenceStore, IncidentStore, OutboxStore, RunStore
+
+TIMELINE_LINES = 20
+RUNS_LOOKED_AT = 200
+"""The latest runs whose incidents are looked at for an incident's runs."""
+
+
+class StoryStore(IncidentStore, RunStore, EvidenceStore, OutboxStore, Protocol):
+    """What a story is read from."""
+
+
+class UnknownStory(LookupError):
+    """The delivery's incident is not in the store (it cannot be told)."""
+
+
+async def read(store: StoryStore, delivery: Delivery, link: str, extra: Mapping[str, str] | None = None) -> Story:
+    """The story of ``delivery``'s incident, as it is now. UnknownStory, StoreError."""
+    found = await store.incident(delivery.incident, TIMELINE_LINES)
+    if found is None:
+        raise UnknownStory(delivery.incident)
+    incident, timeline = found
+    runs = [r for r in await store.runs(limit=RUNS_LOOKED_AT) if r.incident == incident.id]
+    evidence = [e for e in await store.evidence(incident.id) if e.outcome is not None]
+    _, due = await store.notify_state(incident.id)
+    happening = Happening(delivery.signal, delivery.text, delivery.actor, delivery.at)
+    return replace(
+        story_of(incident, timeline, happening, link),
+        next_update_at=due.get(incident.id),
+        runs=tuple(RunLine(r.id, r.playbook, r.status.value, r.reason) for r in runs),
+        evidence=tuple(EvidenceLine(e.outcome or "", e.summary) for e in evidence),
+        extra=dict(extra or {}),
+    )
+
+
+def story_of(incident: Incident, timeline: list[TimelineEvent], happening: Happening, link: str) -> Story:
+    """The story of an incident as the book or the store has it (no runs, no evidence). Pure."""
+    lifecycle = incident.lifecycle
+    alerts = tuple(
+        AlertLine(
+            m.name,
+            m.labels,
+            {},
+            m.firing,
+            str(m.classification.severity),
+            m.role,
+            m.fired_at,
+            m.service,
+        )
+        for m in incident.members.values()
+    )
+    return Story(
+        id=incident.id,
+        title=incident.title,
+        severity=str(incident.severity) if incident.severity else "",
+        reasons=incident.classification.reasons if incident.classification else (),
+        status=incident.status.value,
+        services=tuple(sorted(incident.services)),
+        detected_at=lifecycle.detected_at,
+        happening=happening,
+        link=link,
+        acknowledged_at=lifecycle.acknowledged_at,
+        mitigated_at=lifecycle.mitigated_at,
+        resolved_at=lifecycle.resolved_at,
+        alerts=alerts,
+        timeline=tuple(EventLine(e.at, e.kind.value, e.text, e.actor) for e in timeline),
+        firing=sum(1 for m in incident.members.values() if m.firing),
+    )
