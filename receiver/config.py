@@ -28,6 +28,10 @@ from receiver.incidents.severity import Modifiers, Rule, Severity, Threshold
 from receiver.incidents.subject import DEFAULT_EXPORTERS, DEFAULT_LABELS, SubjectPolicy
 from receiver.incidents.suppression import Dependency
 from receiver.incidents.watchdog import WatchdogPolicy
+from receiver.notify.cadence import Cadence
+from receiver.notify.channels import ChannelSettings
+from receiver.notify.model import Target
+from receiver.notify.routing import Route, default_routes
 from receiver.playbooks.guardrails import Limits
 from receiver.playbooks.plan import NamespacePolicy
 
@@ -486,6 +490,96 @@ class EvidenceSettings(_Section):
         )
 
 
+class RouteSettings(_Section):
+    """One notification route (README: Notifications): matchers on the incident, the channels it goes to."""
+
+    name: str = ""
+    """For people and the timeline; default: ``route <n>``."""
+    matchers: list[Annotated[str, pydantic.AfterValidator(_valid_matcher)]] = []
+    """On ``severity`` (``SEV1``..), ``status``, ``service`` (any of the incident's), and the labels of the
+    alert that opened it. Empty: every incident."""
+    channels: list[str] = pydantic.Field(min_length=1)
+    """Channel names from ``notify.channels``, each optionally ``name:destination`` (another Slack channel id,
+    other email addresses)."""
+    proceed: bool = pydantic.Field(False, alias="continue")
+    """Alertmanager's ``continue``: try the routes after this one too."""
+    templates: dict[Literal["internal", "external"], dict[Literal["declared", "update", "resolved"], str]] = {}
+    """Templates overriding the shipped ones for what this route sends."""
+
+    model_config = pydantic.ConfigDict(populate_by_name=True)
+
+
+class RetrySettings(_Section):
+    """How a notification that failed for a temporary reason is tried again."""
+
+    first: Duration = timedelta(seconds=5)
+    longest: Duration = timedelta(minutes=10)
+    give_up_after: Duration = timedelta(hours=2)
+    send_timeout: Duration = timedelta(seconds=30)
+
+
+class NotifySettings(_Section):
+    """Who is told of incidents, through which channels, how often (README: Notifications)."""
+
+    channels: dict[str, ChannelSettings] = {}
+    """name -> a channel's settings (``type``: slack, pagerduty, teams, email, webhook, statuspage)."""
+    routes: list[RouteSettings] | None = None
+    """None: the default routes (SEV1 -> pagerduty, slack, statuspage; SEV2 -> pagerduty, slack;
+    SEV3 -> slack, email; SEV4 -> slack-team or slack), over the channels of those names that exist."""
+    external_url: str = ""
+    """The daemon's address as people reach it: incident links are ``<external_url>/api/v1/incidents/<id>``."""
+    cadence: dict[Literal["SEV1", "SEV2", "SEV3", "SEV4"], Duration] = {
+        "SEV1": timedelta(minutes=30),
+        "SEV2": timedelta(hours=1),
+        "SEV3": timedelta(hours=4),
+    }
+    """How often an open incident needs a status update; a severity left out has no reminders."""
+    templates: dict[Literal["internal", "external"], dict[Literal["declared", "update", "resolved"], str]] = {}
+    """Templates overriding the shipped ones everywhere (a route's own override these)."""
+    retry: RetrySettings = RetrySettings()
+    concurrency: Annotated[int, pydantic.Field(ge=1, le=64)] = 8
+    """Deliveries at once."""
+
+    @pydantic.field_validator("channels")
+    @classmethod
+    def _names(cls, channels: dict[str, Any]) -> dict[str, Any]:
+        for name in channels:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+                raise ValueError(f"channel name {name!r}: lowercase letters, digits, - and _ (it is a metric label)")
+        return channels
+
+    @pydantic.model_validator(mode="after")
+    def _routes_name_channels(self) -> NotifySettings:
+        for n, route in enumerate(self.routes or []):
+            for target in route.channels:
+                if target.partition(":")[0] not in self.channels:
+                    raise ValueError(f"routes[{n}] names channel {target.partition(':')[0]!r}, not in notify.channels")
+        return self
+
+    def route_list(self) -> tuple[Route, ...]:
+        """The routes, configured or default."""
+        if self.routes is None:
+            return default_routes(set(self.channels))
+        return tuple(
+            Route(
+                r.name or f"route {n + 1}",
+                tuple(matchers.parse(m) for m in r.matchers),
+                tuple(Target.parse(t) for t in r.channels),
+                r.proceed,
+                {str(audience): {str(k): v for k, v in named.items()} for audience, named in r.templates.items()},
+            )
+            for n, r in enumerate(self.routes)
+        )
+
+    def cadence_policy(self) -> Cadence:
+        """The update cadence."""
+        return Cadence({Severity[k]: v for k, v in self.cadence.items()})
+
+    def link(self, incident: str) -> str:
+        """The address of an incident's page (empty without ``external_url``)."""
+        return f"{self.external_url.rstrip('/')}/api/v1/incidents/{incident}" if self.external_url else ""
+
+
 class Settings(_Section):
     """Everything the daemon is configured with."""
 
@@ -503,6 +597,7 @@ class Settings(_Section):
     incidents: IncidentSettings = IncidentSettings()
     remediation: RemediationSettings = RemediationSettings()
     evidence: EvidenceSettings = EvidenceSettings()
+    notify: NotifySettings = NotifySettings()
 
     @pydantic.model_validator(mode="after")
     def _api_token_is_its_own(self) -> Settings:
@@ -537,10 +632,32 @@ def load(
             _set_path(raw, key_path, env[var])
             from_env[".".join(key_path)] = var
     raw.update(overrides or {})
+    problems = _secrets_from_env(raw, env, from_env)
+    if problems:
+        raise ConfigError(problems)
     try:
         return Settings.model_validate(raw)
     except pydantic.ValidationError as err:
         raise ConfigError([_from(_problem(e), from_env) for e in err.errors()]) from None
+
+
+def _secrets_from_env(raw: dict[str, Any], env: Mapping[str, str], from_env: dict[str, str]) -> list[tuple[str, str]]:
+    """Put the environment's values in channel settings written ``env:NAME``; the names missing from it."""
+    problems = []
+    channels = raw.get("notify", {}).get("channels") if isinstance(raw.get("notify"), dict) else None
+    for name, settings in (channels or {}).items() if isinstance(channels, dict) else ():
+        if not isinstance(settings, dict):
+            continue
+        for key, value in settings.items():
+            if isinstance(value, str) and value.startswith("env:"):
+                var = value.removeprefix("env:")
+                path = f"notify.channels.{name}.{key}"
+                if var not in env:
+                    problems.append((path, f"environment variable {var} is not set"))
+                    continue
+                settings[key] = env[var]
+                from_env[path] = var
+    return problems
 
 
 def _from(problem: tuple[str, str], from_env: Mapping[str, str]) -> tuple[str, str]:

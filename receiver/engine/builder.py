@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from receiver.clock import Clock
 from receiver.config import Settings
 from receiver.engine.evidence import EvidenceWorker
+from receiver.engine.notifier import Notifier, RetryPolicy
 from receiver.engine.processor import Processor, expiry_loop
 from receiver.engine.runner import Runner
 from receiver.incidents.book import Book
 from receiver.kube import Kube
 from receiver.metrics import Tally
+from receiver.notify import channels as channel_types
+from receiver.notify.channel import Channel
+from receiver.notify.composer import RouteComposer
+from receiver.notify.http import Http
+from receiver.notify.planning import Channels, Planner
 from receiver.playbooks.remediation import Remediation
 from receiver.store import Store
 from receiver.timer import REAL, Timer
@@ -45,8 +51,12 @@ class Engine:
         clock: Clock,
         evidence: EvidenceWorker | None = None,
         report: Report | None = None,
+        notifier: Notifier | None = None,
+        http: Http | None = None,
     ) -> None:
         self.processor = processor
+        self.notifier = notifier
+        self._http = http
         self.runner = runner
         self.evidence = evidence
         self._report = report
@@ -78,7 +88,11 @@ class Engine:
             ),
         ]
         if self.evidence is not None:
-            self._upkeep.append(asyncio.create_task(self._supervised(self.evidence.run), name="evidence"))
+            evidence = self._supervised(self.evidence.run, "the evidence worker", Tally(evidence_restarts=1))
+            self._upkeep.append(asyncio.create_task(evidence, name="evidence"))
+        if self.notifier is not None:
+            sender = self._supervised(self.notifier.run, "the notification sender", Tally(notifier_restarts=1))
+            self._upkeep.append(asyncio.create_task(sender, name="notifier"))
         for task in (self._processing, *self._upkeep):
             task.add_done_callback(self._ended)
 
@@ -93,7 +107,7 @@ class Engine:
         if self.failed is not None and not self.failed.done():
             self.failed.set_result(task.get_name())
 
-    async def _supervised(self, run: Callable[[], Awaitable[None]]) -> None:
+    async def _supervised(self, run: Callable[[], Awaitable[None]], what: str, restart: Tally) -> None:
         """Run ``run`` until cancelled; whenever it fails: logged at error level, counted, started again."""
         delay = SUPERVISED_BACKOFF_SECONDS[0]
         while True:
@@ -101,9 +115,9 @@ class Engine:
                 await run()
                 raise RuntimeError("it returned")  # it only ends when cancelled
             except Exception as err:
-                log.error("the evidence worker failed; starting it again in %.1fs", delay, exc_info=err)
+                log.error("%s failed; starting it again in %.1fs", what, delay, exc_info=err)
                 if self._report is not None:
-                    self._report(self.processor.cursor, Tally(evidence_restarts=1))
+                    self._report(self.processor.cursor, restart)
             await asyncio.sleep(delay)
             delay = min(delay * 2, SUPERVISED_BACKOFF_SECONDS[1])
 
@@ -119,6 +133,8 @@ class Engine:
             await before_processing()
         if self._processing is not None:
             await _cancel(self._processing)
+        if self._http is not None:
+            await self._http.close()
 
 
 def build(
@@ -151,18 +167,26 @@ def build(
             settings.incidents.subject.policy(),
         )
 
+    channels = {name: channel_types.build(name, c) for name, c in settings.notify.channels.items()}
+    planner, notifier, http = None, None, None
+    if channels:
+        planner = Planner(settings.notify.route_list(), _listeners(channels), settings.notify.cadence_policy())
+        http = Http()
+        notifier = _notifier(settings, store, channels, http, clock, lambda tally: report(processor.cursor, tally))
+
     runner = Runner(
         store,
         adapter,
         lambda name: remediation.limits(name, defaults),
         clock,
         lambda tally: report(processor.cursor, tally),
-        lambda incident, playbook, text: processor.remediation(incident, playbook, text),
+        lambda incident, playbook, text, signal: processor.remediation(incident, playbook, text, signal),
         settings.remediation.guardrails.approval_timeout,
         [p.name for p in remediation.playbooks],
         timer,
         remediation.namespaces,
         evidence,
+        (lambda i, playbook, channel, text: processor.notify(i, playbook, channel, text)) if channels else None,
     )
 
     def processed(reached: int, tally: Tally) -> None:
@@ -170,6 +194,8 @@ def build(
         runner.wake()
         if evidence is not None:
             evidence.wake()
+        if notifier is not None:
+            notifier.wake()
 
     processor = Processor(
         store,
@@ -181,8 +207,33 @@ def build(
         clock=clock,
         remediation=remediation,
         evidence=settings.evidence.per_incident if settings.evidence.enabled else 0,
+        planner=planner,
     )
-    return Engine(processor, runner, remediation, adapter, settings, clock, evidence, report)
+    return Engine(processor, runner, remediation, adapter, settings, clock, evidence, report, notifier, http)
+
+
+def _listeners(channels: Mapping[str, Channel]) -> Channels:
+    """What planning needs of the channels: their types, and which signals each wants."""
+    return Channels({n: c.kind for n, c in channels.items()}, lambda name, signal: channels[name].wants(signal))
+
+
+def _notifier(
+    settings: Settings,
+    store: Store,
+    channels: Mapping[str, Channel],
+    http: Http,
+    clock: Clock,
+    report: Callable[[Tally], None],
+) -> Notifier:
+    notify = settings.notify
+    retry = RetryPolicy(
+        notify.retry.first, notify.retry.longest, notify.retry.give_up_after, notify.retry.send_timeout.total_seconds()
+    )
+    overrides = {str(audience): {str(k): v for k, v in named.items()} for audience, named in notify.templates.items()}
+    composer = RouteComposer(overrides, notify.route_list())
+    return Notifier(
+        store, channels, composer, http, clock, report, link=notify.link, retry=retry, concurrency=notify.concurrency
+    )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

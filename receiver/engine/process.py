@@ -78,7 +78,7 @@ COMMAND = (sys.executable, "-m", "receiver.engine")
 RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before starting a dead engine again."""
 _ENGINE_SETTINGS = frozenset(
-    {"data_dir", "log_level", "store", "alerts", "engine", "incidents", "remediation", "evidence"}
+    {"data_dir", "log_level", "store", "alerts", "engine", "incidents", "remediation", "evidence", "notify"}
 )
 COMMAND_TIMEOUT_SECONDS = 10.0
 """How long a person's change may wait for the engine (it waits for the batch being written)."""
@@ -180,6 +180,10 @@ class EngineProcess:
     async def note(self, id: str, actor: str, text: str) -> None:
         """Have the engine add a note to an incident's timeline."""
         await self._request("note", id, actor, text)
+
+    async def update(self, id: str, actor: str, text: str) -> None:
+        """Have the engine post a status update to every channel of an incident."""
+        await self._request("update", id, actor, text)
 
     async def approve(self, run_id: str, actor: str, reason: str) -> None:
         """Have the engine start a run that waits for approval."""
@@ -455,6 +459,7 @@ async def _command(processor: Processor, runner: Runner, raw: dict[str, Any], ou
             "mitigate": processor.mitigate,
             "resolve": processor.resolve,
             "note": processor.note,
+            "update": processor.update,
             "approve": runner.approve,
             "reject": runner.reject,
             "reset": runner.reset,

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from receiver.clock import Clock
 from receiver.incidents.book import Incident
+from receiver.incidents.lifecycle import Signal
 from receiver.kube import Kube
 from receiver.metrics import Tally
 from receiver.playbooks import actions
@@ -67,8 +68,10 @@ CHECK_SECONDS = 10.0
 """How far back the guardrails look (the rate limit and pods-per-hour are hourly; cooldowns are shorter)."""
 
 
-Timeline = Callable[[str, str, str], Awaitable[None]]
-"""(incident id, playbook, text): a line in an incident's timeline."""
+Timeline = Callable[[str, str, str, Signal | None], Awaitable[None]]
+"""(incident id, playbook, text, what people are told of it): a line in an incident's timeline."""
+Notify = Callable[[str, str, str, str], Awaitable[None]]
+"""(incident id, playbook, channel, message): a playbook's ``notify`` step, written to the outbox."""
 
 
 class RunnerStore(RunStore, AlertStore, IncidentStore, Protocol):
@@ -99,14 +102,17 @@ class Runner:
         timer: Timer = REAL,
         namespaces: NamespacePolicy | None = None,
         evidence: EvidenceFirst | None = None,
+        notify: Notify | None = None,
     ) -> None:
         """``report``: told what each run counted (metrics, in whichever process serves them).
 
         ``timeline``: writes a line in the run's incident's timeline (through the incident book's writer).
         ``timer``: the runs' steps' time (limits, waits, durations). ``namespaces``: where deferred steps may act.
         ``evidence``: what a run that may change the cluster waits for first (None: evidence is off).
+        ``notify``: where a ``notify`` step's message goes (None: notifications are off, the step is skipped).
         """
         self._evidence = evidence
+        self._notify = notify
         self._timer = timer
         self._namespaces = namespaces or NamespacePolicy()
         self._store = store
@@ -204,7 +210,7 @@ class Runner:
             text = f"run {first.id} blocked: {block.value}: {why}"
             if len(runs) > 1:
                 text = f"{len(runs)} runs blocked ({runs[0][0].id}..{runs[-1][0].id}): {block.value}: {why}"
-            await self._note(first, text)
+            await self._note(first, text, Signal.RUN_BLOCKED)
 
     async def drain(self) -> None:
         """Judge what is pending and wait for every started run to end (tests, shutdown)."""
@@ -216,7 +222,8 @@ class Runner:
         """Hold a run for approval, or start it; whether it started."""
         if approval:
             await self._store.await_approval(run.id, "needs approval")
-            await self._note(run, f"run {run.id} awaits approval (POST /api/v1/runs/{run.id}/approve)")
+            text = f"run {run.id} awaits approval (POST /api/v1/runs/{run.id}/approve)"
+            await self._note(run, text, Signal.RUN_AWAITING_APPROVAL)
             return False
         await self._store.start_run(run.id, now, dry_run=dry_run, reason="")
         await self._note(run, f"run {run.id} started" + (" (dry-run)" if dry_run else ""))
@@ -231,12 +238,12 @@ class Runner:
             self._report(Tally(runs=[(run.playbook, RunStatus.REJECTED.value)]))
             await self._note(run, f"run {run.id} rejected: {why}")
 
-    async def _note(self, run: RunSummary, text: str) -> None:
+    async def _note(self, run: RunSummary, text: str, signal: Signal | None = None) -> None:
         """A line in the run's incident's timeline; a failure to write it does not stop the run."""
         if self._timeline is None or not run.incident:
             return
         try:
-            await self._timeline(run.incident, run.playbook, text)
+            await self._timeline(run.incident, run.playbook, text, signal)
         except Exception as err:  # the incident is the record's context, not a condition of the run
             log.warning("timeline not updated", extra={"run": run.id, "error": repr(err)})
 
@@ -312,6 +319,7 @@ class Runner:
                 timer=self._timer,
                 namespaces=self._namespaces,
                 on_render=lambda plan, step: self._rendered(run, plan, step),
+                tell=self._teller(run),
             )
         except asyncio.CancelledError:
             raise  # the engine is stopping: the run stays "running" and is marked interrupted at the next start
@@ -319,9 +327,21 @@ class Runner:
         log.info("run ended", extra={"run": run.id, "playbook": run.playbook, "outcome": status.value})
         self._report(Tally(runs=[(run.playbook, status.value)]))
         reason = "; ".join(r for r in (result.reason, late and f"went on without its evidence ({late})") if r)
-        await self._note(run, f"run {run.id} {status.value}" + (f": {reason}" if reason else ""))
+        told = Signal.RUN_FAILED if status is RunStatus.FAILED else None
+        await self._note(run, f"run {run.id} {status.value}" + (f": {reason}" if reason else ""), told)
         with contextlib.suppress(StoreError):
             await self._store.finish_run(run.id, status, reason, self._clock())
+
+    def _teller(self, run: RunRecord) -> Callable[[str, str], Awaitable[None]] | None:
+        """How the run's ``notify`` steps write to its incident's outbox (None: no notifications, or no incident)."""
+        notify, incident = self._notify, run.incident
+        if notify is None or incident is None:
+            return None
+
+        async def tell(channel: str, message: str) -> None:
+            await notify(incident, run.playbook, channel, message)
+
+        return tell
 
     async def _evidence_first(self, run: RunRecord) -> str | None:
         """Wait, bounded, for the evidence of the run's alert episode; why the run goes on without it, if it does.
@@ -346,7 +366,9 @@ class Runner:
             if verdict.block is not None:
                 self._report(Tally(blocks=[verdict.block.value]))
                 await self._note(
-                    run, f"run {run.id} step {step.name!r} blocked: {verdict.block.value}: {verdict.reason}"
+                    run,
+                    f"run {run.id} step {step.name!r} blocked: {verdict.block.value}: {verdict.reason}",
+                    Signal.RUN_BLOCKED,
                 )
                 return f"{verdict.block.value}: {verdict.reason}"
             await self._store.render_step(run.id, step)

@@ -36,7 +36,7 @@ from typing import Any
 from receiver.cluster import ActionFailed, Cluster, Effect, LeftAlone
 from receiver.playbooks import actions
 from receiver.playbooks.actions import owners
-from receiver.playbooks.actions.base import Context, Outcome
+from receiver.playbooks.actions.base import Context, Outcome, Tell
 from receiver.playbooks.plan import NamespacePolicy, Plan, PlannedStep, render_deferred
 from receiver.playbooks.templating import TemplateError, holds
 from receiver.timer import REAL, Timer
@@ -105,6 +105,7 @@ class _Run:
     timer: Timer
     namespaces: NamespacePolicy
     on_render: OnRender | None
+    tell: Tell | None = None
     chains: Mapping[str, list[owners.Link]] = field(default_factory=dict)
     """The owners ``owner_of`` targets name, read when the run starts (``owners.ahead``)."""
 
@@ -121,14 +122,16 @@ async def execute(
     timer: Timer = REAL,
     namespaces: NamespacePolicy | None = None,
     on_render: OnRender | None = None,
+    tell: Tell | None = None,
 ) -> RunResult:
     """Run ``plan`` to its end. A refused plan runs nothing.
 
     ``namespaces``: where a deferred step may act once rendered (default: the plan's default policy).
+    ``tell``: how a ``notify`` step writes its message to the outbox (None: notifications are off).
     """
     if plan.refused:
         return RunResult(RunOutcome.REFUSED, reason=plan.refused)
-    run = _Run(kube, still_firing, poll_seconds, timer, namespaces or NamespacePolicy(), on_render)
+    run = _Run(kube, still_firing, poll_seconds, timer, namespaces or NamespacePolicy(), on_render, tell)
     async with timer.hold():  # a virtual timer's time waits for the run, but while it waits
         return await _steps(plan, run, alert, incident, on_step)
 
@@ -222,7 +225,8 @@ async def _act(step: PlannedStep, run: _Run, ended: Callable[..., StepResult]) -
     action = actions.find(step.action)
     if action is None:
         raise ActionFailed(f"unknown action {step.action!r}")
-    done = await action.execute(Context(run.kube, run.still_firing, run.poll_seconds, run.timer), step.inputs)
+    context = Context(run.kube, run.still_firing, run.poll_seconds, run.timer, run.tell)
+    done = await action.execute(context, step.inputs)
     return ended(done.outcome, done.effect, done.reason, done.resolved)
 
 

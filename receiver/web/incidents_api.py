@@ -1,4 +1,4 @@
-"""The incident API: list and read incidents and their evidence; acknowledge, mitigate, resolve and annotate them.
+"""The incident API: list and read incidents, their evidence and notifications; act on them, post status updates.
 
 Reads come from the store. Changes go to the engine, the one writer of
 incidents (``IncidentCommands``: the processor inline, or the engine process
@@ -23,7 +23,8 @@ from receiver.evidence.records import EvidenceRecord
 from receiver.incidents.book import Incident, Member, UnknownIncident
 from receiver.incidents.lifecycle import IncidentStatus, InvalidTransition, TimelineEvent
 from receiver.incidents.severity import Severity
-from receiver.store import EvidenceStore, IncidentQuery, IncidentStore, StoreError
+from receiver.notify.model import NotificationRecord, State
+from receiver.store import EvidenceStore, IncidentQuery, IncidentStore, OutboxStore, StoreError
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error, unavailable
 from receiver.web.params import MAX_ACTOR as MAX_ACTOR  # the limits, where they were first defined
@@ -31,6 +32,8 @@ from receiver.web.params import MAX_TEXT as MAX_TEXT
 from receiver.web.params import change_body, cursor, incident_id, int_param
 
 MAX_LIMIT = 500
+MAX_NOTIFICATIONS = 500
+"""Most notifications an incident's page lists (the newest; ``/api/v1/notifications?incident=`` pages them all)."""
 DEFAULT_LIMIT = 50
 DEFAULT_TIMELINE = 1000
 UNKNOWN = "no such incident"
@@ -55,13 +58,17 @@ class IncidentCommands(Protocol):
         """Add a note to the timeline."""
         ...
 
+    async def update(self, id: str, actor: str, text: str) -> None:
+        """Post a status update to every channel of the incident (the update cadence starts over)."""
+        ...
+
 
 Command = Callable[[str, str, str], Awaitable[None]]
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-class IncidentsApiStore(IncidentStore, EvidenceStore, Protocol):
-    """What the incident API reads: incidents and their evidence."""
+class IncidentsApiStore(IncidentStore, EvidenceStore, OutboxStore, Protocol):
+    """What the incident API reads: incidents, their evidence and notifications."""
 
 
 class IncidentsApi:
@@ -84,6 +91,8 @@ class IncidentsApi:
         ):
             router.add_post(f"/api/v1/incidents/{{id}}/{action}", self._changing(command, "reason", required=False))
         router.add_post("/api/v1/incidents/{id}/notes", self._changing(self._commands.note, "text", required=True))
+        router.add_post("/api/v1/incidents/{id}/updates", self._changing(self._commands.update, "text", required=True))
+        router.add_get("/api/v1/notifications", self.notifications)
 
     async def list(self, request: web.Request) -> web.Response:
         """Incidents, newest first, filtered, a page at a time (``next`` is the ``before`` of the next page)."""
@@ -121,13 +130,32 @@ class IncidentsApi:
         records = await self._store.evidence(id)
         return web.json_response({"evidence": [_evidence(r, content=True) for r in records]})
 
+    async def notifications(self, request: web.Request) -> web.Response:
+        """Notifications across incidents, newest first, filtered by ``state`` and ``incident``, a page at a time."""
+        if not self._credentials.allows(request):
+            return unauthorized("receiver-api")
+        try:
+            state = _one_choice(request, "state", State)
+            limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+            before = cursor(request)
+        except ValueError as err:
+            return json_error(400, str(err))
+        incident = request.query.get("incident") or None
+        found = await self._store.notifications(incident=incident, state=state, before=before, limit=limit)
+        more = len(found) == limit
+        return web.json_response(
+            {"notifications": [notification(r) for r in found], "next": str(found[-1].id) if more and found else None}
+        )
+
     async def _detail(self, id: str, timeline_limit: int, status: int = 200) -> web.Response:
         found = await self._store.incident(id, timeline_limit)
         if found is None:
             return json_error(404, f"no incident {id}")
         incident, timeline = found
         evidence = [_evidence(r, content=False) for r in await self._store.evidence(id)]
-        return web.json_response(_detail(incident, timeline) | {"evidence": evidence}, status=status)
+        sent = [notification(r) for r in await self._store.notifications(incident=id, limit=MAX_NOTIFICATIONS)]
+        body = _detail(incident, timeline) | {"evidence": evidence, "notifications": sent}
+        return web.json_response(body, status=status)
 
     def _changing(self, command: Command, field: str, *, required: bool) -> Handler:
         async def handle(request: web.Request) -> web.Response:
@@ -178,6 +206,38 @@ def _choices(request: web.Request, name: str, parse: Callable[[str], Any], allow
         return frozenset(parse(s) for s in raw) or None
     except (ValueError, KeyError):
         raise ValueError(f"{name}: must be among {', '.join(allowed)}") from None
+
+
+def _one_choice(request: web.Request, name: str, kind: type[State]) -> State | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}: must be one of {', '.join(s.value for s in kind)}") from None
+
+
+def notification(record: NotificationRecord) -> dict[str, Any]:
+    """A notification as the API shows it."""
+    return {
+        "id": record.id,
+        "key": record.key,
+        "incident": record.incident,
+        "event": record.signal.value,
+        "channel": record.target.channel,
+        "destination": record.target.destination or None,
+        "type": record.kind,
+        "state": record.state.value,
+        "attempts": record.attempts,
+        "lastError": record.last_error or None,
+        "reason": record.reason.value if record.reason else None,
+        "providerId": record.provider_id or None,
+        "merged": record.merged,
+        "createdAt": _time(record.created_at),
+        "nextAttemptAt": _time(record.next_attempt_at),
+        "sentAt": _time(record.sent_at),
+    }
 
 
 def _time(value: Any) -> str | None:

@@ -6,7 +6,7 @@ the union the configuration validates each channel's settings against (by its ``
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 import pydantic
 
@@ -23,4 +23,9 @@ def build(name: str, settings: pydantic.BaseModel) -> Channel:
     return registered.build(name, settings)
 
 
-ChannelSettings = Annotated[Any, pydantic.Field(discriminator="type")]
+ChannelSettings: Any = (
+    Annotated[Union[tuple(t.settings for t in _REGISTERED)], pydantic.Field(discriminator="type")]  # noqa: UP007
+    if _REGISTERED
+    else dict[str, Any]
+)
+"""The settings of any registered channel type, told apart by their ``type``."""

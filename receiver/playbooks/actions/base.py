@@ -184,6 +184,10 @@ class Outcome(StrEnum):
     """``wait_for_resolution``: the alert resolved; the run ends as a success."""
 
 
+Tell = Callable[[str, str], Awaitable[None]]
+"""(channel, message): written to the outbox of the run's incident (``default``: every channel it has)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """What executing a step may use: the cluster, whether the alert still fires, and the executor's timer."""
@@ -193,6 +197,8 @@ class Context:
     poll_seconds: float
     timer: Timer = REAL
     """Sleep through it, never ``asyncio.sleep``: tests run real durations in virtual time."""
+    tell: Tell | None = None
+    """Sends a message to a notification channel of the run's incident (None: notifications are not set up)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,9 @@
-"""``notify``: send a message (recorded as not wired yet until notifications land)."""
+"""``notify``: send a message to a notification channel of the run's incident, through the outbox.
+
+``channel`` names a channel of ``notify.channels`` (or ``name:destination``); ``default`` sends to every
+channel the incident was routed to. The step is done once the message is written to the outbox, in the
+incident's transaction: the sender delivers it (and retries it) like any other notification.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from receiver.playbooks.actions.base import Action, Context, Done, Inputs, Outco
 
 
 class Notify(StepBase):
-    """Send a message (wired to notifications when they land)."""
+    """Send a message to a channel of the incident (``default``: all of them)."""
 
     action: Literal["notify"]
     message: Template
@@ -21,8 +26,11 @@ def plan(step: Notify, render: Render) -> dict[str, Any]:
 
 
 async def execute(context: Context, inputs: Inputs) -> Done:
-    """Not wired yet: skipped, and says so."""
-    return Done(Outcome.SKIPPED, reason="notifications are not wired yet (a later issue)")
+    """Write the message to the outbox; skipped when no notification channel is configured."""
+    if context.tell is None:
+        return Done(Outcome.SKIPPED, reason="no notification channel is configured (notify.channels)")
+    await context.tell(str(inputs["channel"]), str(inputs["message"]))
+    return Done(Outcome.SUCCEEDED, reason=f"written to the outbox for {inputs['channel']}")
 
 
 ACTION = Action("notify", Notify, plan, execute, example={"action": "notify", "message": "{{ alert.labels.pod }}"})
