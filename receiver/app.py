@@ -145,6 +145,7 @@ def _routes(
     limits = settings.remediation.guardrails.limits()
     incidents = settings.incidents.policy()
     scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, limits, clock, incidents)
+    metrics.channels(sorted(settings.notify.channels))
     app.router.add_get("/metrics", scrape.handle)
 
 

@@ -1,4 +1,4 @@
-"""The command line: ``receiver serve``, ``config check``, ``playbooks ...``, ``evidence rbac``."""
+"""The command line: ``receiver serve``, ``config check``, ``playbooks ...``, ``evidence rbac``, ``notify ...``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from receiver import __version__, config, logs
 from receiver import timer as timers
 from receiver.app import GUARD, create_app
 from receiver.cli import evidence as evidence_cli
+from receiver.cli import notify as notify_cli
 from receiver.cli import playbooks as playbooks_cli
 from receiver.store import StoreError, backends
 from receiver.web import serving
@@ -41,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG if settings is None else playbooks_cli.run(args, settings)
     if args.command == "evidence":
         return evidence_cli.run(args)
+    if args.command == "notify":
+        settings = _load(Path(args.config) if args.config else None, {})
+        return EXIT_CONFIG if settings is None else notify_cli.run(args, settings)
     return _check(args)
 
 
@@ -59,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_parser("check", help="validate a settings file and exit").add_argument("file", type=Path)
     playbooks_cli.add_parser(commands)
     evidence_cli.add_parser(commands)
+    notify_cli.add_parser(commands)
     return parser
 
 

@@ -20,6 +20,7 @@ from receiver.store import (
     InboxStore,
     IncidentQuery,
     IncidentStore,
+    OutboxStore,
     RunStore,
     StoreError,
     watchdog_last_seen,
@@ -27,8 +28,8 @@ from receiver.store import (
 from receiver.web.health import waited_seconds
 
 
-class ScrapeStore(InboxStore, AlertStore, IncidentStore, RunStore, Protocol):
-    """What a scrape reads: the backlog, alert and open incident counts, the circuit breakers."""
+class ScrapeStore(InboxStore, AlertStore, IncidentStore, RunStore, OutboxStore, Protocol):
+    """What a scrape reads: the backlog, alert and open incident counts, the circuit breakers, the outbox."""
 
 
 class Scrape:
@@ -72,13 +73,17 @@ class Scrape:
             oldest = await self._store.oldest_unprocessed()
             watchdog = await watchdog_last_seen(self._store, self._watchdog.matchers)
             alarm = await self._store.incidents(self._alarm)
+            outbox, unsent = await self._store.outbox_backlog()
         except StoreError:  # the counters still tell the story; readiness reports the store
             counts, backlog, incidents, breakers, oldest, watchdog, alarm = {}, 0, {}, {}, None, None, []
+            outbox, unsent = 0, None
         now = self._clock()
         self._metrics.refresh(counts, self._queue_depth(), backlog, incidents, breakers)
         self._metrics.oldest_unprocessed_age.set(waited_seconds(oldest, now))
         self._metrics.watchdog_last_seen.set(watchdog.timestamp() if watchdog else 0)
         self._metrics.watchdog_missing.set(int(any(i.firing for i in alarm)))
+        self._metrics.outbox_pending.set(outbox)
+        self._metrics.outbox_oldest_age.set(waited_seconds(unsent, now))
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
