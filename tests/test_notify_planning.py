@@ -93,8 +93,14 @@ def test_escalation_routes_pagerduty_in_and_it_hears_the_escalation_then_the_end
     assert ("slack", Signal.ESCALATED) in sent(notices.intents)
     assert notices.due[incident.id] == later + timedelta(hours=1)  # the stricter cadence brings it closer
     ended = T0 + timedelta(hours=1)
-    notices = p.plan(book.transition(incident.id, IncidentStatus.RESOLVED, ended, "alice", "fixed"), book.incidents, ended)
-    assert sent(notices.intents) == {("pagerduty", Signal.RESOLVED), ("slack", Signal.RESOLVED), ("email", Signal.RESOLVED)}
+    notices = p.plan(
+        book.transition(incident.id, IncidentStatus.RESOLVED, ended, "alice", "fixed"), book.incidents, ended
+    )
+    assert sent(notices.intents) == {
+        ("pagerduty", Signal.RESOLVED),
+        ("slack", Signal.RESOLVED),
+        ("email", Signal.RESOLVED),
+    }
     assert notices.due == {incident.id: None}
 
 
