@@ -434,6 +434,9 @@ def test_the_alerts_on_the_daemons_health_pass_promtool_and_fire_when_they_shoul
         "ReceiverWatchdogMissing",
         "ReceiverEvidenceFailing",
         "ReceiverEvidenceWorkerRestarting",
+        "ReceiverNotificationsFailing",
+        "ReceiverOutboxStuck",
+        "ReceiverNotifierRestarting",
     } <= names
     tests = tmp_path / "rules_test.yaml"
     annotations = {r["alert"]: r["annotations"] for g in rule["spec"]["groups"] for r in g["rules"]}
@@ -450,12 +453,16 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
 
     def expect(alert: str, **labels: str) -> dict[str, Any]:
         text = {
-            k: v.replace("{{ $labels.playbook }}", labels.get("playbook", "")) for k, v in annotations[alert].items()
+            k: v.replace("{{ $labels.playbook }}", labels.get("playbook", "")).replace(
+                "{{ $labels.channel }}", labels.get("channel", "")
+            )
+            for k, v in annotations[alert].items()
         }
         return {"exp_labels": labels, "exp_annotations": text}
 
     instance = {"job": f"{RELEASE}-receiver", "namespace": NAMESPACE}
     captures = "receiver_evidence_captures_total"
+    failed, sent = "receiver_notifications_failed_total", "receiver_notifications_sent_total"
     return {
         "rule_files": [rules],
         "evaluation_interval": "1m",
@@ -481,6 +488,13 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                     {"series": f'{captures}{{{sel},outcome="no_credentials"}}', "values": "0+1x10"},
                     {"series": f'{captures}{{{sel},outcome="captured"}}', "values": "0x10"},
                     {"series": f"receiver_evidence_worker_restarts_total{{{sel}}}", "values": "0 1 2 3 3 3"},
+                    # notifications: PagerDuty's key was revoked (every attempt fails), Slack works
+                    {"series": f'{failed}{{{sel},channel="pagerduty",reason="auth_error"}}', "values": "0+1x20"},
+                    {"series": f'{sent}{{{sel},channel="pagerduty"}}', "values": "0x20"},
+                    {"series": f'{failed}{{{sel},channel="slack",reason="rate_limited"}}', "values": "0+1x20"},
+                    {"series": f'{sent}{{{sel},channel="slack"}}', "values": "0+1x20"},
+                    {"series": f"receiver_outbox_oldest_pending_age_seconds{{{sel}}}", "values": "0 0 600+60x20"},
+                    {"series": f"receiver_notifier_restarts_total{{{sel}}}", "values": "0 0 0 1 2 3"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "1m", "alertname": "ReceiverDown", "exp_alerts": []},
@@ -528,6 +542,23 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                         "eval_time": "4m",
                         "alertname": "ReceiverEvidenceWorkerRestarting",
                         "exp_alerts": [expect("ReceiverEvidenceWorkerRestarting", severity="warning", **instance)],
+                    },
+                    {"eval_time": "4m", "alertname": "ReceiverNotificationsFailing", "exp_alerts": []},  # pending
+                    {
+                        "eval_time": "10m",
+                        "alertname": "ReceiverNotificationsFailing",
+                        "exp_alerts": [expect("ReceiverNotificationsFailing", severity="critical", channel="pagerduty")],
+                    },
+                    {"eval_time": "6m", "alertname": "ReceiverOutboxStuck", "exp_alerts": []},  # 840s
+                    {
+                        "eval_time": "12m",
+                        "alertname": "ReceiverOutboxStuck",
+                        "exp_alerts": [expect("ReceiverOutboxStuck", severity="warning", **instance)],
+                    },
+                    {
+                        "eval_time": "5m",
+                        "alertname": "ReceiverNotifierRestarting",
+                        "exp_alerts": [expect("ReceiverNotifierRestarting", severity="warning", **instance)],
                     },
                 ],
             }

@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 import orjson
+import pydantic
 
 from receiver import logs
 from receiver import timer as timers
@@ -91,8 +92,26 @@ log per notification of a batch of 1024), and 50 ms is nothing to an incident.""
 
 
 def settings_frame(settings: Settings) -> bytes:
-    """The first frame on the engine's stdin: the settings it needs."""
-    return link.frame(settings.model_dump(mode="json", include=set(_ENGINE_SETTINGS)))
+    """The first frame on the engine's stdin: the settings it needs, the channels' secrets in clear.
+
+    A channel's password or key is a ``SecretStr`` (never printed, never logged), which a JSON dump
+    masks: the engine sends with them, so they cross the pipe to it (its own child) as they are.
+    """
+    dumped = settings.model_dump(mode="json", include=set(_ENGINE_SETTINGS))
+    dumped["notify"]["channels"] = {
+        name: channel.model_dump(mode="json") | _secrets(channel)
+        for name, channel in settings.notify.channels.items()
+    }
+    return link.frame(dumped)
+
+
+def _secrets(channel: pydantic.BaseModel) -> dict[str, str]:
+    """The channel's secret settings, in clear."""
+    return {
+        name: value.get_secret_value()
+        for name in type(channel).model_fields
+        if isinstance(value := getattr(channel, name), pydantic.SecretStr)
+    }
 
 
 class EngineProcess:
