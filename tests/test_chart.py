@@ -547,7 +547,9 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                     {
                         "eval_time": "10m",
                         "alertname": "ReceiverNotificationsFailing",
-                        "exp_alerts": [expect("ReceiverNotificationsFailing", severity="critical", channel="pagerduty")],
+                        "exp_alerts": [
+                            expect("ReceiverNotificationsFailing", severity="critical", channel="pagerduty")
+                        ],
                     },
                     {"eval_time": "6m", "alertname": "ReceiverOutboxStuck", "exp_alerts": []},  # 840s
                     {

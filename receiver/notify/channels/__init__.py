@@ -11,8 +11,9 @@ from typing import Annotated, Any, Union
 import pydantic
 
 from receiver.notify.channel import Channel, ChannelType
+from receiver.notify.channels import email, statuspage
 
-_REGISTERED: tuple[ChannelType[Any], ...] = ()
+_REGISTERED: tuple[ChannelType[Any], ...] = (email.TYPE, statuspage.TYPE)
 TYPES: dict[str, ChannelType[Any]] = {t.kind: t for t in _REGISTERED}
 
 
