@@ -25,7 +25,9 @@ async def test_the_charts_alerts_work_on_the_daemons_real_metrics(
     processes: dict[str, Callable[..., Any]], http: aiohttp.ClientSession
 ) -> None:
     rules = one(manifests(VALUE_SETS["monitoring-on"]), "PrometheusRule")["spec"]
-    receiver = processes["receiver"]()
+    # a channel configured (never used here): its sent/failed series exist from the start, as in a cluster
+    mail = {"type": "email", "host": "127.0.0.1", "security": "none", "sender": "rx@example.com", "to": ["a@example.com"]}
+    receiver = processes["receiver"]({"notify": {"channels": {"email": mail}}})
     await receiver.start()
     prometheus = processes["prometheus"]()
     await prometheus.start(JOB, f"127.0.0.1:{receiver.port}", {"namespace": NAMESPACE}, rules)
