@@ -30,8 +30,10 @@ from receiver.incidents.suppression import Dependency
 from receiver.incidents.watchdog import WatchdogPolicy
 from receiver.notify.cadence import Cadence
 from receiver.notify.channels import ChannelSettings
+from receiver.notify.composer import RouteComposer
 from receiver.notify.model import Target
 from receiver.notify.routing import Route, default_routes
+from receiver.notify.templates import TemplateError
 from receiver.playbooks.guardrails import Limits
 from receiver.playbooks.plan import NamespacePolicy
 
@@ -556,6 +558,24 @@ class NotifySettings(_Section):
                     raise ValueError(f"routes[{n}] names channel {target.partition(':')[0]!r}, not in notify.channels")
         return self
 
+    @pydantic.model_validator(mode="after")
+    def _templates_render(self) -> NotifySettings:
+        """Every configured template parses and renders an example incident (else: the template, the line)."""
+        try:
+            self.composer()
+        except TemplateError as err:
+            route = next((r.name for r in self.route_list() if _mentions(r.templates, err)), None)
+            raise ValueError(f"{err}" + (f" (route {route!r})" if route else "")) from None
+        return self
+
+    def overrides(self) -> dict[str, dict[str, str]]:
+        """The configured templates: audience -> name -> source."""
+        return {str(a): {str(k): v for k, v in named.items()} for a, named in self.templates.items()}
+
+    def composer(self) -> RouteComposer:
+        """What renders each delivery: the route's templates over these over the shipped ones. TemplateError."""
+        return RouteComposer(self.overrides(), self.route_list())
+
     def route_list(self) -> tuple[Route, ...]:
         """The routes, configured or default."""
         if self.routes is None:
@@ -578,6 +598,10 @@ class NotifySettings(_Section):
     def link(self, incident: str) -> str:
         """The address of an incident's page (empty without ``external_url``)."""
         return f"{self.external_url.rstrip('/')}/api/v1/incidents/{incident}" if self.external_url else ""
+
+
+def _mentions(templates: Mapping[str, Mapping[str, str]], err: TemplateError) -> bool:
+    return err.name in templates.get(err.audience, {})
 
 
 class Settings(_Section):

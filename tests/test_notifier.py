@@ -268,3 +268,18 @@ async def test_a_person_acknowledging_and_posting_an_update_is_told_in_order(wor
     ]
     assert world.channel.asked[2].text == "rolled back to 1.4.2"
     assert collections.Counter(r.state for r in await world.store.notifications()) == {State.SENT: 3}
+
+
+async def test_a_playbooks_notify_step_is_a_row_for_its_channel_and_a_line_in_the_timeline(world: World) -> None:
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    [opened] = await world.store.notifications()
+    await world.processor.notify(opened.incident, "kube-pod-crash-looping", "default", "deleting the pod")
+    await world.processor.notify(opened.incident, "kube-pod-crash-looping", "slack:C999", "to another channel")
+    await world.notifier().drain()
+    steps = {(d.signal, str(d.target), d.text, d.actor) for d in world.channel.asked[1:]}  # two targets: any order
+    assert steps == {
+        (Signal.STEP, "slack", "deleting the pod", "playbook kube-pod-crash-looping"),
+        (Signal.STEP, "slack:C999", "to another channel", "playbook kube-pod-crash-looping"),
+    }
+    _, timeline = await world.store.incident(opened.incident, 50) or (None, [])
+    assert "to default: deleting the pod" in [e.text for e in timeline]

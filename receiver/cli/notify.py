@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, settings: config.Settings) -> int:
     if not channels:
         print("no channel is configured (notify.channels)", file=sys.stderr)
         return EXIT_USAGE
-    composer = _composer(settings)
+    composer = settings.notify.composer()
     if args.action == "test":
         channel = channels.get(args.channel)
         if channel is None:
@@ -59,11 +59,6 @@ def run(args: argparse.Namespace, settings: config.Settings) -> int:
             return EXIT_USAGE
         return asyncio.run(_test(channel, composer))
     return asyncio.run(_preview(settings, channels, composer, args.incident, Signal(args.event)))
-
-
-def _composer(settings: config.Settings) -> RouteComposer:
-    overrides = {str(a): {str(k): v for k, v in named.items()} for a, named in settings.notify.templates.items()}
-    return RouteComposer(overrides, settings.notify.route_list())
 
 
 async def _test(channel: Channel, composer: RouteComposer) -> int:

@@ -24,7 +24,6 @@ from receiver.kube import Kube
 from receiver.metrics import Tally
 from receiver.notify import channels as channel_types
 from receiver.notify.channel import Channel
-from receiver.notify.composer import RouteComposer
 from receiver.notify.http import Http
 from receiver.notify.planning import Channels, Planner
 from receiver.playbooks.remediation import Remediation
@@ -229,8 +228,7 @@ def _notifier(
     retry = RetryPolicy(
         notify.retry.first, notify.retry.longest, notify.retry.give_up_after, notify.retry.send_timeout.total_seconds()
     )
-    overrides = {str(audience): {str(k): v for k, v in named.items()} for audience, named in notify.templates.items()}
-    composer = RouteComposer(overrides, notify.route_list())
+    composer = notify.composer()
     return Notifier(
         store, channels, composer, http, clock, report, link=notify.link, retry=retry, concurrency=notify.concurrency
     )
