@@ -552,8 +552,9 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                         ],
                     },
                     {"eval_time": "6m", "alertname": "ReceiverOutboxStuck", "exp_alerts": []},  # 840s
+                    {"eval_time": "12m", "alertname": "ReceiverOutboxStuck", "exp_alerts": []},  # over 900s: pending
                     {
-                        "eval_time": "12m",
+                        "eval_time": "14m",
                         "alertname": "ReceiverOutboxStuck",
                         "exp_alerts": [expect("ReceiverOutboxStuck", severity="warning", **instance)],
                     },
