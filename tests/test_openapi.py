@@ -9,6 +9,7 @@ naming convention fails.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -175,6 +176,9 @@ def playbook_dir(tmp_path: Path) -> Path:
     return found
 
 
+HOOK_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
 def crash_looping(pod: str) -> bytes:
     """A webhook body with kube-prometheus-stack's KubePodCrashLooping for ``pod`` in shop (tests/corpus)."""
     crashing = corpus.alert("KubePodCrashLooping", namespace="shop", pod=pod)
@@ -188,6 +192,10 @@ async def test_every_route_answers_as_the_document_says(
         api={"token": "api-token-0123456789"},
         webhook={"bearer_token": "hook-token-0123456789", "max_body_bytes": 65536},
         remediation={"playbook_dirs": [str(playbook_dir)]},
+        notify={  # a channel nothing listens to: its notifications fail and wait for their retry, documented too
+            "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/", "secret": HOOK_SECRET}},
+            "routes": [{"channels": ["hook"]}],
+        },
     )
     app = create_app(
         settings, registry=CollectorRegistry(), clock=clock, engine="inline", kube=Kube(None, dry_run=True)
@@ -231,6 +239,15 @@ async def test_every_route_answers_as_the_document_says(
     await call("GET", "/api/v1/incidents/INC-20200101-0001/evidence", 404, headers=API)
     await call("POST", one + "/notes", 201, json={"text": "looking", "actor": "alice"}, headers=API)
     await call("POST", one + "/notes", 400, json={"text": ""}, headers=API)
+    await call("POST", one + "/updates", 201, json={"text": "rolled back", "actor": "alice"}, headers=API)
+    await call("POST", one + "/updates", 400, json={"text": " "}, headers=API)
+    await call("POST", "/api/v1/incidents/INC-20200101-0001/updates", 404, json={"text": "x"}, headers=API)
+    await call("POST", one + "/updates", 401, json={"text": "x"})
+    listed = await call("GET", "/api/v1/notifications?limit=1", 200, headers=API)
+    assert listed["notifications"] and listed["notifications"][0]["channel"] == "hook"
+    await call("GET", f"/api/v1/notifications?incident={incident['id']}&state=pending", 200, headers=API)
+    await call("GET", "/api/v1/notifications?state=bogus", 400, headers=API)
+    await call("GET", "/api/v1/notifications", 401)
     for change in ("ack", "mitigate", "resolve"):
         await call("POST", f"{one}/{change}", 200, json={"actor": "alice"}, headers=API)
         await call("POST", f"{one}/{change}", 409, headers=API)  # resolved: nothing may follow

@@ -74,7 +74,6 @@ def fit(compose: Compose, markup: Markup, build: Callable[[Message], T], size: C
     Tries every ``Detail``; if even the leanest is too large, cuts its body (halving what is cut until
     it fits) and says so at the cut. Raises ``ValueError`` if nothing fits (a title alone over the limit).
     """
-    message = compose(markup, Detail.FULL)
     for detail in Detail:
         message = compose(markup, detail)
         payload = build(message)

@@ -26,7 +26,7 @@ async def test_the_charts_alerts_work_on_the_daemons_real_metrics(
 ) -> None:
     rules = one(manifests(VALUE_SETS["monitoring-on"]), "PrometheusRule")["spec"]
     # a channel configured (never used here): its sent/failed series exist from the start, as in a cluster
-    mail = {"type": "email", "host": "127.0.0.1", "security": "none", "sender": "rx@example.com", "to": ["a@example.com"]}
+    mail = {"type": "email", "host": "127.0.0.1", "security": "none", "sender": "rx@example.com", "to": ["a@x.example"]}
     receiver = processes["receiver"]({"notify": {"channels": {"email": mail}}})
     await receiver.start()
     prometheus = processes["prometheus"]()

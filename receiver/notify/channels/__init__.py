@@ -11,9 +11,9 @@ from typing import Annotated, Any, Union
 import pydantic
 
 from receiver.notify.channel import Channel, ChannelType
-from receiver.notify.channels import email, statuspage
+from receiver.notify.channels import email, pagerduty, statuspage, teams, webhook
 
-_REGISTERED: tuple[ChannelType[Any], ...] = (email.TYPE, statuspage.TYPE)
+_REGISTERED: tuple[ChannelType[Any], ...] = (email.TYPE, pagerduty.TYPE, statuspage.TYPE, teams.TYPE, webhook.TYPE)
 TYPES: dict[str, ChannelType[Any]] = {t.kind: t for t in _REGISTERED}
 
 
