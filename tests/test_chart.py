@@ -81,6 +81,25 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
         "auth": {"existingSecret": "my-tokens"},
     },
+    "notifications": {
+        "config": {
+            "notify": {
+                "external_url": "https://receiver.example.com",
+                "channels": {
+                    "email": {
+                        "type": "email",
+                        "host": "smtp.example.com",
+                        "username": "receiver",
+                        "password": "env:SMTP_PASSWORD",
+                        "sender": "receiver@example.com",
+                        "to": ["platform-oncall@example.com"],
+                    },
+                    "pagerduty": {"type": "pagerduty", "routing_key": "env:PAGERDUTY_ROUTING_KEY"},
+                },
+            }
+        },
+        "notify": {"secretEnvFrom": [{"secretRef": {"name": "receiver-notify"}}]},
+    },
 }
 
 
@@ -327,7 +346,8 @@ def test_the_rendered_config_and_playbooks_are_what_the_daemon_accepts(case: Any
         raw["remediation"]["playbook_dirs"] = [str(tmp_path / "playbooks")]  # where the pod mounts them
     file = tmp_path / "config.yaml"
     file.write_text(yaml.safe_dump(raw))
-    settings = load(file, {})  # raises ConfigError naming the key if the daemon would refuse to start
+    env = {"SMTP_PASSWORD": "s3cret", "PAGERDUTY_ROUTING_KEY": "R0123456789ABCDEF0123456789ABCDE"}
+    settings = load(file, env)  # raises ConfigError naming the key if the daemon would refuse to start
     assert settings.data_dir == Path("/data") and settings.shutdown_timeout.total_seconds() == 10
     assert settings.remediation.guardrails.dry_run is values.get("remediation", {}).get("dryRun", True)
     if name == "cluster-role":  # the user's settings reach the daemon beside the chart's own
@@ -335,6 +355,10 @@ def test_the_rendered_config_and_playbooks_are_what_the_daemon_accepts(case: Any
         assert settings.remediation.guardrails.approval == "required"
         assert settings.incidents.correlation.window.total_seconds() == 600
         assert settings.remediation.namespaces.allow == []  # cluster-wide: every namespace not denied
+    if name == "notifications":  # the channels' secrets come from the Secrets the pod reads as its environment
+        [container] = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+        assert container["envFrom"] == [{"secretRef": {"name": "receiver-notify"}}]
+        assert sorted(settings.notify.channels) == ["email", "pagerduty"]
     if name == "default":
         assert sorted(p.name for p in playbooks) == sorted(p.stem for p in (ROOT / "playbooks").glob("*.yaml"))
 

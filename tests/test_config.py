@@ -330,3 +330,49 @@ def test_incident_settings_round_trip_through_json_for_the_engine_process() -> N
     settings = config.load(None, {}, {"incidents": INCIDENTS})
     sent = settings.model_dump(mode="json", include={"incidents"})
     assert config.Settings.model_validate_json(json.dumps(sent)).incidents == settings.incidents
+
+
+PAGER_KEY = "R0123456789ABCDEF0123456789ABCDE"
+NOTIFY = """
+notify:
+  channels:
+    pagerduty: {type: pagerduty, routing_key: env:PD_KEY}
+    email: {type: email, host: 127.0.0.1, security: none, sender: rx@example.com, to: [oncall@example.com]}
+"""
+
+
+def test_channel_secrets_come_from_the_environment_and_never_show(tmp_path: Path) -> None:
+    file = tmp_path / "c.yml"
+    file.write_text(NOTIFY)
+    settings = config.load(file, {"PD_KEY": PAGER_KEY})
+    assert PAGER_KEY not in repr(settings.notify.channels["pagerduty"])
+    assert [str(t) for r in settings.notify.route_list() for t in r.targets] == ["pagerduty", "pagerduty", "email"]
+    with pytest.raises(config.ConfigError) as missing:
+        config.load(file, {})
+    problem = ("notify.channels.pagerduty.routing_key", "environment variable PD_KEY is not set")
+    assert missing.value.problems == [problem]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("  routes: [{channels: [slack]}]", "routes[0] names channel 'slack', not in notify.channels"),
+        ("  routes: [{matchers: ['severity=~\"(\"'], channels: [email]}]", "invalid regular expression"),
+        ("  templates: {internal: {declared: '{{ incident.nope }}'}}", "the internal declared template, line 1"),
+        ("  cadence: {SEV5: 1h}", "notify.cadence.SEV5"),
+    ],
+)
+def test_bad_notification_settings_are_refused_naming_what_is_wrong(tmp_path: Path, extra: str, message: str) -> None:
+    file = tmp_path / "c.yml"
+    file.write_text(NOTIFY + extra + "\n")
+    with pytest.raises(config.ConfigError) as err:
+        config.load(file, {"PD_KEY": PAGER_KEY})
+    assert message in str(err.value.problems), err.value.problems
+
+
+def test_a_channel_name_must_be_a_metric_label(tmp_path: Path) -> None:
+    file = tmp_path / "c.yml"
+    file.write_text(NOTIFY.replace("    email:", "    Team Mail:"))
+    with pytest.raises(config.ConfigError) as err:
+        config.load(file, {"PD_KEY": PAGER_KEY})
+    assert "channel name 'Team Mail'" in str(err.value.problems)
