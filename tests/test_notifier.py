@@ -6,6 +6,7 @@ The channels' own behaviour against their providers is tested in tests/test_chan
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -283,3 +284,47 @@ async def test_a_playbooks_notify_step_is_a_row_for_its_channel_and_a_line_in_th
     }
     _, timeline = await world.store.incident(opened.incident, 50) or (None, [])
     assert "to default: deleting the pod" in [e.text for e in timeline]
+
+
+class Held(Scripted):
+    """Answers only once the test releases it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.release = asyncio.Event()
+        self.arrived = asyncio.Event()
+
+    async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
+        self.arrived.set()
+        await self.release.wait()
+        return await super().send(delivery, compose, io)
+
+
+async def test_a_stopping_engine_lets_a_delivery_in_flight_end_and_claims_nothing_more(world: World) -> None:
+    held = Held("slack")
+    world.channel = held
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    notifier = world.notifier()
+    await notifier.step()
+    await asyncio.wait_for(held.arrived.wait(), 10)
+    quiescing = asyncio.create_task(notifier.quiesce(10))
+    await world.fire("api-5c9d8b7f6-q4w5e")  # more news while stopping
+    held.release.set()
+    assert await quiescing == 0
+    assert await notifier.step() == 0  # nothing more is claimed
+    states = [r.state for r in await world.store.notifications()]
+    assert states == [State.PENDING, State.SENT]  # the news waits for the next engine, unclaimed
+
+
+async def test_a_delivery_that_does_not_end_in_the_grace_is_left_to_the_next_start(world: World) -> None:
+    held = Held("slack")
+    world.channel = held
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    notifier = world.notifier()
+    await notifier.step()
+    await asyncio.wait_for(held.arrived.wait(), 10)
+    assert await notifier.quiesce(0.01) == 1
+    [row] = await world.store.notifications()
+    assert row.state is State.SENDING  # recovered (re-sent, reconciled or interrupted) at the next start
+    held.release.set()
+    await notifier.drain()  # what was still running ends before the store closes

@@ -33,6 +33,8 @@ from receiver.timer import REAL, Timer
 log = logging.getLogger(__name__)
 SUPERVISED_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before the evidence worker is started again after a failure."""
+QUIESCE_SECONDS = 3.0
+"""How long a stopping engine lets notifications in flight end (within the web process's grace for it)."""
 Report = Callable[[int, Tally], None]
 """Told the inbox seq processed so far and what a step counted (processing and runs alike)."""
 
@@ -126,6 +128,10 @@ class Engine:
         What is left in the inbox is processed at the next start.
         """
         self._stopping = True
+        if self.notifier is not None:
+            left = await self.notifier.quiesce(QUIESCE_SECONDS)
+            if left:
+                log.warning("%d notifications were still being sent when the engine stopped", left)
         for task in self._upkeep:
             await _cancel(task)
         if before_processing is not None:

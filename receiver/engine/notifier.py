@@ -35,6 +35,7 @@ from typing import Protocol
 
 from receiver.clock import Clock
 from receiver.engine import stories
+from receiver.incidents.lifecycle import Signal
 from receiver.metrics import Tally
 from receiver.notify.channel import Channel, Io, Replay
 from receiver.notify.content import Audience, Compose, Detail, Markup, Message
@@ -108,6 +109,7 @@ class Notifier:
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._recovered = False
+        self._quiescing = False
 
     def wake(self) -> None:
         """Say that rows may have been written."""
@@ -137,6 +139,8 @@ class Notifier:
         if not self._recovered:
             await self.recover()
             self._recovered = True
+        if self._quiescing:
+            return 0
         free = self._concurrency - len(self._running)
         if free <= 0:
             return 0
@@ -150,6 +154,19 @@ class Notifier:
             task.add_done_callback(self._ended)
             started += 1
         return started
+
+    async def quiesce(self, seconds: float) -> int:
+        """Claim nothing more and let deliveries in flight end, for at most ``seconds``; how many did not.
+
+        A graceful stop: an email being sent when the engine is told to stop is recorded ``sent``, not found
+        ``interrupted`` at the next start. What is still running after ``seconds`` is cancelled with ``run``.
+        """
+        self._quiescing = True
+        running = set(self._running)
+        if not running:
+            return 0
+        _, pending = await asyncio.wait(running, timeout=seconds)
+        return len(pending)
 
     async def drain(self) -> None:
         """Send until nothing is due or running (tests, benchmarks)."""
@@ -241,7 +258,8 @@ class Notifier:
         what = f"{delivery.signal} to {delivery.target}"
         if isinstance(result, Sent):
             note = f" ({result.note})" if result.note else ""
-            text = f"notified {what}{note}"
+            quiet = delivery.signal is Signal.ALERTS_CHANGED and not result.note  # a refresh: not worth a line
+            text = "" if quiet else f"notified {what}{note}"
             return Outcome(delivery, State.SENT, now, text, provider_id=result.provider_id, thread=result.thread)
         if isinstance(result, Skipped):
             return Outcome(delivery, State.SKIPPED, now, error=result.why)
