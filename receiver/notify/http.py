@@ -106,12 +106,25 @@ class Http:
                 timeout=aiohttp.ClientTimeout(total=seconds or self._timeout),
                 allow_redirects=False,
             ) as answer:
-                body = await answer.content.read(MAX_ANSWER_BYTES)
+                body = await _read(answer.content, MAX_ANSWER_BYTES)
                 return Response(answer.status, {k.lower(): v for k, v in answer.headers.items()}, body)
         except TimeoutError as err:
             raise Unreachable(Reason.TIMEOUT, f"{method} {_safe(url)}: no answer in time") from err
         except aiohttp.ClientError as err:
             raise Unreachable(Reason.OTHER, f"{method} {_safe(url)}: {type(err).__name__}: {err}") from err
+
+
+async def _read(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body up to ``limit`` bytes: ``StreamReader.read(n)`` returns what has arrived, maybe less."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        part = await stream.read(limit - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def _safe(url: str) -> str:
