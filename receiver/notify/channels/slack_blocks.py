@@ -1,0 +1,180 @@
+"""What the Slack channel posts: Block Kit payloads within Slack's limits, untrusted text escaped.
+
+Kept apart from ``slack`` (which sends) because it decides everything a reviewer must trust about
+what reaches a channel, and it is pure: alert text is escaped for ``mrkdwn`` (``&``, ``<``, ``>``: no
+``<!channel>``, mention or disguised ``<url|link>`` can be injected) and marked ``verbatim`` (Slack
+parses no bare ``@here`` or channel name in it); the header is ``plain_text`` (never parsed), one
+line, cut at 150 characters; a long body is split over sections of at most 3,000 characters, never
+inside an ``&amp;`` or a ``<link>``, code fences closed and reopened across the cut; a message keeps
+to 50 blocks and 40,000 characters (``excess`` says by how much it does not, for ``content.fit``).
+
+Limits: https://api.slack.com/reference/block-kit/blocks (50 blocks; header text 150; section text
+3,000), https://api.slack.com/changelog/2018-04-truncating-really-long-messages (text 40,000),
+escaping: https://api.slack.com/reference/surfaces/formatting#escaping ,
+``verbatim``: https://docs.slack.dev/reference/block-kit/composition-objects/text-object .
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from receiver.notify.content import TRUNCATED, Compose, Markup, Message, fit, join_lines, truncate
+
+MAX_TEXT = 40_000
+"""A message's ``text``: Slack truncates past this."""
+MAX_MESSAGE = 40_000
+"""All the text of a message's blocks together. Slack publishes no such total (``msg_too_long`` has no
+documented threshold); holding the blocks to the limit it puts on ``text`` keeps clear of it."""
+MAX_ECHO = 400_000
+"""Bytes of a message's text and blocks as JSON with non-ASCII escaped (``\\u...``, as Slack writes it).
+Slack answers a post or an edit with the message, once or twice: kept under this, the answer stays
+within what the HTTP edge reads (``http.MAX_ANSWER_BYTES``, 1 MiB), even for text of emoji alone (an
+answer cut short would leave a post that happened looking failed, and posted again)."""
+MAX_SECTION = 3_000
+MAX_HEADER = 150
+MAX_BLOCKS = 50
+FIELD = 1_000
+"""Most of one untrusted line (services, the latest event) in the message's details, escaped."""
+FENCE = "```"
+
+Block = dict[str, Any]
+Payload = dict[str, Any]
+
+
+def escape(text: str) -> str:
+    """Plain text made inert in ``mrkdwn``: ``&``, ``<`` and ``>`` as entities. Pure."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def one_line(text: str) -> str:
+    """Text on one line: line breaks and tabs (an injected CR/LF) as spaces. Pure."""
+    return " ".join(text.split())
+
+
+def safe_end(text: str, end: int) -> int:
+    """The last position at or before ``end`` that cuts neither an ``&entity;`` nor a ``<...>`` in two. Pure.
+
+    Raw ``<`` only come from the templates' own links and mentions (untrusted ones are escaped).
+    Returns ``end`` when the only safe position would leave nothing.
+    """
+    amp = text.rfind("&", max(0, end - len("&amp;")), end)
+    if amp > 0 and ";" not in text[amp:end]:
+        end = amp
+    opening = text.rfind("<", 0, end)
+    if opening > 0 and ">" not in text[opening:end]:
+        end = opening
+    return end
+
+
+def cut(text: str, limit: int) -> str:
+    """Escaped ``mrkdwn`` cut to at most ``limit`` characters, whole entities and links, saying it was cut. Pure."""
+    if len(text) <= limit:
+        return text
+    if limit <= len(TRUNCATED):
+        return truncate(text, limit)
+    return text[: safe_end(text, limit - len(TRUNCATED))] + TRUNCATED
+
+
+def chunks(text: str, limit: int = MAX_SECTION) -> list[str]:
+    """``text`` in pieces of at most ``limit`` characters: at line ends where it can, else at a safe place.
+
+    A code fence open at a cut is closed there and reopened in the next piece. Blank pieces are left
+    out (Slack refuses an empty section). Pure.
+    """
+    room = limit - 2 * len(f"{FENCE}\n")  # a fence closed at the end and reopened at the start
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > room:
+        end = rest.rfind("\n", 0, room + 1)
+        if end <= 0:
+            end = safe_end(rest, room)
+        pieces.append(rest[:end])
+        rest = rest[end:].removeprefix("\n")
+    pieces.append(rest)
+    return _balance_fences([p for p in pieces if p.strip()])
+
+
+def _balance_fences(pieces: Sequence[str]) -> list[str]:
+    """Each piece closing the code block it leaves open, the next reopening it. Pure."""
+    out: list[str] = []
+    open_fence = False
+    for piece in pieces:
+        text = f"{FENCE}\n{piece}" if open_fence else piece
+        if piece.count(FENCE) % 2:
+            open_fence = not open_fence
+        out.append(f"{text}\n{FENCE}" if open_fence else text)
+    return out
+
+
+def link(url: str, label: str) -> str:
+    """A ``mrkdwn`` link whose URL can neither end it early nor inject markup. Pure."""
+    return f"<{escape(url).replace('|', '%7C')}|{escape(label)}>"
+
+
+def header(title: str) -> Block:
+    """The message's header: ``plain_text`` (Slack parses no markup, link or mention in it), one line."""
+    text = one_line(title) or "Incident"
+    return {"type": "header", "text": {"type": "plain_text", "text": truncate(text, MAX_HEADER), "emoji": True}}
+
+
+def section(mrkdwn: str) -> Block:
+    """A section of ``mrkdwn`` (``verbatim``: Slack links no bare channel name or ``@here`` in it)."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(mrkdwn, MAX_SECTION), "verbatim": True}}
+
+
+def details(message: Message, mention: str) -> str:
+    """Severity, status, services, the latest event and the link, with the operator's mention first. Pure."""
+    severity = escape(one_line(message.severity)) or "unclassified"
+    services = cut(escape(one_line(", ".join(message.services))), FIELD)
+    return join_lines(
+        [
+            mention,
+            f"*Severity:* {cut(severity, 100)}   *Status:* {cut(escape(one_line(message.status)), 100)}",
+            f"*Services:* {services}" if services else "",
+            f"*Latest:* {cut(escape(one_line(message.event)), FIELD)}" if message.event.strip() else "",
+            link(message.link, "Open the incident") if message.link else "",
+        ]
+    )
+
+
+def fallback(message: Message, mention: str, event: bool) -> str:
+    """The ``text`` Slack shows in notifications and where blocks cannot be shown. Pure."""
+    line = escape(one_line(message.title))
+    if event and message.event.strip():
+        line = f"{line}: {escape(one_line(message.event))}"
+    return cut(f"{mention} {line}".strip(), MAX_TEXT)
+
+
+def main_payload(message: Message, mention: str = "") -> Payload:
+    """The incident's message: header, details, then the body. Pure."""
+    blocks = [header(message.title), section(details(message, mention)), *map(section, chunks(message.body))]
+    return {"text": fallback(message, mention, event=False), "blocks": blocks}
+
+
+def reply_payload(message: Message) -> Payload:
+    """A follow-up in the incident's thread: what happened, then the body. Pure."""
+    event = one_line(message.event) or one_line(message.title)
+    blocks = [section(f"*{cut(escape(event), FIELD)}*"), *map(section, chunks(message.body))]
+    return {"text": fallback(message, "", event=True), "blocks": blocks}
+
+
+def excess(payload: Payload) -> int:
+    """By how much ``payload`` is over the limits on blocks, characters and bytes (0: it fits). Pure."""
+    blocks = payload["blocks"]
+    characters = sum(len(b["text"]["text"]) for b in blocks)
+    text = len(payload["text"])
+    echo = len(json.dumps([payload["text"], blocks], ensure_ascii=True, separators=(",", ":")))
+    over = max(0, len(blocks) - MAX_BLOCKS) + max(0, characters - MAX_MESSAGE) + max(0, text - MAX_TEXT)
+    return over + max(0, echo - MAX_ECHO)
+
+
+def fitted_main(compose: Compose, mention: str = "") -> Payload:
+    """The richest incident message within the limits: evidence dropped first, then alerts, then the body cut."""
+    return fit(compose, Markup.SLACK, lambda message: main_payload(message, mention), excess, 0)
+
+
+def fitted_reply(compose: Compose) -> Payload:
+    """The richest follow-up within the limits, degraded as ``fitted_main``."""
+    return fit(compose, Markup.SLACK, reply_payload, excess, 0)
