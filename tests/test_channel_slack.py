@@ -671,10 +671,16 @@ async def test_an_incoming_webhooks_rate_key_and_messages_never_show_its_url(sla
 
     key = channel.rate_key(delivery())
     nowhere = failed(await unreachable.send(delivery(), composer(), io))
+    invalid = SlackWebhook(
+        "x", SlackSettings(type="slack", webhook_url=f"http://127.0.0.1:99999/services/T/B/{secret}")
+    )
+    not_a_url = failed(await invalid.send(delivery(), composer(), io))
     elsewhere = failed(await channel.send(delivery(destination=OPS), composer(), io))
 
     assert key.startswith("webhook:") and secret not in key and key == channel.rate_key(delivery(destination=OPS))
     assert nowhere.reason is Reason.OTHER and secret not in nowhere.message
+    assert not_a_url.message.startswith("incoming webhook: POST http://127.0.0.1:99999/…: InvalidUrlClientError")
+    assert secret not in not_a_url.message
     assert (elsewhere.reason, elsewhere.permanent) == (Reason.CLIENT_ERROR, True)
     assert secret not in repr(channel.preview(delivery(), composer())) and "fakeWebhookSecret" not in repr(
         SlackSettings(type="slack", webhook_url=f"{slack.url}{path}")

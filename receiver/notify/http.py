@@ -111,7 +111,8 @@ class Http:
         except TimeoutError as err:
             raise Unreachable(Reason.TIMEOUT, f"{method} {_safe(url)}: no answer in time") from err
         except aiohttp.ClientError as err:
-            raise Unreachable(Reason.OTHER, f"{method} {_safe(url)}: {type(err).__name__}: {err}") from err
+            said = _scrubbed(str(err), url)
+            raise Unreachable(Reason.OTHER, f"{method} {_safe(url)}: {type(err).__name__}: {said}") from err
 
 
 async def _read(stream: aiohttp.StreamReader, limit: int) -> bytes:
@@ -125,6 +126,12 @@ async def _read(stream: aiohttp.StreamReader, limit: int) -> bytes:
         parts.append(part)
         size += len(part)
     return b"".join(parts)
+
+
+def _scrubbed(text: str, url: str) -> str:
+    """An error's text without ``url``'s path: an invalid URL's error quotes it, webhook secret and all."""
+    path = url.split("://", 1)[-1].partition("/")[2]
+    return text.replace(path, "…") if path else text
 
 
 def _safe(url: str) -> str:
