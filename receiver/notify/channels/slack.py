@@ -91,6 +91,8 @@ class SlackSettings(ChannelSettingsBase):
             raise ValueError("channel (the channel's id) is required with a token")
         if self.webhook_url is not None and self.channel:
             raise ValueError("channel must be left out with webhook_url: an incoming webhook posts to its own")
+        if self.webhook_url is not None and not self.webhook_url.startswith(("https://", "http://")):
+            raise ValueError("webhook_url must be an https:// URL")
         return self
 
 
@@ -268,7 +270,7 @@ class SlackApi:
         """The calls ``send`` would make (without the lookups a resumed delivery makes first)."""
         channel, ts = delivery.thread.get("channel") or self._destination(delivery), delivery.thread.get("ts")
         main = self._main(compose)
-        if ts and self._edits_only(delivery):
+        if self._edits_only(delivery):
             calls = [("chat.update", {"channel": channel, "ts": ts, **main})]
         elif ts:
             reply = self._reply(delivery, compose, channel, ts)
