@@ -103,7 +103,6 @@ def api_channel(slack: SlackFake, **overrides: Any) -> SlackApi:
 async def slack(clock: Clock) -> AsyncIterator[SlackFake]:
     async with SlackFake(clock=clock) as fake:
         fake.add_channel(ALERTS, "alerts")
-        fake.add_channel(OPS, "ops")
         yield fake
 
 
@@ -232,6 +231,7 @@ async def test_a_channel_that_joins_later_gets_the_message_and_the_news_in_its_t
 
 async def test_a_route_destination_overrides_the_channel_and_is_the_rate_key(slack: SlackFake, io: Io) -> None:
     channel = api_channel(slack)
+    slack.add_channel(OPS, "ops")
     to_ops = delivery(destination=OPS)
 
     result = sent(await channel.send(to_ops, composer(), io))
@@ -633,8 +633,9 @@ async def test_preview_shows_the_calls_and_sends_nothing(slack: SlackFake) -> No
 # ---- incoming webhooks -------------------------------------------------------------------------
 
 
-def webhook_channel(slack: SlackFake, path: str, **overrides: Any) -> SlackWebhook:
-    channel = build("team-slack", SlackSettings(type="slack", webhook_url=f"{slack.url}{path}", **overrides))
+def webhook_channel(slack: SlackFake, path: str, url: str = "", **overrides: Any) -> SlackWebhook:
+    settings = SlackSettings(type="slack", webhook_url=url or f"{slack.url}{path}", **overrides)
+    channel = build("team-slack", settings)
     assert isinstance(channel, SlackWebhook)
     return channel
 
@@ -665,15 +666,10 @@ async def test_an_incoming_webhooks_rate_key_and_messages_never_show_its_url(sla
     path = slack.add_webhook(ALERTS)
     channel = webhook_channel(slack, path)
     secret = path.rsplit("/", 1)[1]
-    unreachable = SlackWebhook(
-        "x", SlackSettings(type="slack", webhook_url=f"http://127.0.0.1:1/services/T/B/{secret}")
-    )
-
     key = channel.rate_key(delivery())
-    nowhere = failed(await unreachable.send(delivery(), composer(), io))
-    invalid = SlackWebhook(
-        "x", SlackSettings(type="slack", webhook_url=f"http://127.0.0.1:99999/services/T/B/{secret}")
-    )
+    refused = webhook_channel(slack, "", url=f"http://127.0.0.1:1/services/T/B/{secret}")
+    invalid = webhook_channel(slack, "", url=f"http://127.0.0.1:99999/services/T/B/{secret}")
+    nowhere = failed(await refused.send(delivery(), composer(), io))
     not_a_url = failed(await invalid.send(delivery(), composer(), io))
     elsewhere = failed(await channel.send(delivery(destination=OPS), composer(), io))
 
@@ -689,7 +685,7 @@ async def test_an_incoming_webhooks_rate_key_and_messages_never_show_its_url(sla
 
 async def test_incoming_webhook_errors_are_classified(slack: SlackFake, io: Io, clock: Clock) -> None:
     live = slack.add_webhook(ALERTS)
-    removed = slack.add_webhook(OPS)
+    removed = slack.add_webhook(slack.add_channel(OPS, "ops").id)
     slack.disable_webhook(removed)
     archived = slack.add_webhook(slack.add_channel("C0OLD00001", "old", archived=True).id)
     no_channel = slack.add_webhook("C0GONE0001")
@@ -736,6 +732,7 @@ async def test_incoming_webhook_errors_are_classified(slack: SlackFake, io: Io, 
         ({"token": TOKEN}, "channel (the channel's id) is required"),
         ({"webhook_url": "https://hooks.slack.com/services/T/B/s", "channel": ALERTS}, "must be left out"),
         ({"token": "", "channel": ALERTS}, "at least 1 character"),
+        ({"webhook_url": "hooks.slack.com/services/T/B/s"}, "webhook_url must be an https:// URL"),
         ({"token": TOKEN, "channel": ALERTS, "colour": "red"}, "Extra inputs"),
     ],
 )

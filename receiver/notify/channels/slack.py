@@ -45,7 +45,6 @@ LOOKUP_PAGE_SIZE = 200
 CLOCK_MARGIN = timedelta(minutes=5)
 """A lookup reads messages from this long before the delivery was written (our clock against Slack's)."""
 INTERVAL = 1.0
-"""Slack's rate for posting: about one message a second per channel (webhooks alike)."""
 
 AUTH_CODES = frozenset(
     {
@@ -239,17 +238,25 @@ class Posted:
         return Sent(provider_id or self.ts, self.thread, said)
 
 
-class SlackApi:
-    """A Slack channel posting with a bot token."""
+class Slack:
+    """What both ways of posting to Slack share."""
 
     kind = "slack"
     audience: Audience = "internal"
 
-    def __init__(self, name: str, settings: SlackSettings) -> None:
-        assert settings.token is not None
+    def __init__(self, name: str, settings: SlackSettings, secret: str) -> None:
         self.name = name
         self._settings = settings
-        self._token = settings.token
+        self._secret = secret
+        """The bot token, or the incoming webhook's URL."""
+
+    def min_interval(self) -> float:
+        """Slack's rate for posting: about one message a second per channel (webhooks alike)."""
+        return INTERVAL
+
+
+class SlackApi(Slack):
+    """A Slack channel posting with a bot token."""
 
     def replay(self, delivery: Delivery) -> Replay:
         """An edit is safe to make again; a post is looked for first (by its metadata)."""
@@ -262,9 +269,6 @@ class SlackApi:
     def rate_key(self, delivery: Delivery) -> str:
         """The Slack channel: Slack limits posting per channel."""
         return self._destination(delivery)
-
-    def min_interval(self) -> float:
-        return INTERVAL
 
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
         """The calls ``send`` would make (without the lookups a resumed delivery makes first)."""
@@ -283,7 +287,7 @@ class SlackApi:
 
     async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
         """Post, reply or edit, as the incident's thread so far says."""
-        api = WebApi(io, self._settings.api_url, self._token)
+        api = WebApi(io, self._settings.api_url, self._secret)
         ts = delivery.thread.get("ts")
         if not ts:
             return await self._open(api, delivery, compose)
@@ -432,17 +436,8 @@ class Reply:
 # ---- incoming webhooks -------------------------------------------------------------------------
 
 
-class SlackWebhook:
+class SlackWebhook(Slack):
     """A Slack channel posting through an incoming webhook: a new post for each signal, nothing else."""
-
-    kind = "slack"
-    audience: Audience = "internal"
-
-    def __init__(self, name: str, settings: SlackSettings) -> None:
-        assert settings.webhook_url is not None
-        self.name = name
-        self._settings = settings
-        self._url = settings.webhook_url
 
     def replay(self, delivery: Delivery) -> Replay:
         """A webhook's post cannot be found again: one a crash interrupted is never sent twice."""
@@ -454,10 +449,7 @@ class SlackWebhook:
 
     def rate_key(self, delivery: Delivery) -> str:
         """The webhook, by a digest of its URL (the URL is a secret)."""
-        return "webhook:" + hashlib.sha256(self._url.encode()).hexdigest()[:16]
-
-    def min_interval(self) -> float:
-        return INTERVAL
+        return "webhook:" + hashlib.sha256(self._secret.encode()).hexdigest()[:16]
 
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
         """The post ``send`` would make (the webhook's URL left out: it is a secret)."""
@@ -471,7 +463,7 @@ class SlackWebhook:
             why = f"an incoming webhook posts only to its own channel, not to {delivery.target.destination[:100]}"
             return Failed(Reason.CLIENT_ERROR, why, permanent=True)
         try:
-            response = await io.http.request("POST", self._url, json=self._payload(delivery, compose))
+            response = await io.http.request("POST", self._secret, json=self._payload(delivery, compose))
         except Unreachable as err:
             return Failed(err.reason, f"incoming webhook: {err}")
         return webhook_failure(response, io.clock()) or Sent(thread={"posted": "webhook"})
@@ -484,7 +476,9 @@ class SlackWebhook:
 
 def build(name: str, settings: SlackSettings) -> SlackApi | SlackWebhook:
     """The channel ``settings`` describe: the Web API with a token, else the incoming webhook."""
-    return SlackApi(name, settings) if settings.token is not None else SlackWebhook(name, settings)
+    if settings.token is not None:
+        return SlackApi(name, settings, settings.token)
+    return SlackWebhook(name, settings, settings.webhook_url or "")
 
 
 TYPE = ChannelType("slack", SlackSettings, build)
