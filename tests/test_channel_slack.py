@@ -229,6 +229,13 @@ async def test_a_channel_that_joins_later_gets_the_message_and_the_news_in_its_t
     assert reply.blocks is not None and reply.blocks[0]["text"]["text"] == "*escalated to SEV1*"
 
 
+async def test_a_test_notification_is_one_post(slack: SlackFake, io: Io) -> None:
+    result = sent(await api_channel(slack).send(delivery(Signal.TEST), composer(event="a test"), io))
+
+    (message,) = slack.messages(ALERTS)
+    assert calls(slack) == [("chat.postMessage", "")] and result.provider_id == message.ts
+
+
 async def test_a_route_destination_overrides_the_channel_and_is_the_rate_key(slack: SlackFake, io: Io) -> None:
     channel = api_channel(slack)
     slack.add_channel(OPS, "ops")

@@ -404,8 +404,8 @@ class SlackApi(Slack):
 
     @staticmethod
     def _follows_up(delivery: Delivery) -> bool:
-        """A first post for news other than the opening carries that news in its thread too."""
-        return delivery.signal not in (Signal.OPENED, Signal.ALERTS_CHANGED)
+        """A first post for news other than the opening carries that news in its thread too (not a test's)."""
+        return delivery.signal not in (Signal.OPENED, Signal.ALERTS_CHANGED, Signal.TEST)
 
 
 _QUIET = {"unfurl_links": False, "unfurl_media": False}
