@@ -13,8 +13,6 @@ from receiver.incidents.subject import Subject, SubjectPolicy, is_exporter, subj
 from tests.corpus import CORPUS, CorpusAlert, Entry, alert
 
 POLICY = SubjectPolicy()
-
-
 @pytest.mark.parametrize(
     ("pod", "workload"),
     [
