@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from receiver.incidents.lifecycle import Signal
 from receiver.notify.channel import Io, Replay
 from receiver.notify.channels.slack import SlackApi, SlackSettings, SlackWebhook, build
-from receiver.notify.channels.slack_blocks import MAX_SECTION, chunks, escape, one_line
-from receiver.notify.content import Compose, Detail, Markup, Message, join_lines, truncate
+from receiver.notify.channels.slack_blocks import MAX_SECTION, chunks, escape
+from receiver.notify.content import Compose, Detail, Markup, Message, join_lines, one_line
 from receiver.notify.http import Http
 from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, Skipped, Target
 from tests.conftest import T0, Clock
@@ -530,7 +530,7 @@ async def test_hostile_alert_text_cannot_ping_a_channel_or_disguise_a_link(
             assert block["type"] in ("header", "section")
             assert block["text"]["type"] == "plain_text" or block["text"]["verbatim"] is True  # no bare @here parsed
     header = bodies[0]["blocks"][0]["text"]["text"]
-    assert header == truncate(one_line(HOSTILE), 150) and "\n" not in header  # plain_text: never parsed by Slack
+    assert header == one_line(HOSTILE, 150) and "\n" not in header  # plain_text: never parsed by Slack
     assert "&lt;!channel&gt;" in bodies[0]["text"]
 
 
@@ -576,9 +576,9 @@ def _hypothesis_check(received: Recorded, title: str) -> None:
         text = block["text"]["text"]
         assert 0 < len(text) <= (150 if block["type"] == "header" else 3_000)
     if "thread_ts" not in body:
-        assert blocks[0]["text"]["text"] == truncate(one_line(title) or "Incident", 150)
+        assert blocks[0]["text"]["text"] == (one_line(title, 150) or "Incident")
         assert "*Severity:* SEV2" in blocks[1]["text"]["text"] and LINK_MARKUP in blocks[1]["text"]["text"]
-        assert escape(one_line(title)) in body["text"]
+        assert escape(one_line(title, 40_000)) in body["text"]
 
 
 async def _post_opened_and_a_note(title: str, body: str) -> None:

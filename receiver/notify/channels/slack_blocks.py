@@ -20,7 +20,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from receiver.notify.content import TRUNCATED, Compose, Markup, Message, fit, join_lines, truncate
+from receiver.notify.content import TRUNCATED, Compose, Markup, Message, fit, join_lines, one_line, truncate
 
 MAX_TEXT = 40_000
 """A message's ``text``: Slack truncates past this."""
@@ -48,9 +48,9 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def one_line(text: str) -> str:
-    """Text on one line: line breaks and tabs (an injected CR/LF) as spaces. Pure."""
-    return " ".join(text.split())
+def field(text: str, limit: int = FIELD) -> str:
+    """Untrusted plain text as one line of ``mrkdwn``: escaped, at most ``limit`` characters. Pure."""
+    return cut(escape(one_line(text, limit)), limit)
 
 
 def safe_end(text: str, end: int) -> int:
@@ -115,8 +115,8 @@ def link(url: str, label: str) -> str:
 
 def header(title: str) -> Block:
     """The message's header: ``plain_text`` (Slack parses no markup, link or mention in it), one line."""
-    text = one_line(title) or "Incident"
-    return {"type": "header", "text": {"type": "plain_text", "text": truncate(text, MAX_HEADER), "emoji": True}}
+    text = one_line(title, MAX_HEADER) or "Incident"
+    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
 
 
 def section(mrkdwn: str) -> Block:
@@ -126,14 +126,13 @@ def section(mrkdwn: str) -> Block:
 
 def details(message: Message, mention: str) -> str:
     """Severity, status, services, the latest event and the link, with the operator's mention first. Pure."""
-    severity = escape(one_line(message.severity)) or "unclassified"
-    services = cut(escape(one_line(", ".join(message.services))), FIELD)
+    services, latest = field(", ".join(message.services)), field(message.event)
     return join_lines(
         [
             mention,
-            f"*Severity:* {cut(severity, 100)}   *Status:* {cut(escape(one_line(message.status)), 100)}",
+            f"*Severity:* {field(message.severity, 100) or 'unclassified'}   *Status:* {field(message.status, 100)}",
             f"*Services:* {services}" if services else "",
-            f"*Latest:* {cut(escape(one_line(message.event)), FIELD)}" if message.event.strip() else "",
+            f"*Latest:* {latest}" if latest else "",
             link(message.link, "Open the incident") if message.link else "",
         ]
     )
@@ -141,9 +140,9 @@ def details(message: Message, mention: str) -> str:
 
 def fallback(message: Message, mention: str, event: bool) -> str:
     """The ``text`` Slack shows in notifications and where blocks cannot be shown. Pure."""
-    line = escape(one_line(message.title))
-    if event and message.event.strip():
-        line = f"{line}: {escape(one_line(message.event))}"
+    line, latest = field(message.title, MAX_TEXT), field(message.event, MAX_TEXT)
+    if event and latest:
+        line = f"{line}: {latest}"
     return cut(f"{mention} {line}".strip(), MAX_TEXT)
 
 
@@ -155,8 +154,8 @@ def main_payload(message: Message, mention: str = "") -> Payload:
 
 def reply_payload(message: Message) -> Payload:
     """A follow-up in the incident's thread: what happened, then the body. Pure."""
-    event = one_line(message.event) or one_line(message.title)
-    blocks = [section(f"*{cut(escape(event), FIELD)}*"), *map(section, chunks(message.body))]
+    event = field(message.event) or field(message.title) or "Update"
+    blocks = [section(f"*{event}*"), *map(section, chunks(message.body))]
     return {"text": fallback(message, "", event=True), "blocks": blocks}
 
 
