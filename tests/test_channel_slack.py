@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from receiver.incidents.lifecycle import Signal
 from receiver.notify.channel import Io, Replay
 from receiver.notify.channels.slack import SlackApi, SlackSettings, SlackWebhook, build
-from receiver.notify.channels.slack_blocks import MAX_SECTION, chunks, escape
+from receiver.notify.channels.slack_blocks import MAX_SECTION, chunks
 from receiver.notify.content import Compose, Detail, Markup, Message, join_lines, one_line
+from receiver.notify.escaping import escape as escape_for
 from receiver.notify.http import Http
 from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, Skipped, Target
 from tests.conftest import T0, Clock
@@ -37,6 +38,10 @@ LINK = f"https://receiver.example/incidents/{INCIDENT}"
 LINK_MARKUP = f"<{LINK}|Open the incident>"
 MENTION = "<!subteam^S0ONCALL01>"
 HOSTILE = "<!channel> <https://evil.example/x|click me> & *bold* @here </td><script>alert(1)</script>\r\nBcc: x"
+
+
+def escape(text: str) -> str:
+    return escape_for(text, Markup.SLACK)
 
 
 # ---- what the tests send -----------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """What the Slack channel posts: Block Kit payloads within Slack's limits, untrusted text escaped.
 
 Kept apart from ``slack`` (which sends) because it decides everything a reviewer must trust about
-what reaches a channel, and it is pure: alert text is escaped for ``mrkdwn`` (``&``, ``<``, ``>``: no
-``<!channel>``, mention or disguised ``<url|link>`` can be injected) and marked ``verbatim`` (Slack
+what reaches a channel, and it is pure: alert text is escaped for ``mrkdwn`` (``escaping``: ``&``,
+``<``, ``>``; no ``<!channel>``, mention or disguised ``<url|link>`` can be injected) and ``verbatim`` (Slack
 parses no bare ``@here`` or channel name in it); the header is ``plain_text`` (never parsed), one
 line, cut at 150 characters; a long body is split over sections of at most 3,000 characters, never
 inside an ``&amp;`` or a ``<link>``, code fences closed and reopened across the cut; a message keeps
-to 50 blocks and 40,000 characters (``excess`` says by how much it does not, for ``content.fit``).
+to 50 blocks, 40,000 characters and ``MAX_ECHO`` bytes (``excess`` says by how much it does not, for
+``content.fit``).
 
 Limits: https://api.slack.com/reference/block-kit/blocks (50 blocks; header text 150; section text
 3,000), https://api.slack.com/changelog/2018-04-truncating-really-long-messages (text 40,000),
@@ -20,6 +21,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from receiver.notify import escaping
 from receiver.notify.content import TRUNCATED, Compose, Markup, Message, fit, join_lines, one_line, truncate
 
 MAX_TEXT = 40_000
@@ -43,14 +45,9 @@ Block = dict[str, Any]
 Payload = dict[str, Any]
 
 
-def escape(text: str) -> str:
-    """Plain text made inert in ``mrkdwn``: ``&``, ``<`` and ``>`` as entities. Pure."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def field(text: str, limit: int = FIELD) -> str:
     """Untrusted plain text as one line of ``mrkdwn``: escaped, at most ``limit`` characters. Pure."""
-    return cut(escape(one_line(text, limit)), limit)
+    return cut(escaping.escape(one_line(text, limit), Markup.SLACK), limit)
 
 
 def safe_end(text: str, end: int) -> int:
@@ -108,11 +105,6 @@ def _balance_fences(pieces: Sequence[str]) -> list[str]:
     return out
 
 
-def link(url: str, label: str) -> str:
-    """A ``mrkdwn`` link whose URL can neither end it early nor inject markup. Pure."""
-    return f"<{escape(url).replace('|', '%7C')}|{escape(label)}>"
-
-
 def header(title: str) -> Block:
     """The message's header: ``plain_text`` (Slack parses no markup, link or mention in it), one line."""
     text = one_line(title, MAX_HEADER) or "Incident"
@@ -133,7 +125,7 @@ def details(message: Message, mention: str) -> str:
             f"*Severity:* {field(message.severity, 100) or 'unclassified'}   *Status:* {field(message.status, 100)}",
             f"*Services:* {services}" if services else "",
             f"*Latest:* {latest}" if latest else "",
-            link(message.link, "Open the incident") if message.link else "",
+            escaping.link(message.link, "Open the incident", Markup.SLACK),
         ]
     )
 
