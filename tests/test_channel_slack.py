@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -26,18 +27,17 @@ from receiver.notify.channels.slack_blocks import MAX_SECTION, chunks
 from receiver.notify.content import Compose, Detail, Markup, Message, join_lines, one_line
 from receiver.notify.escaping import escape as escape_for
 from receiver.notify.http import Http
-from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, Skipped, Target
-from tests.conftest import T0, Clock
+from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, Skipped
+from tests import channel_support as support
+from tests.channel_support import AT, CRLF, HOSTILE, INCIDENT, LINK, Script, closed_url, degradations
+from tests.conftest import Clock
 from tests.fakes.server import Fault, Recorded
 from tests.fakes.slack import TOKEN, SlackFake
 
 ALERTS = "C0ALERTS01"
 OPS = "C0OPS00001"
-INCIDENT = "INC-20261122-0001"
-LINK = f"https://receiver.example/incidents/{INCIDENT}"
 LINK_MARKUP = f"<{LINK}|Open the incident>"
 MENTION = "<!subteam^S0ONCALL01>"
-HOSTILE = "<!channel> <https://evil.example/x|click me> & *bold* @here </td><script>alert(1)</script>\r\nBcc: x"
 
 
 def escape(text: str) -> str:
@@ -58,7 +58,8 @@ def composer(
     alerts: str = "• KubePodCrashLooping cart-7d9",
     evidence: str = "```restarts: 12```",
 ) -> Compose:
-    """Messages as the templates would render them: ``base``, then the alerts, then the evidence (escaped)."""
+    """Readable messages, for tests that assert a payload exactly (``Script``'s are hostile): ``base``, then the
+    alerts, then the evidence, as the templates would render them (escaped)."""
 
     def compose(markup: Markup, detail: Detail) -> Message:
         assert markup is Markup.SLACK
@@ -70,31 +71,9 @@ def composer(
     return compose
 
 
-def delivery(
-    signal: Signal = Signal.OPENED,
-    *,
-    event: str = "",
-    thread: Mapping[str, str] | None = None,
-    resumed: bool = False,
-    destination: str = "",
-) -> Delivery:
-    target = Target("team-slack", destination)
-    key = f"{INCIDENT}/{event or signal.value}/{target}"
-    return Delivery(
-        id=1,
-        key=key,
-        incident=INCIDENT,
-        signal=signal,
-        target=target,
-        kind="slack",
-        text=signal.value,
-        actor="receiver",
-        at=T0,
-        created_at=T0,
-        attempts=1,
-        thread=dict(thread or {}),
-        resumed=resumed,
-    )
+def delivery(signal: Signal = Signal.OPENED, *, thread: Mapping[str, str] | None = None, **fields: Any) -> Delivery:
+    """An outbox row for channel ``team-slack`` (``tests.channel_support``), with what earlier ones left."""
+    return replace(support.delivery(signal, channel="team-slack", **fields), thread=dict(thread or {}))
 
 
 def api_channel(slack: SlackFake, **overrides: Any) -> SlackApi:
@@ -329,7 +308,7 @@ async def test_a_post_interrupted_by_a_crash_is_found_by_its_metadata_and_not_po
     assert len(slack.messages(ALERTS)) == 3  # the two posts and the human's: nothing new
     lookup = slack.requests[-1]
     assert (lookup.method, lookup.path) == ("GET", "/api/conversations.history")
-    oldest = (T0 - timedelta(minutes=5)).timestamp()
+    oldest = (AT - timedelta(minutes=5)).timestamp()
     assert lookup.query == {
         "channel": ALERTS,
         "include_all_metadata": "true",
@@ -495,12 +474,14 @@ async def test_http_failures_and_no_answer(slack: SlackFake, io: Io) -> None:
     unavailable = failed(await channel.send(delivery(), composer(), io))
     slack.faults.add(Fault(200, b"<html>a proxy</html>", "text/html"))
     not_json = failed(await channel.send(delivery(), composer(), io))
-    nowhere = failed(await api_channel(slack, api_url="http://127.0.0.1:1/api").send(delivery(), composer(), io))
+    nowhere_url = closed_url("/api")
+    nowhere = failed(await api_channel(slack, api_url=nowhere_url).send(delivery(), composer(), io))
 
     assert (unavailable.reason, unavailable.permanent) == (Reason.SERVER_ERROR, False)
     assert (not_json.reason, not_json.permanent) == (Reason.OTHER, False)
     assert (nowhere.reason, nowhere.permanent) == (Reason.OTHER, False)
-    assert nowhere.message.startswith("chat.postMessage: POST http://127.0.0.1:1/…") and TOKEN not in nowhere.message
+    assert nowhere.message.startswith(f"chat.postMessage: POST {nowhere_url.removesuffix('/api')}/…")
+    assert TOKEN not in nowhere.message
 
 
 # ---- escaping and limits -----------------------------------------------------------------------
@@ -510,16 +491,7 @@ async def test_hostile_alert_text_cannot_ping_a_channel_or_disguise_a_link(
     slack: SlackFake, io: Io, clock: Clock
 ) -> None:
     channel = api_channel(slack, mention=MENTION)
-    hostile = composer(
-        title=HOSTILE,
-        event=HOSTILE,
-        services=(HOSTILE, "shop"),
-        status=HOSTILE,
-        severity=HOSTILE,
-        base=escape(HOSTILE),  # the templates escape label values in the body
-        alerts=escape(HOSTILE),
-        evidence=escape(HOSTILE),
-    )
+    hostile = Script(severity=HOSTILE, status=HOSTILE, event=f"{HOSTILE} {CRLF}", text=escape(f"{HOSTILE} {CRLF}"))
     thread = sent(await channel.send(delivery(), hostile, io)).thread
     clock.advance(seconds=1)
     await channel.send(delivery(Signal.NOTE, thread=thread), hostile, io)
@@ -535,8 +507,16 @@ async def test_hostile_alert_text_cannot_ping_a_channel_or_disguise_a_link(
             assert block["type"] in ("header", "section")
             assert block["text"]["type"] == "plain_text" or block["text"]["verbatim"] is True  # no bare @here parsed
     header = bodies[0]["blocks"][0]["text"]["text"]
-    assert header == one_line(HOSTILE, 150) and "\n" not in header  # plain_text: never parsed by Slack
+    assert header == one_line(hostile.title, 150) and "\n" not in header  # plain_text: never parsed by Slack
     assert "&lt;!channel&gt;" in bodies[0]["text"]
+    details = bodies[0]["blocks"][1]["text"]["text"].split("\n")  # an injected line break starts no line
+    assert [line.split(" ", 1)[0] for line in details] == [
+        MENTION,
+        "*Severity:*",
+        "*Services:*",
+        "*Latest:*",
+        LINK_MARKUP.split(" ")[0],
+    ]
 
 
 def test_a_long_body_is_split_at_line_ends_within_sections_code_blocks_closed_and_reopened() -> None:
@@ -554,22 +534,20 @@ def test_a_long_body_is_split_at_line_ends_within_sections_code_blocks_closed_an
     assert all(p.count("&") == p.count(";") == p.count("&amp;") for p in pieces)  # whole entities only
 
 
-async def test_degrading_drops_the_evidence_first_then_the_alerts_then_cuts_the_body(slack: SlackFake, io: Io) -> None:
+async def test_degrading_drops_the_evidence_first_then_the_alerts_then_cuts_the_body(
+    slack: SlackFake, io: Io, clock: Clock
+) -> None:
     channel = api_channel(slack)
-    huge, big = "e" * 50_000, "a" * 30_000
+    for case in degradations(60_000):  # over the 40,000 characters a message's blocks are held to
+        sent(await channel.send(delivery(), case.script, io))
+        clock.advance(seconds=1)
 
-    def bodies_of(compose: Compose) -> str:
-        main = channel.preview(delivery(), compose)["requests"][0]["arguments"]
-        return "".join(b["text"]["text"] for b in main["blocks"][2:])
-
-    no_evidence = bodies_of(composer(base="BASE", alerts="ALERTS", evidence=huge))
-    no_alerts = bodies_of(composer(base="BASE", alerts=huge, evidence="EVIDENCE"))
-    cut_body = bodies_of(composer(base="BASE" + big + big, alerts="ALERTS", evidence="EVIDENCE"))
-
-    assert no_evidence == "BASE\nALERTS"
-    assert no_alerts == "BASE"
-    assert cut_body.startswith("BASEaaa") and cut_body.endswith("… (truncated)") and "ALERTS" not in cut_body
-    assert slack.requests == []
+        body = slack.requests[-1].body
+        assert case.script.asked[-1] == (Markup.SLACK, case.detail)
+        assert case.check("".join(b["text"]["text"] for b in body["blocks"][2:])), case
+        assert (
+            LINK_MARKUP in body["blocks"][1]["text"]["text"] and "*Severity:* SEV2" in body["blocks"][1]["text"]["text"]
+        )
 
 
 def _hypothesis_check(received: Recorded, title: str) -> None:
@@ -679,7 +657,7 @@ async def test_an_incoming_webhooks_rate_key_and_messages_never_show_its_url(sla
     channel = webhook_channel(slack, path)
     secret = path.rsplit("/", 1)[1]
     key = channel.rate_key(delivery())
-    refused = webhook_channel(slack, "", url=f"http://127.0.0.1:1/services/T/B/{secret}")
+    refused = webhook_channel(slack, "", url=closed_url(f"/services/T/B/{secret}"))
     invalid = webhook_channel(slack, "", url=f"http://127.0.0.1:99999/services/T/B/{secret}")
     nowhere = failed(await refused.send(delivery(), composer(), io))
     not_a_url = failed(await invalid.send(delivery(), composer(), io))
