@@ -11,9 +11,16 @@ from typing import Annotated, Any, Union
 import pydantic
 
 from receiver.notify.channel import Channel, ChannelType
-from receiver.notify.channels import email, pagerduty, statuspage, teams, webhook
+from receiver.notify.channels import email, pagerduty, slack, statuspage, teams, webhook
 
-_REGISTERED: tuple[ChannelType[Any], ...] = (email.TYPE, pagerduty.TYPE, statuspage.TYPE, teams.TYPE, webhook.TYPE)
+_REGISTERED: tuple[ChannelType[Any], ...] = (
+    slack.TYPE,
+    pagerduty.TYPE,
+    teams.TYPE,
+    email.TYPE,
+    webhook.TYPE,
+    statuspage.TYPE,
+)
 TYPES: dict[str, ChannelType[Any]] = {t.kind: t for t in _REGISTERED}
 
 
