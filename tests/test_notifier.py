@@ -107,6 +107,8 @@ class World:
     channel: Scripted
     clock: Now
     tallies: list[Tally]
+    reports: list[int]
+    """Each time the processor reported (what wakes the sender in the engine)."""
 
     def notifier(self, retry: RetryPolicy | None = None) -> Notifier:
         channels = {self.channel.name: self.channel}
@@ -136,10 +138,16 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     channel = Scripted("slack")
     route = Route("all", (), (Target("slack"),))
     planner = Planner([route], Channels({"slack": "scripted"}, lambda _, s: channel.wants(s)), Cadence())
+    reports: list[int] = []
     processor = Processor(
-        store, policy=DedupPolicy(), report=lambda *_: None, book=Book(IncidentPolicy()), clock=clock, planner=planner
+        store,
+        policy=DedupPolicy(),
+        report=lambda cursor, _: reports.append(cursor),
+        book=Book(IncidentPolicy()),
+        clock=clock,
+        planner=planner,
     )
-    yield World(store, processor, channel, clock, [])
+    yield World(store, processor, channel, clock, [], reports)
     await store.close()
 
 
@@ -328,3 +336,12 @@ async def test_a_delivery_that_does_not_end_in_the_grace_is_left_to_the_next_sta
     assert row.state is State.SENDING  # recovered (re-sent, reconciled or interrupted) at the next start
     held.release.set()
     await notifier.drain()  # what was still running ends before the store closes
+
+
+async def test_a_change_that_writes_notifications_wakes_the_sender_at_once(world: World) -> None:
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    [row] = await world.store.notifications()
+    before = len(world.reports)
+    await world.processor.note(row.incident, "alice", "looking at the rollout")
+    await world.processor.update(row.incident, "alice", "rolled back")
+    assert len(world.reports) == before + 2  # the engine wires its report to the sender's wake

@@ -309,7 +309,8 @@ class Processor:
                 self._book_loaded = False  # the planner may have moved on: both are loaded again
                 raise
             await self._guarded(self._store.record(changes, notices=notices))
-        if changes.opened or changes.acknowledged or changes.resolved or changes.suppressed:
+        told = notices is not None and bool(notices.intents)  # the report wakes the sender: nothing waits for a poll
+        if changes.opened or changes.acknowledged or changes.resolved or changes.suppressed or told:
             self._report(self.cursor, Tally.of_incidents(changes))
 
     def _notices(
