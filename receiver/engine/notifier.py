@@ -232,10 +232,13 @@ class Notifier:
 
     async def _attempt(self, channel: Channel, delivery: Delivery) -> Result:
         """One attempt, bounded in time; a bug in a channel or a template is a failure, never a crash."""
+        extra = {"update": delivery.text} if delivery.signal is Signal.STATUS_UPDATE else None
         try:
-            story = await stories.read(self._store, delivery, self._link(delivery.incident))
+            story = await stories.read(self._store, delivery, self._link(delivery.incident), extra)
         except stories.UnknownStory:
             return Failed(Reason.CLIENT_ERROR, f"incident {delivery.incident} is not in the store", permanent=True)
+        except StoreError as err:
+            return Failed(Reason.OTHER, f"the incident could not be read: {err}")
         compose = self._composing(story, channel.audience, delivery.route)
         try:
             async with asyncio.timeout(self._retry.send_seconds):

@@ -12,12 +12,13 @@ from dataclasses import replace
 from typing import Protocol
 
 from receiver.incidents.book import Incident
-from receiver.incidents.lifecycle import TimelineEvent
+from receiver.incidents.lifecycle import EventKind, TimelineEvent
 from receiver.notify.model import Delivery
 from receiver.notify.story import AlertLine, EventLine, EvidenceLine, Happening, RunLine, Story
 from receiver.store import EvidenceStore, IncidentStore, OutboxStore, RunStore
 
-TIMELINE_LINES = 20
+TIMELINE_LINES = 100
+"""The last timeline entries read (who acknowledged is looked for among them)."""
 RUNS_LOOKED_AT = 200
 """The latest runs whose incidents are looked at for an incident's runs."""
 
@@ -36,7 +37,7 @@ async def read(store: StoryStore, delivery: Delivery, link: str, extra: Mapping[
     if found is None:
         raise UnknownStory(delivery.incident)
     incident, timeline = found
-    runs = [r for r in await store.runs(limit=RUNS_LOOKED_AT) if r.incident == incident.id]
+    runs = [r for r in await store.runs(limit=RUNS_LOOKED_AT) if r.incident == incident.id]  # newest first
     evidence = [e for e in await store.evidence(incident.id) if e.outcome is not None]
     _, due = await store.notify_state(incident.id)
     happening = Happening(delivery.signal, delivery.text, delivery.actor, delivery.at)
@@ -52,6 +53,7 @@ async def read(store: StoryStore, delivery: Delivery, link: str, extra: Mapping[
 def story_of(incident: Incident, timeline: list[TimelineEvent], happening: Happening, link: str) -> Story:
     """The story of an incident as the book or the store has it (no runs, no evidence). Pure."""
     lifecycle = incident.lifecycle
+    acknowledged = [e.actor for e in timeline if e.kind is EventKind.ACKNOWLEDGED]
     alerts = tuple(
         AlertLine(
             m.name,
@@ -76,6 +78,7 @@ def story_of(incident: Incident, timeline: list[TimelineEvent], happening: Happe
         happening=happening,
         link=link,
         acknowledged_at=lifecycle.acknowledged_at,
+        acknowledged_by=acknowledged[-1] if acknowledged and lifecycle.acknowledged_at else "",
         mitigated_at=lifecycle.mitigated_at,
         resolved_at=lifecycle.resolved_at,
         alerts=alerts,

@@ -83,6 +83,8 @@ class Story:
     happening: Happening
     link: str = ""
     acknowledged_at: datetime | None = None
+    acknowledged_by: str = ""
+    """Who acknowledged it (the last acknowledgement in its timeline), while it is acknowledged or after."""
     mitigated_at: datetime | None = None
     resolved_at: datetime | None = None
     next_update_at: datetime | None = None
