@@ -143,6 +143,10 @@ class Failed:
     """Seconds the provider asked to wait (``Retry-After``), or the channel's documented rate."""
     permanent: bool = False
     """Sending the same again cannot succeed (a client or authentication error)."""
+    maybe_sent: bool = False
+    """The request may have reached the provider: no answer came (a timeout, a connection dropped after the
+    request was written). The sender reconciles before sending again, or marks it ``interrupted`` when the
+    channel cannot tell (email)."""
 
 
 @dataclass(frozen=True, slots=True)
