@@ -541,6 +541,9 @@ class NotifySettings(_Section):
     retry: RetrySettings = RetrySettings()
     concurrency: Annotated[int, pydantic.Field(ge=1, le=64)] = 8
     """Deliveries at once."""
+    retention: Duration = timedelta(days=30)
+    """How long notifications that ended (sent, failed, interrupted) are kept: the incident's record of who was
+    told; pending ones are never forgotten."""
 
     @pydantic.field_validator("channels")
     @classmethod

@@ -80,6 +80,8 @@ class Tally:
     """(channel, reason) per failed attempt."""
     notifier_restarts: int = 0
     """Times the notification sender failed and was started again."""
+    interrupted: list[str] = field(default_factory=list)
+    """Channel per notification marked interrupted (it may or may not have been delivered: not sent again)."""
 
     @classmethod
     def of_incidents(cls, changes: Changes) -> Tally:
@@ -123,6 +125,7 @@ class Tally:
             "sent": self.sent,
             "failed": self.failed,
             "notifier_restarts": self.notifier_restarts,
+            "interrupted": self.interrupted,
         }
 
     @classmethod
@@ -147,6 +150,7 @@ class Tally:
             sent=[(str(c), float(t)) for c, t in raw.get("sent", [])],
             failed=[(str(c), str(r)) for c, r in raw.get("failed", [])],
             notifier_restarts=int(raw.get("notifier_restarts", 0)),
+            interrupted=[str(c) for c in raw.get("interrupted", [])],
         )
 
 
@@ -285,6 +289,13 @@ class Metrics:
             "How long the oldest notification not sent yet has waited; 0 when none waits (read at scrape time).",
             registry=registry,
         )
+        self.notifications_interrupted = Counter(
+            "receiver_notifications_interrupted",
+            "Notifications that may or may not have been delivered (an engine stopped while sending an email, an"
+            " attempt with no answer) and are not sent again, by channel: look at them (state interrupted).",
+            ["channel"],
+            registry=registry,
+        )
         self.notifier_restarts = Counter(
             "receiver_notifier_restarts",
             "Times the notification sender failed and was started again (its log says why).",
@@ -406,6 +417,8 @@ class Metrics:
             self.notification_latency.labels(channel).observe(seconds)
         for channel, reason in tally.failed:
             self.notifications_failed.labels(channel, reason).inc()
+        for channel in tally.interrupted:
+            self.notifications_interrupted.labels(channel).inc()
         if tally.notifier_restarts:
             self.notifier_restarts.inc(tally.notifier_restarts)
 
@@ -413,6 +426,7 @@ class Metrics:
         """Make every channel's series exist from the start (the chart's alerts read them)."""
         for name in names:
             self.notifications_sent.labels(name)
+            self.notifications_interrupted.labels(name)
             for reason in ("client_error", "server_error", "auth_error", "rate_limited", "timeout", "other"):
                 self.notifications_failed.labels(name, reason)
 

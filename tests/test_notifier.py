@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -31,6 +31,10 @@ from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, State,
 from receiver.notify.planning import Channels, Planner
 from receiver.notify.routing import Route
 from receiver.notify.story import Story
+from receiver.playbooks.actions import notify as notify_action
+from receiver.playbooks.actions.base import Context
+from receiver.playbooks.actions.base import Outcome as ActionOutcome
+from receiver.store import Outcome, StoreError
 from receiver.store.sqlite import SQLiteStore
 from tests.corpus import alert, payload
 
@@ -123,8 +127,8 @@ class World:
             link=lambda i: f"https://receiver.example/api/v1/incidents/{i}",
         )
 
-    async def fire(self, *pods: str) -> None:
-        alerts = [alert("KubePodCrashLooping", pod=p) for p in pods]
+    async def fire(self, *pods: str, namespace: str = "shop") -> None:
+        alerts = [alert("KubePodCrashLooping", pod=p, namespace=namespace) for p in pods]
         body = orjson.dumps(payload(alerts, starts_at=self.clock() - timedelta(minutes=15)))
         await self.store.accept(body, self.clock())
         await self.processor.drain()
@@ -221,7 +225,7 @@ async def test_a_permanent_failure_stops_at_once_and_is_shown(world: World) -> N
 async def test_a_channels_rate_defers_the_next_request_to_its_slot_without_an_attempt(world: World) -> None:
     world.channel.interval = 1.0
     await world.fire("web-7d4b9c6f5-x2x9z")
-    await world.fire("api-5c9d8b7f6-q4w5e")  # another service joins: a second message on the same channel
+    await world.fire("api-5c9d8b7f6-q4w5e", namespace="billing")  # a second incident, on the same channel
     notifier = world.notifier()
     await notifier.drain()
     rows = await world.store.notifications()
@@ -239,7 +243,7 @@ async def test_after_a_crash_safe_rows_are_sent_again_and_others_are_interrupted
     world.channel.replays = Replay.RECONCILE
     await world.notifier().drain()
     [asked] = world.channel.asked
-    assert asked.resumed and asked.attempts == 1
+    assert asked.resumed and asked.attempts == 2  # the interrupted attempt counts
     await world.fire("api-5c9d8b7f6-q4w5e", "web-7d4b9c6f5-x2x9z")
     await world.processor.acknowledge((await world.store.notifications())[0].incident, "alice", "")
     await world.store.claim_notifications(T0, 10)
@@ -345,3 +349,105 @@ async def test_a_change_that_writes_notifications_wakes_the_sender_at_once(world
     await world.processor.note(row.incident, "alice", "looking at the rollout")
     await world.processor.update(row.incident, "alice", "rolled back")
     assert len(world.reports) == before + 2  # the engine wires its report to the sender's wake
+
+
+async def test_a_row_held_back_by_one_in_flight_does_not_make_the_sender_look_again_at_once(world: World) -> None:
+    held = Held("slack")
+    world.channel = held
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    [row] = await world.store.notifications()
+    await world.processor.acknowledge(row.incident, "alice", "")
+    notifier = world.notifier()
+    assert await notifier.step() == 1
+    await asyncio.wait_for(held.arrived.wait(), 10)
+    assert await world.store.next_notification_due() is None  # the acknowledgement waits for the post: no due time
+    held.release.set()
+    await notifier.drain()
+    assert [d.signal for d in held.asked] == [Signal.OPENED, Signal.ACKNOWLEDGED]
+
+
+class FailingOnce:
+    """The store, failing the first outcome it is asked to write (the disk was full for a moment)."""
+
+    def __init__(self, inner: SQLiteStore) -> None:
+        self.inner = inner
+        self.failed = False
+
+    async def finish_notification(self, outcome: Outcome) -> None:
+        if not self.failed:
+            self.failed = True
+            raise StoreError("database or disk is full")
+        await self.inner.finish_notification(outcome)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_row_whose_outcome_could_not_be_written_is_swept_without_a_restart(world: World) -> None:
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    world.channel.replays = Replay.NEVER  # as an email: it may have left, so it is not sent again
+    store = FailingOnce(world.store)
+    channels = {"slack": world.channel}
+    notifier = Notifier(cast(Any, store), channels, TitleComposer(), Http(), world.clock, world.tallies.append)
+    await notifier.drain()  # the next look after the failed write sweeps it
+    [row] = await world.store.notifications()
+    assert row.state is State.INTERRUPTED and len(world.channel.asked) == 1
+
+
+async def test_a_retry_after_of_years_is_asked_again_within_the_give_up_deadline(world: World) -> None:
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    world.channel.results = [Failed(Reason.RATE_LIMITED, "HTTP 429", retry_after=1e12)]
+    await world.notifier().drain()
+    [row] = await world.store.notifications()
+    assert row.state is State.PENDING and row.next_attempt_at == T0 + timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("replay", "state", "resumed"),
+    [(Replay.NEVER, State.INTERRUPTED, False), (Replay.RECONCILE, State.SENT, True), (Replay.SAFE, State.SENT, False)],
+)
+async def test_an_attempt_with_no_answer_is_reconciled_or_interrupted_never_blindly_resent(
+    world: World, replay: Replay, state: State, resumed: bool
+) -> None:
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    world.channel.replays = replay
+    world.channel.results = [Failed(Reason.TIMEOUT, "no answer", maybe_sent=True)]
+    notifier = world.notifier()
+    await notifier.drain()
+    world.clock.at += timedelta(seconds=5)
+    await notifier.drain()
+    [row] = await world.store.notifications()
+    assert row.state is state
+    asked = world.channel.asked
+    assert len(asked) == (1 if replay is Replay.NEVER else 2)
+    if len(asked) == 2:
+        assert asked[1].resumed is resumed or replay is Replay.SAFE
+
+
+async def test_rows_that_ended_are_forgotten_after_the_retention(world: World) -> None:
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    await world.notifier().drain()
+    world.clock.at += timedelta(days=31)
+    await world.fire("api-5c9d8b7f6-q4w5e")
+    await world.notifier().drain()  # a new sender prunes at its first look
+    assert [r.signal for r in await world.store.notifications()] == [Signal.SERVICES_JOINED]
+
+
+async def test_a_notify_step_that_writes_nothing_says_so_instead_of_succeeding(world: World) -> None:
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    [row] = await world.store.notifications()
+    assert await world.processor.notify(row.incident, "pb", "nowhere", "hello") == 0
+    assert await world.processor.notify(row.incident, "pb", "default", "hello") == 1
+
+    async def still_firing() -> bool:
+        return True
+
+    async def tell(channel: str, message: str) -> int:
+        return await world.processor.notify(row.incident, "pb", channel, message)
+
+    context = Context(cast(Any, None), still_firing, 1.0, tell=tell)
+    skipped = await notify_action.execute(context, {"channel": "nowhere", "message": "hello"})
+    assert skipped.outcome is ActionOutcome.SKIPPED
+    assert skipped.reason == "nothing sent to nowhere: not a channel taking it"
+    done = await notify_action.execute(context, {"channel": "default", "message": "hello"})
+    assert done.outcome is ActionOutcome.SUCCEEDED

@@ -191,3 +191,29 @@ def test_default_routes_leave_out_channels_that_are_not_configured() -> None:
         "default SEV4": ["slack"],
     }
     assert default_routes(set()) == ()
+
+
+def test_a_notify_step_goes_only_to_channels_that_take_playbook_messages() -> None:
+    book, p = Book(IncidentPolicy()), planner()
+    p.plan(fire(book, alert("KubePersistentVolumeFillingUp", "critical"), T0), book.incidents, T0)
+    [incident] = book.incidents.values()
+    event = book.note(incident.id, "expanding the claim", T0, "playbook pvc", signal=None).events[-1][1]
+    assert sent(p.step(incident, "default", event).intents) == {("slack", Signal.STEP)}  # not PagerDuty
+    assert p.step(incident, "pagerduty", event).intents == []
+
+
+def test_an_incident_opening_over_several_services_is_declared_first_then_joins_are_one_mergeable_message() -> None:
+    book, p = Book(IncidentPolicy()), planner()
+    crash = [alert("KubePodCrashLooping", pod=p) for p in ("web-7d4b9c6f5-x2x9z", "api-5c9d8b7f6-q4w5e")]
+    for n, a in enumerate(crash):
+        book.fired(f"fp{n}", a.labels, a.annotations, T0)
+    notices = p.plan(book.settle(T0), book.incidents, T0)
+    assert [i.signal for i in notices.intents if i.target == Target("slack")] == [Signal.OPENED]
+    later = T0 + timedelta(minutes=1)
+    for n, name in enumerate(("cart-6f7d8c9b5-abcde", "db-0", "queue-1")):
+        a = alert("KubePodCrashLooping", pod=name)
+        book.fired(f"late{n}", a.labels, a.annotations, later)
+    notices = p.plan(book.settle(later), book.incidents, later)
+    [joined] = [i for i in notices.intents if i.target == Target("slack") and i.signal is Signal.SERVICES_JOINED]
+    assert joined.mergeable  # (five services: the incident is escalated to SEV2 as well, a message of its own)
+    assert joined.text.count("joined") == 1 and joined.text.count(",") == 2  # three services, one message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -96,6 +97,35 @@ async def test_rows_left_sending_are_found_and_resumed_or_interrupted_with_a_tim
     states = {str(r.target): r.state for r in await store.notifications(incident=INC)}
     assert states == {"slack": State.SENDING, "email": State.INTERRUPTED}
     assert await store.notifications(state=State.INTERRUPTED, limit=5) != []
+
+
+
+
+async def test_services_joining_merge_into_a_pending_message_that_renders_the_whole_state(store: SQLiteStore) -> None:
+    await store.record(_no_changes(), notices=notices(intent(Signal.OPENED)))
+    joined = [
+        Intent(INC, Signal.SERVICES_JOINED, f"j{n}", Target("slack"), "slack", f"s{n} joined", "receiver", T0, True)
+        for n in range(3)
+    ]
+    await store.record(_no_changes(), notices=notices(*joined))
+    [row] = await store.notifications(incident=INC)
+    assert row.signal is Signal.OPENED and row.merged == 3
+    [claimed] = await store.claim_notifications(T0, 1)
+    assert claimed.text == "text; s0 joined; s1 joined; s2 joined"
+    await store.finish_notification(Outcome(claimed, State.SENT, T0, "notified"))
+    await store.record(_no_changes(), notices=notices(intent(Signal.ACKNOWLEDGED)))
+    await store.record(_no_changes(), notices=notices(replace(joined[0], event="j9")))
+    signals = [r.signal for r in await store.notifications(incident=INC)]
+    assert signals == [Signal.SERVICES_JOINED, Signal.ACKNOWLEDGED, Signal.OPENED]  # not into an acknowledgement
+
+
+async def test_ended_rows_are_pruned_and_pending_ones_kept(store: SQLiteStore) -> None:
+    await store.record(_no_changes(), notices=notices(intent(Signal.OPENED), intent(Signal.OPENED, "email")))
+    [claimed, _] = await store.claim_notifications(T0, 2)
+    await store.finish_notification(Outcome(claimed, State.SENT, T0, "notified"))
+    assert await store.prune_notifications(T0 + timedelta(seconds=1)) == 1
+    [left] = await store.notifications(incident=INC)
+    assert str(left.target) == "email"
 
 
 def _no_changes() -> Changes:

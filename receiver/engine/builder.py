@@ -236,7 +236,16 @@ def _notifier(
     )
     composer = notify.composer()
     return Notifier(
-        store, channels, composer, http, clock, report, link=notify.link, retry=retry, concurrency=notify.concurrency
+        store,
+        channels,
+        composer,
+        http,
+        clock,
+        report,
+        link=notify.link,
+        retry=retry,
+        concurrency=notify.concurrency,
+        retention=notify.retention,
     )
 
 

@@ -45,6 +45,8 @@ from receiver.notify.story import Story
 from receiver.store import OutboxStore, Outcome, StoreError
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY = timedelta(hours=1)
+"""How often rows past their retention are forgotten."""
 CHECK_SECONDS = 30.0
 """Longest real wait between two looks at the outbox when nothing wakes the sender (a safety net)."""
 
@@ -93,8 +95,16 @@ class Notifier:
         link: Callable[[str], str] = lambda _: "",
         retry: RetryPolicy | None = None,
         concurrency: int = 8,
+        retention: timedelta = timedelta(days=30),
     ) -> None:
-        """``link``: an incident id -> the address of its page (empty: none configured)."""
+        """``link``: an incident id -> the address of its page (empty: none configured).
+
+        ``retention``: how long rows that ended are kept (they are the incident's record of who was told).
+        """
+        self._retention = retention
+        self._pruned_at: datetime | None = None
+        self._orphans = True
+        """Rows may be left ``sending`` that nothing here sends (at start; after a failed write)."""
         self._store = store
         self._channels = dict(channels)
         self._composer = composer
@@ -105,10 +115,11 @@ class Notifier:
         self._retry = retry or RetryPolicy()
         self._concurrency = concurrency
         self._free_at: dict[tuple[str, str], datetime] = {}
-        """(channel, rate key) -> when its next request may go (the channel's documented rate)."""
+        """(channel type, rate key) -> when its next request may go (the provider's documented rate): two
+        configured channels posting to one Slack channel share its pace."""
         self._wake = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
-        self._recovered = False
+        self._running: dict[asyncio.Task[None], int] = {}
+        """Deliveries being sent, by the id of their row."""
         self._quiescing = False
 
     def wake(self) -> None:
@@ -117,7 +128,7 @@ class Notifier:
 
     async def run(self) -> None:
         """Until cancelled: recover what a stopped engine left, then send whatever is due."""
-        self._recovered = False
+        self._orphans = True
         try:
             while True:
                 try:
@@ -136,21 +147,27 @@ class Notifier:
 
     async def step(self) -> int:
         """Claim due rows for the free slots and start sending them; how many were started."""
-        if not self._recovered:
+        if self._orphans:
             await self.recover()
-            self._recovered = True
+            self._orphans = False
         if self._quiescing:
             return 0
+        await self._prune()
         free = self._concurrency - len(self._running)
         if free <= 0:
             return 0
         now = self._clock()
         started = 0
-        for delivery in await self._store.claim_notifications(now, free):
-            if await self._paced(delivery, now):
-                continue
+        claimed = await self._store.claim_notifications(now, free)
+        for delivery in claimed:
+            try:
+                if await self._paced(delivery, now):
+                    continue
+            except StoreError:
+                self._orphans = True  # this one and the rest of the claim are left sending: swept at the next step
+                raise
             task = asyncio.create_task(self._deliver(delivery), name=f"notification {delivery.id}")
-            self._running.add(task)
+            self._running[task] = delivery.id
             task.add_done_callback(self._ended)
             started += 1
         return started
@@ -174,8 +191,10 @@ class Notifier:
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
     async def recover(self) -> int:
-        """Rows a stopped engine left ``sending``: sent again, reconciled, or marked interrupted; how many."""
-        stuck = await self._store.stuck_notifications()
+        """Rows left ``sending`` that nothing sends (a stopped engine's; one whose outcome could not be written):
+        sent again, reconciled, or marked interrupted; how many."""
+        flying = set(self._running.values())
+        stuck = [d for d in await self._store.stuck_notifications() if d.id not in flying]
         now = self._clock()
         for delivery in stuck:
             channel = self._channels.get(delivery.target.channel)
@@ -185,18 +204,29 @@ class Notifier:
                 text = f"notification to {delivery.target} ({delivery.signal}) interrupted by a restart; {why}"
                 log.error("notification interrupted", extra={"incident": delivery.incident, "key": delivery.key})
                 await self._store.finish_notification(Outcome(delivery, State.INTERRUPTED, now, text))
+                self._report(Tally(interrupted=[delivery.target.channel]))
             else:
                 await self._store.defer_notifications([delivery.id], now, resumed=True)
         if stuck:
-            log.warning("%d notifications were being sent when the engine stopped", len(stuck))
+            log.warning("%d notifications were left being sent (the engine stopped, or a write failed)", len(stuck))
         return len(stuck)
+
+    async def _prune(self) -> None:
+        """Now and then, forget rows that ended longer than the retention ago."""
+        now = self._clock()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        pruned = await self._store.prune_notifications(now - self._retention)
+        if pruned:
+            log.info("forgot %d notifications older than %s", pruned, self._retention)
 
     async def _paced(self, delivery: Delivery, now: datetime) -> bool:
         """Keep the channel's rate: a row too early goes back to pending until its slot (True); else reserve one."""
         channel = self._channels.get(delivery.target.channel)
         if channel is None or channel.min_interval() <= 0:
             return False
-        key = (delivery.target.channel, channel.rate_key(delivery))
+        key = (channel.kind, channel.rate_key(delivery))
         free_at = self._free_at.get(key)
         if free_at is not None and free_at > now:
             await self._store.defer_notifications([delivery.id], free_at)
@@ -205,7 +235,7 @@ class Notifier:
         return False
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        self._running.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("notification task failed", exc_info=task.exception())
         self._wake.set()  # a slot is free, and rows behind this one may be due
@@ -223,11 +253,12 @@ class Notifier:
             result: Result = Failed(Reason.CLIENT_ERROR, "the channel is not configured any more", permanent=True)
         else:
             result = await self._attempt(channel, delivery)
-        outcome = self._outcome(delivery, result)
+        outcome = self._outcome(delivery, result, channel)
         try:
             await self._store.finish_notification(outcome)
-        except StoreError as err:  # left sending: recovered (re-sent, reconciled or interrupted) at the next start
+        except StoreError as err:  # left sending: swept soon (re-sent, reconciled or interrupted), never forgotten
             log.error("notification outcome not stored", extra={"key": delivery.key, "error": str(err)})
+            self._orphans = True
         self._count(delivery, result, outcome)
 
     async def _attempt(self, channel: Channel, delivery: Delivery) -> Result:
@@ -244,7 +275,7 @@ class Notifier:
             async with asyncio.timeout(self._retry.send_seconds):
                 return await channel.send(delivery, compose, self._io)
         except TimeoutError:
-            return Failed(Reason.TIMEOUT, f"no answer within {self._retry.send_seconds:g}s")
+            return Failed(Reason.TIMEOUT, f"no answer within {self._retry.send_seconds:g}s", maybe_sent=True)
         except Exception as err:
             log.error("channel %s failed to send", channel.name, exc_info=err, extra={"key": delivery.key})
             return Failed(Reason.OTHER, f"the channel failed: {err!r}")
@@ -255,20 +286,24 @@ class Notifier:
 
         return compose
 
-    def _outcome(self, delivery: Delivery, result: Result) -> Outcome:
+    def _outcome(self, delivery: Delivery, result: Result, channel: Channel | None) -> Outcome:
         """What to record of an attempt."""
         now = self._clock()
         what = f"{delivery.signal} to {delivery.target}"
         if isinstance(result, Sent):
             note = f" ({result.note})" if result.note else ""
-            quiet = delivery.signal is Signal.ALERTS_CHANGED and not result.note  # a refresh: not worth a line
-            text = "" if quiet else f"notified {what}{note}"
+            text = f"notified {what}{note}"
             return Outcome(delivery, State.SENT, now, text, provider_id=result.provider_id, thread=result.thread)
         if isinstance(result, Skipped):
             return Outcome(delivery, State.SKIPPED, now, error=result.why)
+        if result.maybe_sent and (channel is None or channel.replay(delivery) is Replay.NEVER):
+            text = f"notification {what}: {result.message}; it may have been delivered, so it is not sent again"
+            log.error("notification interrupted", extra={"key": delivery.key, "error": result.message})
+            return Outcome(delivery, State.INTERRUPTED, now, text, reason=result.reason.value, error=result.message)
         return self._failure(delivery, result, now, what)
 
     def _failure(self, delivery: Delivery, failed: Failed, now: datetime, what: str) -> Outcome:
+        """A failure: given up (permanent, or too old), or tried again (reconciled first if it may have left)."""
         reason = failed.reason.value
         give_up = now - delivery.created_at >= self._retry.give_up_after
         if failed.permanent or give_up:
@@ -277,20 +312,31 @@ class Notifier:
             log.error("notification failed", extra={"key": delivery.key, "reason": reason, "error": failed.message})
             return Outcome(delivery, State.FAILED, now, text, reason=reason, error=failed.message)
         wait = self._retry.backoff(delivery.attempts)
-        if failed.retry_after is not None:
-            wait = max(timedelta(seconds=failed.retry_after), timedelta(0))
+        if failed.retry_after is not None:  # bounded: a provider asking for years is asked again within the deadline
+            seconds = min(max(failed.retry_after, 0.0), self._retry.give_up_after.total_seconds())
+            wait = timedelta(seconds=seconds)
         again = now + wait
-        if failed.reason is Reason.RATE_LIMITED:
-            channel = self._channels[delivery.target.channel]
-            self._free_at[(delivery.target.channel, channel.rate_key(delivery))] = again
+        channel = self._channels.get(delivery.target.channel)
+        if failed.reason is Reason.RATE_LIMITED and channel is not None:
+            self._free_at[(channel.kind, channel.rate_key(delivery))] = again
         log.warning("notification will be tried again", extra={"key": delivery.key, "reason": reason, "in": str(wait)})
         first = delivery.attempts == 1
         text = f"notification {what} failed ({reason}): {failed.message}; trying again" if first else ""
-        return Outcome(delivery, State.PENDING, now, text, next_attempt_at=again, reason=reason, error=failed.message)
+        return Outcome(
+            delivery,
+            State.PENDING,
+            now,
+            text,
+            next_attempt_at=again,
+            reason=reason,
+            error=failed.message,
+            resumed=failed.maybe_sent,
+        )
 
     def _count(self, delivery: Delivery, result: Result, outcome: Outcome) -> None:
         name = delivery.target.channel
         if isinstance(result, Sent):
             self._report(Tally(sent=[(name, (outcome.at - delivery.created_at).total_seconds())]))
         elif isinstance(result, Failed):
-            self._report(Tally(failed=[(name, result.reason.value)]))
+            lost = [name] if outcome.state is State.INTERRUPTED else []
+            self._report(Tally(failed=[(name, result.reason.value)], interrupted=lost))

@@ -263,11 +263,14 @@ class Processor:
         actor = f"playbook {playbook}"
         await self._change(lambda book: book.note(id, text, now, actor, EventKind.REMEDIATION, signal), id)
 
-    async def notify(self, id: str, playbook: str, channel: str, text: str) -> None:
-        """A playbook's ``notify`` step: ``text`` to ``channel`` (``default``: every channel of the incident)."""
+    async def notify(self, id: str, playbook: str, channel: str, text: str) -> int:
+        """A playbook's ``notify`` step: ``text`` to ``channel`` (``default``: every channel of the incident).
+
+        How many notifications were written (0: no such channel, or none of the incident's takes steps).
+        """
         now = self._clock()
         actor = f"playbook {playbook}"
-        await self._change(
+        return await self._change(
             lambda book: book.note(id, f"to {channel}: {text}", now, actor, EventKind.REMEDIATION, None),
             id,
             step=(channel, text),
@@ -283,8 +286,8 @@ class Processor:
         *,
         remind: datetime | None = None,
         step: tuple[str, str] | None = None,
-    ) -> None:
-        """Apply a change to the book and record it with what it tells people.
+    ) -> int:
+        """Apply a change to the book and record it with what it tells people; how many notifications it wrote.
 
         ``id``: an incident the book may have to read first; ``remind``: also remind of updates overdue
         at that time; ``step``: a playbook's notify step (channel, text) to send.
@@ -312,6 +315,7 @@ class Processor:
         told = notices is not None and bool(notices.intents)  # the report wakes the sender: nothing waits for a poll
         if changes.opened or changes.acknowledged or changes.resolved or changes.suppressed or told:
             self._report(self.cursor, Tally.of_incidents(changes))
+        return len(notices.intents) if notices is not None else 0
 
     def _notices(
         self, book: Book, changes: Changes, remind: datetime | None, step: tuple[str, str] | None

@@ -70,8 +70,8 @@ CHECK_SECONDS = 10.0
 
 Timeline = Callable[[str, str, str, Signal | None], Awaitable[None]]
 """(incident id, playbook, text, what people are told of it): a line in an incident's timeline."""
-Notify = Callable[[str, str, str, str], Awaitable[None]]
-"""(incident id, playbook, channel, message): a playbook's ``notify`` step, written to the outbox."""
+Notify = Callable[[str, str, str, str], Awaitable[int]]
+"""(incident id, playbook, channel, message): a playbook's ``notify`` step written to the outbox; how many rows."""
 
 
 class RunnerStore(RunStore, AlertStore, IncidentStore, Protocol):
@@ -332,14 +332,14 @@ class Runner:
         with contextlib.suppress(StoreError):
             await self._store.finish_run(run.id, status, reason, self._clock())
 
-    def _teller(self, run: RunRecord) -> Callable[[str, str], Awaitable[None]] | None:
+    def _teller(self, run: RunRecord) -> Callable[[str, str], Awaitable[int]] | None:
         """How the run's ``notify`` steps write to its incident's outbox (None: no notifications, or no incident)."""
         notify, incident = self._notify, run.incident
         if notify is None or incident is None:
             return None
 
-        async def tell(channel: str, message: str) -> None:
-            await notify(incident, run.playbook, channel, message)
+        async def tell(channel: str, message: str) -> int:
+            return await notify(incident, run.playbook, channel, message)
 
         return tell
 

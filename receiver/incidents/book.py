@@ -512,7 +512,9 @@ class Book:
         self._where[member.fingerprint] = incident.id
         if member.root is not None:
             self._dependents.setdefault(member.root, set()).add(member.fingerprint)
-        joins = bool(member.service) and member.service not in incident.services and bool(incident.services)
+        joins = (  # news for people once the incident was declared (classified); before, it is part of it
+            incident.classification is not None and bool(member.service) and member.service not in incident.services
+        )
         self._start_firing(incident, member, now)
         self._changes.members[(incident.id, member.fingerprint)] = member
         event = TimelineEvent(now, kind, f"{member.name} fired: {reason}")

@@ -30,6 +30,8 @@ from receiver.notify.routing import IncidentFacts, Route, routed
 Wants = Callable[[str, Signal], bool]
 """(channel name, signal) -> whether that channel sends anything for it."""
 _REMINDER_KIND = EventKind.NOTIFICATION
+MERGEABLE = frozenset({Signal.ALERTS_CHANGED, Signal.SERVICES_JOINED})
+"""News that only adds to what a pending row will render: merged into it (``receiver.store.sqlite_outbox``)."""
 RESETS_CADENCE = frozenset({Signal.STATUS_UPDATE, Signal.NOTE})
 """A person's status update or note is an update: the next one is due a full interval later."""
 
@@ -103,6 +105,8 @@ class Planner:
         signals: dict[str, list[tuple[Signal, TimelineEvent]]] = {}
         for incident_id, signal, event in changes.signals:
             signals.setdefault(incident_id, []).append((signal, event))
+        for told in signals.values():
+            _collapse_joins(told)
         for incident_id in [*signals, *(i for i in sorted(changes.refreshed) if i not in signals)]:
             incident = incidents.get(incident_id)
             if incident is None or incident.severity is None:
@@ -115,7 +119,7 @@ class Planner:
         notices = Notices(at=event.at)
         targets = list(self.targets.get(incident.id, {})) if channel == "default" else [Target.parse(channel)]
         for target in targets:
-            if target.channel in self.channels.kinds:
+            if target.channel in self.channels.kinds and self.channels.wants(target.channel, Signal.STEP):
                 key = _key(Signal.STEP, event)
                 notices.intents.append(self._intent(incident.id, Signal.STEP, event, target, key))
         return notices
@@ -155,7 +159,8 @@ class Planner:
             key = _key(signal, event, seen)
             for target in known:
                 if self.channels.wants(target.channel, signal):
-                    notices.intents.append(self._intent(incident.id, signal, event, target, key, known[target]))
+                    intent = self._intent(incident.id, signal, event, target, key, known[target])
+                    notices.intents.append(_mergeable(intent) if signal in MERGEABLE else intent)
                     told.add(target)
             self._schedule(incident, signal, event, notices)
         for target in added:
@@ -227,6 +232,19 @@ def _key(signal: Signal, event: TimelineEvent, seen: dict[str, int] | None = Non
         seen[key] = seen.get(key, 0) + 1
         key = key if seen[key] == 1 else f"{key}.{seen[key]}"
     return key
+
+
+def _collapse_joins(told: list[tuple[Signal, TimelineEvent]]) -> None:
+    """Services joining within one change are one piece of news (``a, b and c joined``), told where the first was."""
+    joins = [n for n, (signal, _) in enumerate(told) if signal is Signal.SERVICES_JOINED]
+    if len(joins) < 2:
+        return
+    first = told[joins[0]][1]
+    names = [told[n][1].text.removesuffix(" joined") for n in joins]
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    told[joins[0]] = (Signal.SERVICES_JOINED, replace(first, text=f"{shown} joined"))
+    for n in reversed(joins[1:]):
+        del told[n]
 
 
 def _mergeable(intent: Intent) -> Intent:

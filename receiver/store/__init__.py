@@ -395,6 +395,8 @@ class Outcome:
     provider_id: str = ""
     thread: Mapping[str, str] | None = None
     """Kept for the next deliveries to the same incident and target (merged into what is kept)."""
+    resumed: bool = False
+    """It may have reached the provider (no answer came): the next attempt reconciles first."""
 
 
 class OutboxStore(Protocol):
@@ -421,7 +423,11 @@ class OutboxStore(Protocol):
         ...
 
     async def next_notification_due(self) -> datetime | None:
-        """When the earliest pending row is due (None: nothing pending)."""
+        """When the earliest row that can be claimed is due (None: none)."""
+        ...
+
+    async def prune_notifications(self, before: datetime) -> int:
+        """Forget rows that ended and were written before ``before``; how many."""
         ...
 
     async def outbox_backlog(self) -> tuple[int, datetime | None]:

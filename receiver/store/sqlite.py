@@ -373,8 +373,12 @@ class SQLiteStore:
             outcome.provider_id,
             d.target,
             outcome.thread,
+            outcome.resumed,
         )
         await self._write_runs(lambda db: outbox_tables.finish(db, done))
+
+    async def prune_notifications(self, before: datetime) -> int:
+        return await self._write_runs(lambda db: outbox_tables.prune(db, before))
 
     async def next_notification_due(self) -> datetime | None:
         return await self._read(outbox_tables.next_due)

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from receiver.incidents.lifecycle import EventKind, Signal
-from receiver.notify.model import Delivery, NotificationRecord, Reason, State, Target
+from receiver.notify.model import Delivery, Intent, NotificationRecord, Reason, State, Target
 from receiver.notify.planning import Notices
 from receiver.store.sqlite_values import micros, opt_micros, opt_time, time
 
@@ -67,9 +67,26 @@ _COLUMNS = (
     " created_at, next_attempt_at, sent_at, reason, last_error, provider_id"
 )
 _MERGE = (
-    "UPDATE outbox SET merged = merged + 1 WHERE id = (SELECT max(id) FROM outbox"
-    " WHERE incident = ? AND target = ? AND state = 'pending')"
+    "UPDATE outbox SET merged = merged + 1, text = substr(text || ?, 1, 2000) WHERE id = (SELECT max(id) FROM outbox"
+    " WHERE incident = ? AND target = ? AND state = 'pending' AND signal IN ({signals}))"
 )
+_TRIGGERS = ("opened", "escalated", "services_joined", "reopened")
+"""Rows that render the incident's whole state: news that only adds to that state merges into them."""
+
+
+def _merge(db: sqlite3.Connection, intent: Intent) -> bool:
+    """Merge a mergeable intent into a pending row of its incident and target that tells as much; whether it did.
+
+    An ``alerts_changed`` refresh merges into any pending row (each renders the incident as it is when sent);
+    ``services_joined`` only into one that renders the whole state again (opened, escalated, joined, reopened),
+    its text added to that row's.
+    """
+    if intent.signal is Signal.ALERTS_CHANGED:
+        signals, text = ",".join(f"'{s.value}'" for s in Signal), ""
+    else:
+        signals, text = ",".join(f"'{s}'" for s in _TRIGGERS), f"; {intent.text}"
+    merged: int = db.execute(_MERGE.format(signals=signals), (text, intent.incident, str(intent.target))).rowcount
+    return merged > 0
 _INSERT = (
     "INSERT OR IGNORE INTO outbox (key, incident, signal, target, kind, route, text, actor, at, mergeable, state,"
     " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
@@ -89,7 +106,7 @@ def write(db: sqlite3.Connection, notices: Notices) -> None:
         )
     at = micros(notices.at)
     for intent in notices.intents:
-        if intent.mergeable and db.execute(_MERGE, (intent.incident, str(intent.target))).rowcount:
+        if intent.mergeable and _merge(db, intent):
             continue
         db.execute(
             _INSERT,
@@ -141,13 +158,18 @@ def claim(db: sqlite3.Connection, now: datetime, limit: int) -> list[Delivery]:
     """Claim due rows, oldest first, each only when no earlier row of its incident and target is still open."""
     rows = db.execute(
         f"UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id IN"
-        f" (SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= ?"
-        f"  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident = o.incident AND p.target = o.target"
-        f"   AND p.id < o.id AND p.state IN ('pending', 'sending'))"
+        f" (SELECT o.id FROM outbox o WHERE {_CLAIMABLE} AND o.next_attempt_at <= ?"
         f"  ORDER BY o.next_attempt_at, o.id LIMIT ?) RETURNING {_COLUMNS}",
         (micros(now), limit),
     ).fetchall()
     return sorted((_delivery(db, row) for row in rows), key=lambda d: d.id)
+
+
+_CLAIMABLE = (
+    "o.state = 'pending' AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident = o.incident"
+    " AND p.target = o.target AND p.id < o.id AND p.state IN ('pending', 'sending'))"
+)
+"""A pending row no earlier open row of its incident and target holds back."""
 
 
 def stuck(db: sqlite3.Connection) -> list[Delivery]:
@@ -157,14 +179,15 @@ def stuck(db: sqlite3.Connection) -> list[Delivery]:
 
 
 def defer(db: sqlite3.Connection, ids: Sequence[int], until: datetime, *, resumed: bool = False) -> None:
-    """Claimed rows back to pending until ``until``, the claim not counted as an attempt (a rate pacing).
-
-    ``resumed``: they were interrupted by a crash (their channel reconciles or re-sends them).
+    """Claimed rows back to pending until ``until``: a rate pacing, not counted as an attempt; or
+    ``resumed``: they were interrupted (a crash, an attempt with no answer) and may have reached the
+    provider, so their channel reconciles or re-sends them, and the attempt counts.
     """
     db.executemany(
-        "UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = max(attempts - 1, 0),"
+        "UPDATE outbox SET state = 'pending', next_attempt_at = ?,"
+        " attempts = CASE WHEN ? THEN attempts ELSE max(attempts - 1, 0) END,"
         " resumed = resumed OR ? WHERE id = ? AND state = 'sending'",
-        [(micros(until), int(resumed), i) for i in ids],
+        [(micros(until), int(resumed), int(resumed), i) for i in ids],
     )
 
 
@@ -185,13 +208,15 @@ class Finished:
     target: Target | None = None
     thread: Mapping[str, str] | None = None
     """Merged into the target's kept state."""
+    resumed: bool = False
+    """The next attempt reconciles first (this one got no answer)."""
 
 
 def finish(db: sqlite3.Connection, done: Finished) -> None:
     """Record an attempt's outcome, the target's kept state and the timeline's line."""
     db.execute(
         "UPDATE outbox SET state = ?, next_attempt_at = ?, sent_at = ?, reason = ?, last_error = ?,"
-        " provider_id = CASE WHEN ? != '' THEN ? ELSE provider_id END WHERE id = ?",
+        " provider_id = CASE WHEN ? != '' THEN ? ELSE provider_id END, resumed = resumed OR ? WHERE id = ?",
         (
             done.state.value,
             opt_micros(done.next_attempt_at),
@@ -200,6 +225,7 @@ def finish(db: sqlite3.Connection, done: Finished) -> None:
             done.error,
             done.provider_id,
             done.provider_id,
+            int(done.resumed),
             done.id,
         ),
     )
@@ -220,9 +246,19 @@ def finish(db: sqlite3.Connection, done: Finished) -> None:
         )
 
 
+def prune(db: sqlite3.Connection, before: datetime) -> int:
+    """Forget rows that ended (sent, failed, interrupted, skipped) and were written before ``before``; how many."""
+    done = "('sent', 'failed', 'interrupted', 'skipped')"
+    deleted: int = db.execute(
+        f"DELETE FROM outbox WHERE state IN {done} AND created_at < ?", (micros(before),)
+    ).rowcount
+    return deleted
+
+
 def next_due(db: sqlite3.Connection) -> datetime | None:
-    """When the earliest pending row is due."""
-    row = db.execute("SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'").fetchone()
+    """When the earliest row that can be claimed is due (one held back by a row in flight is not: its turn
+    comes when that one ends, which wakes the sender)."""
+    row = db.execute(f"SELECT min(o.next_attempt_at) FROM outbox o WHERE {_CLAIMABLE}").fetchone()
     return opt_time(row[0])
 
 

@@ -184,8 +184,9 @@ class Outcome(StrEnum):
     """``wait_for_resolution``: the alert resolved; the run ends as a success."""
 
 
-Tell = Callable[[str, str], Awaitable[None]]
-"""(channel, message): written to the outbox of the run's incident (``default``: every channel it has)."""
+Tell = Callable[[str, str], Awaitable[int]]
+"""(channel, message): written to the outbox of the run's incident (``default``: every channel it has); how many
+notifications that made (0: no such channel, or none of the incident's takes a playbook's messages)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,12 @@ async def execute(context: Context, inputs: Inputs) -> Done:
     """Write the message to the outbox; skipped when no notification channel is configured."""
     if context.tell is None:
         return Done(Outcome.SKIPPED, reason="no notification channel is configured (notify.channels)")
-    await context.tell(str(inputs["channel"]), str(inputs["message"]))
-    return Done(Outcome.SUCCEEDED, reason=f"written to the outbox for {inputs['channel']}")
+    channel = str(inputs["channel"])
+    written = await context.tell(channel, str(inputs["message"]))
+    if not written:
+        why = "no channel of the incident takes it" if channel == "default" else "not a channel taking it"
+        return Done(Outcome.SKIPPED, reason=f"nothing sent to {channel}: {why}")
+    return Done(Outcome.SUCCEEDED, reason=f"written to the outbox for {channel} ({written} notification(s))")
 
 
 ACTION = Action("notify", Notify, plan, execute, example={"action": "notify", "message": "{{ alert.labels.pod }}"})
