@@ -461,6 +461,8 @@ def test_the_alerts_on_the_daemons_health_pass_promtool_and_fire_when_they_shoul
         "ReceiverNotificationsFailing",
         "ReceiverOutboxStuck",
         "ReceiverNotifierRestarting",
+        "ReceiverNotificationsRefused",
+        "ReceiverNotificationsInterrupted",
     } <= names
     tests = tmp_path / "rules_test.yaml"
     annotations = {r["alert"]: r["annotations"] for g in rule["spec"]["groups"] for r in g["rules"]}
@@ -519,6 +521,10 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                     {"series": f'{sent}{{{sel},channel="slack"}}', "values": "0+1x20"},
                     {"series": f"receiver_outbox_oldest_pending_age_seconds{{{sel}}}", "values": "0 0 600+60x20"},
                     {"series": f"receiver_notifier_restarts_total{{{sel}}}", "values": "0 0 0 1 2 3"},
+                    # email: one destination refused for good (a mailbox that does not exist), one interrupted
+                    {"series": f'{failed}{{{sel},channel="email",reason="client_error"}}', "values": "0 0 1x10"},
+                    {"series": f'{sent}{{{sel},channel="email"}}', "values": "0+1x12"},
+                    {"series": f'receiver_notifications_interrupted_total{{{sel},channel="email"}}', "values": "0 1x10"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "1m", "alertname": "ReceiverDown", "exp_alerts": []},
@@ -581,6 +587,20 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                         "eval_time": "14m",
                         "alertname": "ReceiverOutboxStuck",
                         "exp_alerts": [expect("ReceiverOutboxStuck", severity="warning", **instance)],
+                    },
+                    {"eval_time": "0m", "alertname": "ReceiverNotificationsRefused", "exp_alerts": []},
+                    {
+                        "eval_time": "3m",
+                        "alertname": "ReceiverNotificationsRefused",
+                        "exp_alerts": [
+                            expect("ReceiverNotificationsRefused", severity="critical", channel="pagerduty"),
+                            expect("ReceiverNotificationsRefused", severity="critical", channel="email"),
+                        ],
+                    },
+                    {
+                        "eval_time": "2m",
+                        "alertname": "ReceiverNotificationsInterrupted",
+                        "exp_alerts": [expect("ReceiverNotificationsInterrupted", severity="warning", channel="email")],
                     },
                     {
                         "eval_time": "5m",
