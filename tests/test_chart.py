@@ -489,6 +489,7 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
     instance = {"job": f"{RELEASE}-receiver", "namespace": NAMESPACE}
     captures = "receiver_evidence_captures_total"
     failed, sent = "receiver_notifications_failed_total", "receiver_notifications_sent_total"
+    interrupted = "receiver_notifications_interrupted_total"
     return {
         "rule_files": [rules],
         "evaluation_interval": "1m",
@@ -524,7 +525,7 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                     # email: one destination refused for good (a mailbox that does not exist), one interrupted
                     {"series": f'{failed}{{{sel},channel="email",reason="client_error"}}', "values": "0 0 1x10"},
                     {"series": f'{sent}{{{sel},channel="email"}}', "values": "0+1x12"},
-                    {"series": f'receiver_notifications_interrupted_total{{{sel},channel="email"}}', "values": "0 1x10"},
+                    {"series": f'{interrupted}{{{sel},channel="email"}}', "values": "0 1x10"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "1m", "alertname": "ReceiverDown", "exp_alerts": []},
