@@ -312,13 +312,22 @@ class Held(Scripted):
         return await super().send(delivery, compose, io)
 
 
-async def test_a_stopping_engine_lets_a_delivery_in_flight_end_and_claims_nothing_more(world: World) -> None:
+async def in_flight(world: World, acknowledged: bool = False) -> tuple[Held, Notifier]:
+    """An incident's first message being sent (its channel holds the answer), and the sender sending it."""
     held = Held("slack")
     world.channel = held
     await world.fire("web-7d4b9c6f5-x2x9z")
+    if acknowledged:
+        [row] = await world.store.notifications()
+        await world.processor.acknowledge(row.incident, "alice", "")
     notifier = world.notifier()
-    await notifier.step()
+    assert await notifier.step() == 1
     await asyncio.wait_for(held.arrived.wait(), 10)
+    return held, notifier
+
+
+async def test_a_stopping_engine_lets_a_delivery_in_flight_end_and_claims_nothing_more(world: World) -> None:
+    held, notifier = await in_flight(world)
     quiescing = asyncio.create_task(notifier.quiesce(10))
     await world.fire("api-5c9d8b7f6-q4w5e")  # more news while stopping
     held.release.set()
@@ -329,12 +338,7 @@ async def test_a_stopping_engine_lets_a_delivery_in_flight_end_and_claims_nothin
 
 
 async def test_a_delivery_that_does_not_end_in_the_grace_is_left_to_the_next_start(world: World) -> None:
-    held = Held("slack")
-    world.channel = held
-    await world.fire("web-7d4b9c6f5-x2x9z")
-    notifier = world.notifier()
-    await notifier.step()
-    await asyncio.wait_for(held.arrived.wait(), 10)
+    held, notifier = await in_flight(world)
     assert await notifier.quiesce(0.01) == 1
     [row] = await world.store.notifications()
     assert row.state is State.SENDING  # recovered (re-sent, reconciled or interrupted) at the next start
@@ -352,14 +356,7 @@ async def test_a_change_that_writes_notifications_wakes_the_sender_at_once(world
 
 
 async def test_a_row_held_back_by_one_in_flight_does_not_make_the_sender_look_again_at_once(world: World) -> None:
-    held = Held("slack")
-    world.channel = held
-    await world.fire("web-7d4b9c6f5-x2x9z")
-    [row] = await world.store.notifications()
-    await world.processor.acknowledge(row.incident, "alice", "")
-    notifier = world.notifier()
-    assert await notifier.step() == 1
-    await asyncio.wait_for(held.arrived.wait(), 10)
+    held, notifier = await in_flight(world, acknowledged=True)
     assert await world.store.next_notification_due() is None  # the acknowledgement waits for the post: no due time
     held.release.set()
     await notifier.drain()

@@ -21,12 +21,12 @@ crash-looping pod is read before the playbook deletes it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from receiver.clock import Clock
+from receiver.engine.waking import woken
 from receiver.evidence.capture import Captured, capture
 from receiver.evidence.content import Bounds
 from receiver.evidence.records import ClaimedEvidence, EvidenceResult, EvidenceStatus, Outcome
@@ -91,10 +91,7 @@ class EvidenceWorker:
                     await self.step()
                 except StoreError as err:
                     log.error("evidence requests could not be taken", extra={"error": str(err)})
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(CHECK_SECONDS):
-                        await self._wake.wait()
-                self._wake.clear()
+                await woken(self._wake, CHECK_SECONDS)
         finally:
             for task in self._running:
                 task.cancel()

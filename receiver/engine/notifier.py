@@ -26,7 +26,6 @@ The engine supervises ``run``: if it fails it is logged at error level, counted
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Protocol
 
 from receiver.clock import Clock
 from receiver.engine import stories
+from receiver.engine.waking import woken
 from receiver.incidents.lifecycle import Signal
 from receiver.metrics import Tally
 from receiver.notify.channel import Channel, Io, Replay
@@ -137,10 +137,7 @@ class Notifier:
                 except StoreError as err:
                     log.error("the outbox could not be read", extra={"error": str(err)})
                     wait = CHECK_SECONDS
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await self._wake.wait()
-                self._wake.clear()
+                await woken(self._wake, wait)
         finally:
             for task in self._running:
                 task.cancel()

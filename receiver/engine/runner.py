@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from receiver.clock import Clock
+from receiver.engine.waking import woken
 from receiver.incidents.book import Incident
 from receiver.incidents.lifecycle import Signal
 from receiver.kube import Kube
@@ -144,10 +145,7 @@ class Runner:
             while True:
                 # Woken by news, or now and then for approvals running out. Not ``wait_for``: on Python 3.11 it
                 # can swallow a cancellation that races with the wake-up, and the runner never stopped.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(CHECK_SECONDS):
-                        await self._wake.wait()
-                self._wake.clear()
+                await woken(self._wake, CHECK_SECONDS)
                 try:
                     while await self.step() >= PENDING_BATCH:  # a storm: keep taking them
                         pass
