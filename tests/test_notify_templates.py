@@ -335,6 +335,120 @@ def test_a_custom_external_template_cannot_reach_alerts_either() -> None:
     assert body == "Issue affecting shop/web|()|()|()|()|()|||"
 
 
+# Whatever a template does with a value, it outputs it escaped for the channel.
+
+TEMPLATE_LINK = "incident.link | link"
+POD = "alerts[0].labels.pod"
+
+
+def joined(source: str) -> Templates:
+    """An internal update template joining the incident's link and the first alert's pod label."""
+    return Templates({"internal": {"update": source.replace("LINK", TEMPLATE_LINK).replace("POD", POD)}})
+
+
+REFERENCE = joined("{{ LINK }} {{ POD }}")
+"""The link and the label, each output on its own: each escaped once."""
+RENDERED = {
+    "macro": "{% macro m(x) %}{{ LINK }} {{ x }}{% endmacro %}{{ m(POD) }}",
+    "macro then value": "{% macro l() %}{{ LINK }}{% endmacro %}{{ l() }} {{ POD }}",
+    "call block": "{% macro m() %}{{ LINK }} {{ caller() }}{% endmacro %}{% call m() %}{{ POD }}{% endcall %}",
+    "set block": "{% set b %}{{ LINK }} {{ POD }}{% endset %}{{ b }}",
+    "set": "{% set l = LINK %}{{ l }} {{ POD }}",
+    "namespace": "{% set ns = namespace(l=LINK) %}{{ ns.l }} {{ POD }}",
+    "string": "{{ LINK | string }} {{ POD | string }}",
+    "for": "{% for l in [LINK] %}{{ l }}{% endfor %} {{ POD }}",
+}
+"""The template's own rendering (macros, blocks) and values passed along unchanged: exactly as ``REFERENCE``."""
+COMPUTED = {
+    "~": "{{ LINK ~ ' ' ~ POD }}",
+    "+": "{{ LINK + ' ' + POD }}",
+    "join": "{{ [LINK, POD] | join(' ') }}",
+    "list join": "{{ (LINK | list | join) ~ ' ' ~ (POD | list | join) }}",
+    "format": "{{ '%s %s' | format(LINK, POD) }}",
+    "%": "{{ '%s %s' % (LINK, POD) }}",
+    "str.format": "{{ '{} {}'.format(LINK, POD) }}",
+    "replace": "{{ (LINK ~ ' X') | replace('X', POD) }}",
+    "first": "{{ [LINK ~ ' ' ~ POD] | first }}",
+    "cycler": "{{ cycler(LINK ~ ' ' ~ POD).next() }}",
+    "macro ~": "{% macro l() %}{{ LINK }}{% endmacro %}{{ l() ~ ' ' ~ POD }}",
+    "macro given a concatenation": "{% macro m(x) %}{{ x }}{% endmacro %}{{ m(LINK ~ ' ' ~ POD) }}",
+    "set block ~": "{% set b %}{{ LINK }}{% endset %}{{ b ~ ' ' ~ POD }}",
+    "string ~": "{{ (LINK | string) ~ ' ' ~ (POD | string) }}",
+    "filtered set block": "{% set v = POD %}{% set b | replace('X', v) %}{{ LINK }} X{% endset %}{{ b }}",
+    "filter block": "{% filter replace('X', POD) %}{{ LINK }} X{% endfilter %}",
+    "call block of a format": "{% call '{} {a}'.format(LINK, a=POD) %}{% endcall %}",
+}
+"""New text computed from the link and the label: escaped as a whole (the link then shows as text)."""
+TRIES = {name: joined(source) for name, source in {**RENDERED, **COMPUTED}.items()}
+CANARIES = [
+    "[Reset password](https://evil.example)",
+    "<!channel> <https://evil.example|Reset password>",
+    "</a><script>alert('x')</script>\"",
+    "&lt;b&gt; *bold* _i_ `code` ~~s~~\n# heading\n> quote\n- item",
+    "\x1b[31m\r\n\x07\x9b",
+]
+
+
+def told_with_pod(value: str) -> Story:
+    return story(Signal.NOTE, alerts=(alert_line(labels={"pod": value}),))
+
+
+def assert_escaped(body: str, value: str, markup: Markup) -> None:
+    """``body`` holds ``value`` escaped for ``markup`` (once or more): it makes no link, tag, mention or emphasis."""
+    own = link(LINK, "", markup)  # the template's own link, when it is output as rendered
+    rest = body.replace(own, "")
+    if markup is Markup.PLAIN:
+        assert body == REFERENCE.compose(told_with_pod(value), "internal", markup, Detail.FULL).body
+    if markup in (Markup.SLACK, Markup.HTML):
+        assert not set("<>") & set(rest), rest
+        assert not re.search(r"&(?!amp;|lt;|gt;|#3[49];)", rest), rest
+    if markup is Markup.HTML:
+        assert not set("\"'") & set(rest), rest
+    if markup is Markup.MARKDOWN:
+        assert not markdown_tokens(rest) & FORMATTING, (rest, markdown_tokens(rest) & FORMATTING)
+        assert "[Reset password](https://evil.example)" not in body
+
+
+@pytest.mark.parametrize("value", CANARIES)
+@pytest.mark.parametrize("markup", list(Markup))
+@pytest.mark.parametrize("name", list(RENDERED))
+def test_a_macro_or_block_renders_a_value_escaped_once(name: str, markup: Markup, value: str) -> None:
+    body = TRIES[name].compose(told_with_pod(value), "internal", markup, Detail.FULL).body
+    assert body == REFERENCE.compose(told_with_pod(value), "internal", markup, Detail.FULL).body
+    assert body.startswith(link(LINK, "", markup) + " ")
+    assert_escaped(body, value, markup)
+
+
+@pytest.mark.parametrize("value", CANARIES)
+@pytest.mark.parametrize("markup", list(Markup))
+@pytest.mark.parametrize("name", list(COMPUTED))
+def test_text_computed_from_a_value_is_escaped_as_a_whole(name: str, markup: Markup, value: str) -> None:
+    body = TRIES[name].compose(told_with_pod(value), "internal", markup, Detail.FULL).body
+    assert_escaped(body, value, markup)
+
+
+@given(value=HOSTILE)
+@settings(max_examples=40, deadline=None)
+def test_no_template_outputs_a_value_unescaped(value: str) -> None:
+    told = told_with_pod(value)
+    for name, templates in TRIES.items():
+        for markup in Markup:
+            body = templates.compose(told, "internal", markup, Detail.FULL).body
+            assert_escaped(body, value, markup)
+            if name in RENDERED:
+                assert body == REFERENCE.compose(told, "internal", markup, Detail.FULL).body, (name, markup)
+
+
+@pytest.mark.parametrize("markup", list(Markup))
+def test_the_shipped_templates_links_stay_links(markup: Markup) -> None:
+    runbook = "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubepodcrashlooping"
+    for signal in (Signal.OPENED, Signal.NOTE, Signal.RESOLVED):
+        body = TEMPLATES.compose(story(signal), "internal", markup, Detail.FULL).body
+        assert body.endswith("\n\n" + link(LINK, "", markup))
+        if signal is Signal.OPENED:
+            assert f"  Runbook: {link(runbook, '', markup)}\n" in body
+
+
 # User templates.
 
 
@@ -388,13 +502,15 @@ def test_customers_are_not_told_that_a_custom_template_failed() -> None:
         ("{{ cycler.__init__.__globals__.os }}", 1, "refused by the sandbox"),
         ("{{ alerts[0].labels.update({'a': 'b'}) }}", 1, "refused by the sandbox"),
         ("{{ 'x'.format.__globals__ }}", 1, "refused by the sandbox"),
+        ("{% autoescape true %}\n{{ incident.id }}{% endautoescape %}", 1, "no autoescape block"),
+        ("{% set b | replace('X', incident.id) %}X{% endset %}{{ b }}", None, "Jinja cannot compile it"),
     ],
 )
-def test_a_bad_user_template_is_refused_at_construction_naming_where(source: str, line: int, why: str) -> None:
+def test_a_bad_user_template_is_refused_at_construction_naming_where(source: str, line: int | None, why: str) -> None:
     with pytest.raises(TemplateError) as caught:
         Templates({"internal": {"update": source}})
     assert (caught.value.audience, caught.value.name, caught.value.line) == ("internal", "update", line)
-    assert str(caught.value).startswith(f"the internal update template, line {line}: ")
+    assert str(caught.value).startswith("the internal update template" + (f", line {line}: " if line else ": "))
     assert why in str(caught.value)
 
 

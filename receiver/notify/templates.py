@@ -4,13 +4,14 @@ Three templates per audience (``internal``, ``external``): ``declared`` (signals
 ``test``), ``resolved`` (``resolved``) and ``update`` (everything else). The shipped ones
 (``receiver.notify.shipped``) can be replaced per audience and name from the configuration.
 
-Templates are Jinja2 in the immutable sandbox: a template sees plain values (no Python object's
-internals, nothing it could change), and every ``{{ value }}`` it outputs is escaped for the channel's
-markup by the environment's ``finalize`` (one environment per markup), while the template's own text
-is kept as written. Jinja's autoescape is on only so that what a template renders itself (a macro, a
-``call`` or ``set`` block) is marked as already escaped and not escaped twice; Jinja's HTML escaping
-never applies to a value, as ``finalize`` has escaped it for the markup first. The HTML filters
-(``safe``, ``escape``, ``urlize``...) are not there: a template cannot un-escape a value.
+Templates are Jinja2 in the immutable sandbox of ``receiver.notify.sandbox``: a template sees plain
+values (no Python object's internals, nothing it could change), and whatever it does with a value
+(``~``, ``join``, ``format``, a macro, a block), what it outputs of it is escaped for the channel's
+markup (one environment per markup), while the template's own text is kept as written.
+
+The external audience (a public status page) is told nothing an alert says: no alert, label, title,
+reason, evidence, run, timeline entry or person. The services it affects come from labels too, so it
+sees each only in a public form (``public_services``): a plain name, or ``a service``.
 
 A user template is checked when it is configured (``Templates(...)`` raises ``TemplateError`` naming
 the audience, the name and the line): it must parse, use only the context's variables, and render the
@@ -24,21 +25,20 @@ from __future__ import annotations
 
 import re
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 import jinja2
 import jinja2.meta
-import markupsafe
 from jinja2 import nodes
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from receiver.incidents.lifecycle import Signal
 from receiver.notify.content import Audience, Detail, Markup, Message
-from receiver.notify.escaping import escape, link, one_line
+from receiver.notify.escaping import escape, one_line
+from receiver.notify.sandbox import Sandbox
 from receiver.notify.shipped import DEFAULTS, example_story
 from receiver.notify.story import Happening, Story
 
@@ -56,7 +56,12 @@ SYSTEM_ACTOR = "receiver"
 """The actor of what the receiver does by itself (not named as someone's doing in ``event``)."""
 PHASES = {"triggered": "Investigating", "acknowledged": "Identified", "mitigated": "Monitoring", "resolved": "Resolved"}
 """A status page's word for each incident status."""
-_HTML_FILTERS = ("safe", "escape", "e", "forceescape", "urlize", "xmlattr", "tojson")
+PUBLIC_SERVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_/-]{0,62}")
+"""A service name the external audience may see: ASCII letters, digits, ``_``, ``/`` and ``-``, at most 63
+characters, starting with a letter or digit (``shop/web``, ``node/worker-1``). No dot: a dotted name is a
+host name (a node's internal FQDN), which clients also turn into a link."""
+UNNAMED_SERVICE = "a service"
+"""What the external audience is told of a service whose name is not ``PUBLIC_SERVICE``."""
 _HEADLINES = {
     Signal.OPENED: "Declared",
     Signal.ESCALATED: "Escalated",
@@ -100,8 +105,11 @@ class IncidentView:
     phase: str
     """``Investigating``, ``Identified``, ``Monitoring`` or ``Resolved`` (``PHASES``)."""
     services: tuple[str, ...]
+    """For the external audience, in their public form (``public_services``)."""
     detected_at: datetime
     acknowledged_at: datetime | None
+    acknowledged_by: str
+    """Who acknowledged it (empty before, and for the external audience)."""
     mitigated_at: datetime | None
     resolved_at: datetime | None
     next_update_at: datetime | None
@@ -140,7 +148,8 @@ class Templates:
     """
 
     def __init__(self, overrides: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        self._environments = {markup: _environment(markup) for markup in Markup}
+        filters: dict[str, Callable[..., object]] = {"time": time, "ago": ago, "span": span, "short": short}
+        self._environments = {markup: Sandbox(markup, filters) for markup in Markup}
         self._custom = _flatten(overrides or {})
         self._compiled: dict[tuple[Markup, str, str, bool], jinja2.Template] = {}
         for (audience, name), source in self._custom.items():
@@ -169,7 +178,8 @@ class Templates:
         key = (markup, audience, name, custom)
         if key not in self._compiled:
             source = self._custom[audience, name] if custom else DEFAULTS[audience, name]
-            self._compiled[key] = self._environments[markup].from_string(source)
+            environment = self._environments[markup]
+            self._compiled[key] = environment.compile_template(environment.parse(source))
         return self._compiled[key]
 
     def _check(self, audience: str, name: str, source: str) -> None:
@@ -179,6 +189,8 @@ class Templates:
             template = self._template(Markup.PLAIN, audience, name, True)
         except jinja2.TemplateSyntaxError as err:
             raise TemplateError(audience, name, err.lineno, err.message or "syntax error") from None
+        except Exception as err:  # Jinja's compiler failing on what parsed (a set block filtered with a variable)
+            raise TemplateError(audience, name, None, f"Jinja cannot compile it: {_why(err)}") from None
         unknown = jinja2.meta.find_undeclared_variables(tree) - set(CONTEXT) - set(environment.globals)
         if unknown:
             first = min(unknown)
@@ -205,26 +217,6 @@ def _flatten(overrides: Mapping[str, Mapping[str, str]]) -> dict[tuple[str, str]
                 raise TemplateError(audience, name, None, f"unknown template (known: {', '.join(NAMES)})")
             flat[audience, name] = source
     return flat
-
-
-def _environment(markup: Markup) -> ImmutableSandboxedEnvironment:
-    def finalize(value: object) -> markupsafe.Markup:
-        if isinstance(value, markupsafe.Markup):
-            return value  # the template's own rendering (a macro, a block): its values are escaped already
-        return markupsafe.Markup(escape("" if value is None else str(value), markup))
-
-    environment = ImmutableSandboxedEnvironment(
-        autoescape=True,
-        finalize=finalize,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    for name in _HTML_FILTERS:
-        del environment.filters[name]
-    environment.filters.update(time=time, ago=ago, span=span, short=short)
-    environment.filters["link"] = lambda url, text="": markupsafe.Markup(link(str(url or ""), str(text), markup))
-    return environment
 
 
 def _context(story: Story, public: bool, detail: Detail, markup: Markup) -> dict[str, Any]:
@@ -257,9 +249,10 @@ def _incident(story: Story, public: bool) -> IncidentView:
         reasons=() if public else story.reasons,
         status=story.status,
         phase=PHASES.get(story.status, "Investigating"),
-        services=story.services,
+        services=public_services(story.services) if public else story.services,
         detected_at=story.detected_at,
         acknowledged_at=story.acknowledged_at,
+        acknowledged_by="" if public else story.acknowledged_by,
         mitigated_at=story.mitigated_at,
         resolved_at=story.resolved_at,
         next_update_at=story.next_update_at,
@@ -286,7 +279,7 @@ def _message(story: Story, audience: Audience, name: TemplateName, body: str, er
         summary=short(summary, LINE_LIMIT),
         event=short(event, LINE_LIMIT),
         body=body,
-        services=story.services,
+        services=public_services(story.services) if public else story.services,
         audience=audience,
         template=name,
         template_error=error,
@@ -294,8 +287,15 @@ def _message(story: Story, audience: Audience, name: TemplateName, body: str, er
 
 
 def public_title(story: Story) -> str:
-    """What customers see an incident called: the services it affects, nothing from its alerts. Pure."""
-    return f"Issue affecting {', '.join(story.services)}" if story.services else "Service issue"
+    """What customers see an incident called: the services it affects (``public_services``), nothing else. Pure."""
+    services = public_services(story.services)
+    return f"Issue affecting {', '.join(services)}" if services else "Service issue"
+
+
+def public_services(services: tuple[str, ...]) -> tuple[str, ...]:
+    """What the external audience sees of ``services``: each name that is ``PUBLIC_SERVICE``, ``a service`` for
+    any other (it came from a label: it could say anything), each once, in order. Pure."""
+    return tuple(dict.fromkeys(s if PUBLIC_SERVICE.fullmatch(s) else UNNAMED_SERVICE for s in services))
 
 
 def _services(story: Story) -> str:
