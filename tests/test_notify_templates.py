@@ -23,11 +23,22 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from receiver.incidents.lifecycle import Signal
+from receiver.notify.channels.slack_blocks import main_payload
 from receiver.notify.content import Detail, Markup
 from receiver.notify.escaping import escape, link, one_line, strip_controls
 from receiver.notify.shipped import DEFAULTS
-from receiver.notify.story import Story
-from receiver.notify.templates import MAX_BODY, TITLE_LIMIT, TemplateError, Templates, span, template_for, time
+from receiver.notify.story import RunLine, Story
+from receiver.notify.templates import (
+    MAX_BODY,
+    PUBLIC_SERVICE,
+    TITLE_LIMIT,
+    TemplateError,
+    Templates,
+    public_services,
+    span,
+    template_for,
+    time,
+)
 from tests.notify_support import LINK, T0, alert_line, story
 
 HOSTILE = st.lists(
@@ -122,6 +133,19 @@ def test_a_status_update_is_told_to_both_audiences_in_its_own_words() -> None:
         assert "We rolled back web &amp; are watching it." in body
 
 
+@pytest.mark.parametrize("markup", list(Markup))
+@pytest.mark.parametrize("audience", ["internal", "external"])
+def test_a_status_updates_text_is_shown_with_its_lines_in_every_markup(audience: str, markup: Markup) -> None:
+    text = "Payments fail for some cards: <b>5%</b> & rising.\nWe rolled back; see [status](https://evil.example)."
+    told = story(Signal.STATUS_UPDATE, extra={"update": text})  # as the sender reads a status update's delivery
+    message = TEMPLATES.compose(told, audience, markup, Detail.FULL)
+    assert message.template == "update"
+    assert text in decode(message.body, markup)
+    assert escape(text, markup) in message.body
+    without = TEMPLATES.compose(replace(told, extra={}), audience, markup, Detail.FULL)
+    assert "Payments" not in without.body
+
+
 def test_the_internal_declared_message_says_what_an_sre_needs() -> None:
     body = TEMPLATES.compose(story(), "internal", Markup.PLAIN, Detail.FULL).body
     assert body == (
@@ -148,6 +172,34 @@ def test_the_internal_declared_message_says_what_an_sre_needs() -> None:
         "\n"
         f"{LINK}"
     )
+
+
+ACKED = {"status": "acknowledged", "acknowledged_at": T0 + timedelta(minutes=5), "acknowledged_by": "alice"}
+RUNS = (
+    RunLine(2, "scale-up", "failed", "quota exceeded"),  # newest first, as the sender reads them
+    RunLine(1, "restart-crashlooping-pod", "succeeded", "deleted pod shop/web-7d4b9c6f5-x2x9z"),
+)
+
+
+@pytest.mark.parametrize("signal", [Signal.OPENED, Signal.ALERTS_CHANGED, Signal.ESCALATED, Signal.NOTE])
+def test_the_living_message_says_who_acknowledged_and_what_ran_last(signal: Signal) -> None:
+    body = TEMPLATES.compose(story(signal, runs=RUNS, **ACKED), "internal", Markup.PLAIN, Detail.FULL).body
+    assert "\nStatus: acknowledged\nAcknowledged by alice at 2026-12-01 03:25 UTC\n" in body
+    if signal is Signal.OPENED:
+        assert "Playbook runs:\n- #2 scale-up: failed (quota exceeded)\n- #1 restart-crashlooping-pod" in body
+    else:
+        assert "\nLast playbook run: #2 scale-up: failed (quota exceeded)\nFiring alerts: 1\n" in body
+        assert "restart-crashlooping-pod" not in body
+    quiet = TEMPLATES.compose(story(signal, runs=()), "internal", Markup.PLAIN, Detail.FULL).body
+    assert "Acknowledged by" not in quiet and "playbook run" not in quiet.lower()
+    public = TEMPLATES.compose(story(signal, runs=RUNS, **ACKED), "external", Markup.PLAIN, Detail.FULL)
+    assert "alice" not in str(public) and "scale-up" not in str(public)
+
+
+def test_slacks_main_message_keeps_who_acknowledged_and_the_last_run_after_a_refresh() -> None:
+    acked = story(Signal.ALERTS_CHANGED, "alerts changed", "receiver", runs=RUNS, **ACKED)
+    shown = str(main_payload(TEMPLATES.compose(acked, "internal", Markup.SLACK, Detail.FULL)))
+    assert "Acknowledged by alice" in shown and "Last playbook run: #2 scale-up: failed" in shown
 
 
 def test_at_most_ten_alerts_are_listed_and_the_rest_counted() -> None:
@@ -317,7 +369,7 @@ def test_a_hostile_annotation_reads_back_from_every_markup(value: str) -> None:
 def test_the_external_audience_hears_nothing_an_alert_says(value: str) -> None:
     marked = "HOSTILE" + value
     hostile = hostile_story(marked, title=f"{marked} in namespace {marked}", reasons=(marked,))
-    hostile = replace(hostile, happening=replace(hostile.happening, text=marked, actor=marked))
+    hostile = replace(hostile, happening=replace(hostile.happening, text=marked, actor=marked), acknowledged_by=marked)
     for signal in (Signal.OPENED, Signal.ESCALATED, Signal.RESOLVED):
         told = replace(hostile, happening=replace(hostile.happening, signal=signal))
         for markup in Markup:
@@ -325,6 +377,45 @@ def test_the_external_audience_hears_nothing_an_alert_says(value: str) -> None:
             shown = " ".join([message.title, message.summary, message.event, message.body, message.link])
             assert "HOSTILE" not in decode(shown, markup)
             assert "INC-" not in shown and "runbook" not in shown
+
+
+@pytest.mark.parametrize(
+    ("services", "public"),
+    [
+        (("shop/web", "node/worker-1", "job_name/backup"), ("shop/web", "node/worker-1", "job_name/backup")),
+        (("shop/<!channel>",), ("a service",)),
+        (("[Reset password](https://evil.example)",), ("a service",)),
+        (("shop/web", "shop/we b", "shop/wéb", "shop/web\n", "-shop/web", ""), ("shop/web", "a service")),
+        (("node/ip-10-0-1-2.ec2.internal", "evil.example"), ("a service",)),
+        (("https://evil.example", "shop/*sale*", "shop/web&co"), ("a service",)),
+        (("s/" + "x" * 61, "s/" + "x" * 62), ("s/" + "x" * 61, "a service")),  # 63 characters, 64
+    ],
+)
+def test_customers_see_a_service_only_by_a_plain_name(services: tuple[str, ...], public: tuple[str, ...]) -> None:
+    assert public_services(services) == public
+    told = story(services=services)
+    declared = TEMPLATES.compose(told, "external", Markup.PLAIN, Detail.FULL)
+    assert declared.services == public
+    assert declared.title == f"Issue affecting {', '.join(public)}"
+    assert declared.summary == f"Investigating: Issue affecting {', '.join(public)}"
+    assert declared.body.startswith(f"We are investigating an issue affecting {', '.join(public)}.\n")
+    assert TEMPLATES.compose(told, "internal", Markup.PLAIN, Detail.FULL).services == services
+
+
+@given(value=HOSTILE)
+@settings(max_examples=100, deadline=None)
+def test_a_service_named_by_a_label_reaches_customers_only_as_a_plain_name(value: str) -> None:
+    service = "HOSTILE" + value
+    custom = Templates({"external": {"update": "{{ incident.services | join(' ') }}|{{ incident.title }}"}})
+    for templates, signal in ((TEMPLATES, Signal.OPENED), (TEMPLATES, Signal.RESOLVED), (custom, Signal.NOTE)):
+        for markup in Markup:
+            message = templates.compose(story(signal, services=(service,)), "external", markup, Detail.FULL)
+            shown = decode(" ".join([message.title, message.summary, message.event, message.body]), markup)
+            if PUBLIC_SERVICE.fullmatch(service):
+                assert message.services == (service,) and service in shown
+            else:
+                assert message.services == ("a service",) and "HOSTILE" not in shown
+                assert "Issue affecting a service" in shown
 
 
 def test_a_custom_external_template_cannot_reach_alerts_either() -> None:

@@ -2,8 +2,10 @@
 
 Six templates: ``declared``, ``update`` and ``resolved`` for each audience. They follow the usual
 incident-communication practice (Atlassian's incident handbook and Statuspage, PagerDuty's response
-guides): an internal message says what is wrong, how bad, where, since when, what fires, what has been
-done and when the next update is due, with a link to the incident; an external one speaks to
+guides): an internal message says what is wrong, how bad, where, since when, what fires, who acknowledged it,
+what has been done and when the next update is due, with a link to the incident (Slack's living
+message is the latest of them, re-rendered at every change, so each says who acknowledged and what
+ran last); an external one speaks to
 customers in the Investigating / Identified / Monitoring / Resolved words of a status page, names the
 affected services and nothing internal (no alert, label, pod, run or evidence: the external context
 does not even hold them), and says when the next update comes.
@@ -32,6 +34,9 @@ Incident declared: {{ incident.title }}
 ID: {{ incident.id }}
 Severity: {{ incident.severity or "unclassified" }}{{ " (" ~ why ~ ")" if why }}
 Status: {{ incident.status }}
+{% if incident.acknowledged_by %}
+Acknowledged by {{ incident.acknowledged_by }}{{ " at " ~ incident.acknowledged_at | time if incident.acknowledged_at }}
+{% endif %}
 Services: {{ incident.services | join(", ") or "none identified" }}
 Detected: {{ incident.detected_at | time }}
 
@@ -94,8 +99,15 @@ At {{ happening.at | time }}
 {% endif %}
 
 Status: {{ incident.status }}
+{% if incident.acknowledged_by %}
+Acknowledged by {{ incident.acknowledged_by }}{{ " at " ~ incident.acknowledged_at | time if incident.acknowledged_at }}
+{% endif %}
 Severity: {{ incident.severity or "unclassified" }}
 Services: {{ incident.services | join(", ") or "none identified" }}
+{% if runs %}
+Last playbook run: #{{ runs[0].id }} {{ runs[0].playbook }}: {{ runs[0].status }}\
+{{ " (" ~ runs[0].reason | short(150) ~ ")" if runs[0].reason }}
+{% endif %}
 Firing alerts: {{ incident.firing }}
 {% for alert in firing[:10] %}
 - {{ alert.name | short(100) }} ({{ alert.severity or "unclassified" }}{{ ", " ~ alert.service if alert.service }})
@@ -224,6 +236,7 @@ def example_story(signal: Signal) -> Story:
         happening=Happening(signal, "looking into it", "alice", _AT + timedelta(minutes=5)),
         link="https://receiver.example/incidents/INC-20261201-0001",
         acknowledged_at=_AT + timedelta(minutes=5),
+        acknowledged_by="alice",
         resolved_at=_AT + timedelta(minutes=40) if resolved else None,
         next_update_at=None if resolved else _AT + timedelta(minutes=35),
         alerts=(crash,),
