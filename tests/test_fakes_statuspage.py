@@ -137,6 +137,14 @@ async def test_components_read_and_patch(fake: StatuspageFake, http: aiohttp.Cli
     assert fake.components[API]["status"] == "major_outage"
 
 
+async def test_the_page_reads_with_a_key_and_changes_nothing(fake: StatuspageFake, http: aiohttp.ClientSession) -> None:
+    status, page = await call(http, "GET", f"{fake.api_url}/pages/{PAGE}")
+    assert status == 200 and page["id"] == PAGE and page["name"]
+    assert (await call(http, "GET", f"{fake.api_url}/pages/{PAGE}", key="not-a-key"))[0] == 401
+    assert (await call(http, "GET", f"{fake.api_url}/pages/nosuchpage000"))[0] == 404
+    assert fake.incidents == {}
+
+
 @pytest.mark.parametrize("key", [None, "not-a-key"])
 async def test_a_missing_or_bad_key_is_401(fake: StatuspageFake, http: aiohttp.ClientSession, key: str | None) -> None:
     status, body = await call(http, "POST", incidents(fake), {"incident": {"name": "x"}}, key=key)

@@ -61,11 +61,20 @@ class Channel(Protocol):
         ...
 
     def rate_key(self, delivery: Delivery) -> str:
-        """What the provider's rate limit counts under (a Slack channel, a Statuspage page)."""
+        """What the provider's rate limit counts under (a Slack app's channel, a Statuspage API key): equal for
+        two deliveries under one limit, whichever configured channels they go through, different for two
+        accounts or destinations; never a secret (a digest of it, where the limit counts a credential)."""
         ...
 
     def min_interval(self) -> float:
         """Seconds between two requests under one ``rate_key`` the provider documents (0: none)."""
+        ...
+
+    def destination_problem(self, destination: str) -> str | None:
+        """Why a route may not give it ``destination`` (``Target.destination``), or None if it may (the empty
+        one, its own, always may). Checked when the configuration loads: a destination is stored and shown
+        with every notification, so it is never a credential, and each channel says what it takes (mail
+        addresses, a Slack channel's id) or that it takes none (an endpoint, a status page)."""
         ...
 
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:

@@ -2,8 +2,9 @@
 
 Channels build requests and read answers; they never hold a session nor see aiohttp. A request that
 gets no answer raises ``Unreachable`` with the reason it will be counted under (``timeout`` or
-``other``). Tests point channels at local fakes of the providers (``tests/fakes``) through this same
-client: nothing is monkeypatched.
+``other``), and whether the request may have reached the provider all the same (``maybe_sent``: a
+timeout, a connection lost after it was open; not a connection refused). Tests point channels at
+local fakes of the providers (``tests/fakes``) through this same client: nothing is monkeypatched.
 """
 
 from __future__ import annotations
@@ -22,12 +23,21 @@ MAX_ANSWER_BYTES = 1 << 20
 """Most of an answer read (a provider's answer is small; a proxy's error page may not be)."""
 
 
-class Unreachable(Exception):
-    """No answer: the connection failed or timed out."""
+NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL)
+"""Errors raised before a byte of the request was written: no connection (refused, DNS, TLS), a bad URL."""
 
-    def __init__(self, reason: Reason, message: str) -> None:
+
+class Unreachable(Exception):
+    """No answer: the connection failed or timed out.
+
+    ``maybe_sent``: the request may have reached the provider (a timeout, a connection lost once it was
+    open); False only when it certainly did not (the connection was never made).
+    """
+
+    def __init__(self, reason: Reason, message: str, *, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
+        self.maybe_sent = maybe_sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +119,12 @@ class Http:
                 body = await _read(answer.content, MAX_ANSWER_BYTES)
                 return Response(answer.status, {k.lower(): v for k, v in answer.headers.items()}, body)
         except TimeoutError as err:
-            raise Unreachable(Reason.TIMEOUT, f"{method} {_safe(url)}: no answer in time") from err
+            sent = not isinstance(err, NOT_SENT)
+            raise Unreachable(Reason.TIMEOUT, f"{method} {_safe(url)}: no answer in time", maybe_sent=sent) from err
         except aiohttp.ClientError as err:
             said = _scrubbed(str(err), url)
-            raise Unreachable(Reason.OTHER, f"{method} {_safe(url)}: {type(err).__name__}: {said}") from err
+            message = f"{method} {_safe(url)}: {type(err).__name__}: {said}"
+            raise Unreachable(Reason.OTHER, message, maybe_sent=not isinstance(err, NOT_SENT)) from err
 
 
 async def _read(stream: aiohttp.StreamReader, limit: int) -> bytes:

@@ -18,6 +18,8 @@ docs/Model/ErrorEntity.md):
 - ``PATCH``/``PUT /v1/pages/{page_id}/incidents/{incident_id}``: the same fields; a status or body adds an
   incident update. ``GET /v1/pages/{page_id}/incidents`` (``q``, ``limit`` at most 100, ``page``),
   ``GET .../incidents/unresolved``, ``GET .../incidents/{incident_id}``.
+- ``GET /v1/pages/{page_id}``: the page (docs/Api/PagesApi.md "Get a page", docs/Model/Page.md: ``id``,
+  ``name``, ``subdomain``, ``url``, ``time_zone``, ...; here the few fields a client reads).
 - ``GET /v1/pages/{page_id}/components``, ``GET``/``PATCH``/``PUT .../components/{component_id}`` with
   ``{"component": {"status": ...}}``; statuses operational, degraded_performance, partial_outage,
   major_outage, under_maintenance.
@@ -158,6 +160,7 @@ class StatuspageFake(FakeServer):
         app.middlewares.append(self._guard)
         page = "/v1/pages/{page_id}"
         add = app.router.add_route
+        add("GET", page, self._get_page)
         add("GET", page + "/incidents", self._list_incidents)
         add("GET", page + "/incidents/unresolved", self._unresolved_incidents)
         add("POST", page + "/incidents", self._create_incident)
@@ -227,6 +230,20 @@ class StatuspageFake(FakeServer):
 
     async def _fields(self, request: web.Request, name: str) -> dict[str, Any]:
         return wrapped(request.get(PARSED), name)
+
+    async def _get_page(self, request: web.Request) -> web.Response:
+        now = _stamp(self.clock())
+        return web.json_response(
+            {
+                "id": self.page_id,
+                "created_at": now,
+                "updated_at": now,
+                "name": "Fake status",
+                "subdomain": "fake",
+                "url": "https://status.fake.test",
+                "time_zone": "UTC",
+            }
+        )
 
     # -- incidents -----------------------------------------------------------------------------------------
 

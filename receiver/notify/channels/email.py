@@ -2,14 +2,15 @@
 
 Why a channel of its own: mail is what reaches everyone (managers, other teams, a ticket system's
 inbox), and a relay is what most sites already run. It is sent with the standard library's
-``smtplib`` in a worker thread (``Relay``, the SMTP edge: one connection, one transaction); what to
-send and what a failure means are pure functions of values.
+``smtplib`` in a worker thread (``Relay``, the SMTP edge: one connection, one transaction, within one
+``Deadline``: a thread cannot be cancelled, so the submission stops itself when its ``timeout`` is up,
+before the sender's attempt ends); what to send and what a failure means are pure functions of values.
 
 Mail cannot be taken back nor asked about: a crash or a connection lost after the message was handed
 over leaves it unknown whether it was delivered. So a delivery a crash interrupted is never sent again
-(``Replay.NEVER``: marked ``interrupted``), while a connection dropped after DATA is a temporary
-failure the sender retries, which may deliver the mail twice (the retry carries the same
-``Message-ID``, so mailboxes that collapse duplicates show it once).
+(``Replay.NEVER``: marked ``interrupted``), and a connection dropped or timed out during DATA is a
+failure marked ``maybe_sent`` (every attempt carries the same ``Message-ID``, so mailboxes that
+collapse duplicates would show a second copy once).
 
 Every message of an incident carries ``References`` and ``In-Reply-To`` naming one id derived from the
 incident, so mail clients thread them. Untrusted text (label values in titles) never reaches a header
@@ -20,14 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import html
 import ipaddress
 import re
 import smtplib
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage, MIMEPart
@@ -41,7 +46,7 @@ from receiver.incidents.lifecycle import Signal
 from receiver.notify import content
 from receiver.notify.channel import Channel, ChannelSettingsBase, ChannelType, Io, Replay
 from receiver.notify.content import Compose, Detail, Markup, Message, one_line
-from receiver.notify.model import Delivery, Failed, Reason, Result, Sent
+from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, Skipped
 
 MAX_MESSAGE_BYTES = 1_000_000
 """The whole message, headers included: under the 1 MB a relay is sure to take (most allow 10 MB or more)."""
@@ -132,8 +137,10 @@ class EmailSettings(ChannelSettingsBase):
     """Recipients, unless a route's destination names others."""
     ca_file: pydantic.FilePath | None = None
     """A PEM bundle of CAs trusted besides the system's (a private relay's CA)."""
-    timeout: Annotated[float, pydantic.Field(gt=0)] = 30.0
-    """Seconds each network step (connect, a reply) may take."""
+    timeout: Annotated[float, pydantic.Field(gt=0)] = 10.0
+    """Seconds the whole submission may take (connect, STARTTLS, AUTH, MAIL, RCPT, DATA): each step is given
+    what is left, and the connection is shut when none is. ``notify.retry.send_timeout`` must exceed it (a
+    worker thread cannot be cancelled: a submission outliving the sender's attempt could still deliver)."""
     hello: Annotated[str | None, pydantic.AfterValidator(lambda v: v if v is None else _hello(v))] = None
     """The name EHLO gives (default: this machine's fully qualified name)."""
 
@@ -208,7 +215,8 @@ def plain_text(message: Message) -> str:
 
 
 def html_text(message: Message) -> str:
-    """The text/html part: title, event and link escaped here; the body as compose escaped it. Pure."""
+    """The text/html part: title, event and link escaped here; the body as compose escaped it, its lines
+    kept (``white-space: pre-wrap``: the templates write text, not HTML paragraphs). Pure."""
     esc = html.escape
     title, event = one_line(message.title, 1000), one_line(message.event, 1000)
     facts = f"<p>Severity: {esc(message.severity)} · Status: {esc(message.status)}</p>" if message.severity else ""
@@ -217,7 +225,7 @@ def html_text(message: Message) -> str:
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head><body>\n'
         f"<p><strong>{esc(title)}</strong></p>\n<p>{esc(event)}</p>\n{facts}{anchor}\n"
-        f"<div>{message.body}</div>\n</body></html>\n"
+        f'<div style="white-space: pre-wrap">{message.body}</div>\n</body></html>\n'
     )
 
 
@@ -291,7 +299,9 @@ def _lost(stage: Stage, err: Exception) -> Failed:
     reason = Reason.TIMEOUT if timed_out else Reason.OTHER
     what = "no answer in time" if timed_out else f"{type(err).__name__}: {one_line(str(err), 200)}"
     message = f"{stage}: {what}"
-    return Failed(reason, f"{message}; {MAYBE_DELIVERED}" if stage == "DATA" else message)
+    if stage == "DATA":
+        return Failed(reason, f"{message}; {MAYBE_DELIVERED}", maybe_sent=True)
+    return Failed(reason, message)
 
 
 def failure(stage: Stage, err: Exception, secrets: Sequence[str] = ()) -> Failed:
@@ -323,9 +333,63 @@ class SubmitError(Exception):
         self.error = error
 
 
+class Deadline:
+    """One submission's time, shared by its worker thread and the event loop.
+
+    Each step gives the connection's socket what is left as its timeout, and ``stop`` (called by the
+    loop when the time is up, or at once when the sender gives up on the attempt) shuts the connection
+    down, so neither a relay that trickles its replies nor a submission nobody waits for any more goes
+    on past it. A socket shut down from another thread wakes a ``recv`` or ``send`` blocked on it at
+    once; the worker still closes it. Connecting (resolving the relay's name, its greeting) is bounded
+    by the socket's timeout alone, but nothing is sent once the time is up.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._smtp: smtplib.SMTP | None = None
+        self.stopped = False
+
+    def left(self) -> float:
+        """The seconds left; TimeoutError when none are, or it was stopped."""
+        left = self._end - time.monotonic()
+        if self.stopped or left <= 0:
+            raise TimeoutError("the submission's time is up")
+        return left
+
+    def watch(self, smtp: smtplib.SMTP) -> None:
+        """The connection ``stop`` shuts (at once, if it was stopped already)."""
+        with self._lock:
+            self._smtp = smtp
+            if self.stopped:
+                _shut(smtp)
+
+    def arm(self) -> None:
+        """The watched connection's socket timeout set to what is left (TimeoutError if nothing is)."""
+        left = self.left()
+        if self._smtp is not None and self._smtp.sock is not None:
+            self._smtp.sock.settimeout(left)
+
+    def stop(self) -> None:
+        """No more time: the connection is shut, and every later step fails with TimeoutError."""
+        with self._lock:
+            self.stopped = True
+            if self._smtp is not None:
+                _shut(self._smtp)
+
+
+def _shut(smtp: smtplib.SMTP) -> None:
+    """Shut ``smtp``'s socket down (the plain socket's shutdown: under TLS too); closed already is fine."""
+    if smtp.sock is not None:
+        with suppress(OSError):
+            socket.socket.shutdown(smtp.sock, socket.SHUT_RDWR)
+
+
 @contextmanager
-def _at(stage: Stage) -> Iterator[None]:
+def _at(stage: Stage, deadline: Deadline) -> Iterator[None]:
+    """A step, given what is left of the deadline; its errors as ``SubmitError`` naming it."""
     try:
+        deadline.arm()
         yield
     except (smtplib.SMTPException, OSError) as err:
         raise SubmitError(stage, err) from err
@@ -346,30 +410,31 @@ class Relay:
     host: str
     port: int
     security: Security
-    timeout: float
     hello: str | None
     context: ssl.SSLContext = field(repr=False)
     login: tuple[str, str] | None = field(default=None, repr=False)
 
-    def submit(self, sender: str, recipients: Sequence[str], data: bytes) -> Accepted:
-        """Send ``data`` from ``sender`` to ``recipients``; ``SubmitError`` naming the stage that failed."""
-        with _at("connect"):
-            smtp = self._connect()
+    def submit(self, sender: str, recipients: Sequence[str], data: bytes, deadline: Deadline) -> Accepted:
+        """Send ``data`` from ``sender`` to ``recipients`` within ``deadline``; ``SubmitError`` naming the stage
+        that failed."""
+        with _at("connect", deadline):
+            smtp = self._connect(deadline.left())
+        deadline.watch(smtp)
         try:
-            with _at("starttls"):
+            with _at("starttls", deadline):
                 self._secure(smtp)
-            with _at("auth"):
+            with _at("auth", deadline):
                 self._authenticate(smtp)
-            return self._transaction(smtp, sender, recipients, data)
+            return self._transaction(smtp, sender, recipients, data, deadline)
         finally:
             _close(smtp)
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, seconds: float) -> smtplib.SMTP:
+        """Connected, the relay's greeting read (each socket operation within ``seconds``)."""
         if self.security == "tls":
-            return smtplib.SMTP_SSL(
-                self.host, self.port, local_hostname=self.hello, timeout=self.timeout, context=self.context
-            )
-        return smtplib.SMTP(self.host, self.port, local_hostname=self.hello, timeout=self.timeout)
+            context = self.context
+            return smtplib.SMTP_SSL(self.host, self.port, local_hostname=self.hello, timeout=seconds, context=context)
+        return smtplib.SMTP(self.host, self.port, local_hostname=self.hello, timeout=seconds)
 
     def _secure(self, smtp: smtplib.SMTP) -> None:
         if self.security == "starttls":
@@ -379,13 +444,15 @@ class Relay:
         if self.login is not None:
             smtp.login(*self.login)
 
-    def _transaction(self, smtp: smtplib.SMTP, sender: str, recipients: Sequence[str], data: bytes) -> Accepted:
-        with _at("MAIL"):
+    def _transaction(
+        self, smtp: smtplib.SMTP, sender: str, recipients: Sequence[str], data: bytes, deadline: Deadline
+    ) -> Accepted:
+        with _at("MAIL", deadline):
             smtp.ehlo_or_helo_if_needed()
             _expect(smtp.mail(sender), 250)
-        with _at("RCPT"):
+        with _at("RCPT", deadline):
             refused = _recipients(smtp, recipients)
-        with _at("DATA"):
+        with _at("DATA", deadline):
             code, reply = smtp.data(data)
             if code != 250:
                 raise smtplib.SMTPDataError(code, reply)
@@ -445,8 +512,19 @@ class EmailChannel:
         return signal not in UNWANTED
 
     def rate_key(self, delivery: Delivery) -> str:
-        """The relay."""
-        return self.settings.host
+        """The relay, and the account on it (relays limit each)."""
+        relay = f"{self.settings.host}:{self.settings.port}"
+        return f"{self.settings.username} at {relay}" if self.settings.username else relay
+
+    def destination_problem(self, destination: str) -> str | None:
+        """A route's destination is a comma-separated list of mail addresses; why it is not one, or None."""
+        if not destination:
+            return None
+        try:
+            addresses(destination)
+        except ValueError as bad:
+            return str(bad)
+        return None
 
     def min_interval(self) -> float:
         """None documented: relays differ, and answer 4xx when pressed (temporary)."""
@@ -488,6 +566,8 @@ class EmailChannel:
 
     async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
         """Submit the mail once; ``Failed`` with what the relay said, never the password."""
+        if not self.wants(delivery.signal):
+            return Skipped(f"no mail for {delivery.signal.value}: the next mail of the incident shows it")
         try:
             envelope = self.envelope(delivery, io.clock())
         except ValueError as bad:
@@ -496,11 +576,23 @@ class EmailChannel:
         return await self.submit(envelope, mail.as_bytes())
 
     async def submit(self, envelope: Envelope, data: bytes) -> Result:
-        """Hand ``data`` to the relay in a worker thread; what came of it."""
+        """Hand ``data`` to the relay in a worker thread, within ``timeout`` all told; what came of it.
+
+        A thread cannot be cancelled: the submission is stopped (its connection shut) when its time is
+        up, and at once if the sender gives up on the attempt first.
+        """
+        deadline = Deadline(self.settings.timeout)
+        alarm = asyncio.get_running_loop().call_later(self.settings.timeout, deadline.stop)
+        submit = functools.partial(self._relay.submit, envelope.sender, envelope.recipients, data, deadline)
         try:
-            accepted = await asyncio.to_thread(self._relay.submit, envelope.sender, envelope.recipients, data)
+            accepted = await asyncio.to_thread(submit)
         except SubmitError as failed:
-            return failure(failed.stage, failed.error, self._secrets())
+            return failure(failed.stage, _cut_short(failed.error, deadline), self._secrets())
+        except asyncio.CancelledError:
+            deadline.stop()
+            raise
+        finally:
+            alarm.cancel()
         return Sent(envelope.message_id, note=self._note(accepted))
 
     def _note(self, accepted: Accepted) -> str:
@@ -512,6 +604,12 @@ class EmailChannel:
 
     def _secrets(self) -> tuple[str, ...]:
         return _secrets(self.settings)
+
+
+def _cut_short(error: Exception, deadline: Deadline) -> Exception:
+    """A lost connection the deadline shut is a timeout; anything else is what it is."""
+    lost = isinstance(error, OSError | smtplib.SMTPServerDisconnected)
+    return TimeoutError("the submission's time is up") if deadline.stopped and lost else error
 
 
 def _body(mail: EmailMessage, subtype: str) -> str:
@@ -535,7 +633,7 @@ def _relay(settings: EmailSettings) -> Relay:
     login = None
     if settings.username is not None and settings.password is not None:
         login = (settings.username, settings.password.get_secret_value())
-    return Relay(settings.host, settings.port, settings.security, settings.timeout, settings.hello, context, login)
+    return Relay(settings.host, settings.port, settings.security, settings.hello, context, login)
 
 
 def build(name: str, settings: EmailSettings) -> Channel:

@@ -4,8 +4,9 @@ Such a channel is mostly data (its kind, the signals it sends, whether sending a
 safe, its pace) and three decisions of its own: the document for a delivery, the endpoint's URL and
 headers, and what an answer means. This base does the rest the same way for each: the document fitted
 to the provider's byte limit (``content.fit``), posted once, no answer made a temporary failure that
-never shows the URL (it may carry a credential), the endpoint named for rate limits by a digest of
-what identifies it, and a route's destination refused: an endpoint and its credentials are a
+never shows the URL (it may carry a credential) and says whether the request may have arrived
+(``maybe_sent``), a signal the channel does not send skipped, the endpoint named for rate limits by a
+digest of what identifies it, and a route's destination refused: an endpoint and its credentials are a
 channel's settings, and a destination is stored and shown with every notification.
 """
 
@@ -23,7 +24,7 @@ from receiver.incidents.lifecycle import Signal
 from receiver.notify.channel import ChannelSettingsBase, Io, Replay
 from receiver.notify.content import Audience, Compose, Markup, Message, fit
 from receiver.notify.http import Response, Unreachable
-from receiver.notify.model import Delivery, Failed, Reason, Result
+from receiver.notify.model import Delivery, Failed, Reason, Result, Skipped
 
 S = TypeVar("S", bound=ChannelSettingsBase)
 Document = dict[str, Any]
@@ -92,24 +93,36 @@ class EndpointChannel(Generic[S]):
         return self.interval
 
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
-        """The document ``send`` would post."""
+        """The document ``send`` would post (or why it would post nothing)."""
+        if not self.wants(delivery.signal):
+            return {"skipped": f"a {self.kind} channel sends nothing for {delivery.signal.value}"}
         return self.document(delivery, compose)
 
+    def destination_problem(self, destination: str) -> str | None:
+        """Any destination is one: the endpoint and its credentials are the channel's settings."""
+        return self._no_destination() if destination else None
+
     async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
-        """Post the delivery's document once."""
+        """Post the delivery's document once (nothing for a signal it does not send)."""
         if delivery.target.destination:
             return Failed(Reason.CLIENT_ERROR, self._no_destination(), permanent=True)
+        if not self.wants(delivery.signal):
+            return Skipped(f"a {self.kind} channel sends nothing for {delivery.signal.value}")
         try:
             document = self.document(delivery, compose)
         except ValueError as err:  # nothing fits (content.fit)
             return Failed(Reason.CLIENT_ERROR, str(err), permanent=True)
+        return await self.post(delivery, document, io)
+
+    async def post(self, delivery: Delivery, document: Document, io: Io) -> Result:
+        """Post ``document`` once; what the answer (or its absence) means."""
         body = encoded(document)
         headers = {"Content-Type": "application/json", **self.headers(delivery, body, io.clock())}
         url = self.url()
         try:
             response = await io.http.request("POST", url, data=body, headers=headers)
         except Unreachable as err:
-            return Failed(err.reason, str(err).replace(url, "<endpoint URL>"))
+            return Failed(err.reason, str(err).replace(url, "<endpoint URL>"), maybe_sent=err.maybe_sent)
         return self.outcome(response, document)
 
     def _no_destination(self) -> str:

@@ -4,8 +4,9 @@ The incident id is the alert's ``dedup_key``, so everything about one incident l
 alert: opening it triggers (pages), a worse severity, a new service or a reopening triggers again with
 the current summary, severity and details (PagerDuty updates the open alert and does not page again;
 a resolved one is opened anew, which pages), acknowledging and resolving follow. Anything else (notes,
-runs, status updates) is for the chat channels. Sending twice is harmless (the dedup key), so a
-delivery a crash interrupted is sent again. Documentation followed:
+runs, status updates) is for the chat channels: it is skipped. A test (``receiver notify test``)
+triggers an alert of its own, which pages, and resolves it at once, so nobody has to. Sending twice is
+harmless (the dedup key), so a delivery a crash interrupted is sent again. Documentation followed:
 https://developer.pagerduty.com/docs/events-api-v2/trigger-events/ (fields, limits, de-duplication),
 https://developer.pagerduty.com/docs/events-api-v2/overview/ (202, 400, 429, 5xx; 512 KB an event).
 """
@@ -16,14 +17,14 @@ import functools
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Literal, TypeGuard
 
 import pydantic
 
 from receiver.incidents.lifecycle import Signal
 from receiver.notify import failures
-from receiver.notify.channel import ChannelSettingsBase, ChannelType, Replay
+from receiver.notify.channel import ChannelSettingsBase, ChannelType, Io, Replay
 from receiver.notify.channels.endpoint import Document, EndpointChannel, fitted
 from receiver.notify.content import Compose, Markup, Message, one_line, truncate
 from receiver.notify.http import Response
@@ -90,7 +91,7 @@ class PagerDutySettings(ChannelSettingsBase):
 
 
 def dedup_key(delivery: Delivery) -> str:
-    """The incident's id; a test's own key (resolved by the operator), so it never touches an incident. Pure."""
+    """The incident's id; a test's own key (its alert resolved at once), so it never touches an incident. Pure."""
     if delivery.signal is Signal.TEST:
         return "receiver-test-" + hashlib.sha256(delivery.key.encode()).hexdigest()[:16]
     return delivery.incident
@@ -141,13 +142,30 @@ def details(delivery: Delivery, message: Message, services: list[str]) -> dict[s
     }
 
 
-def follow_up(settings: PagerDutySettings, delivery: Delivery) -> dict[str, Any]:
-    """An acknowledge or resolve event for the incident's alert. Pure."""
+def follow_up(settings: PagerDutySettings, delivery: Delivery, action: str) -> dict[str, Any]:
+    """An ``acknowledge`` or ``resolve`` event for the delivery's alert. Pure."""
     return {
         "routing_key": settings.routing_key.get_secret_value(),
-        "event_action": ACTIONS[delivery.signal],
+        "event_action": action,
         "dedup_key": dedup_key(delivery),
     }
+
+
+def may_have_triggered(result: Result) -> TypeGuard[Sent | Failed]:
+    """Whether a trigger's outcome may have opened an alert (sent, or no answer to it). Pure."""
+    return isinstance(result, Sent) or (isinstance(result, Failed) and result.maybe_sent)
+
+
+def tested(triggered: Sent | Failed, resolved: Result, key: str) -> Result:
+    """A test's outcome: its trigger's, saying whether its alert was resolved after it. Pure."""
+    unresolved = f"resolve the alert {key} in PagerDuty"
+    if isinstance(triggered, Failed):
+        said = "a resolve was sent in case it arrived" if isinstance(resolved, Sent) else f"if it arrived, {unresolved}"
+        return replace(triggered, message=f"{triggered.message}; {said}")
+    if isinstance(resolved, Sent):
+        return Sent(triggered.provider_id, note="the test alert was triggered, then resolved")
+    why = resolved.message if isinstance(resolved, Failed) else resolved.why
+    return Sent(triggered.provider_id, note=f"the test alert was triggered but not resolved ({why}): {unresolved}")
 
 
 def failure(response: Response, routing_key: str) -> Failed | None:
@@ -188,9 +206,18 @@ class PagerDutyChannel(EndpointChannel[PagerDutySettings]):
 
     def document(self, delivery: Delivery, compose: Compose) -> Document:
         """The event: an acknowledge or resolve, or a trigger within PagerDuty's size limit."""
-        if ACTIONS[delivery.signal] != "trigger":
-            return follow_up(self.settings, delivery)
+        action = ACTIONS[delivery.signal]
+        if action != "trigger":
+            return follow_up(self.settings, delivery, action)
         return fitted(compose, Markup.PLAIN, functools.partial(trigger, self.settings, delivery), MAX_EVENT_BYTES)
+
+    async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
+        """The delivery's event; a test's alert is resolved right after its trigger (nobody has to)."""
+        result = await EndpointChannel.send(self, delivery, compose, io)
+        if delivery.signal is not Signal.TEST or not may_have_triggered(result):
+            return result
+        resolved = await self.post(delivery, follow_up(self.settings, delivery, "resolve"), io)
+        return tested(result, resolved, dedup_key(delivery))
 
     def outcome(self, response: Response, document: Document) -> Result:
         """The dedup key is the provider's id of what was sent."""
@@ -198,8 +225,13 @@ class PagerDutyChannel(EndpointChannel[PagerDutySettings]):
         return failed or Sent(provider_id=document["dedup_key"])
 
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
-        """The event, its routing key hidden."""
-        return {**self.document(delivery, compose), "routing_key": REDACTED}
+        """The event (a test's trigger and resolve), its routing key hidden."""
+        if not self.wants(delivery.signal):
+            return EndpointChannel.preview(self, delivery, compose)
+        event = {**self.document(delivery, compose), "routing_key": REDACTED}
+        if delivery.signal is not Signal.TEST:
+            return event
+        return {"events": [event, {**follow_up(self.settings, delivery, "resolve"), "routing_key": REDACTED}]}
 
 
 def build(name: str, settings: PagerDutySettings) -> PagerDutyChannel:

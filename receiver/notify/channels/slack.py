@@ -19,7 +19,7 @@ https://api.slack.com/changelog/2016-05-17-changes-to-errors-for-incoming-webhoo
 
 from __future__ import annotations
 
-import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +30,7 @@ import pydantic
 from receiver.incidents.lifecycle import Signal
 from receiver.notify import failures
 from receiver.notify.channel import ChannelSettingsBase, ChannelType, Io, Replay
+from receiver.notify.channels.endpoint import digest
 from receiver.notify.channels.slack_blocks import Payload, fitted_main, fitted_reply
 from receiver.notify.content import Audience, Compose
 from receiver.notify.http import Response, Unreachable
@@ -45,6 +46,8 @@ LOOKUP_PAGE_SIZE = 200
 CLOCK_MARGIN = timedelta(minutes=5)
 """A lookup reads messages from this long before the delivery was written (our clock against Slack's)."""
 INTERVAL = 1.0
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
+"""A channel's id: public (C), private (G), direct (D)."""
 
 AUTH_CODES = frozenset(
     {
@@ -81,6 +84,14 @@ class SlackSettings(ChannelSettingsBase):
     mention: str = pydantic.Field(default="", max_length=500)
     """Put before the incident's message (``<!subteam^S0123ABCD>``): trusted, sent as written."""
 
+    @pydantic.field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        problem = channel_problem(value) if value else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @pydantic.model_validator(mode="after")
     def _one_way_in(self) -> SlackSettings:
         """A token with a channel, or a webhook URL alone."""
@@ -93,6 +104,14 @@ class SlackSettings(ChannelSettingsBase):
         if self.webhook_url is not None and not self.webhook_url.startswith(("https://", "http://")):
             raise ValueError("webhook_url must be an https:// URL")
         return self
+
+
+def channel_problem(channel: str) -> str | None:
+    """Why ``channel`` is not a Slack channel's id (``C0123ABCD``; ``G...`` private, ``D...`` direct); None if it is.
+    Pure."""
+    if CHANNEL_ID.fullmatch(channel):
+        return None
+    return f"{channel[:100]!r} is not a Slack channel id (C0123ABCD: its name is not one; Slack shows the id)"
 
 
 # ---- Slack's answers ---------------------------------------------------------------------------
@@ -194,11 +213,13 @@ class WebApi:
         return await self._request("GET", method, params=arguments)
 
     async def _request(self, verb: str, method: str, **how: Any) -> Answer:
+        """A call; a write whose answer was lost may have been made (``maybe_sent``), a read changes nothing."""
         auth = {"Authorization": f"Bearer {self.token}"}
         try:
             response = await self.io.http.request(verb, f"{self.url.rstrip('/')}/{method}", headers=auth, **how)
         except Unreachable as err:
-            return Answer(failed=Failed(err.reason, f"{method}: {err}"))
+            maybe_sent = err.maybe_sent and verb != "GET"
+            return Answer(failed=Failed(err.reason, f"{method}: {err}", maybe_sent=maybe_sent))
         return answer_of(method, response, self.io.clock())
 
     async def find(
@@ -267,8 +288,14 @@ class SlackApi(Slack):
         return True
 
     def rate_key(self, delivery: Delivery) -> str:
-        """The Slack channel: Slack limits posting per channel."""
-        return self._destination(delivery)
+        """The Slack channel, in the token's workspace: Slack limits an app's posting per channel. The same
+        channel configured under two names (or reached by a route's destination) shares one key."""
+        return f"{self._destination(delivery)}@{digest(self._settings.api_url + ' ' + self._secret)}"
+
+    def destination_problem(self, destination: str) -> str | None:
+        """A route's destination must be a channel's id (``C0123ABCD``): names change, and posts are found
+        again after a crash by reading the channel by its id."""
+        return channel_problem(destination) if destination else None
 
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
         """The calls ``send`` would make (without the lookups a resumed delivery makes first)."""
@@ -449,7 +476,11 @@ class SlackWebhook(Slack):
 
     def rate_key(self, delivery: Delivery) -> str:
         """The webhook, by a digest of its URL (the URL is a secret)."""
-        return "webhook:" + hashlib.sha256(self._secret.encode()).hexdigest()[:16]
+        return "webhook:" + digest(self._secret)
+
+    def destination_problem(self, destination: str) -> str | None:
+        """None is one: an incoming webhook posts only to its own channel."""
+        return "an incoming webhook posts only to its own channel: it takes no destination" if destination else None
 
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
         """The post ``send`` would make (the webhook's URL left out: it is a secret)."""
@@ -465,7 +496,7 @@ class SlackWebhook(Slack):
         try:
             response = await io.http.request("POST", self._secret, json=self._payload(delivery, compose))
         except Unreachable as err:
-            return Failed(err.reason, f"incoming webhook: {err}")
+            return Failed(err.reason, f"incoming webhook: {err}", maybe_sent=err.maybe_sent)
         return webhook_failure(response, io.clock()) or Sent(thread={"posted": "webhook"})
 
     def _payload(self, delivery: Delivery, compose: Compose) -> Payload:

@@ -31,6 +31,7 @@ import pydantic
 from receiver.incidents.lifecycle import Signal
 from receiver.notify import content, failures
 from receiver.notify.channel import Channel, ChannelSettingsBase, ChannelType, Io, Replay
+from receiver.notify.channels.endpoint import digest
 from receiver.notify.content import Compose, Markup, Message, one_line
 from receiver.notify.http import Response, Unreachable
 from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, Skipped
@@ -40,6 +41,8 @@ MAX_BODY = 25000
 MIN_INTERVAL = 1.0
 """Statuspage allows each API key 1 request a second (over a rolling minute)."""
 MARK = "receiver"
+TESTED = "authenticated; nothing posted (a status page is public)"
+NO_DESTINATION = "a statuspage channel takes no destination: configure one channel per page"
 """The key of the incident's ``metadata`` object that names the receiver's incident."""
 
 Severity = Literal["SEV1", "SEV2", "SEV3", "SEV4"]
@@ -251,12 +254,17 @@ class StatuspageChannel:
         return Replay.RECONCILE if creating else Replay.SAFE
 
     def wants(self, signal: Signal) -> bool:
-        """What changes the public page; never internal chatter (notes, runs, reminders, alert churn)."""
-        return signal in UPDATES
+        """What changes the public page, and a test (which reads it); never internal chatter (notes, runs,
+        reminders, alert churn)."""
+        return signal in UPDATES or signal is Signal.TEST
 
     def rate_key(self, delivery: Delivery) -> str:
-        """The page (its API key's limit)."""
-        return self.settings.page_id
+        """The API key, by a digest (Statuspage limits each key, whatever pages it writes to)."""
+        return digest(f"{self.settings.api_url} {self._secret()}")
+
+    def destination_problem(self, destination: str) -> str | None:
+        """None is one: the page and its key are the channel's settings."""
+        return NO_DESTINATION if destination else None
 
     def min_interval(self) -> float:
         """1 request a second."""
@@ -264,18 +272,26 @@ class StatuspageChannel:
 
     def plan(self, delivery: Delivery, compose: Compose) -> Call | Skipped:
         """What ``send`` would do, with the body within Statuspage's limit."""
+        if not self.wants(delivery.signal) or delivery.signal is Signal.TEST:
+            return Skipped(f"nothing is posted to a status page for {delivery.signal.value}")
         message = content.fit(compose, Markup.PLAIN, lambda m: m, lambda m: len(m.body), MAX_BODY)
         return decide(self.settings, delivery, message)
 
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
         """The request ``send`` would make (without the key), or why it would make none."""
+        if delivery.signal is Signal.TEST:
+            return {"method": "GET", "url": self._url(""), "note": TESTED}
         planned = self.plan(delivery, compose)
         if isinstance(planned, Skipped):
             return {"skipped": planned.why}
         return {"method": planned.method, "url": self._url(planned.path), "json": {"incident": planned.incident}}
 
     async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
-        """One request (two when reconciling a creation a crash interrupted)."""
+        """One request (two when reconciling a creation a crash interrupted); a test reads the page."""
+        if delivery.target.destination:
+            return Failed(Reason.CLIENT_ERROR, NO_DESTINATION, permanent=True)
+        if delivery.signal is Signal.TEST:
+            return await self._check(io)
         planned = self.plan(delivery, compose)
         if isinstance(planned, Skipped):
             return planned
@@ -284,6 +300,15 @@ class StatuspageChannel:
             if found is not None:
                 return found
         return await self._call(planned, io)
+
+    async def _check(self, io: Io) -> Result:
+        """A test: the page read with the key (``GET /pages/{page_id}``); nothing is posted to a public page."""
+        try:
+            answer = await io.http.request("GET", self._url(""), headers=self._auth())
+        except Unreachable as err:
+            return Failed(err.reason, str(err))
+        failed = failure(answer, f"no page {self.settings.page_id} (page_id)", self._secret(), io.clock())
+        return failed or Sent(self.settings.page_id, note=TESTED)
 
     async def _created_before(self, delivery: Delivery, io: Io) -> Result | None:
         """The incident an interrupted creation made, if the page's unresolved incidents hold it."""
@@ -306,7 +331,7 @@ class StatuspageChannel:
                 call.method, self._url(call.path), json={"incident": call.incident}, headers=self._auth()
             )
         except Unreachable as err:
-            return Failed(err.reason, str(err))
+            return Failed(err.reason, str(err), maybe_sent=err.maybe_sent)
         failed = failure(answer, _missing(call, self.settings.page_id), self._secret(), io.clock())
         if failed is not None:
             return failed

@@ -9,11 +9,13 @@ Documentation followed:
 https://learn.microsoft.com/en-us/connectors/teams/?tabs=text1%2Cdotnet#microsoft-teams-webhook (the
 message, about 28 KB at most, more than 4 requests a second throttled),
 https://learn.microsoft.com/en-us/microsoftteams/platform/task-modules-and-cards/cards/cards-format
-(the markdown of TextBlock and FactSet).
+(the markdown of TextBlock and FactSet; ``\\n\\n`` for a line break, but ``\\n`` between list items).
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +45,8 @@ WEBHOOK_ERRORS: Mapping[int, str] = {
     403: "the flow refused the request: check the flow's trigger and who may call it",
 }
 """Failures that mean the URL is no longer good: a person must give a new one."""
+_LIST_ITEM = re.compile(r"(?:[-*+]|\d+\.) ")
+"""A markdown list item's start."""
 
 
 class TeamsSettings(ChannelSettingsBase):
@@ -77,6 +81,21 @@ def facts(message: Message) -> list[dict[str, str]]:
     return [{"title": title, "value": escape(value)} for title, value in shown if value]
 
 
+def lines(markdown: str) -> str:
+    """``markdown`` with each line shown as a line in a TextBlock. Pure.
+
+    A TextBlock runs single newlines together, as markdown does: lines are set apart by a blank line
+    (``\\n\\n``), but for consecutive list items, which take one newline (a blank line between two
+    indents the second). Blank lines are not kept: a blank line is already a paragraph's end.
+    """
+    kept = [line for line in markdown.split("\n") if line.strip()]
+    joined = kept[:1]
+    for before, line in itertools.pairwise(kept):
+        listed = _LIST_ITEM.match(before.lstrip()) and _LIST_ITEM.match(line.lstrip())
+        joined.append(("\n" if listed else "\n\n") + line)
+    return "".join(joined)
+
+
 def card(message: Message) -> dict[str, Any]:
     """The Adaptive Card: the title, what happened, the facts, the body (already markdown), a link. Pure."""
     body: list[dict[str, Any]] = [
@@ -86,7 +105,7 @@ def card(message: Message) -> dict[str, Any]:
         body.append({"type": "TextBlock", "text": escape(message.event), "isSubtle": True, "wrap": True})
     body.append({"type": "FactSet", "facts": facts(message)})
     if message.body:
-        body.append({"type": "TextBlock", "text": message.body, "wrap": True})
+        body.append({"type": "TextBlock", "text": lines(message.body), "wrap": True})
     content: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": SCHEMA,
