@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import smtplib
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -235,7 +237,7 @@ async def test_relay_refusals(relay: SmtpFake, io: Io, stage: Any, code: int, re
     relay.faults.add(SmtpFault.reply(stage, code), times=2)  # RCPT: both recipients
     result = await send(relay, io)
     assert isinstance(result, Failed)
-    assert (result.reason, result.permanent) == (reason, permanent)
+    assert (result.reason, result.permanent, result.maybe_sent) == (reason, permanent, False)  # the relay answered
     assert f"{stage}" in result.message and str(code) in result.message
     assert relay.messages == []
 
@@ -253,7 +255,7 @@ async def test_a_connection_dropped_after_data_is_temporary_and_may_have_deliver
     relay.faults.add(SmtpFault.drop_after_data())
     result = await send(relay, io)
     assert isinstance(result, Failed)
-    assert (result.reason, result.permanent) == (Reason.OTHER, False)
+    assert (result.reason, result.permanent, result.maybe_sent) == (Reason.OTHER, False, True)
     assert "may have been delivered" in result.message
     [got] = relay.messages
     assert got.replied is False  # it did arrive: a retry would deliver it twice
@@ -299,7 +301,7 @@ async def test_connection_refused_is_temporary(relay: SmtpFake, io: Io) -> None:
         port = unused.getsockname()[1]
     result = await send(relay, io, port=port)
     assert isinstance(result, Failed)
-    assert (result.reason, result.permanent) == (Reason.OTHER, False)
+    assert (result.reason, result.permanent, result.maybe_sent) == (Reason.OTHER, False, False)
     assert result.message.startswith("connect: ConnectionRefusedError")
 
 
@@ -317,7 +319,7 @@ async def test_a_silent_relay_is_a_timeout(relay: SmtpFake, io: Io) -> None:
         result = await send(relay, io, port=port, timeout=0.3)
     assert connected.is_set()
     assert isinstance(result, Failed)
-    assert (result.reason, result.permanent) == (Reason.TIMEOUT, False)
+    assert (result.reason, result.permanent, result.maybe_sent) == (Reason.TIMEOUT, False, False)
     assert result.message == "connect: no answer in time"
 
 
@@ -345,7 +347,7 @@ def test_what_the_channel_declares(relay: SmtpFake) -> None:
     channel = mail.EmailChannel("mail", settings(relay))
     assert mail.TYPE.kind == channel.kind == "email" and channel.audience == "internal"
     assert channel.replay(delivery()) is Replay.NEVER
-    assert channel.rate_key(delivery()) == relay.host and channel.min_interval() == 0
+    assert channel.rate_key(delivery()) == f"{USER} at {relay.host}:{relay.port}" and channel.min_interval() == 0
     assert {s for s in Signal if not channel.wants(s)} == {Signal.ALERTS_CHANGED, Signal.SERVICES_JOINED}
 
 
@@ -377,3 +379,102 @@ def test_settings_are_validated(change: dict[str, Any], problem: str) -> None:
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
 def test_plaintext_is_allowed_for_this_machine(host: str) -> None:
     assert mail.EmailSettings.model_validate(GOOD | {"host": host, "security": "none"}).security == "none"
+
+
+async def test_a_relay_hanging_after_data_is_a_timeout_that_may_have_delivered_within_the_budget(
+    clock: Clock, io: Io
+) -> None:
+    async with SmtpFake(starttls=False, clock=clock) as hung:
+        hung.faults.add(SmtpFault.stall_at("DATA"))
+        started = time.monotonic()
+        result = await send(hung, io, security="none", username=None, password=None, ca_file=None, timeout=0.5)
+        took = time.monotonic() - started
+        assert isinstance(result, Failed)
+        assert (result.reason, result.permanent, result.maybe_sent) == (Reason.TIMEOUT, False, True)
+        assert result.message.startswith("DATA: no answer in time") and "may have been delivered" in result.message
+        assert took < 0.5 + 0.5, f"{took:.2f}s for a 0.5s budget"
+        [got] = hung.messages
+        assert got.replied is False  # the relay has it: the sender must not send it blindly again
+
+
+@pytest.fixture
+async def chatty() -> AsyncIterator[int]:
+    """A relay that greets, then answers EHLO with continuation lines that never end: every read gets data."""
+    done, ended = asyncio.Event(), asyncio.Event()
+
+    async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 relay.test ESMTP\r\n")
+        await reader.readline()
+        with contextlib.suppress(ConnectionError):
+            while not done.is_set():
+                writer.write(b"250-x\r\n" * 100)
+                await writer.drain()
+                await asyncio.sleep(0)  # a turn for the rest of the loop: drain yields only when the client lags
+        await closed(writer)
+        ended.set()
+
+    server = await asyncio.start_server(talk, "127.0.0.1", 0)
+    async with server:
+        try:
+            yield server.sockets[0].getsockname()[1]
+        finally:
+            done.set()
+            await asyncio.wait_for(ended.wait(), 5)
+
+
+async def closed(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+
+
+async def test_the_timeout_bounds_the_whole_submission_not_each_read(relay: SmtpFake, chatty: int, io: Io) -> None:
+    plain = {"security": "none", "username": None, "password": None, "ca_file": None}
+    started = time.monotonic()
+    async with asyncio.timeout(10):  # without a deadline for the whole submission, it never ends
+        result = await send(relay, io, host="127.0.0.1", port=chatty, timeout=0.5, **plain)
+    assert isinstance(result, Failed)
+    assert (result.reason, result.maybe_sent) == (Reason.TIMEOUT, False)  # nothing was sent: EHLO never ended
+    assert result.message == "MAIL: no answer in time"
+    assert time.monotonic() - started < 0.5 + 0.5
+
+
+async def test_a_submission_the_sender_gives_up_on_is_stopped_at_once(relay: SmtpFake, io: Io) -> None:
+    """The sender's attempt timeout cancels ``send``; the worker thread, which no cancellation reaches, is stopped."""
+    asked, shut = asyncio.Event(), asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 relay.test ESMTP\r\n")
+        await reader.readline()  # EHLO, never answered
+        asked.set()
+        await reader.read()  # until the client shuts the connection
+        await closed(writer)
+        shut.set()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        plain = {"security": "none", "username": None, "password": None, "ca_file": None}
+        attempt = asyncio.create_task(send(relay, io, host="127.0.0.1", port=port, timeout=30, **plain))
+        await asyncio.wait_for(asked.wait(), 5)
+        attempt.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await attempt
+        await asyncio.wait_for(shut.wait(), 5)  # not 30 s later
+
+
+async def test_the_html_part_keeps_each_line(relay: SmtpFake, io: Io) -> None:
+    lines = ["Firing: 2 alerts", "- KubePodCrashLooping cart-7d9", "- KubePodCrashLooping cart-8e1", "Runbook: below"]
+
+    def compose(markup: Markup, detail: Detail) -> Message:
+        body = "\n".join([*lines, html.escape(HOSTILE) if markup is Markup.HTML else HOSTILE])
+        return Message(f"[SEV2] {INCIDENT}: checkout", "SEV2", "triggered", "", "checkout", "opened", body)
+
+    assert isinstance(await send(relay, io, compose=compose), Sent)
+    [got] = relay.messages
+    rich = got.message.get_body(("html",))
+    assert rich is not None
+    markup = rich.get_content().replace("\r\n", "\n")  # as sent: CRLF line ends
+    kept = "\n".join(lines)
+    assert f'<div style="white-space: pre-wrap">{kept}\n{html.escape(HOSTILE)}</div>' in markup
+    assert HOSTILE not in markup

@@ -15,11 +15,13 @@ from receiver.notify.channels.pagerduty import (
     TYPE,
     PagerDutyChannel,
     PagerDutySettings,
+    after_test,
     build,
     dedup_key,
+    may_have_triggered,
 )
 from receiver.notify.content import TRUNCATED, Markup
-from receiver.notify.model import Failed, Reason, Sent
+from receiver.notify.model import Failed, Reason, Result, Sent
 from tests.channel_support import CRLF, HOSTILE, INCIDENT, LINK, Script, closed_url, degradations, delivery
 from tests.conftest import Clock
 from tests.fakes.pagerduty import PagerDutyFake
@@ -170,9 +172,58 @@ async def test_a_test_opens_its_own_alert_never_the_incidents(fake: PagerDutyFak
     assert isinstance(first, Sent) and isinstance(other, Sent)
     assert first.provider_id.startswith("receiver-test-") and len(first.provider_id) == len("receiver-test-") + 16
     assert again == first and other.provider_id != first.provider_id
-    assert fake.pages(first.provider_id) == 1 and fake.pages(INCIDENT) == 0 and fake.pages() == 2
-    assert [o.event["event_action"] for o in fake.outcomes] == ["trigger"] * 3  # nothing resolves it
+    assert first.note == "the test alert was triggered, then resolved"
+    assert fake.pages(INCIDENT) == 0 and fake.pages() == 3  # a test pages: it is resolved after, not silenced
+    assert [(o.dedup_key, o.effect) for o in fake.outcomes] == [
+        (first.provider_id, "created"), (first.provider_id, "resolved"),
+        (first.provider_id, "created"), (first.provider_id, "resolved"),
+        (other.provider_id, "created"), (other.provider_id, "resolved"),
+    ]  # fmt: skip
+    assert {a.status for a in fake.alerts} == {"resolved"}  # nobody has a test alert to resolve
     assert dedup_key(test) == first.provider_id
+
+
+async def test_a_test_whose_trigger_pagerduty_refused_sends_no_resolve(fake: PagerDutyFake, io: Io) -> None:
+    fake.faults.add(Fault.status_only(500))
+    result = await channel(fake.url).send(delivery(Signal.TEST, event="test@1"), Script(), io)
+    assert isinstance(result, Failed) and result.reason is Reason.SERVER_ERROR and not result.maybe_sent
+    assert len(fake.requests) == 1 and fake.alerts == []
+
+
+RESOLVE_K = "resolve the alert k in PagerDuty"
+
+
+@pytest.mark.parametrize(
+    ("triggered", "resolved", "outcome"),
+    [
+        (Sent("k"), Sent("k"), Sent("k", note="the test alert was triggered, then resolved")),
+        (
+            Sent("k"),
+            Failed(Reason.SERVER_ERROR, "HTTP 502"),
+            Sent("k", note=f"the test alert was triggered but not resolved (HTTP 502): {RESOLVE_K}"),
+        ),
+        (
+            Failed(Reason.TIMEOUT, "no answer", maybe_sent=True),
+            Sent("k"),
+            Failed(Reason.TIMEOUT, "no answer; a resolve was sent in case it arrived", maybe_sent=True),
+        ),
+        (
+            Failed(Reason.OTHER, "reset", maybe_sent=True),
+            Failed(Reason.OTHER, "refused"),
+            Failed(Reason.OTHER, "reset; if it arrived, resolve the alert k in PagerDuty", maybe_sent=True),
+        ),
+    ],
+)
+def test_what_a_test_says_about_its_alert(triggered: Sent | Failed, resolved: Result, outcome: Result) -> None:
+    assert after_test(triggered, resolved, "k") == outcome
+
+
+@pytest.mark.parametrize(
+    ("result", "triggered"),
+    [(Sent("k"), True), (Failed(Reason.TIMEOUT, "x", maybe_sent=True), True), (Failed(Reason.OTHER, "x"), False)],
+)
+def test_a_trigger_without_an_answer_may_have_opened_an_alert(result: Result, triggered: bool) -> None:
+    assert may_have_triggered(result) is triggered
 
 
 async def test_evidence_goes_first_then_alerts_then_the_body_is_cut_title_severity_link_kept(

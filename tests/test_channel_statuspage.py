@@ -329,10 +329,10 @@ def test_what_the_channel_declares(page: StatuspageFake) -> None:
     assert channel.replay(delivery()) is Replay.RECONCILE
     assert channel.replay(delivery(Signal.ACKNOWLEDGED, {"incident": "i1"})) is Replay.SAFE
     assert channel.replay(delivery(Signal.REOPENED, {"incident": "i1"})) is Replay.SAFE
-    assert channel.rate_key(delivery()) == PAGE and channel.min_interval() == 1.0
+    assert channel.min_interval() == 1.0
     assert {s for s in Signal if channel.wants(s)} == {
         Signal.OPENED, Signal.ESCALATED, Signal.SERVICES_JOINED, Signal.ACKNOWLEDGED, Signal.MITIGATED,
-        Signal.STATUS_UPDATE, Signal.RESOLVED, Signal.REOPENED,
+        Signal.STATUS_UPDATE, Signal.RESOLVED, Signal.REOPENED, Signal.TEST,
     }  # fmt: skip
     assert KEY not in repr(channel) and KEY not in repr(channel.settings)
 
@@ -373,3 +373,61 @@ def test_settings_defaults() -> None:
     chosen = statuspage.StatuspageSettings.model_validate(GOOD)
     assert chosen.api_url == "https://api.statuspage.io/v1" and chosen.min_severity == "SEV1"
     assert chosen.component_status == statuspage.DEFAULT_COMPONENT_STATUS and chosen.components == {}
+
+
+def test_the_rate_key_is_the_api_keys_whatever_the_page(page: StatuspageFake) -> None:
+    """Statuspage limits each API key to 1 request a second, across every page it writes to."""
+    one = statuspage.StatuspageChannel("page", settings(page))
+    other_page = statuspage.StatuspageChannel("other-page", settings(page, page_id="pg0000000002"))
+    other_key = statuspage.StatuspageChannel("page", settings(page, api_key="another-key"))
+    assert one.rate_key(delivery()) == other_page.rate_key(delivery(Signal.RESOLVED, {"incident": "i1"}))
+    assert one.rate_key(delivery()) != other_key.rate_key(delivery())
+    assert KEY not in one.rate_key(delivery()) and PAGE not in one.rate_key(delivery())
+
+
+async def test_a_test_reads_the_page_with_the_key_and_posts_nothing(page: StatuspageFake, io: Io) -> None:
+    result = await send(page, io, delivery(Signal.TEST))
+    assert result == Sent(PAGE, note="authenticated; nothing posted (a status page is public)")
+    [request] = page.requests
+    assert (request.method, request.path) == ("GET", f"/v1/pages/{PAGE}")
+    assert request.headers["Authorization"] == f"OAuth {KEY}"
+    assert page.incidents == {} and {c["status"] for c in page.components.values()} == {"operational"}
+
+
+@pytest.mark.parametrize(
+    ("over", "reason", "said"),
+    [
+        ({"api_key": "wrong-key"}, Reason.AUTH_ERROR, "HTTP 401: Could not authenticate"),
+        ({"page_id": "nosuchpage000"}, Reason.CLIENT_ERROR, "HTTP 404: no page nosuchpage000 (page_id)"),
+    ],
+)
+async def test_a_test_says_what_the_page_answered(
+    page: StatuspageFake, io: Io, over: dict[str, str], reason: Reason, said: str
+) -> None:
+    result = await send(page, io, delivery(Signal.TEST), **over)
+    assert isinstance(result, Failed) and (result.reason, result.permanent, result.message) == (reason, True, said)
+    assert "wrong-key" not in result.message and page.incidents == {}
+
+
+def test_a_tests_preview_shows_the_read(page: StatuspageFake) -> None:
+    shown = statuspage.StatuspageChannel("page", settings(page)).preview(delivery(Signal.TEST), composer())
+    assert shown == {"method": "GET", "url": f"{page.api_url}/pages/{PAGE}", "note": statuspage.TESTED}
+
+
+@pytest.mark.parametrize("signal", [Signal.STEP, Signal.NOTE, Signal.REMINDER, Signal.ALERTS_CHANGED])
+async def test_a_signal_it_does_not_want_is_skipped_even_with_a_known_incident(
+    page: StatuspageFake, io: Io, signal: Signal
+) -> None:
+    opened_id = await opened(page, io)
+    page.requests.clear()
+    result = await send(page, io, delivery(signal, {"incident": opened_id}))
+    assert isinstance(result, Skipped) and signal.value in result.why
+    assert page.requests == []
+
+
+async def test_a_destination_fails_for_good_and_is_a_configuration_problem(page: StatuspageFake, io: Io) -> None:
+    channel = statuspage.StatuspageChannel("page", settings(page))
+    result = await channel.send(delivery(target=Target("page", "other")), composer(), io)
+    assert isinstance(result, Failed) and (result.reason, result.permanent) == (Reason.CLIENT_ERROR, True)
+    assert channel.destination_problem("other") == result.message and channel.destination_problem("") is None
+    assert page.requests == []

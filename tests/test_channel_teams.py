@@ -11,7 +11,7 @@ import pytest
 
 from receiver.incidents.lifecycle import Signal
 from receiver.notify.channel import Io, Replay
-from receiver.notify.channels.teams import MAX_BYTES, TYPE, TeamsChannel, TeamsSettings, build, escape
+from receiver.notify.channels.teams import MAX_BYTES, TYPE, TeamsChannel, TeamsSettings, build, escape, lines
 from receiver.notify.content import Detail, Markup
 from receiver.notify.model import Failed, Reason, Sent
 from tests.channel_support import HOSTILE, LINK, Script, closed_url, degradations, delivery
@@ -79,6 +79,33 @@ async def test_a_notification_is_one_adaptive_card_posted_to_the_flows_channel(f
     assert (body["type"], body["text"], body["wrap"]) == ("TextBlock", script.text, True)
     assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open incident", "url": LINK}]
     assert script.asked[0] == (Markup.MARKDOWN, Detail.FULL)
+
+
+async def test_the_body_keeps_its_lines_a_blank_line_apart_but_list_items(fake: TeamsFake, io: Io) -> None:
+    """A TextBlock runs single newlines together: each line of the templates' text must come out as one."""
+    text = "\\*Firing:\\* 2 alerts\n- KubePodCrashLooping cart\n- KubePodCrashLooping web\n\n\nRunbook: below\nlast"
+
+    await flow(fake).send(delivery(), Script(text=text), io)
+
+    body = card_of(fake)["body"][-1]["text"]
+    assert body == (
+        "\\*Firing:\\* 2 alerts\n\n- KubePodCrashLooping cart\n- KubePodCrashLooping web\n\nRunbook: below\n\nlast"
+    )
+
+
+@pytest.mark.parametrize(
+    ("markdown", "shown"),
+    [
+        ("", ""),
+        ("one", "one"),
+        ("one\ntwo", "one\n\ntwo"),
+        ("1. first\n2. second\nafter", "1. first\n2. second\n\nafter"),
+        ("  - nested\n- top", "  - nested\n- top"),
+        ("\\- not a list\n\\- either", "\\- not a list\n\n\\- either"),
+    ],
+)
+def test_lines_as_a_textblock_shows_them(markdown: str, shown: str) -> None:
+    assert lines(markdown) == shown
 
 
 async def test_hostile_text_cannot_format_link_mention_or_expand_in_the_card(fake: TeamsFake, io: Io) -> None:

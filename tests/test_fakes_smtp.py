@@ -8,7 +8,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -237,6 +237,22 @@ async def test_drop_after_data_leaves_the_client_not_knowing(submission: SmtpFak
     assert submission.exchanges[-1].reply is None
     await client(submission, submit(submission, message(), login=("alerts@example.org", "correct horse")))
     assert [m.replied for m in submission.messages] == [False, True]
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "DATA"])
+async def test_a_stall_answers_nothing_until_the_client_gives_up(plain: SmtpFake, stage: Any) -> None:
+    plain.faults.add(SmtpFault.stall_at(stage))
+
+    def impatient() -> None:
+        with smtplib.SMTP(plain.host, plain.port, local_hostname="client.test", timeout=0.3) as smtp:
+            smtp.send_message(message())
+
+    with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+        await asyncio.to_thread(impatient)
+    assert (plain.exchanges[-1].stage, plain.exchanges[-1].reply) == (stage, None)
+    assert [m.replied for m in plain.messages] == ([False] if stage == "DATA" else [])  # taken whole, unanswered
+    await client(plain, lambda s: s.send_message(message()))
+    assert plain.messages[-1].replied and plain.faults.pending == 0
 
 
 async def test_times_follow_the_injected_clock() -> None:

@@ -57,10 +57,13 @@ async def test_notify_test_sends_one_test_event_and_says_what_pagerduty_answered
         file = settings_file(tmp_path, fake)
         status, out, _ = await receiver("notify", "test", "--channel", "pagerduty", "--config", str(file))
         assert status == 0, out
-        [sent] = fake.received("/v2/enqueue")
+        [sent, resolved] = fake.received("/v2/enqueue")
         event: dict[str, Any] = sent.body
         assert event["event_action"] == "trigger" and event["dedup_key"].startswith("receiver-test-")
-        assert out.startswith("pagerduty: sent")
+        assert (resolved.body["event_action"], resolved.body["dedup_key"]) == ("resolve", event["dedup_key"])
+        test_alert = fake.alert(event["dedup_key"])
+        assert test_alert is not None and test_alert.status == "resolved"  # nobody has to resolve it
+        assert out.startswith("pagerduty: sent") and "the test alert was triggered, then resolved" in out
         fake.faults.add(Fault.status_only(500), times=1)
         status, _, err = await receiver("notify", "test", "--channel", "pagerduty", "--config", str(file))
         assert status == 1 and "pagerduty: failed (server_error)" in err and KEY not in err

@@ -78,7 +78,8 @@ async def _test(channel: Channel, composer: RouteComposer) -> int:
     async with Http() as http:
         result = await channel.send(delivery, compose, Io(http, utc_now))
     if isinstance(result, Sent):
-        print(f"{channel.name}: sent" + (f" ({result.provider_id})" if result.provider_id else ""))
+        said = (f" ({result.provider_id})" if result.provider_id else "") + (f": {result.note}" if result.note else "")
+        print(f"{channel.name}: sent{said}")
         return 0
     if isinstance(result, Skipped):
         print(f"{channel.name}: nothing sent: {result.why}")

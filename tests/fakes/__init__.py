@@ -22,5 +22,6 @@ The fakes:
 - ``smtp.py``: an SMTP submission server (aiosmtpd, not aiohttp: it speaks
   SMTP itself) with STARTTLS on a test-time certificate, AUTH PLAIN/LOGIN,
   every message parsed and recorded, and scripted 4xx/5xx replies at MAIL,
-  RCPT or DATA and a connection dropped after DATA.
+  RCPT or DATA, a connection dropped after DATA, and a command never
+  answered.
 """

@@ -32,7 +32,9 @@ Choices where the documents leave one:
   refuses every command but EHLO/HELO/NOOP/RSET/QUIT/STARTTLS before TLS.
 - a scripted fault answers one command at its stage (``times`` counts
   commands: for single-recipient messages, transactions); a 421 fault also
-  closes the connection after its reply, as RFC 5321 says 421 does.
+  closes the connection after its reply, as RFC 5321 says 421 does; a stall
+  answers nothing, ever (a relay that hangs: the client's timeout is what
+  ends it).
 - an accepted message is answered ``250 2.0.0 Ok: queued as <id>`` (Postfix's
   wording) and recorded with its envelope, whether it came over TLS and
   who had authenticated; a dropped one is recorded with ``replied=False``.
@@ -65,12 +67,14 @@ HOSTNAME = "smtp.fake.test"
 
 @dataclass(frozen=True, slots=True)
 class SmtpFault:
-    """A reply a test scripted for one command at ``stage``, or (``drop``) no reply at all after DATA."""
+    """A reply a test scripted for one command at ``stage``, or no reply at all: the connection closed after DATA
+    (``drop``), or left open (``stall``)."""
 
     stage: Stage
     code: int = 0
     text: str = ""
     drop: bool = False
+    stall: bool = False
 
     @classmethod
     def reply(cls, stage: Stage, code: int, text: str = "") -> SmtpFault:
@@ -83,6 +87,12 @@ class SmtpFault:
     def drop_after_data(cls) -> SmtpFault:
         """Take the message whole, then close the connection without replying to it."""
         return cls("DATA", drop=True)
+
+    @classmethod
+    def stall_at(cls, stage: Stage) -> SmtpFault:
+        """Never answer the command at ``stage`` (at DATA: once the message is taken whole), as a relay that
+        hangs; the connection stays open until the client closes it."""
+        return cls(stage, stall=True)
 
     @property
     def line(self) -> str:
@@ -166,9 +176,16 @@ class _Handler:
         self.fake = fake
         self._ids = itertools.count(1)
 
-    def _fault(self, server: SMTP, stage: Stage, argument: str) -> str | None:
+    async def _fault(self, server: SMTP, stage: Stage, argument: str) -> str | None:
         fault = self.fake.faults.take(stage)
+        if fault is not None and fault.stall:
+            await self._hang(stage, argument)
         return None if fault is None else self._refuse(server, stage, argument, fault)
+
+    async def _hang(self, stage: Stage, argument: str) -> None:
+        """No reply, ever: aiosmtpd cancels this when the client closes the connection."""
+        self.fake._log(stage, argument, None, faulted=True)
+        await asyncio.get_running_loop().create_future()
 
     def _refuse(self, server: SMTP, stage: Stage, argument: str, fault: SmtpFault) -> str:
         if fault.code == 421 and server.transport is not None:
@@ -179,7 +196,7 @@ class _Handler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        if (refused := self._fault(server, "MAIL", address)) is not None:
+        if (refused := await self._fault(server, "MAIL", address)) is not None:
             return refused
         envelope.mail_from = address
         envelope.mail_options.extend(options)
@@ -188,7 +205,7 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        if (refused := self._fault(server, "RCPT", address)) is not None:
+        if (refused := await self._fault(server, "RCPT", address)) is not None:
             return refused
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
@@ -196,7 +213,7 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         fault = self.fake.faults.take("DATA")
-        if fault is not None and not fault.drop:
+        if fault is not None and not (fault.drop or fault.stall):
             return self._refuse(server, "DATA", "", fault)
         raw = cast(bytes, envelope.original_content)
         dropped = fault is not None
@@ -215,6 +232,8 @@ class _Handler:
                 replied=not dropped,
             )
         )
+        if fault is not None and fault.stall:
+            await self._hang("DATA", "")
         if dropped:
             self.fake._log("DATA", "", None, faulted=True)
             if server.transport is not None:

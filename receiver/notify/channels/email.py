@@ -336,12 +336,13 @@ class SubmitError(Exception):
 class Deadline:
     """One submission's time, shared by its worker thread and the event loop.
 
-    Each step gives the connection's socket what is left as its timeout, and ``stop`` (called by the
-    loop when the time is up, or at once when the sender gives up on the attempt) shuts the connection
-    down, so neither a relay that trickles its replies nor a submission nobody waits for any more goes
-    on past it. A socket shut down from another thread wakes a ``recv`` or ``send`` blocked on it at
-    once; the worker still closes it. Connecting (resolving the relay's name, its greeting) is bounded
-    by the socket's timeout alone, but nothing is sent once the time is up.
+    The worker enters each step (``enter``), which gives the connection's socket what is left as its
+    timeout and fails once nothing is. The loop stops waiting when the time is up (or the sender gives
+    up on the attempt) and calls ``stop``: no step starts after it, and the connection is shut down,
+    which wakes a ``recv`` or ``send`` blocked on it at once (the worker still closes it). So the
+    channel answers within its time, and what it says about the stage it stopped at holds: a step
+    entered before ``stop`` is the one ``stage`` names. (A relay still pouring out a reply is read
+    until it stops, Linux delivering data after a shutdown, but nothing more is sent to it.)
     """
 
     def __init__(self, seconds: float) -> None:
@@ -349,6 +350,13 @@ class Deadline:
         self._lock = threading.Lock()
         self._smtp: smtplib.SMTP | None = None
         self.stopped = False
+        self.stage: Stage = "connect"
+        """The step the worker entered last."""
+
+    def enter(self, stage: Stage) -> None:
+        """Start ``stage``: named first, then given what is left (TimeoutError if nothing is)."""
+        self.stage = stage
+        self.arm()
 
     def left(self) -> float:
         """The seconds left; TimeoutError when none are, or it was stopped."""
@@ -389,7 +397,7 @@ def _shut(smtp: smtplib.SMTP) -> None:
 def _at(stage: Stage, deadline: Deadline) -> Iterator[None]:
     """A step, given what is left of the deadline; its errors as ``SubmitError`` naming it."""
     try:
-        deadline.arm()
+        deadline.enter(stage)
         yield
     except (smtplib.SMTPException, OSError) as err:
         raise SubmitError(stage, err) from err
@@ -582,17 +590,19 @@ class EmailChannel:
         up, and at once if the sender gives up on the attempt first.
         """
         deadline = Deadline(self.settings.timeout)
-        alarm = asyncio.get_running_loop().call_later(self.settings.timeout, deadline.stop)
         submit = functools.partial(self._relay.submit, envelope.sender, envelope.recipients, data, deadline)
+        work = asyncio.ensure_future(asyncio.to_thread(submit))
+        work.add_done_callback(_outcome_read)
         try:
-            accepted = await asyncio.to_thread(submit)
+            accepted = await asyncio.wait_for(asyncio.shield(work), self.settings.timeout)
         except SubmitError as failed:
-            return failure(failed.stage, _cut_short(failed.error, deadline), self._secrets())
+            return failure(failed.stage, failed.error, self._secrets())
+        except TimeoutError:
+            deadline.stop()
+            return failure(deadline.stage, TimeoutError("the submission's time is up"), self._secrets())
         except asyncio.CancelledError:
             deadline.stop()
             raise
-        finally:
-            alarm.cancel()
         return Sent(envelope.message_id, note=self._note(accepted))
 
     def _note(self, accepted: Accepted) -> str:
@@ -606,10 +616,10 @@ class EmailChannel:
         return _secrets(self.settings)
 
 
-def _cut_short(error: Exception, deadline: Deadline) -> Exception:
-    """A lost connection the deadline shut is a timeout; anything else is what it is."""
-    lost = isinstance(error, OSError | smtplib.SMTPServerDisconnected)
-    return TimeoutError("the submission's time is up") if deadline.stopped and lost else error
+def _outcome_read(work: asyncio.Future[Accepted]) -> None:
+    """Nothing to do with what a submission nobody waits for any more came to (read, so never logged)."""
+    if not work.cancelled():
+        work.exception()
 
 
 def _body(mail: EmailMessage, subtype: str) -> str:

@@ -156,7 +156,7 @@ def may_have_triggered(result: Result) -> TypeGuard[Sent | Failed]:
     return isinstance(result, Sent) or (isinstance(result, Failed) and result.maybe_sent)
 
 
-def tested(triggered: Sent | Failed, resolved: Result, key: str) -> Result:
+def after_test(triggered: Sent | Failed, resolved: Result, key: str) -> Result:
     """A test's outcome: its trigger's, saying whether its alert was resolved after it. Pure."""
     unresolved = f"resolve the alert {key} in PagerDuty"
     if isinstance(triggered, Failed):
@@ -217,7 +217,7 @@ class PagerDutyChannel(EndpointChannel[PagerDutySettings]):
         if delivery.signal is not Signal.TEST or not may_have_triggered(result):
             return result
         resolved = await self.post(delivery, follow_up(self.settings, delivery, "resolve"), io)
-        return tested(result, resolved, dedup_key(delivery))
+        return after_test(result, resolved, dedup_key(delivery))
 
     def outcome(self, response: Response, document: Document) -> Result:
         """The dedup key is the provider's id of what was sent."""
