@@ -306,17 +306,19 @@ async def test_connection_refused_is_temporary(relay: SmtpFake, io: Io) -> None:
 
 
 async def test_a_silent_relay_is_a_timeout(relay: SmtpFake, io: Io) -> None:
-    connected = asyncio.Event()
+    connected, ended = asyncio.Event(), asyncio.Event()
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connected.set()
         await reader.read()  # says nothing, until the client gives up and closes
-        writer.close()
+        await closed(writer)
+        ended.set()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     async with server:
         port = server.sockets[0].getsockname()[1]
         result = await send(relay, io, port=port, timeout=0.3)
+        await asyncio.wait_for(ended.wait(), 5)  # the worker thread gives up too (its socket's timeout)
     assert connected.is_set()
     assert isinstance(result, Failed)
     assert (result.reason, result.permanent, result.maybe_sent) == (Reason.TIMEOUT, False, False)
