@@ -4,7 +4,8 @@ Why a channel of its own: customers read the status page, not the on-call channe
 what they should know: it is rendered with the external templates (no label values), only incidents at
 least as severe as ``min_severity`` open one, and only the signals that change what the page says are
 sent (opened, escalated, services joined, acknowledged, mitigated, status updates, resolved, reopened;
-never notes, playbook runs or reminders). The receiver's incident maps to one Statuspage incident,
+never notes, playbook runs or reminders: skipped); a test (``receiver notify test``) posts nothing to a
+public page, it reads the page with the key. The receiver's incident maps to one Statuspage incident,
 whose id is kept in the delivery thread; the services it spans map to page components, whose status
 follows the incident's severity until it resolves.
 
@@ -13,8 +14,9 @@ its ``metadata``, and a creation a crash interrupted first looks among the page'
 for it (``Replay.RECONCILE``). An update of a known incident may be sent again (``Replay.SAFE``): at
 worst the page shows the same update twice.
 
-API: https://developer.statuspage.io/ (incidents, components, ``Authorization: OAuth <key>``, 1 request
-a second per key, 420 or 429 past it), as tests/fakes/statuspage.py follows it.
+API: https://developer.statuspage.io/ (incidents, components, pages, ``Authorization: OAuth <key>``, 1
+request a second per key, 420 or 429 past it: the rate key is the API key's digest), as
+tests/fakes/statuspage.py follows it.
 """
 
 from __future__ import annotations
