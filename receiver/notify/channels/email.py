@@ -354,9 +354,12 @@ class Deadline:
         """The step the worker entered last."""
 
     def enter(self, stage: Stage) -> None:
-        """Start ``stage``: named first, then given what is left (TimeoutError if nothing is)."""
+        """Start ``stage``: named first, then the watched socket's timeout set to what is left (TimeoutError if
+        nothing is)."""
         self.stage = stage
-        self.arm()
+        left = self.left()
+        if self._smtp is not None and self._smtp.sock is not None:
+            self._smtp.sock.settimeout(left)
 
     def left(self) -> float:
         """The seconds left; TimeoutError when none are, or it was stopped."""
@@ -371,12 +374,6 @@ class Deadline:
             self._smtp = smtp
             if self.stopped:
                 _shut(smtp)
-
-    def arm(self) -> None:
-        """The watched connection's socket timeout set to what is left (TimeoutError if nothing is)."""
-        left = self.left()
-        if self._smtp is not None and self._smtp.sock is not None:
-            self._smtp.sock.settimeout(left)
 
     def stop(self) -> None:
         """No more time: the connection is shut, and every later step fails with TimeoutError."""
