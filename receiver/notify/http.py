@@ -31,10 +31,10 @@ class Unreachable(Exception):
     """No answer: the connection failed or timed out.
 
     ``maybe_sent``: the request may have reached the provider (a timeout, a connection lost once it was
-    open); False only when it certainly did not (the connection was never made).
+    open); False only when it certainly did not (the connection was never made), so True unless said.
     """
 
-    def __init__(self, reason: Reason, message: str, *, maybe_sent: bool = False) -> None:
+    def __init__(self, reason: Reason, message: str, *, maybe_sent: bool = True) -> None:
         super().__init__(message)
         self.reason = reason
         self.maybe_sent = maybe_sent
