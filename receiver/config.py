@@ -562,6 +562,19 @@ class NotifySettings(_Section):
         return self
 
     @pydantic.model_validator(mode="after")
+    def _attempts_outlast_channels(self) -> NotifySettings:
+        """A channel with a deadline of its own (email's) must end before the sender gives its attempt up."""
+        limit = self.retry.send_timeout.total_seconds()
+        for name, channel in self.channels.items():
+            own = getattr(channel, "timeout", None)
+            if isinstance(own, int | float) and own >= limit:
+                raise ValueError(
+                    f"channel {name!r}: its timeout ({own:g}s) must be shorter than notify.retry.send_timeout"
+                    f" ({limit:g}s), or an attempt given up could still deliver"
+                )
+        return self
+
+    @pydantic.model_validator(mode="after")
     def _templates_render(self) -> NotifySettings:
         """Every configured template parses and renders an example incident (else: the template, the line)."""
         try:

@@ -376,3 +376,13 @@ def test_a_channel_name_must_be_a_metric_label(tmp_path: Path) -> None:
     with pytest.raises(config.ConfigError) as err:
         config.load(file, {"PD_KEY": PAGER_KEY})
     assert "channel name 'Team Mail'" in str(err.value.problems)
+
+
+def test_an_email_timeout_must_end_before_the_senders_attempt_does(tmp_path: Path) -> None:
+    file = tmp_path / "c.yml"
+    file.write_text(NOTIFY.replace("to: [oncall@example.com]}", "to: [oncall@example.com], timeout: 30}"))
+    with pytest.raises(config.ConfigError) as err:
+        config.load(file, {"PD_KEY": PAGER_KEY})
+    assert "channel 'email': its timeout (30s) must be shorter than notify.retry.send_timeout (30s)" in str(
+        err.value.problems
+    )
