@@ -28,6 +28,7 @@ from receiver.incidents.severity import Modifiers, Rule, Severity, Threshold
 from receiver.incidents.subject import DEFAULT_EXPORTERS, DEFAULT_LABELS, SubjectPolicy
 from receiver.incidents.suppression import Dependency
 from receiver.incidents.watchdog import WatchdogPolicy
+from receiver.notify import channels as channel_types
 from receiver.notify.cadence import Cadence
 from receiver.notify.channels import ChannelSettings
 from receiver.notify.composer import RouteComposer
@@ -555,10 +556,18 @@ class NotifySettings(_Section):
 
     @pydantic.model_validator(mode="after")
     def _routes_name_channels(self) -> NotifySettings:
+        """Every route names configured channels, with destinations those channels can send to."""
         for n, route in enumerate(self.routes or []):
-            for target in route.channels:
-                if target.partition(":")[0] not in self.channels:
-                    raise ValueError(f"routes[{n}] names channel {target.partition(':')[0]!r}, not in notify.channels")
+            for target in map(Target.parse, route.channels):
+                if target.channel not in self.channels:
+                    raise ValueError(f"routes[{n}] names channel {target.channel!r}, not in notify.channels")
+                if not target.destination:
+                    continue
+                problem = channel_types.build(target.channel, self.channels[target.channel]).destination_problem(
+                    target.destination
+                )
+                if problem is not None:
+                    raise ValueError(f"routes[{n}]: {target}: {problem}")
         return self
 
     @pydantic.model_validator(mode="after")

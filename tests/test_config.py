@@ -386,3 +386,22 @@ def test_an_email_timeout_must_end_before_the_senders_attempt_does(tmp_path: Pat
     assert "channel 'email': its timeout (30s) must be shorter than notify.retry.send_timeout (30s)" in str(
         err.value.problems
     )
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("pagerduty:OTHERKEY", "routes[0]: pagerduty:OTHERKEY: "),
+        ("email:not-an-address", "routes[0]: email:not-an-address: "),
+    ],
+)
+def test_a_route_destination_the_channel_cannot_send_to_is_refused_at_load(
+    tmp_path: Path, target: str, message: str
+) -> None:
+    file = tmp_path / "c.yml"
+    file.write_text(NOTIFY + f"  routes: [{{channels: ['{target}']}}]\n")
+    with pytest.raises(config.ConfigError) as err:
+        config.load(file, {"PD_KEY": PAGER_KEY})
+    assert message in str(err.value.problems), err.value.problems
+    file.write_text(NOTIFY + "  routes: [{channels: ['email:dba@example.com']}]\n")
+    assert config.load(file, {"PD_KEY": PAGER_KEY}).notify.route_list()[0].targets[0].destination == "dba@example.com"
