@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +15,7 @@ from tests.fakes.slack import MAX_TEXT, TOKEN, SlackFake, decode_cursor, encode_
 
 ALERTS = "C0ALERTS01"
 OPS = "C0OPS00001"
+METADATA = {"event_type": "receiver_incident", "event_payload": {"incident": "INC-1", "key": "INC-1/opened/slack"}}
 
 
 @pytest.fixture
@@ -331,3 +333,21 @@ async def test_incoming_webhook_rate_limit(slack: SlackFake, http: aiohttp.Clien
 
     clock.advance(seconds=1)
     assert (await hook(http, slack, path, json={"text": "x"}))[0] == 200
+
+
+async def test_a_held_post_is_in_the_channel_before_its_answer_leaves(
+    slack: SlackFake, http: aiohttp.ClientSession
+) -> None:
+    held = slack.hold("/api/chat.postMessage")
+    posting = asyncio.create_task(post(http, slack, text="incident", metadata=METADATA))
+    [request] = await held.wait_for_arrivals(1)
+    assert request.held and request.status == 200 and slack.received("/api/chat.postMessage") == [request]
+    [message] = slack.messages(ALERTS)  # Slack posted it; the answer is still in flight
+    assert message.metadata == METADATA and not posting.done()
+    history = await call(http, slack, "conversations.history", channel=ALERTS, include_all_metadata=True)
+    assert [m["metadata"] for m in history["messages"]] == [METADATA]  # other calls are answered meanwhile
+    held.release()
+    answer = await asyncio.wait_for(posting, 10)
+    assert answer["ok"] and answer["ts"] == message.ts
+    assert (await post(http, slack, text="after the release"))["ok"]
+    assert [r.held for r in slack.received("/api/chat.postMessage")] == [True, False]

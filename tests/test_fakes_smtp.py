@@ -255,6 +255,20 @@ async def test_a_stall_answers_nothing_until_the_client_gives_up(plain: SmtpFake
     assert plain.messages[-1].replied and plain.faults.pending == 0
 
 
+async def test_a_held_data_reply_waits_for_the_release_with_the_message_already_recorded(plain: SmtpFake) -> None:
+    held = plain.hold_data()
+    sending = asyncio.create_task(client(plain, lambda s: s.sendmail("a@example.org", ["b@example.org"], b"x")))
+    [got] = await held.wait_for_arrivals(1)
+    assert plain.messages == [got] and got.held and got.queue_id is not None
+    assert not sending.done()  # the client still waits for its 250
+    assert [e.stage for e in plain.exchanges] == ["MAIL", "RCPT"]
+    held.release()
+    assert await asyncio.wait_for(sending, 10) == {}
+    assert [(e.stage, e.code) for e in plain.exchanges] == [("MAIL", 250), ("RCPT", 250), ("DATA", 250)]
+    await client(plain, lambda s: s.sendmail("a@example.org", ["b@example.org"], b"y"))  # released: not held
+    assert [m.held for m in plain.messages] == [True, False] and len(held.arrived) == 1
+
+
 async def test_times_follow_the_injected_clock() -> None:
     clock = Clock()
     async with SmtpFake(starttls=False, clock=clock) as fake:

@@ -10,6 +10,14 @@ test scripted ahead (``fake.faults.add(Fault.status(429, retry_after=3), times=2
 served before the fake's own logic, in order, with no sleep involved. The
 limiters run on the same injected clock, so a test crosses a rate limit by
 moving its clock, not by waiting.
+
+``hold(path_prefix)`` holds answers back: a matching request is handled (the
+fake's state changes as the provider's would) and recorded on arrival, but its
+answer waits until the test calls ``release()``. That is a provider which did
+what it was asked while its answer is still in flight, the moment a test kills
+the client to see what it does after a restart (``tests/e2e``). Holds end with
+the fake (released as it stops), so a failing test never leaves a handler
+waiting.
 """
 
 from __future__ import annotations
@@ -49,6 +57,44 @@ class Recorded:
     at: datetime
     status: int
     faulted: bool
+    held: bool = False
+    """Its answer was held back (``FakeServer.hold``) when it was recorded."""
+
+
+@dataclass(eq=False)
+class Hold:
+    """Answers held back until ``release()``: what matched ``prefix`` is in ``arrived``, in arrival order.
+
+    ``prefix`` is a path prefix for the HTTP fakes, an SMTP stage (``DATA``) for the SMTP fake.
+    """
+
+    prefix: str
+    arrived: list[Any] = field(default_factory=list)
+    """What was held (``Recorded`` requests, SMTP ``Received`` messages), answered or not yet."""
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, what: str) -> bool:
+        """Whether ``what`` (a path, a stage) is held, i.e. starts with the prefix and the hold is not released."""
+        return what.startswith(self.prefix) and not self.released.is_set()
+
+    def release(self) -> None:
+        """Let every held answer go, and those of later matching requests pass at once."""
+        self.released.set()
+
+    async def keep(self, item: Any) -> None:
+        """Record ``item`` as arrived, then wait for the release (the caller answers after)."""
+        self.arrived.append(item)
+        self._changed.set()
+        await self.released.wait()
+
+    async def wait_for_arrivals(self, count: int, *, within: float = 10.0) -> list[Any]:
+        """``arrived`` once it holds at least ``count`` items; TimeoutError past ``within`` seconds."""
+        async with asyncio.timeout(within):
+            while len(self.arrived) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return list(self.arrived)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +216,13 @@ class FakeServer:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._arrived = asyncio.Condition()
+        self.holds: list[Hold] = []
+
+    def hold(self, path_prefix: str) -> Hold:
+        """Hold the answers of requests whose path starts with ``path_prefix`` (handled and recorded first)."""
+        held = Hold(path_prefix)
+        self.holds.append(held)
+        return held
 
     def add_routes(self, app: web.Application) -> None:
         raise NotImplementedError
@@ -194,6 +247,8 @@ class FakeServer:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        for held in self.holds:
+            held.release()
         if self._runner is not None:
             await self._runner.cleanup()
         self._runner = None
@@ -216,19 +271,22 @@ class FakeServer:
         at = self.clock()
         fault = self.faults.take(request.path)
         response = fault.response() if fault is not None else await handler(request)
-        self.requests.append(
-            Recorded(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                headers=dict(request.headers),
-                body=request.get(PARSED),
-                raw=raw,
-                at=at,
-                status=response.status,
-                faulted=fault is not None,
-            )
+        held = next((h for h in self.holds if h.matches(request.path)), None)
+        recorded = Recorded(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            body=request.get(PARSED),
+            raw=raw,
+            at=at,
+            status=response.status,
+            faulted=fault is not None,
+            held=held is not None,
         )
+        self.requests.append(recorded)
         async with self._arrived:
             self._arrived.notify_all()
+        if held is not None:
+            await held.keep(recorded)
         return response

@@ -38,6 +38,10 @@ Choices where the documents leave one:
 - an accepted message is answered ``250 2.0.0 Ok: queued as <id>`` (Postfix's
   wording) and recorded with its envelope, whether it came over TLS and
   who had authenticated; a dropped one is recorded with ``replied=False``.
+- ``hold_data()`` holds the reply to DATA: the message is taken whole and
+  recorded (``held=True``), and its 250 waits until the test releases the
+  hold: a relay that queued the mail while its answer is still in flight, the
+  moment a test kills the client (tests/fakes/server.py's ``Hold``).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from receiver.clock import Clock, utc_now
+from tests.fakes.server import Hold
 
 Stage = Literal["MAIL", "RCPT", "DATA"]
 HOSTNAME = "smtp.fake.test"
@@ -167,6 +172,8 @@ class Received:
     at: datetime
     queue_id: str | None
     replied: bool
+    held: bool = False
+    """Its reply was held back (``SmtpFake.hold_data``) when it was recorded."""
 
 
 class _Handler:
@@ -219,21 +226,25 @@ class _Handler:
         dropped = fault is not None
         queue_id = None if dropped else f"{next(self._ids):010X}"
         login = cast("LoginPassword | None", session.auth_data)
-        self.fake.messages.append(
-            Received(
-                mail_from=cast(str, envelope.mail_from),
-                rcpt_tos=tuple(envelope.rcpt_tos),
-                message=email.message_from_bytes(raw, policy=email.policy.default),
-                raw=raw,
-                tls=session.ssl is not None,
-                authenticated_as=login.login.decode() if session.authenticated and login else None,
-                at=self.fake.clock(),
-                queue_id=queue_id,
-                replied=not dropped,
-            )
+        held = None if dropped else next((h for h in self.fake.holds if h.matches("DATA")), None)
+        received = Received(
+            mail_from=cast(str, envelope.mail_from),
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            message=email.message_from_bytes(raw, policy=email.policy.default),
+            raw=raw,
+            tls=session.ssl is not None,
+            authenticated_as=login.login.decode() if session.authenticated and login else None,
+            at=self.fake.clock(),
+            queue_id=queue_id,
+            replied=not dropped,
+            held=held is not None,
         )
+        self.fake.messages.append(received)
         if fault is not None and fault.stall:
             await self._hang("DATA", "")
+        if held is not None:
+            self.fake._changed.set()
+            await held.keep(received)
         if dropped:
             self.fake._log("DATA", "", None, faulted=True)
             if server.transport is not None:
@@ -274,6 +285,7 @@ class SmtpFake:
         self.exchanges: list[Exchange] = []
         self.auth_attempts: list[AuthAttempt] = []
         self.faults = SmtpFaults()
+        self.holds: list[Hold] = []
         self._server: asyncio.Server | None = None
         self._protocols: list[SMTP] = []
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -335,6 +347,8 @@ class SmtpFake:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        for held in self.holds:
+            held.release()
         if self._server is not None:
             self._server.close()
             for protocol in self._protocols:
@@ -344,6 +358,12 @@ class SmtpFake:
         if self._dir is not None:
             self._dir.cleanup()
         self._server, self._dir, self._port = None, None, 0
+
+    def hold_data(self) -> Hold:
+        """Hold the replies to DATA (each message taken and recorded first) until the hold is released."""
+        held = Hold("DATA")
+        self.holds.append(held)
+        return held
 
     def _log(self, stage: Stage, argument: str, reply: str | None, *, faulted: bool = False) -> str:
         self.exchanges.append(Exchange(stage, argument, self.clock(), reply, faulted))
