@@ -1,0 +1,399 @@
+"""``python -m bench.notifications``: how soon a new incident reaches Slack and PagerDuty, and an alert storm.
+
+A real ``receiver serve`` (web and engine processes, SQLite with ``synchronous: full``, the webhook
+and API tokens set) notifies the Slack and PagerDuty fakes of tests/fakes, served by this process on
+127.0.0.1 with their documented rate limits on: Slack's chat.postMessage about one message a second
+per channel (a burst of 3 tolerated, then HTTP 429), PagerDuty's 120 events a minute per routing key.
+Alerts are kube-prometheus-stack's (tests/corpus), re-valued, in the bodies Alertmanager sends.
+
+- **latency**: ``--rounds`` webhook bodies, ``--spacing`` seconds apart, each one crash-looping pod in
+  a namespace never seen: each opens a new incident. A route per namespace sends it to PagerDuty and
+  to a Slack channel of its own (``slack:C…``), so Slack's pace of one message a second per channel,
+  which the sender keeps, is not what is measured. The time is from just before the POST (the fakes
+  record each request's arrival on the same clock) to the first request at each fake for that incident
+  (Slack: its chat.postMessage; PagerDuty: its trigger). Targets: p50 <= 100 ms, p99 <= 500 ms.
+- **storm**: ``--alerts`` alerts over ``--services`` namespaces (one deployment each, its pods
+  crash-looping) starting at random moments over ``--seconds``, delivered as Alertmanager's dispatcher
+  would deliver them when grouping by namespace: a group's first notification ``--group-wait`` after
+  its first alert, then one every ``--group-interval`` while it changed, each carrying every alert of
+  the group so far. Every incident goes to PagerDuty and to one Slack channel (the shared incident
+  channel: all of them are paced together there). Printed: the calls each fake received and per
+  incident, HTTP 429s, the most chat.postMessage calls in any second, and the delay of the last update
+  (the last webhook answered -> the last request at each fake, once the outbox is empty).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from bench.hostile import _percentile
+from bench.run import _free_port, _wait_ready, scratch
+from receiver.clock import utc_now
+from tests.corpus import CorpusAlert, alert, payload
+from tests.fakes.pagerduty import ENQUEUE, PagerDutyFake
+from tests.fakes.server import FakeServer, Recorded
+from tests.fakes.slack import TOKEN as SLACK_TOKEN
+from tests.fakes.slack import SlackFake
+
+RECEIVER = Path(sys.executable).parent / "receiver"
+WEBHOOK_TOKEN = "bench-webhook-token"
+API_TOKEN = "bench-api-token"
+ROUTING_KEY = "B3NCHR0UT1NGKEY00000000000000001"
+INCIDENT_CHANNEL = "C0INCIDENTS"
+POST = "/api/chat.postMessage"
+UPDATE = "/api/chat.update"
+STARTS_AT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+"""When the alerts started firing (Alertmanager's ``startsAt``): before the run, as for any real alert."""
+
+
+SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+"""What Kubernetes makes a pod name's random suffix of: pods so named are their deployment's (one service)."""
+
+
+def crash(namespace: str, n: int) -> CorpusAlert:
+    """Pod ``n`` of deployment ``api`` in ``namespace``, crash-looping (kube-prometheus-stack's alert)."""
+    suffix = "".join(SUFFIX_ALPHABET[n // len(SUFFIX_ALPHABET) ** k % len(SUFFIX_ALPHABET)] for k in range(5))
+    return alert("KubePodCrashLooping", namespace=namespace, pod=f"api-7d4b9c6f5-{suffix}", container="api")
+
+
+def body(alerts: Sequence[CorpusAlert]) -> bytes:
+    """The webhook body Alertmanager sends for one group (one namespace)."""
+    return json.dumps(payload(alerts, starts_at=STARTS_AT)).encode()
+
+
+# -- the receiver ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fakes:
+    """The providers the receiver notifies, in this process."""
+
+    slack: SlackFake
+    pagerduty: PagerDutyFake
+
+    def channels(self, kinds: Sequence[str]) -> dict[str, Any]:
+        """``notify.channels`` for the fakes of ``kinds``."""
+        configured = {
+            "slack": {
+                "type": "slack",
+                "token": SLACK_TOKEN,
+                "channel": INCIDENT_CHANNEL,
+                "api_url": self.slack.url + "/api",
+            },
+            "pagerduty": {"type": "pagerduty", "routing_key": ROUTING_KEY, "api_url": self.pagerduty.url},
+        }
+        return {kind: configured[kind] for kind in kinds}
+
+
+@contextlib.asynccontextmanager
+async def fakes() -> AsyncIterator[Fakes]:
+    """Slack (the incident channel known) and PagerDuty (the routing key known), rate limits on."""
+    async with SlackFake() as slack, PagerDutyFake(routing_keys=[ROUTING_KEY]) as pagerduty:
+        slack.add_channel(INCIDENT_CHANNEL, "incidents")
+        yield Fakes(slack, pagerduty)
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """A running ``receiver serve``."""
+
+    url: str
+
+    def auth(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+@contextlib.asynccontextmanager
+async def serving(workdir: Path, notify: dict[str, Any]) -> AsyncIterator[Receiver]:
+    """``receiver serve`` with ``notify`` settings, as deployed (its own data directory, warnings logged)."""
+    settings = workdir / "receiver.yml"
+    settings.write_text(yaml.safe_dump({"log_level": "warning", "store": {"synchronous": "full"}, "notify": notify}))
+    port = _free_port()
+    env = {**os.environ, "RECEIVER_WEBHOOK_TOKEN": WEBHOOK_TOKEN, "RECEIVER_API_TOKEN": API_TOKEN}
+    with (workdir / "receiver.log").open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            str(RECEIVER), "serve", "--config", str(settings), "--listen", f"127.0.0.1:{port}",
+            "--data-dir", str(workdir / "data"), stderr=log, env=env,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await _wait_ready(url + "/readyz", proc, 30)
+        yield Receiver(url)
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def post(http: aiohttp.ClientSession, receiver: Receiver, data: bytes) -> None:
+    """One webhook, as Alertmanager posts it; it must be accepted."""
+    headers = {**receiver.auth(WEBHOOK_TOKEN), "Content-Type": "application/json"}
+    async with http.post(receiver.url + "/api/v1/alerts", data=data, headers=headers) as answer:
+        if answer.status != 200:
+            raise RuntimeError(f"the webhook was answered {answer.status}: {await answer.text()}")
+
+
+async def first(
+    fake: FakeServer, wanted: Callable[[Recorded], bool], since: int, seconds: float = 10.0
+) -> Recorded | None:
+    """The first request ``fake`` received after its ``since`` first that ``wanted`` names (None after ``seconds``).
+
+    Polled: the time taken is the request's arrival as the fake recorded it, not when this looks.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = next((r for r in fake.requests[since:] if wanted(r)), None)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.002)
+    return None
+
+
+# -- latency --------------------------------------------------------------------------------------------
+
+
+def latency_routes(namespaces: Sequence[str], kinds: Sequence[str]) -> list[dict[str, Any]]:
+    """A route per namespace: PagerDuty, and a Slack channel of the namespace's own."""
+    return [
+        {
+            "name": ns,
+            "matchers": [f'namespace="{ns}"'],
+            "channels": [f"slack:{slack_channel(ns)}" if kind == "slack" else kind for kind in kinds],
+        }
+        for ns in namespaces
+    ]
+
+
+def slack_channel(namespace: str) -> str:
+    """The Slack channel id of a namespace's incidents (latency)."""
+    return "C0" + namespace.upper().replace("-", "")
+
+
+def is_first_for(kind: str, namespace: str) -> Callable[[Recorded], bool]:
+    """Whether a request at ``kind``'s fake is the first news of ``namespace``'s incident."""
+    if kind == "slack":
+        return lambda r: (
+            r.path == POST and isinstance(r.body, dict) and r.body.get("channel") == slack_channel(namespace)
+        )
+    return lambda r: r.path == ENQUEUE and f"{namespace}/".encode() in r.raw
+
+
+async def latency(args: argparse.Namespace, workdir: Path) -> bool:
+    """Measure, print; whether the targets were met with nothing missing."""
+    kinds = args.channels
+    namespaces = [f"lat-{i:04d}" for i in range(args.rounds)]
+    took: dict[str, list[float]] = {kind: [] for kind in kinds}
+    accepted: list[float] = []
+    async with fakes() as fake:
+        for ns in namespaces:
+            fake.slack.add_channel(slack_channel(ns), ns)
+        notify = {"channels": fake.channels(kinds), "routes": latency_routes(namespaces, kinds)}
+        async with serving(workdir, notify) as receiver, aiohttp.ClientSession() as http:
+            for n, ns in enumerate(namespaces):
+                await asyncio.sleep(args.spacing)
+                before = {kind: len(getattr(fake, kind).requests) for kind in kinds}
+                sent = utc_now()
+                await post(http, receiver, body([crash(ns, n)]))
+                accepted.append((utc_now() - sent).total_seconds() * 1000)
+                for kind in kinds:
+                    found = await first(getattr(fake, kind), is_first_for(kind, ns), before[kind])
+                    if found is not None:
+                        took[kind].append((found.at - sent).total_seconds() * 1000)
+    print(
+        f"latency: {args.rounds} new incidents, {args.spacing:g}s apart; webhook answered: p50 "
+        f"{_percentile(accepted, 0.5):.1f} ms, p99 {_percentile(accepted, 0.99):.1f} ms"
+    )
+    print("| channel | first request | p50 | p99 | max | missing |")
+    print("|---|---|---|---|---|---|")
+    met = True
+    for kind in kinds:
+        ms = took[kind]
+        missing = args.rounds - len(ms)
+        what = "chat.postMessage" if kind == "slack" else "trigger (POST /v2/enqueue)"
+        p50, p99 = (_percentile(ms, 0.5), _percentile(ms, 0.99)) if ms else (float("nan"), float("nan"))
+        print(f"| {kind} | {what} | {p50:.1f} ms | {p99:.1f} ms | {max(ms, default=float('nan')):.1f} ms | {missing} |")
+        met = met and not missing and p50 <= 100 and p99 <= 500
+    print(f"targets p50 <= 100 ms, p99 <= 500 ms: {'MET' if met else 'MISSED'}")
+    return met
+
+
+# -- storm ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A notification Alertmanager's dispatcher would send: when (seconds from the start), and its body."""
+
+    at: float
+    namespace: str
+    alerts: tuple[CorpusAlert, ...]
+
+
+def storm_plan(
+    alerts: int, services: int, seconds: float, group_wait: float, group_interval: float, seed: int = 1
+) -> list[Delivery]:
+    """The notifications of a storm, in time order: each group (namespace) flushed as Alertmanager does. Pure.
+
+    Alert ``i`` belongs to namespace ``i % services`` and starts at a random moment within ``seconds``; a
+    group sends ``group_wait`` after its first alert, then every ``group_interval`` while it gained alerts.
+    """
+    rng = random.Random(seed)
+    starts: dict[str, list[tuple[float, CorpusAlert]]] = {}
+    for i in range(alerts):
+        ns = f"storm-{i % services:03d}"
+        starts.setdefault(ns, []).append((rng.uniform(0, seconds), crash(ns, i // services)))
+    plan: list[Delivery] = []
+    for ns, timed in starts.items():
+        timed.sort(key=lambda t: t[0])
+        flush, sent = timed[0][0] + group_wait, 0
+        while sent < len(timed):
+            firing = [a for at, a in timed if at <= flush]
+            if len(firing) > sent:
+                plan.append(Delivery(flush, ns, tuple(firing)))
+                sent = len(firing)
+            flush += group_interval
+    return sorted(plan, key=lambda d: d.at)
+
+
+async def drained(http: aiohttp.ClientSession, receiver: Receiver, seconds: float = 600.0) -> None:
+    """Once the inbox is processed and no notification is pending or being sent."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        async with http.get(receiver.url + "/metrics") as scraped:
+            backlog = next(
+                (
+                    float(line.split()[1])
+                    for line in (await scraped.text()).splitlines()
+                    if line.startswith("receiver_inbox_backlog ")
+                ),
+                0.0,
+            )
+        waiting = 0
+        for state in ("pending", "sending"):
+            query = f"/api/v1/notifications?state={state}&limit=1"
+            async with http.get(receiver.url + query, headers=receiver.auth(API_TOKEN)) as listed:
+                waiting += len((await listed.json())["notifications"])
+        if not backlog and not waiting:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"notifications still waiting after {seconds:g}s")
+
+
+def per_second(requests: Sequence[Recorded]) -> int:
+    """The most of ``requests`` that arrived within any one second. Pure."""
+    times = sorted(r.at for r in requests)
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= timedelta(seconds=1):
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+async def storm(args: argparse.Namespace, workdir: Path) -> bool:
+    """Run the storm, print what each fake received; whether Slack's rate held and nothing was refused."""
+    kinds = args.channels
+    plan = storm_plan(args.alerts, args.services, args.seconds, args.group_wait, args.group_interval)
+    async with fakes() as fake:
+        notify = {"channels": fake.channels(kinds), "routes": [{"name": "everyone", "channels": list(kinds)}]}
+        async with serving(workdir, notify) as receiver, aiohttp.ClientSession() as http:
+            began = time.monotonic()
+            for delivery in plan:
+                await asyncio.sleep(max(0.0, began + delivery.at - time.monotonic()))
+                await post(http, receiver, body(delivery.alerts))
+            last_webhook = utc_now()
+            await drained(http, receiver)
+            async with http.get(receiver.url + "/api/v1/incidents?limit=500", headers=receiver.auth(API_TOKEN)) as got:
+                incidents = len((await got.json())["incidents"])
+    timing = f"group_wait {args.group_wait:g}s, group_interval {args.group_interval:g}s"
+    print(
+        f"storm: {args.alerts:,} alerts over {args.services} namespaces in {args.seconds:g}s; {len(plan)} webhook"
+        f" notifications ({timing}); {incidents} incidents"
+    )
+    ok = True
+    if "slack" in kinds:
+        ok = _slack_report(fake.slack, incidents, last_webhook) and ok
+    if "pagerduty" in kinds:
+        ok = _pagerduty_report(fake.pagerduty, incidents, last_webhook) and ok
+    return ok
+
+
+def _after(last: datetime, last_webhook: datetime) -> str:
+    """How long after the last webhook the last request came (or that none came after it)."""
+    delay = (last - last_webhook).total_seconds()
+    return f"{delay:.1f}s" if delay >= 0 else f"none after it (the last came {-delay:.1f}s before)"
+
+
+def _slack_report(slack: SlackFake, incidents: int, last_webhook: datetime) -> bool:
+    posts = slack.received(POST)
+    top = [r for r in posts if isinstance(r.body, dict) and not r.body.get("thread_ts")]
+    updates = slack.received(UPDATE)
+    limited = [r for r in slack.requests if r.status == 429]
+    calls = len(slack.requests)
+    last = max(r.at for r in slack.requests)
+    print(
+        f"slack: {calls} calls ({len(top)} chat.postMessage of an incident's message, {len(posts) - len(top)}"
+        f" replies in threads, {len(updates)} chat.update, {calls - len(posts) - len(updates)} other);"
+        f" {calls / max(incidents, 1):.1f} per incident"
+    )
+    print(
+        f"slack: HTTP 429 answers: {len(limited)}; most chat.postMessage in any second: {per_second(posts)}; "
+        f"most calls in any second: {per_second(slack.requests)}"
+    )
+    print(f"slack: last webhook answered -> last request: {_after(last, last_webhook)}")
+    return not limited and len(top) == incidents
+
+
+def _pagerduty_report(pagerduty: PagerDutyFake, incidents: int, last_webhook: datetime) -> bool:
+    events = pagerduty.received(ENQUEUE)
+    limited = [r for r in events if r.status == 429]
+    last = max(r.at for r in events)
+    print(
+        f"pagerduty: {len(events)} events ({pagerduty.pages()} alerts opened), {len(events) / max(incidents, 1):.1f} "
+        f"per incident; HTTP 429 answers: {len(limited)}; last webhook answered -> last request: "
+        f"{(last - last_webhook).total_seconds():.1f}s"
+    )
+    return not limited and pagerduty.pages() == incidents
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.notifications", description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="?", choices=("latency", "storm", "both"), default="both")
+    parser.add_argument(
+        "--channels",
+        type=lambda s: s.split(","),
+        default=["slack", "pagerduty"],
+        help="comma-separated: slack, pagerduty",
+    )
+    parser.add_argument("--rounds", type=int, default=100, help="latency: new incidents")
+    parser.add_argument("--spacing", type=float, default=0.2, help="latency: seconds between them")
+    parser.add_argument("--alerts", type=int, default=1000, help="storm: alerts")
+    parser.add_argument("--services", type=int, default=50, help="storm: namespaces they are spread over")
+    parser.add_argument("--seconds", type=float, default=120.0, help="storm: how long the alerts take to start")
+    parser.add_argument("--group-wait", type=float, default=10.0, help="storm: Alertmanager's group_wait")
+    parser.add_argument("--group-interval", type=float, default=10.0, help="storm: Alertmanager's group_interval")
+    args = parser.parse_args()
+    ok = True
+    for what in ("latency", "storm"):
+        if args.what in (what, "both"):
+            with scratch(f"notifications-{what}") as workdir:
+                ok = asyncio.run(latency(args, workdir) if what == "latency" else storm(args, workdir)) and ok
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
