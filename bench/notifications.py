@@ -365,7 +365,7 @@ def _pagerduty_report(pagerduty: PagerDutyFake, incidents: int, last_webhook: da
     print(
         f"pagerduty: {len(events)} events ({pagerduty.pages()} alerts opened), {len(events) / max(incidents, 1):.1f} "
         f"per incident; HTTP 429 answers: {len(limited)}; last webhook answered -> last request: "
-        f"{(last - last_webhook).total_seconds():.1f}s"
+        f"{_after(last, last_webhook)}"
     )
     return not limited and pagerduty.pages() == incidents
 
