@@ -7,13 +7,17 @@ Web API (a bot token), PagerDuty's Events API v2 and an SMTP relay (STARTTLS on 
 certificate). Everything the daemon sends is read back from the fakes, and the daemon's own account of
 it from its API.
 
-- Through an incident's life each channel hears each thing once: PagerDuty is triggered with the
-  incident's id as ``dedup_key``, then acknowledged and resolved; a mail goes out for each event
-  (threaded); the incident's GET shows every notification ``sent``.
-- Killed (SIGKILL, web and engine) while a PagerDuty trigger and a mail were in flight (the fakes
-  took them and held their answers), the restarted daemon sends the trigger again (harmless: the
-  dedup key), marks the mail ``interrupted`` and shows it, never sends it twice, and goes on
-  to acknowledge and resolve.
+- Through an incident's life each channel hears each thing once: Slack gets one message per incident
+  (one chat.postMessage outside a thread), edited as alerts join and as it is acknowledged and
+  resolved, with each piece of news (a status update posted through the API among them) replied in
+  its thread; PagerDuty is triggered with the incident's id as ``dedup_key``, then acknowledged and
+  resolved; a mail goes out for each event (threaded); the incident's GET shows every notification
+  ``sent``.
+- Killed (SIGKILL, web and engine) while the incident's Slack message, its PagerDuty trigger and its
+  mail were in flight (the fakes took them and held their answers), the restarted daemon finds the
+  Slack message by its metadata instead of posting it again, sends the trigger again (harmless: the
+  dedup key), marks the mail ``interrupted`` and shows it, never sends it twice, and goes on to
+  acknowledge and resolve.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ import pytest
 from tests.corpus import CorpusAlert, alert, prometheus_alert
 from tests.e2e.harness import Alertmanager, Receiver, alertmanager_config, eventually, process_gone
 from tests.fakes.pagerduty import ENQUEUE, PagerDutyFake
+from tests.fakes.server import Recorded
+from tests.fakes.slack import TOKEN as SLACK_TOKEN
+from tests.fakes.slack import Message, SlackFake
 from tests.fakes.smtp import Received, SmtpFake
 
 TOKEN = "e2e-api-token"
@@ -37,7 +44,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROUTING_KEY = "R0E2EROUTINGKEY0000000000000000A"
 SENDER = "receiver@example.org"
 ONCALL = "oncall@example.org"
-CHANNELS = ("pagerduty", "email")
+SLACK_CHANNEL = "C0E2EINCIDENTS"
+CHANNELS = ("pagerduty", "slack", "email")
+POST, UPDATE, HISTORY = "/api/chat.postMessage", "/api/chat.update", "/api/conversations.history"
 
 SHOP_CRASH = alert("KubePodCrashLooping", namespace="shop", pod="web-7d4b9c6f5-x2x9z", container="web")
 SHOP_ROLLOUT = alert("KubeDeploymentRolloutStuck", namespace="shop", deployment="cart")
@@ -48,12 +57,19 @@ BILLING_CRASH = alert("KubePodCrashLooping", namespace="billing", pod="invoices-
 class Providers:
     """The fakes the daemon notifies."""
 
+    slack: SlackFake
     pagerduty: PagerDutyFake
     smtp: SmtpFake
 
     def channels(self) -> dict[str, Any]:
         """``notify.channels`` pointing at the fakes."""
         return {
+            "slack": {
+                "type": "slack",
+                "token": SLACK_TOKEN,
+                "channel": SLACK_CHANNEL,
+                "api_url": self.slack.url + "/api",
+            },
             "pagerduty": {"type": "pagerduty", "routing_key": ROUTING_KEY, "api_url": self.pagerduty.url},
             "email": {
                 "type": "email",
@@ -70,11 +86,40 @@ class Providers:
         """The mails about ``incident``, in arrival order."""
         return [m for m in self.smtp.messages if incident in str(m.message["Subject"])]
 
+    def posts(self, incident: str) -> list[Recorded]:
+        """The chat.postMessage calls posting ``incident``'s message (not in a thread)."""
+        return [r for r in self.slack.received(POST) if _about(r, incident) and not r.body.get("thread_ts")]
+
+    def message(self, incident: str) -> Message:
+        """``incident``'s message as Slack keeps it (the one message of the channel that names it)."""
+        [found] = [m for m in self.slack.messages(SLACK_CHANNEL) if m.thread_ts is None and _names(m, incident)]
+        return found
+
+    def replies(self, incident: str) -> dict[str, str]:
+        """The replies in ``incident``'s thread: the key of the delivery that posted each -> its blocks' text."""
+        thread = self.message(incident)
+        replies = [m for m in self.slack.messages(SLACK_CHANNEL) if m.thread_ts == thread.ts]
+        return {str((m.metadata or {})["event_payload"]["key"]): str(m.blocks) for m in replies}
+
+
+def _about(request: Recorded, incident: str) -> bool:
+    metadata = request.body.get("metadata") if isinstance(request.body, dict) else None
+    return isinstance(metadata, dict) and metadata["event_payload"]["incident"] == incident
+
+
+def _names(message: Message, incident: str) -> bool:
+    return message.metadata is not None and message.metadata["event_payload"]["incident"] == incident
+
 
 @pytest.fixture
 async def providers() -> AsyncIterator[Providers]:
-    async with PagerDutyFake(routing_keys=[ROUTING_KEY]) as pagerduty, SmtpFake() as smtp:
-        yield Providers(pagerduty, smtp)
+    async with (
+        SlackFake() as slack,
+        PagerDutyFake(routing_keys=[ROUTING_KEY]) as pagerduty,
+        SmtpFake() as smtp,
+    ):
+        slack.add_channel(SLACK_CHANNEL, "incidents")
+        yield Providers(slack, pagerduty, smtp)
 
 
 def settings(providers: Providers) -> dict[str, Any]:
@@ -177,7 +222,7 @@ async def test_an_incident_is_told_through_its_life_once_per_channel(
     await api(receiver, "POST", f"/api/v1/incidents/{shop}/ack", {"actor": "alice", "reason": "looking into it"})
     update = "We rolled back cart's last deploy; watching the error rate."
     await api(receiver, "POST", f"/api/v1/incidents/{shop}/updates", {"actor": "alice", "text": update})
-    await settled(receiver, shop, acknowledged=set(CHANNELS), status_update={"email"})
+    await settled(receiver, shop, acknowledged=set(CHANNELS), status_update={"slack", "email"})
 
     await end(am, SHOP_CRASH, SHOP_ROLLOUT, BILLING_CRASH)
     shop_final = await settled(receiver, shop, resolved=set(CHANNELS))
@@ -202,15 +247,35 @@ async def test_an_incident_is_told_through_its_life_once_per_channel(
     mailed = [event for event, channel in states(shop_final) if channel == "email"]
     assert mailed == ["opened", "acknowledged", "status_update", "resolved"]
     assert "rolled back cart" in providers.mails(shop)[2].message.get_body(("plain",)).get_content()
+    # Slack: one message per incident, kept up to date, the news in its thread, each once
+    for incident in (shop, billing):
+        [posted] = providers.posts(incident)
+        message = providers.message(incident)
+        assert posted.body["channel"] == SLACK_CHANNEL and message.edited is not None
+        assert "*Status:* resolved" in str(message.blocks)
+        updates = [r for r in providers.slack.received(UPDATE) if r.body["ts"] == message.ts]
+        assert updates and all(r.status == 200 for r in updates)
+    assert "shop/cart" in str(providers.message(shop).blocks)  # the service that joined
+    replies = providers.replies(shop)
+    assert sorted(key.split("/")[1].split("@")[0] for key in replies) == [
+        "acknowledged",
+        "resolved",
+        "services_joined",
+        "status_update",
+    ]
+    assert any("rolled back cart" in text for key, text in replies.items() if "/status_update@" in key)
+    assert [key.split("/")[1].split("@")[0] for key in providers.replies(billing)] == ["resolved"]
+    assert not [r for r in providers.slack.requests if r.status != 200]  # its pace kept: no 429
 
 
 async def test_a_kill_while_sending_neither_loses_nor_repeats_a_notification(
     processes: dict[str, Callable[..., Any]], providers: Providers
 ) -> None:
-    trigger, mail = providers.pagerduty.hold(ENQUEUE), providers.smtp.hold_data()
+    post, trigger, mail = providers.slack.hold(POST), providers.pagerduty.hold(ENQUEUE), providers.smtp.hold_data()
     receiver, am = await started(processes, providers)
     await fire(am, SHOP_CRASH)
     shop = await incident_of(receiver, "shop")
+    await post.wait_for_arrivals(1, within=20)
     await trigger.wait_for_arrivals(1, within=20)
     [first_mail] = await mail.wait_for_arrivals(1, within=20)
     engine = receiver.engine_pid()
@@ -218,28 +283,41 @@ async def test_a_kill_while_sending_neither_loses_nor_repeats_a_notification(
     os.kill(engine, signal.SIGKILL)  # web and engine die with the three sends in flight
     await receiver.kill()
     await eventually(lambda: _gone(engine), "the engine process to be gone", 10)
-    trigger.release()
-    mail.release()
+    for held in (post, trigger, mail):
+        held.release()  # Slack posted the message, PagerDuty opened its alert, the relay queued the mail
+    assert len(providers.posts(shop)) == 1 and providers.slack.received(HISTORY) == []
     assert actions(providers, shop) == ["trigger"] and providers.mails(shop) == [first_mail]
 
     await receiver.start()
     after = await settled(receiver, shop, opened=set(CHANNELS))
     assert states(after)[("opened", "email")] == ["interrupted"]
-    assert states(after)[("opened", "pagerduty")] == ["sent"]
+    assert states(after)[("opened", "pagerduty")] == states(after)[("opened", "slack")] == ["sent"]
     interrupted = [e["text"] for e in after["timeline"] if "interrupted" in e["text"]]
     assert interrupted == ["notification to email (opened) interrupted by a restart; it may have left: not sent again"]
+    found = [e["text"] for e in after["timeline"] if "found the message posted before the crash" in e["text"]]
+    assert len(found) == 1 and "to slack" in found[0]
+    assert providers.slack.received(HISTORY)  # looked for by its metadata ...
+    assert len(providers.posts(shop)) == 1  # ... and not posted again
 
     await api(receiver, "POST", f"/api/v1/incidents/{shop}/ack", {"actor": "alice"})
     await end(am, SHOP_CRASH)
     final = await settled(receiver, shop, acknowledged=set(CHANNELS), resolved=set(CHANNELS))
-    assert states(final) == {
+    assert {k: v for k, v in states(final).items() if k[0] != "alerts_changed"} == {
         ("opened", "pagerduty"): ["sent"],
+        ("opened", "slack"): ["sent"],
         ("opened", "email"): ["interrupted"],
         ("acknowledged", "pagerduty"): ["sent"],
+        ("acknowledged", "slack"): ["sent"],
         ("acknowledged", "email"): ["sent"],
         ("resolved", "pagerduty"): ["sent"],
+        ("resolved", "slack"): ["sent"],
         ("resolved", "email"): ["sent"],
     }
+    # Slack: still one message, its thread going on under it
+    assert len(providers.posts(shop)) == 1
+    replies = providers.replies(shop)
+    assert sorted(key.split("/")[1].split("@")[0] for key in replies) == ["acknowledged", "resolved"]
+    assert "*Status:* resolved" in str(providers.message(shop).blocks)
     # PagerDuty: the interrupted trigger sent again (the same alert: deduplicated), nothing missing after it
     assert actions(providers, shop) == ["trigger", "trigger", "acknowledge", "resolve"]
     assert providers.pagerduty.pages(shop) == 1
