@@ -204,6 +204,49 @@ def actions(providers: Providers, incident: str) -> list[str]:
     return [o.event["event_action"] for o in providers.pagerduty.outcomes if o.dedup_key == incident]
 
 
+def event_of(key: str) -> str:
+    """The signal an idempotency key names (``INC-…/acknowledged@<micros>/slack`` -> ``acknowledged``)."""
+    return key.split("/")[1].split("@")[0]
+
+
+def pagerduty_followed(providers: Providers, shop: str, billing: str) -> None:
+    """One alert per incident, keyed by its id: paged once, told of the new service, acknowledged, resolved once."""
+    assert actions(providers, shop) == ["trigger", "trigger", "acknowledge", "resolve"]
+    assert actions(providers, billing) == ["trigger", "resolve"]
+    assert providers.pagerduty.pages(shop) == providers.pagerduty.pages(billing) == 1
+    assert {a.dedup_key: a.status for a in providers.pagerduty.alerts} == {shop: "resolved", billing: "resolved"}
+    assert [o.effect for o in providers.pagerduty.outcomes if o.dedup_key == shop][1] == "deduplicated"
+
+
+def mailed_once_each(providers: Providers, *finals: dict[str, Any]) -> None:
+    """One mail per notification the daemon recorded as sent (its Message-ID), an incident's in one thread."""
+    for final in finals:
+        mails = providers.mails(final["id"])
+        sent = [n["providerId"] for n in final["notifications"] if n["channel"] == "email"]
+        assert sorted(str(m.message["Message-ID"]) for m in mails) == sorted(sent)
+        assert len({str(m.message["References"]) for m in mails}) == 1
+        assert all(m.tls and m.rcpt_tos == (ONCALL,) for m in mails)
+    mailed = [event for event, channel in states(finals[0]) if channel == "email"]
+    assert mailed == ["opened", "acknowledged", "status_update", "resolved"]
+
+
+def slack_followed(providers: Providers, shop: str, billing: str) -> None:
+    """One message per incident, kept up to date, the news in its thread, each once; Slack's pace kept."""
+    for incident in (shop, billing):
+        [posted] = providers.posts(incident)
+        message = providers.message(incident)
+        assert posted.body["channel"] == SLACK_CHANNEL and message.edited is not None
+        assert "*Status:* resolved" in str(message.blocks)
+        updates = [r for r in providers.slack.received(UPDATE) if r.body["ts"] == message.ts]
+        assert updates and all(r.status == 200 for r in updates)
+    assert "shop/cart" in str(providers.message(shop).blocks)  # the service that joined
+    replies = providers.replies(shop)
+    assert sorted(map(event_of, replies)) == ["acknowledged", "resolved", "services_joined", "status_update"]
+    assert any("rolled back cart" in text for key, text in replies.items() if event_of(key) == "status_update")
+    assert list(map(event_of, providers.replies(billing))) == ["resolved"]
+    assert not [r for r in providers.slack.requests if r.status != 200]  # no 429: its pace was kept
+
+
 async def test_an_incident_is_told_through_its_life_once_per_channel(
     processes: dict[str, Callable[..., Any]], providers: Providers
 ) -> None:
@@ -231,41 +274,10 @@ async def test_an_incident_is_told_through_its_life_once_per_channel(
     assert shop_final["status"] == billing_final["status"] == "resolved"
     for final in (shop_final, billing_final):
         assert {n["state"] for n in final["notifications"]} == {"sent"}, final["notifications"]
-    # PagerDuty: one alert per incident, keyed by its id; paged once, acknowledged, resolved once
-    assert actions(providers, shop) == ["trigger", "trigger", "acknowledge", "resolve"]
-    assert actions(providers, billing) == ["trigger", "resolve"]
-    assert providers.pagerduty.pages(shop) == providers.pagerduty.pages(billing) == 1
-    assert {a.dedup_key: a.status for a in providers.pagerduty.alerts} == {shop: "resolved", billing: "resolved"}
-    assert [o.effect for o in providers.pagerduty.outcomes if o.dedup_key == shop][1] == "deduplicated"
-    # email: one mail per notification the daemon recorded as sent (its Message-ID), all in one thread
-    for incident, final in ((shop, shop_final), (billing, billing_final)):
-        mails = providers.mails(incident)
-        sent = [n["providerId"] for n in final["notifications"] if n["channel"] == "email"]
-        assert sorted(str(m.message["Message-ID"]) for m in mails) == sorted(sent)
-        assert len({str(m.message["References"]) for m in mails}) == 1
-        assert all(m.tls and m.rcpt_tos == (ONCALL,) for m in mails)
-    mailed = [event for event, channel in states(shop_final) if channel == "email"]
-    assert mailed == ["opened", "acknowledged", "status_update", "resolved"]
+    pagerduty_followed(providers, shop, billing)
+    mailed_once_each(providers, shop_final, billing_final)
     assert "rolled back cart" in providers.mails(shop)[2].message.get_body(("plain",)).get_content()
-    # Slack: one message per incident, kept up to date, the news in its thread, each once
-    for incident in (shop, billing):
-        [posted] = providers.posts(incident)
-        message = providers.message(incident)
-        assert posted.body["channel"] == SLACK_CHANNEL and message.edited is not None
-        assert "*Status:* resolved" in str(message.blocks)
-        updates = [r for r in providers.slack.received(UPDATE) if r.body["ts"] == message.ts]
-        assert updates and all(r.status == 200 for r in updates)
-    assert "shop/cart" in str(providers.message(shop).blocks)  # the service that joined
-    replies = providers.replies(shop)
-    assert sorted(key.split("/")[1].split("@")[0] for key in replies) == [
-        "acknowledged",
-        "resolved",
-        "services_joined",
-        "status_update",
-    ]
-    assert any("rolled back cart" in text for key, text in replies.items() if "/status_update@" in key)
-    assert [key.split("/")[1].split("@")[0] for key in providers.replies(billing)] == ["resolved"]
-    assert not [r for r in providers.slack.requests if r.status != 200]  # its pace kept: no 429
+    slack_followed(providers, shop, billing)
 
 
 async def test_a_kill_while_sending_neither_loses_nor_repeats_a_notification(
@@ -316,7 +328,7 @@ async def test_a_kill_while_sending_neither_loses_nor_repeats_a_notification(
     # Slack: still one message, its thread going on under it
     assert len(providers.posts(shop)) == 1
     replies = providers.replies(shop)
-    assert sorted(key.split("/")[1].split("@")[0] for key in replies) == ["acknowledged", "resolved"]
+    assert sorted(map(event_of, replies)) == ["acknowledged", "resolved"]
     assert "*Status:* resolved" in str(providers.message(shop).blocks)
     # PagerDuty: the interrupted trigger sent again (the same alert: deduplicated), nothing missing after it
     assert actions(providers, shop) == ["trigger", "trigger", "acknowledge", "resolve"]
