@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -42,7 +43,7 @@ import aiohttp
 import yaml
 
 from bench.hostile import _percentile
-from bench.run import _free_port, _wait_ready, scratch
+from bench.run import _cpu_seconds, _free_port, _wait_ready, scratch
 from receiver.clock import utc_now
 from tests.corpus import CorpusAlert, alert, payload
 from tests.fakes.pagerduty import ENQUEUE, PagerDutyFake
@@ -57,6 +58,7 @@ ROUTING_KEY = "B3NCHR0UT1NGKEY00000000000000001"
 INCIDENT_CHANNEL = "C0INCIDENTS"
 POST = "/api/chat.postMessage"
 UPDATE = "/api/chat.update"
+SHIPPED_PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 STARTS_AT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 """When the alerts started firing (Alertmanager's ``startsAt``): before the run, as for any real alert."""
 
@@ -113,16 +115,24 @@ class Receiver:
     """A running ``receiver serve``."""
 
     url: str
+    pid: int
 
     def auth(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
+    def cpu_seconds(self) -> tuple[float, float, float]:
+        """CPU seconds so far of this process (the fakes, the generator), the web process and the engine."""
+        engines = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return _cpu_seconds(os.getpid()), _cpu_seconds(self.pid), sum(_cpu_seconds(int(p)) for p in engines)
+
 
 @contextlib.asynccontextmanager
-async def serving(workdir: Path, notify: dict[str, Any]) -> AsyncIterator[Receiver]:
-    """``receiver serve`` with ``notify`` settings, as deployed (its own data directory, warnings logged)."""
+async def serving(workdir: Path, notify: dict[str, Any], playbooks: bool) -> AsyncIterator[Receiver]:
+    """``receiver serve`` as deployed (the shipped playbooks unless not ``playbooks``) notifying as ``notify`` says."""
+    remediation = {"playbook_dirs": [str(SHIPPED_PLAYBOOKS)] if playbooks else []}
+    config = {"log_level": "warning", "store": {"synchronous": "full"}, "remediation": remediation, "notify": notify}
     settings = workdir / "receiver.yml"
-    settings.write_text(yaml.safe_dump({"log_level": "warning", "store": {"synchronous": "full"}, "notify": notify}))
+    settings.write_text(yaml.safe_dump(config))
     port = _free_port()
     env = {**os.environ, "RECEIVER_WEBHOOK_TOKEN": WEBHOOK_TOKEN, "RECEIVER_API_TOKEN": API_TOKEN}
     with (workdir / "receiver.log").open("wb") as log:
@@ -133,7 +143,7 @@ async def serving(workdir: Path, notify: dict[str, Any]) -> AsyncIterator[Receiv
     try:
         url = f"http://127.0.0.1:{port}"
         await _wait_ready(url + "/readyz", proc, 30)
-        yield Receiver(url)
+        yield Receiver(url, proc.pid)
     finally:
         proc.terminate()
         await proc.wait()
@@ -194,38 +204,52 @@ def is_first_for(kind: str, namespace: str) -> Callable[[Recorded], bool]:
 
 async def latency(args: argparse.Namespace, workdir: Path) -> bool:
     """Measure, print; whether the targets were met with nothing missing."""
-    kinds = args.channels
     namespaces = [f"lat-{i:04d}" for i in range(args.rounds)]
-    took: dict[str, list[float]] = {kind: [] for kind in kinds}
-    accepted: list[float] = []
     async with fakes() as fake:
         for ns in namespaces:
             fake.slack.add_channel(slack_channel(ns), ns)
-        notify = {"channels": fake.channels(kinds), "routes": latency_routes(namespaces, kinds)}
-        async with serving(workdir, notify) as receiver, aiohttp.ClientSession() as http:
-            for n, ns in enumerate(namespaces):
-                await asyncio.sleep(args.spacing)
-                before = {kind: len(getattr(fake, kind).requests) for kind in kinds}
-                sent = utc_now()
-                await post(http, receiver, body([crash(ns, n)]))
-                accepted.append((utc_now() - sent).total_seconds() * 1000)
-                for kind in kinds:
-                    found = await first(getattr(fake, kind), is_first_for(kind, ns), before[kind])
-                    if found is not None:
-                        took[kind].append((found.at - sent).total_seconds() * 1000)
+        notify = {"channels": fake.channels(args.channels), "routes": latency_routes(namespaces, args.channels)}
+        async with serving(workdir, notify, args.playbooks) as receiver, aiohttp.ClientSession() as http:
+            took, accepted = await rounds(args, http, receiver, fake, namespaces)
+    return latency_report(args, took, accepted)
+
+
+async def rounds(
+    args: argparse.Namespace, http: aiohttp.ClientSession, receiver: Receiver, fake: Fakes, namespaces: list[str]
+) -> tuple[dict[str, list[float | None]], list[float]]:
+    """Open an incident per namespace: (channel -> ms to its first request, None if none came), ms to each 200."""
+    took: dict[str, list[float | None]] = {kind: [] for kind in args.channels}
+    accepted: list[float] = []
+    for n, ns in enumerate(namespaces):
+        await asyncio.sleep(args.spacing)
+        servers: dict[str, FakeServer] = {kind: getattr(fake, kind) for kind in args.channels}
+        before = {kind: len(server.requests) for kind, server in servers.items()}
+        sent = utc_now()
+        await post(http, receiver, body([crash(ns, n)]))
+        accepted.append((utc_now() - sent).total_seconds() * 1000)
+        for kind, server in servers.items():
+            found = await first(server, is_first_for(kind, ns), before[kind])
+            took[kind].append(None if found is None else (found.at - sent).total_seconds() * 1000)
+    return took, accepted
+
+
+def latency_report(args: argparse.Namespace, took: dict[str, list[float | None]], accepted: list[float]) -> bool:
+    """Print the table; whether the targets were met with nothing missing."""
     print(
         f"latency: {args.rounds} new incidents, {args.spacing:g}s apart; webhook answered: p50 "
         f"{_percentile(accepted, 0.5):.1f} ms, p99 {_percentile(accepted, 0.99):.1f} ms"
     )
-    print("| channel | first request | p50 | p99 | max | missing |")
-    print("|---|---|---|---|---|---|")
+    print("| channel | first request | p50 | p99 | max | the first incident after the start | missing |")
+    print("|---|---|---|---|---|---|---|")
     met = True
-    for kind in kinds:
-        ms = took[kind]
-        missing = args.rounds - len(ms)
+    for kind, found in took.items():
+        ms = [t for t in found if t is not None]
+        missing = len(found) - len(ms)
         what = "chat.postMessage" if kind == "slack" else "trigger (POST /v2/enqueue)"
         p50, p99 = (_percentile(ms, 0.5), _percentile(ms, 0.99)) if ms else (float("nan"), float("nan"))
-        print(f"| {kind} | {what} | {p50:.1f} ms | {p99:.1f} ms | {max(ms, default=float('nan')):.1f} ms | {missing} |")
+        opening = f"{found[0]:.1f} ms" if found and found[0] is not None else "—"
+        peak = max(ms, default=float("nan"))
+        print(f"| {kind} | {what} | {p50:.1f} ms | {p99:.1f} ms | {peak:.1f} ms | {opening} | {missing} |")
         met = met and not missing and p50 <= 100 and p99 <= 500
     print(f"targets p50 <= 100 ms, p99 <= 500 ms: {'MET' if met else 'MISSED'}")
     return met
@@ -310,19 +334,23 @@ async def storm(args: argparse.Namespace, workdir: Path) -> bool:
     plan = storm_plan(args.alerts, args.services, args.seconds, args.group_wait, args.group_interval)
     async with fakes() as fake:
         notify = {"channels": fake.channels(kinds), "routes": [{"name": "everyone", "channels": list(kinds)}]}
-        async with serving(workdir, notify) as receiver, aiohttp.ClientSession() as http:
-            began = time.monotonic()
+        async with serving(workdir, notify, args.playbooks) as receiver, aiohttp.ClientSession() as http:
+            cpu, began = receiver.cpu_seconds(), time.monotonic()
             for delivery in plan:
                 await asyncio.sleep(max(0.0, began + delivery.at - time.monotonic()))
                 await post(http, receiver, body(delivery.alerts))
             last_webhook = utc_now()
             await drained(http, receiver)
+            cores = [(b - a) / (time.monotonic() - began) for a, b in zip(cpu, receiver.cpu_seconds(), strict=True)]
             async with http.get(receiver.url + "/api/v1/incidents?limit=500", headers=receiver.auth(API_TOKEN)) as got:
                 incidents = len((await got.json())["incidents"])
     timing = f"group_wait {args.group_wait:g}s, group_interval {args.group_interval:g}s"
     print(
         f"storm: {args.alerts:,} alerts over {args.services} namespaces in {args.seconds:g}s; {len(plan)} webhook"
-        f" notifications ({timing}); {incidents} incidents"
+        f" notifications ({timing}); {incidents} incidents; playbooks {'shipped' if args.playbooks else 'none'}"
+    )
+    print(
+        f"cores used until the outbox was empty: this process {cores[0]:.2f}, web {cores[1]:.2f}, engine {cores[2]:.2f}"
     )
     ok = True
     if "slack" in kinds:
@@ -354,8 +382,16 @@ def _slack_report(slack: SlackFake, incidents: int, last_webhook: datetime) -> b
         f"slack: HTTP 429 answers: {len(limited)}; most chat.postMessage in any second: {per_second(posts)}; "
         f"most calls in any second: {per_second(slack.requests)}"
     )
+    replies = collections.Counter(event_of(r) for r in posts if r not in top)
+    print(f"slack: replies by event: {', '.join(f'{e} {n}' for e, n in replies.most_common()) or 'none'}")
     print(f"slack: last webhook answered -> last request: {_after(last, last_webhook)}")
     return not limited and len(top) == incidents
+
+
+def event_of(post: Recorded) -> str:
+    """The signal a chat.postMessage tells, from its metadata's idempotency key (``INC-…/run_blocked@…/slack``)."""
+    key = str(post.body["metadata"]["event_payload"]["key"]) if isinstance(post.body, dict) else ""
+    return key.split("/")[1].split("@")[0] if key.count("/") >= 2 else "?"
 
 
 def _pagerduty_report(pagerduty: PagerDutyFake, incidents: int, last_webhook: datetime) -> bool:
@@ -378,6 +414,12 @@ def main() -> None:
         type=lambda s: s.split(","),
         default=["slack", "pagerduty"],
         help="comma-separated: slack, pagerduty",
+    )
+    parser.add_argument(
+        "--no-playbooks",
+        dest="playbooks",
+        action="store_false",
+        help="no playbooks (default: the shipped ones, as deployed)",
     )
     parser.add_argument("--rounds", type=int, default=100, help="latency: new incidents")
     parser.add_argument("--spacing", type=float, default=0.2, help="latency: seconds between them")
