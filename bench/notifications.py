@@ -210,6 +210,8 @@ async def latency(args: argparse.Namespace, workdir: Path) -> bool:
             fake.slack.add_channel(slack_channel(ns), ns)
         notify = {"channels": fake.channels(args.channels), "routes": latency_routes(namespaces, args.channels)}
         async with serving(workdir, notify, args.playbooks) as receiver, aiohttp.ClientSession() as http:
+            await post(http, receiver, body([crash("warm-up", 0)]))  # routed nowhere: once processed, the engine is up
+            await drained(http, receiver, 30)
             took, accepted = await rounds(args, http, receiver, fake, namespaces)
     return latency_report(args, took, accepted)
 
@@ -239,17 +241,16 @@ def latency_report(args: argparse.Namespace, took: dict[str, list[float | None]]
         f"latency: {args.rounds} new incidents, {args.spacing:g}s apart; webhook answered: p50 "
         f"{_percentile(accepted, 0.5):.1f} ms, p99 {_percentile(accepted, 0.99):.1f} ms"
     )
-    print("| channel | first request | p50 | p99 | max | the first incident after the start | missing |")
-    print("|---|---|---|---|---|---|---|")
+    print("| channel | first request | p50 | p99 | max | missing |")
+    print("|---|---|---|---|---|---|")
     met = True
     for kind, found in took.items():
         ms = [t for t in found if t is not None]
         missing = len(found) - len(ms)
         what = "chat.postMessage" if kind == "slack" else "trigger (POST /v2/enqueue)"
         p50, p99 = (_percentile(ms, 0.5), _percentile(ms, 0.99)) if ms else (float("nan"), float("nan"))
-        opening = f"{found[0]:.1f} ms" if found and found[0] is not None else "—"
         peak = max(ms, default=float("nan"))
-        print(f"| {kind} | {what} | {p50:.1f} ms | {p99:.1f} ms | {peak:.1f} ms | {opening} | {missing} |")
+        print(f"| {kind} | {what} | {p50:.1f} ms | {p99:.1f} ms | {peak:.1f} ms | {missing} |")
         met = met and not missing and p50 <= 100 and p99 <= 500
     print(f"targets p50 <= 100 ms, p99 <= 500 ms: {'MET' if met else 'MISSED'}")
     return met
@@ -293,19 +294,20 @@ def storm_plan(
     return sorted(plan, key=lambda d: d.at)
 
 
+async def inbox_backlog(http: aiohttp.ClientSession, receiver: Receiver) -> float:
+    """Webhooks accepted and not processed yet (``receiver_inbox_backlog``)."""
+    async with http.get(receiver.url + "/metrics") as scraped:
+        for line in (await scraped.text()).splitlines():
+            if line.startswith("receiver_inbox_backlog "):
+                return float(line.split()[1])
+    raise RuntimeError("receiver_inbox_backlog is not exported")
+
+
 async def drained(http: aiohttp.ClientSession, receiver: Receiver, seconds: float = 600.0) -> None:
     """Once the inbox is processed and no notification is pending or being sent."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        async with http.get(receiver.url + "/metrics") as scraped:
-            backlog = next(
-                (
-                    float(line.split()[1])
-                    for line in (await scraped.text()).splitlines()
-                    if line.startswith("receiver_inbox_backlog ")
-                ),
-                0.0,
-            )
+        backlog = await inbox_backlog(http, receiver)
         waiting = 0
         for state in ("pending", "sending"):
             query = f"/api/v1/notifications?state={state}&limit=1"
