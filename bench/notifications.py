@@ -1,17 +1,20 @@
 """``python -m bench.notifications``: how soon a new incident reaches Slack and PagerDuty, and an alert storm.
 
 A real ``receiver serve`` (web and engine processes, SQLite with ``synchronous: full``, the webhook
-and API tokens set) notifies the Slack and PagerDuty fakes of tests/fakes, served by this process on
-127.0.0.1 with their documented rate limits on: Slack's chat.postMessage about one message a second
-per channel (a burst of 3 tolerated, then HTTP 429), PagerDuty's 120 events a minute per routing key.
-Alerts are kube-prometheus-stack's (tests/corpus), re-valued, in the bodies Alertmanager sends.
+and API tokens set, the shipped playbooks unless ``--no-playbooks``) notifies the Slack and PagerDuty
+fakes of tests/fakes, served by this process on 127.0.0.1 with their documented rate limits on:
+Slack's chat.postMessage about one message a second per channel (a burst of 3 tolerated, then HTTP
+429), PagerDuty's 120 events a minute per routing key. Alerts are kube-prometheus-stack's
+(tests/corpus), re-valued, in the bodies Alertmanager sends.
 
 - **latency**: ``--rounds`` webhook bodies, ``--spacing`` seconds apart, each one crash-looping pod in
   a namespace never seen: each opens a new incident. A route per namespace sends it to PagerDuty and
   to a Slack channel of its own (``slack:C…``), so Slack's pace of one message a second per channel,
   which the sender keeps, is not what is measured. The time is from just before the POST (the fakes
   record each request's arrival on the same clock) to the first request at each fake for that incident
-  (Slack: its chat.postMessage; PagerDuty: its trigger). Targets: p50 <= 100 ms, p99 <= 500 ms.
+  (Slack: its chat.postMessage; PagerDuty: its trigger). Targets: p50 <= 100 ms, p99 <= 500 ms. The
+  rounds begin once a warm-up alert (routed nowhere) is processed: ``/readyz`` answers as soon as the
+  web process accepts webhooks, about a second before the engine has started.
 - **storm**: ``--alerts`` alerts over ``--services`` namespaces (one deployment each, its pods
   crash-looping) starting at random moments over ``--seconds``, delivered as Alertmanager's dispatcher
   would deliver them when grouping by namespace: a group's first notification ``--group-wait`` after
