@@ -32,9 +32,8 @@ import aiohttp
 import kmock
 import yaml
 
-from bench.run import _free_port, _wait_ready, scratch
+from bench.run import receiver_serving, scratch
 
-RECEIVER = Path(sys.executable).parent / "receiver"
 TOKEN = "bench-api-token-0123456789"
 LOG = "".join(f"2026-11-22T02:59:{i % 60:02d}Z request {i} failed: upstream timeout\n" for i in range(200))
 
@@ -107,23 +106,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
             "users": [{"name": "u", "user": {"token": "t"}}],
             "contexts": [{"name": "e", "context": {"cluster": "e", "user": "u"}}],
         }))  # fmt: skip
-        settings = workdir / "receiver.yml"
-        settings.write_text(yaml.safe_dump({"log_level": "warning", "remediation": {"playbook_dirs": []}}))
-        port = _free_port()
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "RECEIVER_API_TOKEN": TOKEN}
         env.pop("KUBERNETES_SERVICE_HOST", None)
-        with (workdir / "receiver.log").open("wb") as log:
-            proc = await asyncio.create_subprocess_exec(
-                str(RECEIVER), "serve", "--config", str(settings), "--listen", f"127.0.0.1:{port}",
-                "--data-dir", str(workdir / "data"), stderr=log, env=env,
-            )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            await _wait_ready(url + "/readyz", proc)
+        config = {"log_level": "warning", "remediation": {"playbook_dirs": []}}
+        async with receiver_serving(workdir, config, env) as (url, _):
             return await _measure(args, url, namespaces)
-        finally:
-            proc.terminate()
-            await proc.wait()
 
 
 async def _measure(args: argparse.Namespace, url: str, namespaces: list[str]) -> int:

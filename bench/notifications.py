@@ -43,10 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
 from bench.hostile import _percentile
-from bench.run import _cpu_seconds, _free_port, _wait_ready, scratch
+from bench.run import _cpu_seconds, receiver_serving, scratch
 from receiver.clock import utc_now
 from tests.corpus import CorpusAlert, alert, payload
 from tests.fakes.pagerduty import ENQUEUE, PagerDutyFake
@@ -54,7 +53,6 @@ from tests.fakes.server import FakeServer, Recorded
 from tests.fakes.slack import TOKEN as SLACK_TOKEN
 from tests.fakes.slack import SlackFake
 
-RECEIVER = Path(sys.executable).parent / "receiver"
 WEBHOOK_TOKEN = "bench-webhook-token"
 API_TOKEN = "bench-api-token"
 ROUTING_KEY = "B3NCHR0UT1NGKEY00000000000000001"
@@ -134,22 +132,9 @@ async def serving(workdir: Path, notify: dict[str, Any], playbooks: bool) -> Asy
     """``receiver serve`` as deployed (the shipped playbooks unless not ``playbooks``) notifying as ``notify`` says."""
     remediation = {"playbook_dirs": [str(SHIPPED_PLAYBOOKS)] if playbooks else []}
     config = {"log_level": "warning", "store": {"synchronous": "full"}, "remediation": remediation, "notify": notify}
-    settings = workdir / "receiver.yml"
-    settings.write_text(yaml.safe_dump(config))
-    port = _free_port()
     env = {**os.environ, "RECEIVER_WEBHOOK_TOKEN": WEBHOOK_TOKEN, "RECEIVER_API_TOKEN": API_TOKEN}
-    with (workdir / "receiver.log").open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            str(RECEIVER), "serve", "--config", str(settings), "--listen", f"127.0.0.1:{port}",
-            "--data-dir", str(workdir / "data"), stderr=log, env=env,
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        await _wait_ready(url + "/readyz", proc, 30)
+    async with receiver_serving(workdir, config, env) as (url, proc):
         yield Receiver(url, proc.pid)
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 async def post(http: aiohttp.ClientSession, receiver: Receiver, data: bytes) -> None:

@@ -20,8 +20,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import yaml
 
 from bench.load import (
     ALERTS_PER_NOTIFICATION,
@@ -128,6 +130,31 @@ async def _wait_ready(url: str, proc: asyncio.subprocess.Process, seconds: float
                         return
             await asyncio.sleep(0.05)
     raise RuntimeError(f"{url} never became ready")
+
+
+@contextlib.asynccontextmanager
+async def receiver_serving(
+    workdir: Path, config: dict[str, Any], env: dict[str, str]
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """``receiver serve`` with ``config`` (YAML in ``workdir``), its data and log in ``workdir``, on a free port.
+
+    Yields its base URL and process once ``/readyz`` answers 200; stops it (SIGTERM) afterwards.
+    """
+    settings = workdir / "receiver.yml"
+    settings.write_text(yaml.safe_dump(config))
+    port = _free_port()
+    with (workdir / "receiver.log").open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            str(RECEIVER), "serve", "--config", str(settings), "--listen", f"127.0.0.1:{port}",
+            "--data-dir", str(workdir / "data"), stderr=log, env=env,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await _wait_ready(url + "/readyz", proc, 30)
+        yield url, proc
+    finally:
+        proc.terminate()
+        await proc.wait()
 
 
 def _receiver(workdir: Path, port: int, tag: str) -> tuple[list[str], Path]:
