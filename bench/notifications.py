@@ -50,7 +50,6 @@ from receiver.clock import utc_now
 from tests.corpus import CorpusAlert, alert, payload
 from tests.fakes.pagerduty import ENQUEUE, PagerDutyFake
 from tests.fakes.server import FakeServer, Recorded
-from tests.fakes.slack import TOKEN as SLACK_TOKEN
 from tests.fakes.slack import SlackFake
 
 WEBHOOK_TOKEN = "bench-webhook-token"
@@ -92,13 +91,8 @@ class Fakes:
     def channels(self, kinds: Sequence[str]) -> dict[str, Any]:
         """``notify.channels`` for the fakes of ``kinds``."""
         configured = {
-            "slack": {
-                "type": "slack",
-                "token": SLACK_TOKEN,
-                "channel": INCIDENT_CHANNEL,
-                "api_url": self.slack.url + "/api",
-            },
-            "pagerduty": {"type": "pagerduty", "routing_key": ROUTING_KEY, "api_url": self.pagerduty.url},
+            "slack": self.slack.channel_settings(INCIDENT_CHANNEL),
+            "pagerduty": self.pagerduty.channel_settings(ROUTING_KEY),
         }
         return {kind: configured[kind] for kind in kinds}
 

@@ -29,10 +29,9 @@ import aiohttp
 import kmock
 import yaml
 
-from bench.run import _free_port, scratch
+from bench.run import receiver_serving, scratch
 from receiver.alerts.wire import fingerprint
 
-RECEIVER = Path(sys.executable).parent / "receiver"
 PLAYBOOK = (
     Path(__file__).resolve().parent.parent / "examples" / "playbooks" / "delete-crashlooping-pod.yaml"
 ).read_text()
@@ -121,37 +120,19 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
             "users": [{"name": "u", "user": {"token": "t"}}],
             "contexts": [{"name": "e", "context": {"cluster": "e", "user": "u"}}],
         }))  # fmt: skip
-        settings = workdir / "receiver.yml"
-        settings.write_text(yaml.safe_dump({
+        config = {
             "log_level": "warning",
             "remediation": {"playbook_dirs": [str(playbooks)], "guardrails": {
                 "max_runs_per_hour": 100_000, "max_pods_deleted_per_hour": 100_000}},
-        }))  # fmt: skip
-        port = _free_port()
+        }  # fmt: skip
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         env.pop("KUBERNETES_SERVICE_HOST", None)
-        with (workdir / "receiver.log").open("wb") as log:
-            proc = await asyncio.create_subprocess_exec(
-                str(RECEIVER), "serve", "--config", str(settings), "--listen", f"127.0.0.1:{port}",
-                "--data-dir", str(workdir / "data"), stderr=log, env=env,
-            )  # fmt: skip
-        try:
-            return await _measure(args, emulator, f"http://127.0.0.1:{port}")
-        finally:
-            proc.terminate()
-            await proc.wait()
+        async with receiver_serving(workdir, config, env) as (url, _):
+            return await _measure(args, emulator, url)
 
 
 async def _measure(args: argparse.Namespace, emulator: Any, url: str) -> int:
     async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            try:
-                async with http.get(url + "/readyz") as ready:
-                    if ready.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
         latencies: list[float] = []
         deletes: list[float] = []
         missing = 0

@@ -35,7 +35,6 @@ from tests.corpus import CorpusAlert, alert, prometheus_alert
 from tests.e2e.harness import Alertmanager, Receiver, alertmanager_config, eventually, process_gone
 from tests.fakes.pagerduty import ENQUEUE, PagerDutyFake
 from tests.fakes.server import Recorded
-from tests.fakes.slack import TOKEN as SLACK_TOKEN
 from tests.fakes.slack import Message, SlackFake
 from tests.fakes.smtp import Received, SmtpFake
 
@@ -64,13 +63,8 @@ class Providers:
     def channels(self) -> dict[str, Any]:
         """``notify.channels`` pointing at the fakes."""
         return {
-            "slack": {
-                "type": "slack",
-                "token": SLACK_TOKEN,
-                "channel": SLACK_CHANNEL,
-                "api_url": self.slack.url + "/api",
-            },
-            "pagerduty": {"type": "pagerduty", "routing_key": ROUTING_KEY, "api_url": self.pagerduty.url},
+            "slack": self.slack.channel_settings(SLACK_CHANNEL),
+            "pagerduty": self.pagerduty.channel_settings(ROUTING_KEY),
             "email": {
                 "type": "email",
                 "host": self.smtp.host,

@@ -247,6 +247,10 @@ class PagerDutyFake(FakeServer):
     def change_url(self) -> str:
         return self.url + CHANGE_ENQUEUE
 
+    def channel_settings(self, routing_key: str) -> dict[str, Any]:
+        """The receiver's ``notify.channels`` entry sending events here with ``routing_key``."""
+        return {"type": "pagerduty", "routing_key": routing_key, "api_url": self.url}
+
     def alert(self, dedup_key: str, routing_key: str | None = None) -> Alert | None:
         """The latest alert opened for ``dedup_key`` (and ``routing_key`` when given)."""
         found = [a for a in self.alerts if a.dedup_key == dedup_key and routing_key in (None, a.routing_key)]

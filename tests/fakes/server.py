@@ -32,12 +32,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
 from receiver.clock import Clock, utc_now
 
+T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PARSED = web.RequestKey("parsed", object)
@@ -90,11 +91,19 @@ class Hold:
 
     async def wait_for_arrivals(self, count: int, *, within: float = 10.0) -> list[Any]:
         """``arrived`` once it holds at least ``count`` items; TimeoutError past ``within`` seconds."""
-        async with asyncio.timeout(within):
-            while len(self.arrived) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return list(self.arrived)
+        return await grown(self.arrived, count, self._changed, within)
+
+
+async def grown(items: list[T], count: int, changed: asyncio.Event, within: float) -> list[T]:
+    """A copy of ``items`` once it holds at least ``count``, looked at each time ``changed`` is set.
+
+    TimeoutError past ``within`` seconds.
+    """
+    async with asyncio.timeout(within):
+        while len(items) < count:
+            changed.clear()
+            await changed.wait()
+    return list(items)
 
 
 @dataclass(frozen=True, slots=True)

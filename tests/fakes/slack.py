@@ -181,6 +181,7 @@ class SlackFake(FakeServer):
         webhook_burst: int = 3,
     ) -> None:
         super().__init__(clock=clock)
+        self.token = token
         self.tokens: dict[str, TokenState] = {token: "active"}
         self.channels: dict[str, Channel] = {}
         self.webhooks: dict[tuple[str, str], Webhook] = {}
@@ -196,6 +197,10 @@ class SlackFake(FakeServer):
         channel.bucket = TokenBucket(capacity=self.post_burst, per_second=self.post_per_second)
         self.channels[id] = channel
         return channel
+
+    def channel_settings(self, channel: str) -> dict[str, Any]:
+        """The receiver's ``notify.channels`` entry posting to ``channel`` here with the bot token."""
+        return {"type": "slack", "token": self.token, "channel": channel, "api_url": self.url + "/api"}
 
     def set_token(self, token: str, state: TokenState) -> None:
         self.tokens[token] = state

@@ -64,7 +64,7 @@ import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from receiver.clock import Clock, utc_now
-from tests.fakes.server import Hold
+from tests.fakes.server import Hold, grown
 
 Stage = Literal["MAIL", "RCPT", "DATA"]
 HOSTNAME = "smtp.fake.test"
@@ -372,8 +372,4 @@ class SmtpFake:
 
     async def wait_for_messages(self, count: int, *, within: float = 10.0) -> list[Received]:
         """The recorded messages once there are at least ``count``; TimeoutError past ``within`` seconds."""
-        async with asyncio.timeout(within):
-            while len(self.messages) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return list(self.messages)
+        return await grown(self.messages, count, self._changed, within)
