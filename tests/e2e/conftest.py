@@ -11,7 +11,13 @@ import pytest
 
 from tests.e2e.harness import Alertmanager, DelayProxy, Prometheus, Receiver
 
-pytestmark = pytest.mark.e2e
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this directory is marked ``e2e`` (a ``pytestmark`` in a conftest marks nothing)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture
