@@ -15,14 +15,15 @@ Slack's chat.postMessage about one message a second per channel (a burst of 3 to
   (Slack: its chat.postMessage; PagerDuty: its trigger). Targets: p50 <= 100 ms, p99 <= 500 ms. The
   rounds begin once a warm-up alert (routed nowhere) is processed: ``/readyz`` answers as soon as the
   web process accepts webhooks, about a second before the engine has started.
-- **storm**: ``--alerts`` alerts over ``--services`` namespaces (one deployment each, its pods
-  crash-looping) starting at random moments over ``--seconds``, delivered as Alertmanager's dispatcher
-  would deliver them when grouping by namespace: a group's first notification ``--group-wait`` after
-  its first alert, then one every ``--group-interval`` while it changed, each carrying every alert of
-  the group so far. Every incident goes to PagerDuty and to one Slack channel (the shared incident
-  channel: all of them are paced together there). Printed: the calls each fake received and per
-  incident, HTTP 429s, the most chat.postMessage calls in any second, and the delay of the last update
-  (the last webhook answered -> the last request at each fake, once the outbox is empty).
+- **storm**: ``--alerts`` alerts over ``--namespaces`` namespaces (``--deployments`` each, one by
+  default: a service per namespace, its pods crash-looping) starting at random moments over
+  ``--seconds``, delivered as Alertmanager's dispatcher would deliver them when grouping by namespace: a
+  group's first notification ``--group-wait`` after its first alert, then one every ``--group-interval``
+  while it changed, each carrying every alert of the group so far. Every incident goes to PagerDuty and
+  to one Slack channel (the shared incident channel: all of them are paced together there). Printed:
+  the calls each fake received and per incident, HTTP 429s, the most chat.postMessage calls in any
+  second, Slack's replies by event, the cores each process used, and the delay of the last update (the
+  last webhook answered -> the last request at each fake, once the outbox is empty).
 """
 
 from __future__ import annotations
@@ -67,10 +68,11 @@ SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 """What Kubernetes makes a pod name's random suffix of: pods so named are their deployment's (one service)."""
 
 
-def crash(namespace: str, n: int) -> CorpusAlert:
-    """Pod ``n`` of deployment ``api`` in ``namespace``, crash-looping (kube-prometheus-stack's alert)."""
+def crash(namespace: str, n: int, deployment: str = "api") -> CorpusAlert:
+    """Pod ``n`` of ``deployment`` in ``namespace``, crash-looping (kube-prometheus-stack's alert)."""
     suffix = "".join(SUFFIX_ALPHABET[n // len(SUFFIX_ALPHABET) ** k % len(SUFFIX_ALPHABET)] for k in range(5))
-    return alert("KubePodCrashLooping", namespace=namespace, pod=f"api-7d4b9c6f5-{suffix}", container="api")
+    pod = f"{deployment}-7d4b9c6f5-{suffix}"
+    return alert("KubePodCrashLooping", namespace=namespace, pod=pod, container=deployment)
 
 
 def body(alerts: Sequence[CorpusAlert]) -> bytes:
@@ -250,29 +252,46 @@ class Delivery:
     alerts: tuple[CorpusAlert, ...]
 
 
-def storm_plan(
-    alerts: int, services: int, seconds: float, group_wait: float, group_interval: float, seed: int = 1
-) -> list[Delivery]:
+@dataclass(frozen=True)
+class Storm:
+    """What fires: ``alerts`` pods crash-looping over ``namespaces``, each namespace's over ``deployments``."""
+
+    alerts: int
+    namespaces: int
+    deployments: int
+    seconds: float
+    """The alerts start at random moments within this."""
+    group_wait: float
+    group_interval: float
+
+    def alert(self, i: int) -> CorpusAlert:
+        """Alert ``i``: a pod of namespace ``i % namespaces``, of one of its deployments in turn."""
+        n = i // self.namespaces
+        deployment = "api" if self.deployments == 1 else f"api{n % self.deployments:02d}"
+        return crash(f"storm-{i % self.namespaces:03d}", n, deployment)
+
+
+def storm_plan(storm: Storm, seed: int = 1) -> list[Delivery]:
     """The notifications of a storm, in time order: each group (namespace) flushed as Alertmanager does. Pure.
 
-    Alert ``i`` belongs to namespace ``i % services`` and starts at a random moment within ``seconds``; a
-    group sends ``group_wait`` after its first alert, then every ``group_interval`` while it gained alerts.
+    A group sends ``group_wait`` after its first alert, then every ``group_interval`` while it gained alerts,
+    each time every alert of the group so far.
     """
     rng = random.Random(seed)
     starts: dict[str, list[tuple[float, CorpusAlert]]] = {}
-    for i in range(alerts):
-        ns = f"storm-{i % services:03d}"
-        starts.setdefault(ns, []).append((rng.uniform(0, seconds), crash(ns, i // services)))
+    for i in range(storm.alerts):
+        fired = storm.alert(i)
+        starts.setdefault(fired.labels["namespace"], []).append((rng.uniform(0, storm.seconds), fired))
     plan: list[Delivery] = []
     for ns, timed in starts.items():
         timed.sort(key=lambda t: t[0])
-        flush, sent = timed[0][0] + group_wait, 0
+        flush, sent = timed[0][0] + storm.group_wait, 0
         while sent < len(timed):
             firing = [a for at, a in timed if at <= flush]
             if len(firing) > sent:
                 plan.append(Delivery(flush, ns, tuple(firing)))
                 sent = len(firing)
-            flush += group_interval
+            flush += storm.group_interval
     return sorted(plan, key=lambda d: d.at)
 
 
@@ -315,7 +334,8 @@ def per_second(requests: Sequence[Recorded]) -> int:
 async def storm(args: argparse.Namespace, workdir: Path) -> bool:
     """Run the storm, print what each fake received; whether Slack's rate held and nothing was refused."""
     kinds = args.channels
-    plan = storm_plan(args.alerts, args.services, args.seconds, args.group_wait, args.group_interval)
+    storm = Storm(args.alerts, args.namespaces, args.deployments, args.seconds, args.group_wait, args.group_interval)
+    plan = storm_plan(storm)
     async with fakes() as fake:
         notify = {"channels": fake.channels(kinds), "routes": [{"name": "everyone", "channels": list(kinds)}]}
         async with serving(workdir, notify, args.playbooks) as receiver, aiohttp.ClientSession() as http:
@@ -330,7 +350,8 @@ async def storm(args: argparse.Namespace, workdir: Path) -> bool:
                 incidents = len((await got.json())["incidents"])
     timing = f"group_wait {args.group_wait:g}s, group_interval {args.group_interval:g}s"
     print(
-        f"storm: {args.alerts:,} alerts over {args.services} namespaces in {args.seconds:g}s; {len(plan)} webhook"
+        f"storm: {args.alerts:,} alerts over {args.namespaces} namespaces ({args.deployments} deployments each) in"
+        f" {args.seconds:g}s; {len(plan)} webhook"
         f" notifications ({timing}); {incidents} incidents; playbooks {'shipped' if args.playbooks else 'none'}"
     )
     print(
@@ -408,7 +429,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100, help="latency: new incidents")
     parser.add_argument("--spacing", type=float, default=0.2, help="latency: seconds between them")
     parser.add_argument("--alerts", type=int, default=1000, help="storm: alerts")
-    parser.add_argument("--services", type=int, default=50, help="storm: namespaces they are spread over")
+    parser.add_argument("--namespaces", type=int, default=50, help="storm: namespaces they are spread over")
+    parser.add_argument("--deployments", type=int, default=1, help="storm: deployments (services) per namespace")
     parser.add_argument("--seconds", type=float, default=120.0, help="storm: how long the alerts take to start")
     parser.add_argument("--group-wait", type=float, default=10.0, help="storm: Alertmanager's group_wait")
     parser.add_argument("--group-interval", type=float, default=10.0, help="storm: Alertmanager's group_interval")
