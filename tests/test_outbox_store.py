@@ -130,3 +130,18 @@ async def test_ended_rows_are_pruned_and_pending_ones_kept(store: SQLiteStore) -
 
 def _no_changes() -> Changes:
     return Changes()
+
+
+async def test_runs_blocked_while_a_message_about_blocked_runs_waits_are_told_in_it(store: SQLiteStore) -> None:
+    await store.record(_no_changes(), notices=notices(intent(Signal.OPENED)))
+    blocked = [
+        Intent(INC, Signal.RUN_BLOCKED, f"b{n}", Target("slack"), "slack", f"run {n} blocked", "pb", T0, True)
+        for n in range(3)
+    ]
+    await store.record(_no_changes(), notices=notices(*blocked))
+    rows = await store.notifications(incident=INC)
+    assert [(r.signal, r.merged) for r in rows] == [(Signal.RUN_BLOCKED, 2), (Signal.OPENED, 0)]
+    [opened] = await store.claim_notifications(T0, 5)  # the blocked runs wait behind the incident's message
+    await store.finish_notification(Outcome(opened, State.SENT, T0, "notified"))
+    [told] = await store.claim_notifications(T0, 5)
+    assert told.text == "run 0 blocked; run 1 blocked; run 2 blocked"

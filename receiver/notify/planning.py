@@ -30,7 +30,7 @@ from receiver.notify.routing import IncidentFacts, Route, routed
 Wants = Callable[[str, Signal], bool]
 """(channel name, signal) -> whether that channel sends anything for it."""
 _REMINDER_KIND = EventKind.NOTIFICATION
-MERGEABLE = frozenset({Signal.ALERTS_CHANGED, Signal.SERVICES_JOINED})
+MERGEABLE = frozenset({Signal.ALERTS_CHANGED, Signal.SERVICES_JOINED, Signal.RUN_BLOCKED})
 """News that only adds to what a pending row will render: merged into it (``receiver.store.sqlite_outbox``)."""
 RESETS_CADENCE = frozenset({Signal.STATUS_UPDATE, Signal.NOTE})
 """A person's status update or note is an update: the next one is due a full interval later."""

@@ -78,15 +78,20 @@ def _merge(db: sqlite3.Connection, intent: Intent) -> bool:
     """Merge a mergeable intent into a pending row of its incident and target that tells as much; whether it did.
 
     An ``alerts_changed`` refresh merges into any pending row (each renders the incident as it is when sent);
-    ``services_joined`` only into one that renders the whole state again (opened, escalated, joined, reopened),
-    its text added to that row's.
+    ``services_joined`` only into one that renders the whole state again (opened, escalated, joined, reopened);
+    ``run_blocked`` only into a pending ``run_blocked`` (a storm's runs held by the rate limit are one message,
+    not one per batch). The merged news's text is added to that row's.
     """
     if intent.signal is Signal.ALERTS_CHANGED:
         signals, text = ",".join(f"'{s.value}'" for s in Signal), ""
+    elif intent.signal is Signal.RUN_BLOCKED:
+        signals, text = f"'{Signal.RUN_BLOCKED.value}'", f"; {intent.text}"
     else:
         signals, text = ",".join(f"'{s}'" for s in _TRIGGERS), f"; {intent.text}"
     merged: int = db.execute(_MERGE.format(signals=signals), (text, intent.incident, str(intent.target))).rowcount
     return merged > 0
+
+
 _INSERT = (
     "INSERT OR IGNORE INTO outbox (key, incident, signal, target, kind, route, text, actor, at, mergeable, state,"
     " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
