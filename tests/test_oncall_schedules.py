@@ -42,9 +42,9 @@ def _schedule(*rotations: Rotation, zone: ZoneInfo = BERLIN, overrides: tuple[Ov
     return Schedule("primary", zone, tuple(Layer((r,)) for r in rotations), overrides)
 
 
-def _at(*parts: int, zone: ZoneInfo = BERLIN, fold: int = 0) -> datetime:
-    """An aware local instant in ``zone``."""
-    return datetime(*parts).replace(tzinfo=zone, fold=fold)
+def _at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, *, fold: int = 0) -> datetime:
+    """An aware Berlin instant."""
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN, fold=fold)
 
 
 HOURLY_ABC = Rotation(ABC, HOURLY, datetime(2025, 1, 6, 0, 0))
