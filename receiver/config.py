@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic
 import yaml
@@ -20,7 +21,7 @@ import yaml
 from receiver.alerts import matchers
 from receiver.alerts.dedup import DedupPolicy
 from receiver.alerts.regex import InvalidRegex, compile_anchored
-from receiver.durations import Duration
+from receiver.durations import Duration, parse_duration
 from receiver.evidence.content import Bounds
 from receiver.incidents.book import IncidentPolicy
 from receiver.incidents.correlation import CorrelationPolicy, CorrelationRule
@@ -35,6 +36,7 @@ from receiver.notify.composer import RouteComposer
 from receiver.notify.model import Target
 from receiver.notify.routing import Route, default_routes
 from receiver.notify.templates import TemplateError
+from receiver.oncall.schedules import DAILY, HOURLY, WEEKLY, Layer, Override, Rotation, Schedule
 from receiver.playbooks.guardrails import Limits
 from receiver.playbooks.plan import NamespacePolicy
 
@@ -44,6 +46,8 @@ ENV_SECRETS: Mapping[str, tuple[str, ...]] = {
     "RECEIVER_API_TOKEN": ("api", "token"),
 }
 
+_LABEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+"""A name that becomes a metric label or a URL path segment (channels, schedules)."""
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")
 
 
@@ -549,10 +553,7 @@ class NotifySettings(_Section):
     @pydantic.field_validator("channels")
     @classmethod
     def _names(cls, channels: dict[str, Any]) -> dict[str, Any]:
-        for name in channels:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
-                raise ValueError(f"channel name {name!r}: lowercase letters, digits, - and _ (it is a metric label)")
-        return channels
+        return _label_names("channel", channels)
 
     @pydantic.model_validator(mode="after")
     def _routes_name_channels(self) -> NotifySettings:
@@ -629,6 +630,179 @@ def _mentions(templates: Mapping[str, Mapping[str, str]], err: TemplateError) ->
     return err.name in templates.get(err.audience, {})
 
 
+def _label_names(kind: str, named: dict[str, Any]) -> dict[str, Any]:
+    """``named`` unchanged when every key is a valid label name; else ValueError naming the first that is not."""
+    for name in named:
+        if not _LABEL_NAME.fullmatch(name):
+            raise ValueError(f"{kind} name {name!r}: lowercase letters, digits, - and _ (it is a metric label)")
+    return named
+
+
+def _zone(value: str) -> str:
+    """An IANA time zone name the system's database knows (``Europe/Berlin``), kept as text."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone name like Europe/Berlin or UTC") from None
+    return value
+
+
+def _local_time(value: object) -> datetime:
+    """A wall-clock date-time without a zone (``2026-12-07T09:00``): the schedule's zone places it."""
+    at = _date_time(value)
+    if at.tzinfo is not None:
+        raise ValueError(f"{value!s}: a rotation's start is local time in the schedule's zone: give no offset")
+    return at
+
+
+def _instant(value: object) -> datetime:
+    """An instant with its UTC offset (``2026-12-24T18:00:00+01:00``)."""
+    at = _date_time(value)
+    if at.tzinfo is None:
+        raise ValueError(f"{value!s}: give the instant with its UTC offset (2026-12-24T18:00:00+01:00 or ...Z)")
+    return at
+
+
+def _date_time(value: object) -> datetime:
+    """An ISO 8601 date-time from text, or as YAML already parsed it."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not an ISO 8601 date and time like 2026-12-07T09:00")
+
+
+def _pattern(value: object) -> tuple[timedelta, ...]:
+    """``hourly``, ``daily``, ``weekly``, or a list of shift lengths repeated in turn (``[4d, 3d]``)."""
+    named = {"hourly": HOURLY, "daily": DAILY, "weekly": WEEKLY}
+    if isinstance(value, str) and value in named:
+        return named[value]
+    if isinstance(value, list) and value:
+        return tuple(map(parse_duration, value))
+    raise ValueError(f"{value!r} is not hourly, daily, weekly, or a list of shift lengths like [4d, 3d]")
+
+
+ZoneName = Annotated[str, pydantic.AfterValidator(_zone)]
+LocalTime = Annotated[
+    datetime, pydantic.PlainValidator(_local_time), pydantic.PlainSerializer(datetime.isoformat, return_type=str)
+]
+Instant = Annotated[
+    datetime, pydantic.PlainValidator(_instant), pydantic.PlainSerializer(datetime.isoformat, return_type=str)
+]
+ShiftPattern = Annotated[
+    tuple[timedelta, ...],
+    pydantic.PlainValidator(_pattern),
+    pydantic.PlainSerializer(lambda p: [d.total_seconds() for d in p], return_type=list[float]),
+]
+
+
+class PersonSettings(_Section):
+    """Someone who can be on call: where they live and how they are reached."""
+
+    timezone: ZoneName
+    """Their IANA time zone, for showing them their shifts in their own time."""
+    slack_user: Name | None = None
+    """Their Slack member id (``U012AB3CD``)."""
+    email: Name | None = None
+    pagerduty_user: Name | None = None
+    """Their PagerDuty user id (``PXPGF42``)."""
+
+
+class RotationSettings(_Section):
+    """Participants taking turns, one shift each, shift lengths repeating ``shift``, from ``start``."""
+
+    participants: Annotated[list[Name], pydantic.Field(min_length=1)]
+    """Names from ``oncall.people``, in the order they take their turns."""
+    shift: ShiftPattern
+    """``hourly``, ``daily``, ``weekly``, or shift lengths repeated in turn (``[4d, 3d]``: Sun–Wed, Thu–Sat)."""
+    start: LocalTime
+    """When the first participant's first shift begins, in the schedule's zone, without an offset
+    (``2026-12-07T09:00``); its time of day is the handoff time, kept across DST."""
+
+    def rotation(self) -> Rotation:
+        """The rotation these settings describe."""
+        return Rotation(tuple(self.participants), self.shift, self.start)
+
+
+class LayerSettings(_Section):
+    """Rotations in one layer; the most recently started one is in charge."""
+
+    rotations: Annotated[list[RotationSettings], pydantic.Field(min_length=1)]
+
+
+class OverrideSettings(_Section):
+    """``person`` takes the schedule from ``start`` (inclusive) to ``end`` (exclusive)."""
+
+    person: Name
+    start: Instant
+    end: Instant
+
+    @pydantic.model_validator(mode="after")
+    def _ends_after_start(self) -> OverrideSettings:
+        if self.end <= self.start:
+            raise ValueError(f"the override ends ({self.end.isoformat()}) before it starts ({self.start.isoformat()})")
+        return self
+
+
+class ScheduleSettings(_Section):
+    """A schedule: layers from lowest to highest (a higher one wins where it has someone), and overrides."""
+
+    timezone: ZoneName
+    """The IANA zone its handoffs happen in."""
+    layers: Annotated[list[LayerSettings], pydantic.Field(min_length=1)]
+    overrides: list[OverrideSettings] = []
+    """A later override wins over an earlier one where they overlap."""
+
+    def schedule(self, name: str) -> Schedule:
+        """The schedule these settings describe, named ``name``."""
+        return Schedule(
+            name,
+            ZoneInfo(self.timezone),
+            tuple(Layer(tuple(r.rotation() for r in layer.rotations)) for layer in self.layers),
+            tuple(Override(o.person, o.start, o.end) for o in self.overrides),
+        )
+
+
+class OncallSettings(_Section):
+    """People and the schedules that say who of them is on call (README: On call)."""
+
+    people: dict[Name, PersonSettings] = {}
+    """name -> the person's time zone and contact points."""
+    schedules: dict[str, ScheduleSettings] = {}
+    """name -> the schedule (its name is a metric label: lowercase letters, digits, - and _)."""
+
+    @pydantic.field_validator("schedules")
+    @classmethod
+    def _names(cls, schedules: dict[str, Any]) -> dict[str, Any]:
+        return _label_names("schedule", schedules)
+
+    @pydantic.model_validator(mode="after")
+    def _people_are_configured(self) -> OncallSettings:
+        """Every participant and override names someone in ``oncall.people`` (else: the key path)."""
+        for where, person in self._mentions():
+            if person not in self.people:
+                raise ValueError(f"{where}: {person!r} is not in oncall.people")
+        return self
+
+    def _mentions(self) -> list[tuple[str, str]]:
+        """(key path, person) for every person a schedule names."""
+        found = []
+        for name, schedule in self.schedules.items():
+            for n, layer in enumerate(schedule.layers):
+                for r, rotation in enumerate(layer.rotations):
+                    where = f"schedules.{name}.layers.{n}.rotations.{r}.participants"
+                    found += [(f"{where}.{p}", person) for p, person in enumerate(rotation.participants)]
+            found += [(f"schedules.{name}.overrides.{n}.person", o.person) for n, o in enumerate(schedule.overrides)]
+        return found
+
+    def schedule_values(self) -> dict[str, Schedule]:
+        """The configured schedules as the values ``receiver.oncall.schedules`` evaluates, by name."""
+        return {name: settings.schedule(name) for name, settings in self.schedules.items()}
+
+
 class Settings(_Section):
     """Everything the daemon is configured with."""
 
@@ -647,6 +821,7 @@ class Settings(_Section):
     remediation: RemediationSettings = RemediationSettings()
     evidence: EvidenceSettings = EvidenceSettings()
     notify: NotifySettings = NotifySettings()
+    oncall: OncallSettings = OncallSettings()
 
     @pydantic.model_validator(mode="after")
     def _api_token_is_its_own(self) -> Settings:

@@ -1,4 +1,5 @@
-"""The command line: ``receiver serve``, ``config check``, ``playbooks ...``, ``evidence rbac``, ``notify ...``."""
+"""The command line: ``receiver serve``, ``config check``, ``playbooks ...``, ``evidence rbac``, ``notify ...``,
+``oncall ...``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from receiver import timer as timers
 from receiver.app import GUARD, create_app
 from receiver.cli import evidence as evidence_cli
 from receiver.cli import notify as notify_cli
+from receiver.cli import oncall as oncall_cli
 from receiver.cli import playbooks as playbooks_cli
 from receiver.store import StoreError, backends
 from receiver.web import serving
@@ -45,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "notify":
         settings = _load(Path(args.config) if args.config else None, {})
         return EXIT_CONFIG if settings is None else notify_cli.run(args, settings)
+    if args.command == "oncall":
+        settings = _load(Path(args.config) if args.config else None, {})
+        return EXIT_CONFIG if settings is None else oncall_cli.run(args, settings)
     return _check(args)
 
 
@@ -64,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     playbooks_cli.add_parser(commands)
     evidence_cli.add_parser(commands)
     notify_cli.add_parser(commands)
+    oncall_cli.add_parser(commands)
     return parser
 
 
