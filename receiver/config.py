@@ -703,7 +703,7 @@ class PersonSettings(_Section):
     """Someone who can be on call: where they live and how they are reached."""
 
     timezone: ZoneName
-    """Their IANA time zone, for showing them their shifts in their own time."""
+    """Their IANA time zone (``Europe/Berlin``)."""
     slack_user: Name | None = None
     """Their Slack member id (``U012AB3CD``)."""
     email: Name | None = None
