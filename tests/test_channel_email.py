@@ -403,8 +403,10 @@ async def test_a_relay_hanging_after_data_is_a_timeout_that_may_have_delivered_w
 async def chatty() -> AsyncIterator[int]:
     """A relay that greets, then answers EHLO with continuation lines that never end: every read gets data."""
     done, ended = asyncio.Event(), asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
 
     async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         writer.write(b"220 relay.test ESMTP\r\n")
         await reader.readline()
         with contextlib.suppress(ConnectionError):
@@ -421,6 +423,8 @@ async def chatty() -> AsyncIterator[int]:
             yield server.sockets[0].getsockname()[1]
         finally:
             done.set()
+            for writer in writers:  # a client that stopped reading leaves drain() waiting: cut the connection
+                writer.transport.abort()
             await asyncio.wait_for(ended.wait(), 5)
 
 
@@ -438,7 +442,7 @@ async def test_the_timeout_bounds_the_whole_submission_not_each_read(relay: Smtp
     assert isinstance(result, Failed)
     assert (result.reason, result.maybe_sent) == (Reason.TIMEOUT, False)  # nothing was sent: EHLO never ended
     assert result.message == "MAIL: no answer in time"
-    assert time.monotonic() - started < 0.5 + 0.5
+    assert time.monotonic() - started < 5  # bounded by the 0.5 s deadline, not by the 10 s guard around it
 
 
 async def test_a_submission_the_sender_gives_up_on_is_stopped_at_once(relay: SmtpFake, io: Io) -> None:
