@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,7 +36,8 @@ from receiver.notify.composer import RouteComposer
 from receiver.notify.model import Target
 from receiver.notify.routing import Route, default_routes
 from receiver.notify.templates import TemplateError
-from receiver.oncall.schedules import DAILY, HOURLY, WEEKLY, Layer, Override, Rotation, Schedule
+from receiver.oncall.schedules import DAILY, HOURLY, WEEKLY, Layer, OffSlot, Override, Rotation, Schedule
+from receiver.oncall.turns import Change
 from receiver.playbooks.guardrails import Limits
 from receiver.playbooks.plan import NamespacePolicy
 
@@ -711,20 +712,125 @@ class PersonSettings(_Section):
     """Their PagerDuty user id (``PXPGF42``)."""
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekday(value: object) -> int:
+    """A weekday by its three-letter name (``mon``), as its number (Monday 0)."""
+    if isinstance(value, str) and value in WEEKDAYS:
+        return WEEKDAYS.index(value)
+    raise ValueError(f"{value!r} is not a weekday: {', '.join(WEEKDAYS)}")
+
+
+def _time_of_day(value: object) -> time:
+    """A local time of day (``"18:00"``), without an offset."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):
+        raise ValueError(f'{value!r}: quote the time of day ("18:00"): YAML reads 18:00 unquoted as a number')
+    if isinstance(value, str):
+        try:
+            at = time.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if at.tzinfo is None:
+                return at
+    raise ValueError(f'{value!r} is not a local time of day like "18:00" (no offset: the schedule\'s zone applies)')
+
+
+Weekday = Annotated[int, pydantic.PlainValidator(_weekday), pydantic.PlainSerializer(WEEKDAYS.__getitem__)]
+TimeOfDay = Annotated[time, pydantic.PlainValidator(_time_of_day), pydantic.PlainSerializer(time.isoformat)]
+Weekdays = Annotated[list[Weekday], pydantic.Field(min_length=1)]
+
+
+class ParticipantSettings(_Section):
+    """A participant who joins or leaves the rotation at a local date-time (a plain name is always in it)."""
+
+    name: Name
+    joins: LocalTime | None = None
+    """From the first handoff at or after this, in the schedule's zone, without an offset."""
+    leaves: LocalTime | None = None
+    """From the first handoff at or after this; before ``joins``: away from ``leaves`` until ``joins``."""
+
+    @pydantic.model_validator(mode="after")
+    def _not_both_at_once(self) -> ParticipantSettings:
+        if self.joins is not None and self.joins == self.leaves:
+            raise ValueError(f"{self.name} joins and leaves at the same time ({self.joins.isoformat()})")
+        return self
+
+    def changes(self) -> list[Change]:
+        """The joins and leaves these settings describe."""
+        found = [Change(self.name, self.joins, joins=True)] if self.joins else []
+        return found + ([Change(self.name, self.leaves, joins=False)] if self.leaves else [])
+
+
+def _participant(value: object) -> object:
+    """A plain name stands for a participant who neither joins nor leaves."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+Participant = Annotated[ParticipantSettings, pydantic.BeforeValidator(_participant)]
+
+
+class OffSlotSettings(_Section):
+    """A recurring local window in which a rotation covers nobody, its turns going on underneath."""
+
+    model_config = pydantic.ConfigDict(serialize_by_alias=True)
+
+    days: Weekdays = list(range(7))
+    """The days a window begins on (default: every day)."""
+    begin: TimeOfDay = pydantic.Field(time(0), alias="from")
+    """When it begins, local time (default 00:00)."""
+    to: TimeOfDay = time(0)
+    """When it ends: that day, or the next when not after ``from`` (default 00:00: the whole day)."""
+
+    def slot(self) -> OffSlot:
+        """The off slot these settings describe."""
+        return OffSlot(frozenset(self.days), self.begin, self.to)
+
+
 class RotationSettings(_Section):
     """Participants taking turns, one shift each, shift lengths repeating ``shift``, from ``start``."""
 
-    participants: Annotated[list[Name], pydantic.Field(min_length=1)]
-    """Names from ``oncall.people``, in the order they take their turns."""
+    participants: Annotated[list[Participant], pydantic.Field(min_length=1)]
+    """Names from ``oncall.people``, in the order they take their turns, or ``{name, joins, leaves}``."""
     shift: ShiftPattern
     """``hourly``, ``daily``, ``weekly``, or shift lengths repeated in turn (``[4d, 3d]``: Sun–Wed, Thu–Sat)."""
     start: LocalTime
     """When the first participant's first shift begins, in the schedule's zone, without an offset
     (``2026-12-07T09:00``); its time of day is the handoff time, kept across DST."""
+    days: Weekdays = list(range(7))
+    """The days the rotation is active on (README: On call: active days)."""
+    off_slots: list[OffSlotSettings] = []
+    """Recurring local windows in which the rotation covers nobody."""
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _no_yaml_booleans(cls, data: Any) -> Any:
+        """``off:`` and ``on:`` are booleans as YAML keys: say which key is meant."""
+        if isinstance(data, dict) and any(isinstance(key, bool) for key in data):
+            raise ValueError("a key read as a boolean (YAML turns off: and on: into false and true): write off_slots")
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _changes_name_one_participant(self) -> RotationSettings:
+        names = [p.name for p in self.participants]
+        for p in self.participants:
+            if (p.joins or p.leaves) and names.count(p.name) > 1:
+                raise ValueError(f"{p.name} joins or leaves but is listed more than once")
+        return self
 
     def rotation(self) -> Rotation:
         """The rotation these settings describe."""
-        return Rotation(tuple(self.participants), self.shift, self.start)
+        return Rotation(
+            tuple(p.name for p in self.participants),
+            self.shift,
+            self.start,
+            days=frozenset(self.days),
+            off=tuple(o.slot() for o in self.off_slots),
+            changes=tuple(c for p in self.participants for c in p.changes()),
+        )
 
 
 class LayerSettings(_Section):
@@ -794,7 +900,7 @@ class OncallSettings(_Section):
             for n, layer in enumerate(schedule.layers):
                 for r, rotation in enumerate(layer.rotations):
                     where = f"schedules.{name}.layers.{n}.rotations.{r}.participants"
-                    found += [(f"{where}.{p}", person) for p, person in enumerate(rotation.participants)]
+                    found += [(f"{where}.{p}", person.name) for p, person in enumerate(rotation.participants)]
             found += [(f"schedules.{name}.overrides.{n}.person", o.person) for n, o in enumerate(schedule.overrides)]
         return found
 

@@ -6,18 +6,24 @@ several for a custom pattern such as Sun–Wed / Thu–Sat = 4 days, 3 days). A 
 at the first occurrence of its local time (``fold=0`` when the clock falls back) or, when the clock
 springs forward over it, at the first valid instant after (the transition). Each shift ends where the
 next begins, so there is no gap and no double coverage; a shift lying wholly inside a skipped hour is
-empty (only hourly rotations have such shifts). Layers stack (a higher layer wins where it has someone)
-and overrides win over every layer. Pure: no clock reading, no I/O.
+empty (only hourly rotations have such shifts). A rotation may be active on some weekdays only
+(``days``), have off slots (recurring local windows in which it covers nobody, placed like handoffs)
+and people joining or leaving at local date-times; whose turn each shift is, is counted in
+``receiver.oncall.turns``. Layers stack (a higher layer wins where it has someone; a rotation that is
+off or has nobody leaves the time to the layers below) and overrides win over every layer. Pure: no
+clock reading, no I/O.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from itertools import accumulate, pairwise
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
+
+from receiver.oncall.turns import DAY, EVERY_DAY, Change, Turns, counts_days, wall_index
+from receiver.oncall.turns import boundary as wall_boundary
 
 HOURLY = (timedelta(hours=1),)
 DAILY = (timedelta(days=1),)
@@ -26,16 +32,54 @@ _SECOND = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
+class OffSlot:
+    """A recurring local window in which a rotation covers nobody (its turns go on underneath).
+
+    It begins at ``begin`` on each of ``days`` (weekday numbers, Monday 0) and ends at ``end`` that day,
+    or the next day when ``end`` is not after ``begin`` (``begin == end``: 24 hours; the default is the
+    whole day). Both ends are placed in the schedule's zone like handoffs (``instant_of``).
+    """
+
+    days: frozenset[int] = EVERY_DAY
+    begin: time = time(0)
+    end: time = time(0)
+
+    def __post_init__(self) -> None:
+        if not self.days or not self.days <= EVERY_DAY:
+            raise ValueError("an off slot's days are weekday numbers 0 (Monday) to 6 (Sunday), at least one")
+        if self.begin.tzinfo is not None or self.end.tzinfo is not None:
+            raise ValueError("an off slot's times are local wall-clock times: give them without a time zone")
+
+    def window(self, day: date) -> tuple[datetime, datetime] | None:
+        """The local wall-clock window the slot has beginning on ``day``, or None when ``day`` has none."""
+        if day.weekday() not in self.days:
+            return None
+        ends = day + DAY if self.end <= self.begin else day
+        return datetime.combine(day, self.begin), datetime.combine(ends, self.end)
+
+
+@dataclass(frozen=True)
 class Rotation:
     """Participants taking turns, in order, one shift each, with shift lengths repeating ``pattern``.
 
-    ``start`` is the naive local date-time (in the schedule's zone) where participant 0's first shift
-    begins; its time of day is the handoff time. Before ``start`` the rotation covers nobody.
+    ``start`` is the naive local date-time (in the schedule's zone) where the first turn begins; its time
+    of day is the handoff time. Before ``start`` the rotation covers nobody. ``days`` (weekday numbers,
+    Monday 0) are the days it is active on: if the pattern repeats within a day (hourly, daily,
+    ``[12h, 12h]``) a shift beginning on another day is not a turn and is skipped without skipping
+    anyone; otherwise (weekly, ``[4d, 3d]``) the other days are covered by nobody, like ``off`` slots,
+    and turns go on. ``changes`` are joins and leaves of participants at local date-times
+    (``receiver.oncall.turns``).
     """
 
     participants: tuple[str, ...]
     pattern: tuple[timedelta, ...]
     start: datetime
+    days: frozenset[int] = EVERY_DAY
+    off: tuple[OffSlot, ...] = ()
+    changes: tuple[Change, ...] = ()
+    turns: Turns = field(init=False, repr=False, compare=False)
+    closed: tuple[OffSlot, ...] = field(init=False, repr=False, compare=False)
+    """The off slots with, for a pattern longer than a day, the days it is not active on."""
 
     def __post_init__(self) -> None:
         if not self.participants:
@@ -44,6 +88,15 @@ class Rotation:
             raise ValueError("a rotation's shift lengths must be positive and there must be at least one")
         if self.start.tzinfo is not None:
             raise ValueError("a rotation's start is a local wall-clock time: give it without a time zone")
+        if not self.days or not self.days <= EVERY_DAY:
+            raise ValueError("a rotation's days are weekday numbers 0 (Monday) to 6 (Sunday), at least one")
+        for change in self.changes:
+            if change.person not in self.participants or change.at.tzinfo is not None:
+                raise ValueError(f"a join or leave names a participant at a local time: {change!r}")
+        turns = Turns.of(self.participants, self.pattern, self.start, days=self.days, changes=self.changes)
+        masked = self.days != EVERY_DAY and not counts_days(self.pattern)
+        object.__setattr__(self, "turns", turns)
+        object.__setattr__(self, "closed", self.off + ((OffSlot(EVERY_DAY - self.days),) if masked else ()))
 
     @property
     def handoff(self) -> time:
@@ -127,18 +180,12 @@ def _transition(before: datetime, after: datetime, zone: ZoneInfo) -> datetime:
 
 def boundary(rotation: Rotation, index: int) -> datetime:
     """The local wall-clock date-time at which shift ``index`` of ``rotation`` begins (pure)."""
-    cycles, position = divmod(index, len(rotation.pattern))
-    return rotation.start + rotation.cycle * cycles + sum(rotation.pattern[:position], timedelta(0))
+    return wall_boundary(rotation.start, rotation.pattern, index)
 
 
 def _wall_index(rotation: Rotation, local: datetime) -> int:
     """The index of the shift whose local wall-clock span holds ``local`` (-1 before the start)."""
-    elapsed = local - rotation.start
-    if elapsed < timedelta(0):
-        return -1
-    cycles, rest = divmod(elapsed, rotation.cycle)
-    offsets = list(accumulate(rotation.pattern, initial=timedelta(0)))
-    return cycles * len(rotation.pattern) + bisect_right(offsets, rest) - 1
+    return -1 if local < rotation.start else wall_index(rotation.start, rotation.pattern, local)
 
 
 def shift_index(rotation: Rotation, zone: ZoneInfo, instant: datetime) -> int:
@@ -156,9 +203,43 @@ def shift_index(rotation: Rotation, zone: ZoneInfo, instant: datetime) -> int:
 
 
 def rotation_person(rotation: Rotation, zone: ZoneInfo, instant: datetime) -> str | None:
-    """Who the rotation has on call at ``instant``, or None before it starts (pure)."""
+    """Who the rotation has on call at ``instant``: None before it starts, off, or with nobody (pure)."""
     index = shift_index(rotation, zone, instant)
-    return None if index < 0 else rotation.participants[index % len(rotation.participants)]
+    if index < 0 or is_off(rotation, zone, instant):
+        return None
+    return rotation.turns.person(index)
+
+
+def _windows(slot: OffSlot, zone: ZoneInfo, day: date) -> tuple[datetime, datetime] | None:
+    """The instants the slot's window beginning on local ``day`` starts and ends at, if it has one."""
+    window = slot.window(day)
+    return None if window is None else (instant_of(window[0], zone), instant_of(window[1], zone))
+
+
+def is_off(rotation: Rotation, zone: ZoneInfo, instant: datetime) -> bool:
+    """Whether ``instant`` lies in one of the rotation's off slots or inactive days (pure, a few lookups).
+
+    A window is at most a day long and begins on a local date; a repeated hour can put an instant's
+    date one off from the window's, so the dates either side are looked at too.
+    """
+    if not rotation.closed:
+        return False
+    today = instant.astimezone(zone).date()
+    for day in (today - DAY, today, today + DAY):
+        for slot in rotation.closed:
+            window = _windows(slot, zone, day)
+            if window is not None and window[0] <= instant < window[1]:
+                return True
+    return False
+
+
+def _off_edges(rotation: Rotation, zone: ZoneInfo, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The instants in (``start``, ``end``) where one of the rotation's off windows begins or ends."""
+    day, last = start.astimezone(zone).date() - DAY, end.astimezone(zone).date() + DAY
+    while rotation.closed and day <= last:
+        for slot in rotation.closed:
+            yield from (m for m in _windows(slot, zone, day) or () if start < m < end)
+        day += DAY
 
 
 def layer_person(layer: Layer, zone: ZoneInfo, instant: datetime) -> str | None:
@@ -202,6 +283,7 @@ def _boundaries(schedule: Schedule, start: datetime, end: datetime) -> list[date
     for layer in schedule.layers:
         for rotation in layer.rotations:
             moments.update(_rotation_boundaries(rotation, schedule.zone, start, end))
+            moments.update(_off_edges(rotation, schedule.zone, start, end))
     for override in schedule.overrides:
         moments.update(m for m in (override.start, override.end) if start < m < end)
     return sorted(moments)
