@@ -9,8 +9,6 @@ it, at the transition).
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from functools import cache
-from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,22 +28,17 @@ from receiver.oncall.schedules import (
     shifts,
     who,
 )
-
-BERLIN = ZoneInfo("Europe/Berlin")
-ZONES = (BERLIN, ZoneInfo("America/New_York"), ZoneInfo("Australia/Sydney"))
-FIRST, LAST = datetime(2020, 1, 1, tzinfo=UTC), datetime(2035, 1, 1, tzinfo=UTC)
-ABC = ("alice", "bob", "carol")
-
-
-def _schedule(*rotations: Rotation, zone: ZoneInfo = BERLIN, overrides: tuple[Override, ...] = ()) -> Schedule:
-    """A schedule with one layer per rotation, lowest first."""
-    return Schedule("primary", zone, tuple(Layer((r,)) for r in rotations), overrides)
-
-
-def _at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, *, fold: int = 0) -> datetime:
-    """An aware Berlin instant."""
-    return datetime(year, month, day, hour, minute, tzinfo=BERLIN, fold=fold)
-
+from tests.oncall_support import (
+    ABC,
+    BERLIN,
+    ZONES,
+    assert_contiguous,
+    holder,
+    instants,
+    schedule_of,
+    transitions,
+)
+from tests.oncall_support import berlin as _at
 
 HOURLY_ABC = Rotation(ABC, HOURLY, datetime(2025, 1, 6, 0, 0))
 DAILY_ABC = Rotation(ABC, DAILY, datetime(2025, 1, 6, 9, 0))
@@ -81,20 +74,23 @@ SHAPES = [
 def test_each_rotation_shape_hands_off_at_its_local_time(
     rotation: Rotation, instant: datetime, person: str | None
 ) -> None:
-    assert who(_schedule(rotation), instant) == person
+    assert who(schedule_of(rotation), instant) == person
 
 
 def test_the_custom_pattern_lists_its_shifts_with_their_lengths() -> None:
-    listed = shifts(_schedule(SUN_WED_THU_SAT), _at(2025, 1, 5, 8), _at(2025, 1, 19, 8))
+    listed = shifts(schedule_of(SUN_WED_THU_SAT), _at(2025, 1, 5, 8), _at(2025, 1, 19, 8))
     assert [(s.person, (s.end - s.start).days) for s in listed] == [
-        ("alice", 4), ("bob", 3), ("carol", 4), ("alice", 3),
+        ("alice", 4),
+        ("bob", 3),
+        ("carol", 4),
+        ("alice", 3),
     ]
 
 
 def test_a_higher_layer_wins_where_it_has_someone() -> None:
     base = Rotation(("alice", "bob"), DAILY, datetime(2025, 1, 6, 9, 0))
     upper = Rotation(("zoe",), WEEKLY, datetime(2025, 1, 8, 12, 0))
-    schedule = _schedule(base, upper)
+    schedule = schedule_of(base, upper)
     assert who(schedule, _at(2025, 1, 8, 11, 59)) == "alice"
     assert who(schedule, _at(2025, 1, 8, 12, 0)) == "zoe"
     assert shifts(schedule, _at(2025, 1, 7, 0), _at(2025, 1, 9, 0)) == [
@@ -117,7 +113,7 @@ def test_a_later_rotation_in_a_layer_takes_over_from_its_start() -> None:
 def test_an_override_takes_its_window_and_a_later_override_wins() -> None:
     first = Override("xavier", _at(2025, 1, 6, 12), _at(2025, 1, 6, 18))
     second = Override("yara", _at(2025, 1, 6, 16), _at(2025, 1, 6, 20))
-    schedule = _schedule(DAILY_ABC, overrides=(first, second))
+    schedule = schedule_of(DAILY_ABC, overrides=(first, second))
     assert [(s.person, s.start, s.end) for s in shifts(schedule, _at(2025, 1, 6, 9), _at(2025, 1, 7, 9))] == [
         ("alice", _at(2025, 1, 6, 9).astimezone(UTC), _at(2025, 1, 6, 12).astimezone(UTC)),
         ("xavier", _at(2025, 1, 6, 12).astimezone(UTC), _at(2025, 1, 6, 16).astimezone(UTC)),
@@ -129,12 +125,12 @@ def test_an_override_takes_its_window_and_a_later_override_wins() -> None:
 
 def test_an_override_covers_a_time_nobody_else_does() -> None:
     cover = Override("xavier", _at(2025, 1, 1, 0), _at(2025, 1, 2, 0))
-    assert who(_schedule(DAILY_ABC, overrides=(cover,)), _at(2025, 1, 1, 12)) == "xavier"
-    assert who(_schedule(DAILY_ABC, overrides=(cover,)), _at(2025, 1, 2, 0)) is None
+    assert who(schedule_of(DAILY_ABC, overrides=(cover,)), _at(2025, 1, 1, 12)) == "xavier"
+    assert who(schedule_of(DAILY_ABC, overrides=(cover,)), _at(2025, 1, 2, 0)) is None
 
 
 def test_a_daily_handoff_skipped_by_spring_forward_happens_at_the_first_valid_instant_after() -> None:
-    schedule = _schedule(Rotation(ABC, DAILY, datetime(2024, 3, 1, 2, 30)))
+    schedule = schedule_of(Rotation(ABC, DAILY, datetime(2024, 3, 1, 2, 30)))
     listed = shifts(schedule, _at(2024, 3, 30, 12), _at(2024, 4, 1, 12))
     starts = [s.start for s in listed[1:]]
     assert starts == [datetime(2024, 3, 31, 1, 0, tzinfo=UTC), datetime(2024, 4, 1, 0, 30, tzinfo=UTC)]
@@ -145,7 +141,7 @@ def test_a_daily_handoff_skipped_by_spring_forward_happens_at_the_first_valid_in
 
 
 def test_a_daily_handoff_repeated_by_fall_back_happens_at_its_first_occurrence() -> None:
-    schedule = _schedule(Rotation(ABC, DAILY, datetime(2024, 10, 1, 2, 30)))
+    schedule = schedule_of(Rotation(ABC, DAILY, datetime(2024, 10, 1, 2, 30)))
     handoff = _at(2024, 10, 27, 2, 30, fold=0)  # 02:30 CEST == 00:30 UTC; 02:30 CET is an hour later
     assert handoff.astimezone(UTC) == datetime(2024, 10, 27, 0, 30, tzinfo=UTC)
     listed = shifts(schedule, _at(2024, 10, 26, 12), _at(2024, 10, 28, 12))
@@ -156,7 +152,7 @@ def test_a_daily_handoff_repeated_by_fall_back_happens_at_its_first_occurrence()
 
 
 def test_an_hourly_shift_inside_the_skipped_hour_is_empty_and_nobody_else_loses_time() -> None:
-    schedule = _schedule(Rotation(ABC, HOURLY, datetime(2024, 3, 1, 0, 0)))
+    schedule = schedule_of(Rotation(ABC, HOURLY, datetime(2024, 3, 1, 0, 0)))
     listed = shifts(schedule, _at(2024, 3, 31, 1), _at(2024, 3, 31, 4))
     # 01:00 is shift 721 (bob); 02:00 (carol) does not exist that day; 03:00 is shift 723 (alice)
     assert [(s.person, s.end - s.start) for s in listed] == [("bob", timedelta(hours=1)), ("alice", timedelta(hours=1))]
@@ -193,37 +189,14 @@ def test_malformed_values_are_refused(build: object) -> None:
 
 def test_who_refuses_a_naive_instant() -> None:
     with pytest.raises(ValueError):
-        who(_schedule(DAILY_ABC), datetime(2025, 1, 7))
+        who(schedule_of(DAILY_ABC), datetime(2025, 1, 7))
 
 
 # Properties -------------------------------------------------------------------------------------
 
 
-@cache
-def _transitions(zone: ZoneInfo) -> tuple[datetime, ...]:
-    """Every instant in 2020–2035 at which ``zone``'s offset changes (found by a daily scan, then bisection)."""
-    found: list[datetime] = []
-    day = FIRST
-    while day < LAST:
-        if day.astimezone(zone).utcoffset() != (day + timedelta(days=1)).astimezone(zone).utcoffset():
-            found.append(_bisect(day, day + timedelta(days=1), zone))
-        day += timedelta(days=1)
-    return tuple(found)
-
-
-def _bisect(before: datetime, after: datetime, zone: ZoneInfo) -> datetime:
-    """The first second in (``before``, ``after``] with ``after``'s offset."""
-    while after - before > timedelta(seconds=1):
-        middle = before + (after - before) // 2
-        if middle.astimezone(zone).utcoffset() == after.astimezone(zone).utcoffset():
-            after = middle
-        else:
-            before = middle
-    return after
-
-
 def test_the_zones_have_two_transitions_a_year() -> None:
-    assert [len(_transitions(zone)) for zone in ZONES] == [30, 30, 30]
+    assert [len(transitions(zone)) for zone in ZONES] == [30, 30, 30]
 
 
 _zones = st.sampled_from(ZONES)
@@ -241,45 +214,23 @@ _starts = st.builds(
 _rotations = st.builds(Rotation, _names.map(tuple), st.lists(_lengths, min_size=1, max_size=3).map(tuple), _starts)
 
 
-@st.composite
-def _instants(draw: st.DrawFn, zone: ZoneInfo) -> datetime:
-    """An instant from 2020 to 2035, half the time within three hours of one of the zone's transitions."""
-    if draw(st.booleans()):
-        return draw(st.datetimes(FIRST.replace(tzinfo=None), LAST.replace(tzinfo=None), timezones=st.just(UTC)))
-    transition = draw(st.sampled_from(_transitions(zone)))
-    return transition + timedelta(seconds=draw(st.integers(-3 * 3600, 3 * 3600)))
-
-
-def _assert_contiguous(listed: list[Shift], start: datetime, end: datetime) -> None:
-    """Shifts cover exactly [start, end): each begins where the last ended, none is empty."""
-    assert listed[0].start == start and listed[-1].end == end
-    assert all(s.start < s.end for s in listed)
-    assert all(a.end == b.start and a.person != b.person for a, b in pairwise(listed))
-
-
-def _holder(listed: list[Shift], instant: datetime) -> str:
-    """The person of the one shift holding ``instant``."""
-    (shift,) = [s for s in listed if s.start <= instant < s.end]
-    return shift.person
-
-
 @settings(max_examples=150, deadline=None)
 @given(data=st.data(), zone=_zones, rotation=_rotations)
 def test_one_rotation_shifts_meet_and_give_everyone_a_turn_every_cycle(
     data: st.DataObject, zone: ZoneInfo, rotation: Rotation
 ) -> None:
-    instant = data.draw(_instants(zone))
+    instant = data.draw(instants(zone))
     reach = len(rotation.participants) * max(rotation.pattern) * 2
     start, end = instant - reach, instant + reach
-    listed = shifts(_schedule(rotation, zone=zone), start, end)
+    listed = shifts(schedule_of(rotation, zone=zone), start, end)
     if len(rotation.participants) == 1:
         assert listed == [Shift(rotation.participants[0], start, end)]
         return
-    _assert_contiguous(listed, start, end)
+    assert_contiguous(listed, start, end)
     count = len(rotation.participants)
     for at in range(len(listed) - count + 1):
         assert {s.person for s in listed[at : at + count]} == set(rotation.participants)
-    assert who(_schedule(rotation, zone=zone), instant) == _holder(listed, instant)
+    assert who(schedule_of(rotation, zone=zone), instant) == holder(listed, instant)
 
 
 @settings(max_examples=150, deadline=None)
@@ -289,17 +240,17 @@ def test_one_rotation_shifts_meet_and_give_everyone_a_turn_every_cycle(
 def test_who_agrees_with_shifts_under_layers_and_overrides(
     data: st.DataObject, zone: ZoneInfo, lower: Rotation, upper: Rotation, hours: list[int]
 ) -> None:
-    instant = data.draw(_instants(zone))
+    instant = data.draw(instants(zone))
     late_upper = Rotation(upper.participants, upper.pattern, upper.start.replace(year=2036))
     marks = sorted(instant + timedelta(hours=h, minutes=7) for h in hours)
     overrides = tuple(Override("oscar", a, b) for a, b in zip(marks[::2], marks[1::2], strict=False) if a < b)
-    schedule = _schedule(lower, late_upper if data.draw(st.booleans()) else upper, zone=zone, overrides=overrides)
+    schedule = schedule_of(lower, late_upper if data.draw(st.booleans()) else upper, zone=zone, overrides=overrides)
     start, end = instant - timedelta(days=3), instant + timedelta(days=3)
     listed = shifts(schedule, start, end)
-    _assert_contiguous(listed, start, end)
+    assert_contiguous(listed, start, end)
     ends = [s.end - timedelta(microseconds=1) for s in listed]
     for probe in [instant, start, *(s.start for s in listed), *ends]:
-        assert who(schedule, probe) == _holder(listed, probe)
+        assert who(schedule, probe) == holder(listed, probe)
 
 
 @settings(max_examples=150, deadline=None)
@@ -307,9 +258,9 @@ def test_who_agrees_with_shifts_under_layers_and_overrides(
 def test_daily_handoffs_happen_at_their_local_time_or_at_the_transition_that_skips_it(
     data: st.DataObject, zone: ZoneInfo, handoff: time
 ) -> None:
-    instant = data.draw(_instants(zone))
+    instant = data.draw(instants(zone))
     rotation = Rotation(ABC, DAILY, datetime.combine(datetime(2019, 6, 1), handoff))
-    listed = shifts(_schedule(rotation, zone=zone), instant - timedelta(days=3), instant + timedelta(days=3))
+    listed = shifts(schedule_of(rotation, zone=zone), instant - timedelta(days=3), instant + timedelta(days=3))
     for shift in listed[1:]:
         local = shift.start.astimezone(zone)
         transition = local.utcoffset() != (shift.start - timedelta(seconds=1)).astimezone(zone).utcoffset()

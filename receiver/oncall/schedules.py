@@ -219,13 +219,13 @@ def _windows(slot: OffSlot, zone: ZoneInfo, day: date) -> tuple[datetime, dateti
 def is_off(rotation: Rotation, zone: ZoneInfo, instant: datetime) -> bool:
     """Whether ``instant`` lies in one of the rotation's off slots or inactive days (pure, a few lookups).
 
-    A window is at most a day long and begins on a local date; a repeated hour can put an instant's
-    date one off from the window's, so the dates either side are looked at too.
+    A window begins on a local date and ends by the same time the next day, so only windows beginning
+    on the instant's local date or the day before can hold it.
     """
     if not rotation.closed:
         return False
     today = instant.astimezone(zone).date()
-    for day in (today - DAY, today, today + DAY):
+    for day in (today - DAY, today):
         for slot in rotation.closed:
             window = _windows(slot, zone, day)
             if window is not None and window[0] <= instant < window[1]:
