@@ -652,7 +652,7 @@ def _local_time(value: object) -> datetime:
     """A wall-clock date-time without a zone (``2026-12-07T09:00``): the schedule's zone places it."""
     at = _date_time(value)
     if at.tzinfo is not None:
-        raise ValueError(f"{value!s}: a rotation's start is local time in the schedule's zone: give no offset")
+        raise ValueError(f"{value!s}: a rotation's times are local to the schedule's zone: give no offset")
     return at
 
 

@@ -128,3 +128,46 @@ def test_who_without_at_asks_the_clock(settings_file: str, capsys: pytest.Captur
     args = argparse.Namespace(action="who", schedule=None, at=None)
     assert oncall_cli.run(args, settings, FixedClock(datetime(2027, 4, 2, 12, 0, tzinfo=UTC))) == 0
     assert capsys.readouterr().out == "primary: bob\nsecondary: carol\n"  # 2027-04-02 is shift 7 of alice, bob
+
+
+WEEKDAYS = """
+oncall:
+  people: {alice: {timezone: UTC}, bob: {timezone: UTC}, carol: {timezone: UTC}}
+  schedules:
+    weekdays:
+      timezone: Europe/Berlin
+      layers:
+        - rotations:
+            - participants: [alice, {name: bob, joins: "2027-03-30T12:00"}, carol]
+              shift: daily
+              start: "2027-03-22T09:00"
+              days: [mon, tue, wed, thu, fri]
+              off_slots: [{from: "20:00", to: "07:00"}]
+"""
+
+
+def test_shifts_leave_out_off_slots_and_inactive_days_and_who_sees_a_join(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Weekdays only, nobody 20:00–07:00; Friday's turn ends Saturday 09:00; bob's join counts from Wednesday."""
+    path = tmp_path / "receiver.yml"
+    path.write_text(WEEKDAYS)
+    argv = ["oncall", "shifts", "--schedule", "weekdays", "--config", str(path)]
+    assert cli.main([*argv, "--from", "2027-03-26T00:00:00Z", "--to", "2027-03-30T12:00:00Z"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "2027-03-26T06:00:00Z to 2027-03-26T08:00:00Z  carol"
+        "  (Europe/Berlin: 2027-03-26T07:00:00+01:00 to 2027-03-26T09:00:00+01:00)",
+        "2027-03-26T08:00:00Z to 2027-03-26T19:00:00Z  alice"
+        "  (Europe/Berlin: 2027-03-26T09:00:00+01:00 to 2027-03-26T20:00:00+01:00)",
+        "2027-03-27T06:00:00Z to 2027-03-27T08:00:00Z  alice"
+        "  (Europe/Berlin: 2027-03-27T07:00:00+01:00 to 2027-03-27T09:00:00+01:00)",
+        "2027-03-29T07:00:00Z to 2027-03-29T18:00:00Z  carol"
+        "  (Europe/Berlin: 2027-03-29T09:00:00+02:00 to 2027-03-29T20:00:00+02:00)",
+        "2027-03-30T05:00:00Z to 2027-03-30T07:00:00Z  carol"
+        "  (Europe/Berlin: 2027-03-30T07:00:00+02:00 to 2027-03-30T09:00:00+02:00)",
+        "2027-03-30T07:00:00Z to 2027-03-30T12:00:00Z  alice"
+        "  (Europe/Berlin: 2027-03-30T09:00:00+02:00 to 2027-03-30T14:00:00+02:00)",
+    ]
+    assert cli.main(["oncall", "who", "--at", "2027-03-31T09:30:00+02:00", "--config", str(path)]) == 0
+    assert cli.main(["oncall", "who", "--at", "2027-03-31T21:30:00+02:00", "--config", str(path)]) == 0
+    assert capsys.readouterr().out == "weekdays: bob\nweekdays: nobody\n"

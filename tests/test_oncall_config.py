@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -11,7 +11,8 @@ import yaml
 
 from receiver import config
 from receiver.engine.process import settings_frame
-from receiver.oncall.schedules import DAILY, Layer, Override, Rotation, Schedule, who
+from receiver.oncall.schedules import DAILY, Layer, OffSlot, Override, Rotation, Schedule, who
+from receiver.oncall.turns import Change
 
 PEOPLE = {
     "alice": {"timezone": "Europe/Berlin", "slack_user": "U0ALICE", "email": "alice@example.com"},
@@ -201,3 +202,112 @@ def test_an_override_by_someone_who_is_not_a_person_is_named_with_the_key_path(t
         tmp_path, {"people": {"alice": {"timezone": "UTC"}}, "schedules": {"p": _schedule(overrides=[override])}}
     )
     assert found == {"oncall": "schedules.p.overrides.0.person: 'mallory' is not in oncall.people"}
+
+
+SHAPED = """
+oncall:
+  people: {alice: {timezone: UTC}, bob: {timezone: UTC}, carol: {timezone: UTC}}
+  schedules:
+    primary:
+      timezone: Europe/Berlin
+      layers:
+        - rotations:
+            - participants: [alice, {name: bob, joins: 2027-01-04T09:00}, {name: carol, leaves: "2027-02-01T09:00"}]
+              shift: daily
+              start: "2026-12-07T09:00"
+              days: [mon, tue, wed, thu, fri]
+              off_slots: [{days: [sat, sun]}, {from: "18:00", to: "09:00"}, {days: [fri], from: "12:00"}]
+"""
+
+
+def test_masks_off_slots_joins_and_leaves_build_the_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "receiver.yml"
+    path.write_text(SHAPED)
+    settings = config.load(path, {})
+    (layer,) = settings.oncall.schedule_values()["primary"].layers
+    assert layer.rotations == (
+        Rotation(
+            ("alice", "bob", "carol"),
+            DAILY,
+            datetime(2026, 12, 7, 9, 0),
+            days=frozenset(range(5)),
+            off=(
+                OffSlot(frozenset({5, 6})),
+                OffSlot(begin=time(18), end=time(9)),
+                OffSlot(frozenset({4}), time(12), time(0)),
+            ),
+            changes=(
+                Change("bob", datetime(2027, 1, 4, 9, 0), joins=True),
+                Change("carol", datetime(2027, 2, 1, 9, 0), joins=False),
+            ),
+        ),
+    )
+    dumped = settings.oncall.model_dump(mode="json")
+    assert dumped["schedules"]["primary"]["layers"][0]["rotations"][0]["off_slots"][1] == {
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "from": "18:00:00",
+        "to": "09:00:00",
+    }
+    assert config.OncallSettings.model_validate(dumped) == settings.oncall
+
+
+_WHERE = "oncall.schedules.p.layers.0.rotations.0"
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "message"),
+    [
+        ({"days": ["monday"]}, f"{_WHERE}.days.0", "'monday' is not a weekday: mon, tue"),
+        ({"days": []}, f"{_WHERE}.days", "at least 1"),
+        ({"off_slots": [{"from": 1080}]}, f"{_WHERE}.off_slots.0.from", 'quote the time of day ("18:00")'),
+        ({"off_slots": [{"to": "25:00"}]}, f"{_WHERE}.off_slots.0.to", "not a local time of day"),
+        ({"off_slots": [{"to": "09:00+01:00"}]}, f"{_WHERE}.off_slots.0.to", "no offset"),
+        ({"off_slots": [{"days": ["sat"], "until": "09:00"}]}, f"{_WHERE}.off_slots.0.until", "unknown setting"),
+        ({False: [{"days": ["sat"]}]}, _WHERE, "write off_slots"),
+        (
+            {"participants": [{"name": "alice", "joins": "2027-01-04T09:00Z"}]},
+            f"{_WHERE}.participants.0.joins",
+            "give no offset",
+        ),
+        (
+            {"participants": [{"name": "alice", "joins": "2027-01-04T09:00", "leaves": "2027-01-04T09:00"}]},
+            f"{_WHERE}.participants.0",
+            "joins and leaves at the same time",
+        ),
+        ({"participants": [{"name": "alice", "away": True}]}, f"{_WHERE}.participants.0.away", "unknown setting"),
+        (
+            {"participants": ["alice", {"name": "alice", "leaves": "2027-01-04T09:00"}]},
+            _WHERE,
+            "alice joins or leaves but is listed more than once",
+        ),
+    ],
+)
+def test_bad_shapes_name_the_key(tmp_path: Path, changes: dict[object, object], key: str, message: str) -> None:
+    rotation: dict[object, object] = {**_rotation(), **changes}
+    found = problems(
+        tmp_path,
+        {"people": {"alice": {"timezone": "UTC"}}, "schedules": {"p": _schedule(layers=[{"rotations": [rotation]}])}},
+    )
+    assert key in found, found
+    assert message in found[key]
+
+
+def test_an_unquoted_yaml_time_is_refused_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "receiver.yml"
+    path.write_text(SHAPED.replace('from: "18:00"', "from: 18:00"))
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path, {})
+    assert dict(caught.value.problems) == {
+        "oncall.schedules.primary.layers.0.rotations.0.off_slots.1.from": (
+            '1080: quote the time of day ("18:00"): YAML reads 18:00 unquoted as a number'
+        )
+    }
+
+
+def test_a_joining_participant_who_is_not_a_person_is_named_with_the_key_path(tmp_path: Path) -> None:
+    rotation = _rotation(participants=["alice", {"name": "dave", "joins": "2027-01-04T09:00"}])
+    found = problems(
+        tmp_path,
+        {"people": {"alice": {"timezone": "UTC"}}, "schedules": {"p": _schedule(layers=[{"rotations": [rotation]}])}},
+    )
+    assert found == {"oncall": "schedules.p.layers.0.rotations.0.participants.1: 'dave' is not in oncall.people"}

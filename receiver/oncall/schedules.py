@@ -210,12 +210,6 @@ def rotation_person(rotation: Rotation, zone: ZoneInfo, instant: datetime) -> st
     return rotation.turns.person(index)
 
 
-def _windows(slot: OffSlot, zone: ZoneInfo, day: date) -> tuple[datetime, datetime] | None:
-    """The instants the slot's window beginning on local ``day`` starts and ends at, if it has one."""
-    window = slot.window(day)
-    return None if window is None else (instant_of(window[0], zone), instant_of(window[1], zone))
-
-
 def is_off(rotation: Rotation, zone: ZoneInfo, instant: datetime) -> bool:
     """Whether ``instant`` lies in one of the rotation's off slots or inactive days (pure, a few lookups).
 
@@ -227,8 +221,8 @@ def is_off(rotation: Rotation, zone: ZoneInfo, instant: datetime) -> bool:
     today = instant.astimezone(zone).date()
     for day in (today - DAY, today):
         for slot in rotation.closed:
-            window = _windows(slot, zone, day)
-            if window is not None and window[0] <= instant < window[1]:
+            window = slot.window(day)
+            if window is not None and instant_of(window[0], zone) <= instant < instant_of(window[1], zone):
                 return True
     return False
 
@@ -238,7 +232,8 @@ def _off_edges(rotation: Rotation, zone: ZoneInfo, start: datetime, end: datetim
     day, last = start.astimezone(zone).date() - DAY, end.astimezone(zone).date() + DAY
     while rotation.closed and day <= last:
         for slot in rotation.closed:
-            yield from (m for m in _windows(slot, zone, day) or () if start < m < end)
+            moments = (instant_of(local, zone) for local in slot.window(day) or ())
+            yield from (m for m in moments if start < m < end)
         day += DAY
 
 
