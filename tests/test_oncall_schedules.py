@@ -35,10 +35,10 @@ from tests.oncall_support import (
     assert_contiguous,
     holder,
     instants,
-    schedule_of,
     transitions,
 )
 from tests.oncall_support import berlin as _at
+from tests.oncall_support import schedule_of as _schedule
 
 HOURLY_ABC = Rotation(ABC, HOURLY, datetime(2025, 1, 6, 0, 0))
 DAILY_ABC = Rotation(ABC, DAILY, datetime(2025, 1, 6, 9, 0))
@@ -74,11 +74,11 @@ SHAPES = [
 def test_each_rotation_shape_hands_off_at_its_local_time(
     rotation: Rotation, instant: datetime, person: str | None
 ) -> None:
-    assert who(schedule_of(rotation), instant) == person
+    assert who(_schedule(rotation), instant) == person
 
 
 def test_the_custom_pattern_lists_its_shifts_with_their_lengths() -> None:
-    listed = shifts(schedule_of(SUN_WED_THU_SAT), _at(2025, 1, 5, 8), _at(2025, 1, 19, 8))
+    listed = shifts(_schedule(SUN_WED_THU_SAT), _at(2025, 1, 5, 8), _at(2025, 1, 19, 8))
     assert [(s.person, (s.end - s.start).days) for s in listed] == [
         ("alice", 4),
         ("bob", 3),
@@ -90,7 +90,7 @@ def test_the_custom_pattern_lists_its_shifts_with_their_lengths() -> None:
 def test_a_higher_layer_wins_where_it_has_someone() -> None:
     base = Rotation(("alice", "bob"), DAILY, datetime(2025, 1, 6, 9, 0))
     upper = Rotation(("zoe",), WEEKLY, datetime(2025, 1, 8, 12, 0))
-    schedule = schedule_of(base, upper)
+    schedule = _schedule(base, upper)
     assert who(schedule, _at(2025, 1, 8, 11, 59)) == "alice"
     assert who(schedule, _at(2025, 1, 8, 12, 0)) == "zoe"
     assert shifts(schedule, _at(2025, 1, 7, 0), _at(2025, 1, 9, 0)) == [
@@ -113,7 +113,7 @@ def test_a_later_rotation_in_a_layer_takes_over_from_its_start() -> None:
 def test_an_override_takes_its_window_and_a_later_override_wins() -> None:
     first = Override("xavier", _at(2025, 1, 6, 12), _at(2025, 1, 6, 18))
     second = Override("yara", _at(2025, 1, 6, 16), _at(2025, 1, 6, 20))
-    schedule = schedule_of(DAILY_ABC, overrides=(first, second))
+    schedule = _schedule(DAILY_ABC, overrides=(first, second))
     assert [(s.person, s.start, s.end) for s in shifts(schedule, _at(2025, 1, 6, 9), _at(2025, 1, 7, 9))] == [
         ("alice", _at(2025, 1, 6, 9).astimezone(UTC), _at(2025, 1, 6, 12).astimezone(UTC)),
         ("xavier", _at(2025, 1, 6, 12).astimezone(UTC), _at(2025, 1, 6, 16).astimezone(UTC)),
@@ -125,12 +125,12 @@ def test_an_override_takes_its_window_and_a_later_override_wins() -> None:
 
 def test_an_override_covers_a_time_nobody_else_does() -> None:
     cover = Override("xavier", _at(2025, 1, 1, 0), _at(2025, 1, 2, 0))
-    assert who(schedule_of(DAILY_ABC, overrides=(cover,)), _at(2025, 1, 1, 12)) == "xavier"
-    assert who(schedule_of(DAILY_ABC, overrides=(cover,)), _at(2025, 1, 2, 0)) is None
+    assert who(_schedule(DAILY_ABC, overrides=(cover,)), _at(2025, 1, 1, 12)) == "xavier"
+    assert who(_schedule(DAILY_ABC, overrides=(cover,)), _at(2025, 1, 2, 0)) is None
 
 
 def test_a_daily_handoff_skipped_by_spring_forward_happens_at_the_first_valid_instant_after() -> None:
-    schedule = schedule_of(Rotation(ABC, DAILY, datetime(2024, 3, 1, 2, 30)))
+    schedule = _schedule(Rotation(ABC, DAILY, datetime(2024, 3, 1, 2, 30)))
     listed = shifts(schedule, _at(2024, 3, 30, 12), _at(2024, 4, 1, 12))
     starts = [s.start for s in listed[1:]]
     assert starts == [datetime(2024, 3, 31, 1, 0, tzinfo=UTC), datetime(2024, 4, 1, 0, 30, tzinfo=UTC)]
@@ -141,7 +141,7 @@ def test_a_daily_handoff_skipped_by_spring_forward_happens_at_the_first_valid_in
 
 
 def test_a_daily_handoff_repeated_by_fall_back_happens_at_its_first_occurrence() -> None:
-    schedule = schedule_of(Rotation(ABC, DAILY, datetime(2024, 10, 1, 2, 30)))
+    schedule = _schedule(Rotation(ABC, DAILY, datetime(2024, 10, 1, 2, 30)))
     handoff = _at(2024, 10, 27, 2, 30, fold=0)  # 02:30 CEST == 00:30 UTC; 02:30 CET is an hour later
     assert handoff.astimezone(UTC) == datetime(2024, 10, 27, 0, 30, tzinfo=UTC)
     listed = shifts(schedule, _at(2024, 10, 26, 12), _at(2024, 10, 28, 12))
@@ -152,7 +152,7 @@ def test_a_daily_handoff_repeated_by_fall_back_happens_at_its_first_occurrence()
 
 
 def test_an_hourly_shift_inside_the_skipped_hour_is_empty_and_nobody_else_loses_time() -> None:
-    schedule = schedule_of(Rotation(ABC, HOURLY, datetime(2024, 3, 1, 0, 0)))
+    schedule = _schedule(Rotation(ABC, HOURLY, datetime(2024, 3, 1, 0, 0)))
     listed = shifts(schedule, _at(2024, 3, 31, 1), _at(2024, 3, 31, 4))
     # 01:00 is shift 721 (bob); 02:00 (carol) does not exist that day; 03:00 is shift 723 (alice)
     assert [(s.person, s.end - s.start) for s in listed] == [("bob", timedelta(hours=1)), ("alice", timedelta(hours=1))]
@@ -189,7 +189,7 @@ def test_malformed_values_are_refused(build: object) -> None:
 
 def test_who_refuses_a_naive_instant() -> None:
     with pytest.raises(ValueError):
-        who(schedule_of(DAILY_ABC), datetime(2025, 1, 7))
+        who(_schedule(DAILY_ABC), datetime(2025, 1, 7))
 
 
 # Properties -------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def test_one_rotation_shifts_meet_and_give_everyone_a_turn_every_cycle(
     instant = data.draw(instants(zone))
     reach = len(rotation.participants) * max(rotation.pattern) * 2
     start, end = instant - reach, instant + reach
-    listed = shifts(schedule_of(rotation, zone=zone), start, end)
+    listed = shifts(_schedule(rotation, zone=zone), start, end)
     if len(rotation.participants) == 1:
         assert listed == [Shift(rotation.participants[0], start, end)]
         return
@@ -230,7 +230,7 @@ def test_one_rotation_shifts_meet_and_give_everyone_a_turn_every_cycle(
     count = len(rotation.participants)
     for at in range(len(listed) - count + 1):
         assert {s.person for s in listed[at : at + count]} == set(rotation.participants)
-    assert who(schedule_of(rotation, zone=zone), instant) == holder(listed, instant)
+    assert who(_schedule(rotation, zone=zone), instant) == holder(listed, instant)
 
 
 @settings(max_examples=150, deadline=None)
@@ -244,7 +244,7 @@ def test_who_agrees_with_shifts_under_layers_and_overrides(
     late_upper = Rotation(upper.participants, upper.pattern, upper.start.replace(year=2036))
     marks = sorted(instant + timedelta(hours=h, minutes=7) for h in hours)
     overrides = tuple(Override("oscar", a, b) for a, b in zip(marks[::2], marks[1::2], strict=False) if a < b)
-    schedule = schedule_of(lower, late_upper if data.draw(st.booleans()) else upper, zone=zone, overrides=overrides)
+    schedule = _schedule(lower, late_upper if data.draw(st.booleans()) else upper, zone=zone, overrides=overrides)
     start, end = instant - timedelta(days=3), instant + timedelta(days=3)
     listed = shifts(schedule, start, end)
     assert_contiguous(listed, start, end)
@@ -260,7 +260,7 @@ def test_daily_handoffs_happen_at_their_local_time_or_at_the_transition_that_ski
 ) -> None:
     instant = data.draw(instants(zone))
     rotation = Rotation(ABC, DAILY, datetime.combine(datetime(2019, 6, 1), handoff))
-    listed = shifts(schedule_of(rotation, zone=zone), instant - timedelta(days=3), instant + timedelta(days=3))
+    listed = shifts(_schedule(rotation, zone=zone), instant - timedelta(days=3), instant + timedelta(days=3))
     for shift in listed[1:]:
         local = shift.start.astimezone(zone)
         transition = local.utcoffset() != (shift.start - timedelta(seconds=1)).astimezone(zone).utcoffset()

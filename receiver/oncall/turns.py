@@ -122,7 +122,7 @@ def epochs(
 
     A participant whose earliest change is a join is absent until it; every change sets presence from
     the first turn at or after it (``turn_at``). A new epoch continues with the first member listed after
-    the one on duty in the turn before it (cyclically), so nobody's turn is lost or taken twice.
+    the one on duty in the turn before it (cyclically): the order goes on where it was.
     """
     ordered = sorted(changes, key=lambda c: c.at)
     present = [not next((c.joins for c in ordered if c.person == name), False) for name in participants]
