@@ -41,6 +41,7 @@ from receiver.web.alerts_api import AlertsApi
 from receiver.web.auth import Credentials
 from receiver.web.connections import ConnectionGuard, GuardMetrics, Limits, fitted
 from receiver.web.incidents_api import IncidentCommands, IncidentsApi
+from receiver.web.links import LinkPages
 from receiver.web.runs_api import RunCommands, RunsApi
 from receiver.web.scrape import Scrape
 from receiver.web.webhook import WebhookHandler
@@ -138,6 +139,7 @@ def _routes(
     app.router.add_post("/api/v1/alerts", webhook.handle)
     app.router.add_get("/api/v1/alerts", alerts.list)
     IncidentsApi(store, commands, Credentials.for_api(settings.api)).add_routes(app.router)
+    LinkPages(store, commands, settings.oncall.links.keyring(), clock).add_routes(app.router)
     RunsApi(store, run_commands, Credentials.for_api(settings.api)).add_routes(app.router)
     app.router.add_get("/api/v1/openapi.yaml", openapi.document)
     app.router.add_get("/healthz", health.healthz)
@@ -216,6 +218,9 @@ def _log_start(settings: Settings) -> None:
     )
     if not auth.required and settings.listen.host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("the webhook accepts unauthenticated requests on %s", settings.listen)
+    links_off = settings.oncall.links.off_because(settings.notify.external_url)
+    if links_off:
+        log.info(links_off)
 
 
 def _guard(settings: Settings) -> ConnectionGuard:

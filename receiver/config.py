@@ -36,6 +36,7 @@ from receiver.notify.composer import RouteComposer
 from receiver.notify.model import Target
 from receiver.notify.routing import Route, default_routes
 from receiver.notify.templates import TemplateError
+from receiver.oncall.links import Keyring, Signer, keyring_of
 from receiver.oncall.schedules import DAILY, HOURLY, WEEKLY, Layer, OffSlot, Override, Rotation, Schedule
 from receiver.oncall.turns import Change
 from receiver.playbooks.guardrails import Limits
@@ -872,6 +873,62 @@ class ScheduleSettings(_Section):
         )
 
 
+MIN_LINK_SECRET = 32
+"""Fewest characters a link secret may have: it is the only thing between a guessed link and an acknowledgement."""
+MAX_LINK_TTL = timedelta(days=30)
+
+
+def _long_secret(value: pydantic.SecretStr) -> pydantic.SecretStr:
+    if len(value.get_secret_value()) < MIN_LINK_SECRET:
+        raise ValueError(f"a link secret needs at least {MIN_LINK_SECRET} characters (e.g. openssl rand -base64 32)")
+    return value
+
+
+LinkSecret = Annotated[Secret, pydantic.AfterValidator(_long_secret)]
+
+
+class LinkSettings(_Section):
+    """Signed, expiring acknowledge/resolve links in notifications (README: Signed links)."""
+
+    secret: LinkSecret | None = None
+    """Signs links (``env:NAME`` reads it from the environment); without it notifications carry no links."""
+    previous_secrets: list[LinkSecret] = []
+    """Secrets links were signed with before: still accepted until their links expire (rotation)."""
+    ttl: Duration = timedelta(hours=24)
+    """How long a link works after the notification carrying it was sent (at most 30 days)."""
+
+    @pydantic.field_validator("ttl")
+    @classmethod
+    def _bounded_ttl(cls, ttl: timedelta) -> timedelta:
+        if ttl > MAX_LINK_TTL:
+            raise ValueError("at most 30d: a link is a credential")
+        return ttl
+
+    def secrets(self) -> list[str]:
+        """Every secret a link may be signed with, the signing one first (empty: links are off)."""
+        if self.secret is None:
+            return []
+        return [s.get_secret_value() for s in (self.secret, *self.previous_secrets)]
+
+    def keyring(self) -> Keyring | None:
+        """What verifies links (and signs them, first secret), or None without a secret."""
+        secrets = self.secrets()
+        return keyring_of(secrets) if secrets else None
+
+    def signer(self, external_url: str) -> Signer | None:
+        """What signs links into notifications, or None without a secret or ``notify.external_url``."""
+        keyring = self.keyring()
+        return Signer(keyring, self.ttl, external_url) if keyring and external_url else None
+
+    def off_because(self, external_url: str) -> str | None:
+        """Why notifications carry no signed links (said once at start and by ``config check``), or None."""
+        if self.secret is None:
+            return "notifications carry no acknowledge/resolve links: oncall.links.secret is not set"
+        if not external_url:
+            return "notifications carry no acknowledge/resolve links: notify.external_url is not set"
+        return None
+
+
 class OncallSettings(_Section):
     """People and the schedules that say who of them is on call (README: On call)."""
 
@@ -879,6 +936,7 @@ class OncallSettings(_Section):
     """name -> the person's time zone and contact points."""
     schedules: dict[str, ScheduleSettings] = {}
     """name -> the schedule (its name is a metric label: lowercase letters, digits, - and _)."""
+    links: LinkSettings = LinkSettings()
 
     @pydantic.field_validator("schedules")
     @classmethod
@@ -962,7 +1020,7 @@ def load(
             _set_path(raw, key_path, env[var])
             from_env[".".join(key_path)] = var
     raw.update(overrides or {})
-    problems = _secrets_from_env(raw, env, from_env)
+    problems = _secrets_from_env(raw, env, from_env) + _link_secrets_from_env(raw, env, from_env)
     if problems:
         raise ConfigError(problems)
     try:
@@ -987,6 +1045,32 @@ def _secrets_from_env(raw: dict[str, Any], env: Mapping[str, str], from_env: dic
                     continue
                 settings[key] = env[var]
                 from_env[path] = var
+    return problems
+
+
+def _link_secrets_from_env(
+    raw: dict[str, Any], env: Mapping[str, str], from_env: dict[str, str]
+) -> list[tuple[str, str]]:
+    """Put the environment's values in ``oncall.links`` secrets written ``env:NAME``; the names missing from it."""
+    oncall = raw.get("oncall")
+    links = oncall.get("links") if isinstance(oncall, dict) else None
+    if not isinstance(links, dict):
+        return []
+    problems = []
+    previous = links.get("previous_secrets")
+    places: list[tuple[Any, Any, str]] = [(links, "secret", "oncall.links.secret")]
+    if isinstance(previous, list):
+        places += [(previous, n, f"oncall.links.previous_secrets.{n}") for n in range(len(previous))]
+    for holder, key, path in places:
+        value = holder.get(key) if isinstance(holder, dict) else holder[key]
+        if not (isinstance(value, str) and value.startswith("env:")):
+            continue
+        var = value.removeprefix("env:")
+        if var not in env:
+            problems.append((path, f"environment variable {var} is not set"))
+            continue
+        holder[key] = env[var]
+        from_env[path] = var
     return problems
 
 

@@ -93,6 +93,9 @@ def _check(args: argparse.Namespace) -> int:
         except TlsError as err:
             print(f"{args.file}: {err}", file=sys.stderr)
             return EXIT_CONFIG
+    links_off = settings.oncall.links.off_because(settings.notify.external_url)
+    if links_off:
+        print(f"{args.file}: note: {links_off}")
     print(f"{args.file}: ok")
     return 0
 

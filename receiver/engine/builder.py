@@ -243,6 +243,7 @@ def _notifier(
         clock,
         report,
         link=notify.link,
+        signer=settings.oncall.links.signer(notify.external_url),
         retry=retry,
         concurrency=notify.concurrency,
         retention=notify.retention,

@@ -42,6 +42,7 @@ from receiver.notify.content import Audience, Compose, Detail, Markup, Message
 from receiver.notify.http import Http
 from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, Skipped, State
 from receiver.notify.story import Story
+from receiver.oncall.links import Signer
 from receiver.store import OutboxStore, Outcome, StoreError
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,14 @@ class Notifier:
         report: Callable[[Tally], None],
         *,
         link: Callable[[str], str] = lambda _: "",
+        signer: Signer | None = None,
         retry: RetryPolicy | None = None,
         concurrency: int = 8,
         retention: timedelta = timedelta(days=30),
     ) -> None:
         """``link``: an incident id -> the address of its page (empty: none configured).
+
+        ``signer``: makes the signed acknowledge/resolve links of internal messages (None: no links).
 
         ``retention``: how long rows that ended are kept (they are the incident's record of who was told).
         """
@@ -112,6 +116,7 @@ class Notifier:
         self._clock = clock
         self._report = report
         self._link = link
+        self._signer = signer
         self._retry = retry or RetryPolicy()
         self._concurrency = concurrency
         self._free_at: dict[tuple[str, str], datetime] = {}
@@ -261,8 +266,9 @@ class Notifier:
     async def _attempt(self, channel: Channel, delivery: Delivery) -> Result:
         """One attempt, bounded in time; a bug in a channel or a template is a failure, never a crash."""
         extra = {"update": delivery.text} if delivery.signal is Signal.STATUS_UPDATE else None
+        signed = (self._signer, self._clock()) if self._signer and channel.audience == "internal" else None
         try:
-            story = await stories.read(self._store, delivery, self._link(delivery.incident), extra)
+            story = await stories.read(self._store, delivery, self._link(delivery.incident), extra, signed=signed)
         except stories.UnknownStory:
             return Failed(Reason.CLIENT_ERROR, f"incident {delivery.incident} is not in the store", permanent=True)
         except StoreError as err:

@@ -2,19 +2,23 @@
 
 Read when a delivery is sent, not when it was written, so a message that waited (a rate limit, a
 retry) says what is true when it leaves. Bounded: the last timeline entries, the incident's runs among
-the latest, its evidence summaries.
+the latest, its evidence summaries. Signed acknowledge/resolve links are made here, at the edge, with the
+engine's clock: for the person a delivery pages (``person:<name>`` routes), else for its target, so the
+timeline says whose link was used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Protocol
 
 from receiver.incidents.book import Incident
 from receiver.incidents.lifecycle import EventKind, TimelineEvent
-from receiver.notify.model import Delivery
-from receiver.notify.story import AlertLine, EventLine, EvidenceLine, Happening, RunLine, Story
+from receiver.notify.model import Delivery, paged_person
+from receiver.notify.story import ActionLink, AlertLine, EventLine, EvidenceLine, Happening, RunLine, Story
+from receiver.oncall.links import Signer
 from receiver.store import EvidenceStore, IncidentStore, OutboxStore, RunStore
 
 TIMELINE_LINES = 100
@@ -31,8 +35,18 @@ class UnknownStory(LookupError):
     """The delivery's incident is not in the store (it cannot be told)."""
 
 
-async def read(store: StoryStore, delivery: Delivery, link: str, extra: Mapping[str, str] | None = None) -> Story:
-    """The story of ``delivery``'s incident, as it is now. UnknownStory, StoreError."""
+async def read(
+    store: StoryStore,
+    delivery: Delivery,
+    link: str,
+    extra: Mapping[str, str] | None = None,
+    *,
+    signed: tuple[Signer, datetime] | None = None,
+) -> Story:
+    """The story of ``delivery``'s incident, as it is now. UnknownStory, StoreError.
+
+    ``signed``: the signer of action links and the time now (None: the story carries no links).
+    """
     found = await store.incident(delivery.incident, TIMELINE_LINES)
     if found is None:
         raise UnknownStory(delivery.incident)
@@ -47,7 +61,16 @@ async def read(store: StoryStore, delivery: Delivery, link: str, extra: Mapping[
         runs=tuple(RunLine(r.id, r.playbook, r.status.value, r.reason) for r in runs),
         evidence=tuple(EvidenceLine(e.outcome or "", e.summary) for e in evidence),
         extra=dict(extra or {}),
+        actions=action_links(*signed, incident, delivery) if signed else (),
     )
+
+
+def action_links(signer: Signer, now: datetime, incident: Incident, delivery: Delivery) -> tuple[ActionLink, ...]:
+    """The signed links ``delivery`` carries for ``incident`` as it is: for the person it pages, else its target.
+    Pure."""
+    actor = paged_person(delivery.route) or str(delivery.target)
+    offered = signer.links(incident.id, incident.status, actor, now)
+    return tuple(ActionLink(action.value, action.label, url) for action, url in offered)
 
 
 def story_of(incident: Incident, timeline: list[TimelineEvent], happening: Happening, link: str) -> Story:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from enum import IntEnum, StrEnum
 from typing import Literal, TypeVar
 
+from receiver.notify.story import ActionLink
+
 T = TypeVar("T")
 
 
@@ -62,6 +64,9 @@ class Message:
     """Which template made the body: ``declared``, ``update`` or ``resolved``."""
     template_error: str = ""
     """Why the configured template failed and the shipped one made the body (empty when none failed)."""
+    actions: tuple[ActionLink, ...] = ()
+    """Signed ``Acknowledge``/``Resolve`` links for the person or channel it goes to (the shipped internal templates
+    also put them in ``body``); always empty for the external audience. Channels with buttons use these."""
 
 
 Compose = Callable[[Markup, Detail], Message]

@@ -121,6 +121,16 @@ class Delivery:
     """The route that gave the incident this target (its templates render it)."""
 
 
+PERSON_ROUTE = "person:"
+"""The ``route`` of a delivery that pages one person: ``person:<name>`` (escalation writes these)."""
+
+
+def paged_person(route: str) -> str | None:
+    """The person a delivery pages when its ``route`` is ``person:<name>``, else None. Pure."""
+    name = route.removeprefix(PERSON_ROUTE) if route.startswith(PERSON_ROUTE) else ""
+    return name or None
+
+
 @dataclass(frozen=True, slots=True)
 class Sent:
     """Delivered."""

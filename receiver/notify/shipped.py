@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from receiver.incidents.lifecycle import Signal
-from receiver.notify.story import AlertLine, EventLine, EvidenceLine, Happening, RunLine, Story
+from receiver.notify.story import ActionLink, AlertLine, EventLine, EvidenceLine, Happening, RunLine, Story
 
 INTERNAL_DECLARED = """\
 {% set firing = alerts | selectattr("firing") | list %}
@@ -39,6 +39,9 @@ Acknowledged by {{ incident.acknowledged_by }}{{ " at " ~ incident.acknowledged_
 {% endif %}
 Services: {{ incident.services | join(", ") or "none identified" }}
 Detected: {{ incident.detected_at | time }}
+{% for action in incident.actions %}
+{{ action.url | link(action.label) }}
+{% endfor %}
 
 {% if firing %}
 Firing alerts ({{ firing | length }}):
@@ -104,6 +107,9 @@ Acknowledged by {{ incident.acknowledged_by }}{{ " at " ~ incident.acknowledged_
 {% endif %}
 Severity: {{ incident.severity or "unclassified" }}
 Services: {{ incident.services | join(", ") or "none identified" }}
+{% for action in incident.actions %}
+{{ action.url | link(action.label) }}
+{% endfor %}
 {% if runs %}
 Last playbook run: #{{ runs[0].id }} {{ runs[0].playbook }}: {{ runs[0].status }}\
 {{ " (" ~ runs[0].reason | short(150) ~ ")" if runs[0].reason }}
@@ -245,4 +251,5 @@ def example_story(signal: Signal) -> Story:
         timeline=(EventLine(_AT, "alert_fired", "KubePodCrashLooping fired", "receiver"),),
         firing=0 if resolved else 1,
         extra={"update": "We rolled back the last deploy of web."},
+        actions=() if resolved else (ActionLink("resolve", "Resolve", "https://receiver.example/links/example.token"),),
     )

@@ -59,6 +59,17 @@ class EventLine:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionLink:
+    """A signed link that acts on the incident for the person it was sent to (``receiver.oncall.links``)."""
+
+    action: str
+    """``ack`` or ``resolve``."""
+    label: str
+    """``Acknowledge`` or ``Resolve``."""
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Happening:
     """What this notification is about."""
 
@@ -97,3 +108,6 @@ class Story:
     """How many of its alerts fire."""
     extra: Mapping[str, str] = field(default_factory=dict)
     """Anything else a template may use (the status update's text under ``update``)."""
+    actions: tuple[ActionLink, ...] = ()
+    """Signed acknowledge/resolve links for whoever this delivery goes to (none when links are not configured,
+    nothing is left to do, or the audience is external)."""

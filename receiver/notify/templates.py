@@ -40,7 +40,7 @@ from receiver.notify.content import Audience, Detail, Markup, Message
 from receiver.notify.escaping import escape, one_line
 from receiver.notify.sandbox import Sandbox
 from receiver.notify.shipped import DEFAULTS, example_story
-from receiver.notify.story import Happening, Story
+from receiver.notify.story import ActionLink, Happening, Story
 
 TemplateName = Literal["declared", "update", "resolved"]
 NAMES: tuple[TemplateName, ...] = get_args(TemplateName)
@@ -117,6 +117,8 @@ class IncidentView:
     """From detection to resolution (to this happening while it is open)."""
     firing: int
     link: str
+    actions: tuple[ActionLink, ...] = ()
+    """Signed ``Acknowledge``/``Resolve`` links (``action.label``, ``action.url``); empty for the external audience."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +261,7 @@ def _incident(story: Story, public: bool) -> IncidentView:
         duration=max(end - story.detected_at, timedelta(0)),
         firing=story.firing,
         link="" if public else story.link,
+        actions=() if public else story.actions,
     )
 
 
@@ -283,6 +286,7 @@ def _message(story: Story, audience: Audience, name: TemplateName, body: str, er
         audience=audience,
         template=name,
         template_error=error,
+        actions=() if public else story.actions,
     )
 
 
