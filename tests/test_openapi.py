@@ -13,7 +13,7 @@ import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +29,7 @@ from referencing.jsonschema import DRAFT202012
 from receiver.app import PROCESSOR, RUNNER, create_app
 from receiver.config import Settings
 from receiver.kube import Kube
+from receiver.oncall.links import Action, Claim, Keyring
 from receiver.playbooks.runs import RunStatus
 from receiver.store.sqlite import SQLiteStore
 from receiver.web.auth import Credentials
@@ -176,6 +177,7 @@ def playbook_dir(tmp_path: Path) -> Path:
     return found
 
 
+LINK_SECRET = "link-secret-0123456789-0123456789-abc"
 HOOK_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
 
@@ -192,6 +194,7 @@ async def test_every_route_answers_as_the_document_says(
         api={"token": "api-token-0123456789"},
         webhook={"bearer_token": "hook-token-0123456789", "max_body_bytes": 65536},
         remediation={"playbook_dirs": [str(playbook_dir)]},
+        oncall={"links": {"secret": LINK_SECRET}},
         notify={  # a channel nothing listens to: its notifications fail and wait for their retry, documented too
             "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/", "secret": HOOK_SECRET}},
             "routes": [{"channels": ["hook"]}],
@@ -248,12 +251,26 @@ async def test_every_route_answers_as_the_document_says(
     await call("GET", f"/api/v1/notifications?incident={incident['id']}&state=pending", 200, headers=API)
     await call("GET", "/api/v1/notifications?state=bogus", 400, headers=API)
     await call("GET", "/api/v1/notifications", 401)
+    link = "/links/" + Keyring((LINK_SECRET.encode(),)).sign(
+        Claim(incident["id"], Action.ACKNOWLEDGE, "alice", clock.now + timedelta(hours=1))
+    )
+    await call("GET", link, 200)
+    await call("POST", link.replace("/links/", "/links/x"), 403)
+    await call(
+        "GET",
+        "/links/"
+        + Keyring((LINK_SECRET.encode(),)).sign(
+            Claim("INC-20200101-0001", Action.RESOLVE, "alice", clock.now + timedelta(hours=1))
+        ),
+        404,
+    )
     for change in ("ack", "mitigate", "resolve"):
         await call("POST", f"{one}/{change}", 200, json={"actor": "alice"}, headers=API)
         await call("POST", f"{one}/{change}", 409, headers=API)  # resolved: nothing may follow
         await call("POST", f"{one}/{change}", 400, data=b"[1]", headers=API)
         await call("POST", f"/api/v1/incidents/INC-20200101-0001/{change}", 404, headers=API)
         await call("POST", f"{one}/{change}", 401)
+    await call("POST", link, 200)  # resolved already: says so
     waiting = (await call("GET", "/api/v1/runs?status=awaiting_approval", 200, headers=API))["runs"]
     for verb, run in zip(("approve", "reject"), waiting, strict=True):
         decided = await call("POST", f"/api/v1/runs/{run['id']}/{verb}", 200, json={"actor": "alice"}, headers=API)

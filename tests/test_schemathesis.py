@@ -98,6 +98,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "api": {"token": API_TOKEN},
             "webhook": {"bearer_token": HOOK_TOKEN, "max_body_bytes": 65536},
             "remediation": {"playbook_dirs": [str(playbooks)]},
+            "oncall": {"links": {"secret": "link-secret-0123456789-0123456789-abc"}},
         }
     )
     kube = Kube(None, dry_run=True)

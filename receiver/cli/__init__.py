@@ -95,7 +95,7 @@ def _check(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
     links_off = settings.oncall.links.off_because(settings.notify.external_url)
     if links_off:
-        print(f"{args.file}: note: {links_off}")
+        print(f"{args.file}: note: {links_off}", file=sys.stderr)
     print(f"{args.file}: ok")
     return 0
 
