@@ -79,7 +79,7 @@ COMMAND = (sys.executable, "-m", "receiver.engine")
 RESTART_BACKOFF_SECONDS = (0.5, 30.0)
 """First and longest wait before starting a dead engine again."""
 _ENGINE_SETTINGS = frozenset(
-    {"data_dir", "log_level", "store", "alerts", "engine", "incidents", "remediation", "evidence", "notify"}
+    {"data_dir", "log_level", "store", "alerts", "engine", "incidents", "remediation", "evidence", "notify", "oncall"}
 )
 COMMAND_TIMEOUT_SECONDS = 10.0
 """How long a person's change may wait for the engine (it waits for the batch being written)."""
@@ -92,7 +92,7 @@ log per notification of a batch of 1024), and 50 ms is nothing to an incident.""
 
 
 def settings_frame(settings: Settings) -> bytes:
-    """The first frame on the engine's stdin: the settings it needs, the channels' secrets in clear.
+    """The first frame on the engine's stdin: the settings it needs, the channels' and links' secrets in clear.
 
     A channel's password or key is a ``SecretStr`` (never printed, never logged), which a JSON dump
     masks: the engine sends with them, so they cross the pipe to it (its own child) as they are.
@@ -102,7 +102,17 @@ def settings_frame(settings: Settings) -> bytes:
         name: channel.model_dump(mode="json") | _secrets(channel)
         for name, channel in settings.notify.channels.items()
     }
+    dumped["oncall"]["links"] |= _link_secrets(settings)
     return link.frame(dumped)
+
+
+def _link_secrets(settings: Settings) -> dict[str, object]:
+    """The secrets signed links are made with, in clear: the engine signs the links of its notifications."""
+    links = settings.oncall.links
+    return {
+        "secret": links.secret.get_secret_value() if links.secret else None,
+        "previous_secrets": [s.get_secret_value() for s in links.previous_secrets],
+    }
 
 
 def _secrets(channel: pydantic.BaseModel) -> dict[str, str]:
