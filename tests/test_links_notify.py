@@ -200,3 +200,20 @@ async def test_a_story_offers_resolve_only_once_acknowledged_for_the_person_page
     assert (await stories.read(store, paged, "", signed=(SIGNER, clock.at))).actions == ()
     assert (await stories.read(store, paged, "")).actions == ()
     assert IncidentStatus.RESOLVED.value == (await stories.read(store, paged, "")).status
+
+
+def test_pagerduty_lists_the_links_and_teams_shows_them_as_buttons() -> None:
+    told = story(Signal.OPENED, actions=(ACK, RESOLVE))
+    paged = EVERY["pagerduty"](closed_url()).preview(delivery(Signal.OPENED), composing(told, "internal"))
+    assert paged["links"] == [
+        {"href": told.link, "text": "Incident INC-20261122-0001"},
+        {"href": ACK.url, "text": "Acknowledge INC-20261122-0001"},
+        {"href": RESOLVE.url, "text": "Resolve INC-20261122-0001"},
+    ]
+    card = EVERY["teams"](closed_url()).preview(delivery(Signal.OPENED), composing(told, "internal"))
+    actions = card["attachments"][0]["content"]["actions"]
+    assert [(a["title"], a["url"]) for a in actions] == [
+        ("Open incident", told.link),
+        ("Acknowledge", ACK.url),
+        ("Resolve", RESOLVE.url),
+    ]

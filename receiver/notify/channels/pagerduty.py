@@ -123,8 +123,11 @@ def trigger(settings: PagerDutySettings, delivery: Delivery, message: Message) -
         "payload": payload,
         "client": settings.client,
     }
+    links = [{"href": message.link, "text": f"Incident {delivery.incident}"}] if message.link else []
+    links += [{"href": a.url, "text": f"{a.label} {delivery.incident}"} for a in message.actions]
+    if links:
+        event["links"] = links
     if message.link:
-        event["links"] = [{"href": message.link, "text": f"Incident {delivery.incident}"}]
         event["client_url"] = message.link
     return event
 

@@ -113,8 +113,12 @@ def card(message: Message) -> dict[str, Any]:
         "body": body,
         "msteams": {"width": "Full"},
     }
-    if message.link.startswith(("https://", "http://")):
-        content["actions"] = [{"type": "Action.OpenUrl", "title": "Open incident", "url": message.link}]
+    opened = [("Open incident", message.link)] + [(a.label, a.url) for a in message.actions]
+    actions = [
+        {"type": "Action.OpenUrl", "title": t, "url": u} for t, u in opened if u.startswith(("https://", "http://"))
+    ]
+    if actions:
+        content["actions"] = actions
     return content
 
 
