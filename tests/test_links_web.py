@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 
+from receiver.engine.process import EngineUnavailable
+from receiver.engine.processor import Processor
+from receiver.incidents.book import UnknownIncident
+from receiver.incidents.lifecycle import InvalidTransition
 from receiver.oncall.links import Action, Claim, Keyring
-from receiver.web.links import REASON
-from tests.conftest import Clock
+from receiver.store import IncidentQuery, StoreError
+from receiver.store.sqlite import SQLiteStore
+from receiver.web.links import REASON, LinkPages
+from tests import corpus
+from tests.conftest import T0, Clock
+from tests.delivering import deliver, processor
 from tests.payloads import alert
 from tests.test_http import Client, MakeClient, make_client
 from tests.test_incidents_api import AUTH, TOKEN, get_json, post
@@ -166,3 +176,81 @@ async def test_the_api_token_is_not_needed_and_not_enough(client: Client, clock:
     response = await client.post("/links/x", headers=AUTH)
     await html_page(response, 403)
     assert (await incident(client, id))["status"] == "triggered"
+
+
+class Racing:
+    """Commands that fail as the engine can: another change got there first, or the engine is away."""
+
+    def __init__(self, store: SQLiteStore, error: Exception) -> None:
+        self.store, self.error = store, error
+        self.asked: list[tuple[str, str, str]] = []
+
+    async def acknowledge(self, id: str, actor: str, reason: str) -> None:
+        self.asked.append((id, actor, reason))
+        raise self.error
+
+    resolve = mitigate = note = update = acknowledge
+
+
+@pytest.fixture
+async def seeded(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, Processor, str]]:
+    store = SQLiteStore(tmp_path / "r.db")
+    await store.open()
+    proc = processor(store)
+    await deliver(store, proc, T0, [corpus.alert("KubePodCrashLooping", namespace="shop", pod="web-1")])
+    [found] = await store.incidents(IncidentQuery())
+    yield store, proc, found.id
+    await store.close()
+
+
+async def racing_client(aiohttp_client: Any, store: SQLiteStore, commands: Racing, clock: Clock) -> Client:
+    app = web.Application()
+    LinkPages(store, commands, KEYRING, clock).add_routes(app.router)
+    return cast(Client, await aiohttp_client(app))
+
+
+async def test_a_change_made_meanwhile_is_told_as_it_is_now(
+    aiohttp_client: Any, seeded: tuple[SQLiteStore, Processor, str], clock: Clock
+) -> None:
+    store, proc, id = seeded
+    commands = Racing(store, InvalidTransition("an incident that is mitigated cannot become acknowledged"))
+    client = await racing_client(aiohttp_client, store, commands, clock)
+    link = f"/links/{token(clock, id)}"
+    await proc.mitigate(id, "bob", "rolled back")  # after the link was made, before it was pressed
+    text = await html_page(await client.post(link), 200)  # acknowledging has nothing left to do
+    assert "is already mitigated" in text and commands.asked == []
+    await proc.resolve(id, "bob", "")
+    text = await html_page(await client.post(f"/links/{token(clock, id, Action.RESOLVE)}"), 200)
+    assert "is already resolved" in text and commands.asked == []
+
+
+async def test_an_impossible_transition_found_only_by_the_engine_is_409(
+    aiohttp_client: Any, seeded: tuple[SQLiteStore, Processor, str], clock: Clock
+) -> None:
+    store, _, id = seeded
+    commands = Racing(store, InvalidTransition("no"))
+    client = await racing_client(aiohttp_client, store, commands, clock)
+    text = await html_page(await client.post(f"/links/{token(clock, id)}"), 409)
+    assert "is triggered: it cannot be acknowledged" in text
+    assert commands.asked == [(id, "alice", REASON)]
+
+
+@pytest.mark.parametrize("error", [EngineUnavailable("the engine did not answer in time"), StoreError("locked")])
+async def test_an_engine_or_store_that_cannot_take_the_change_is_503(
+    aiohttp_client: Any, seeded: tuple[SQLiteStore, Processor, str], clock: Clock, error: Exception
+) -> None:
+    store, _, id = seeded
+    client = await racing_client(aiohttp_client, store, Racing(store, error), clock)
+    response = await client.post(f"/links/{token(clock, id)}")
+    text = await html_page(response, 503)
+    assert response.headers["Retry-After"] == "1" and "Nothing was changed" in text
+    found = await store.incident(id, 0)
+    assert found is not None and found[0].status.value == "triggered"
+
+
+async def test_an_incident_gone_when_the_engine_looks_is_404(
+    aiohttp_client: Any, seeded: tuple[SQLiteStore, Processor, str], clock: Clock
+) -> None:
+    store, _, id = seeded
+    client = await racing_client(aiohttp_client, store, Racing(store, UnknownIncident(id)), clock)
+    await html_page(await client.post(f"/links/{token(clock, id)}"), 404)

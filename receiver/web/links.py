@@ -63,48 +63,43 @@ class LinkPages:
 
     async def confirm(self, request: web.Request) -> web.Response:
         """The incident and a button that acts; nothing changes."""
-        found = await self._claimed(request)
+        found = await self._pending(request)
         if isinstance(found, web.Response):
             return found
         claim, incident = found
-        if incident.status in _DONE[claim.action]:
-            return _already(claim, incident)
         return page(200, f"{claim.action.label} {incident.id}?", _facts(incident) + _form(claim))
 
     async def act(self, request: web.Request) -> web.Response:
         """Acknowledge or resolve as the link's actor; a repeat (or a change made meanwhile) says so."""
-        found = await self._claimed(request)
+        found = await self._pending(request)
         if isinstance(found, web.Response):
             return found
         claim, incident = found
-        if incident.status in _DONE[claim.action]:
-            return _already(claim, incident)
         command = self._commands.acknowledge if claim.action is Action.ACKNOWLEDGE else self._commands.resolve
         try:
             await command(claim.incident, claim.actor, REASON)
         except UnknownIncident:
             return _unknown(claim.incident)
         except InvalidTransition:  # changed since it was read: tell what it is now
-            return await self._again(claim)
+            now = await self._still_to_do(claim)
+            return now if isinstance(now, web.Response) else _impossible(*now)
         except (EngineUnavailable, StoreError) as err:
             return _unavailable(err)
         done = f"{html.escape(incident.id)} is {_PAST[claim.action]} by {html.escape(claim.actor)}."
         return page(200, f"{_PAST[claim.action].capitalize()} {incident.id}", f"<p>{done}</p>")
 
-    async def _claimed(self, request: web.Request) -> tuple[Claim, Incident] | web.Response:
-        """The token's claim and its incident, or the page refusing it."""
+    async def _pending(self, request: web.Request) -> tuple[Claim, Incident] | web.Response:
+        """The token's claim and its incident while its action is still to do, else the page to answer."""
         if self._keyring is None:
             return page(404, "Links are off", "<p>This receiver does not accept signed links.</p>")
         claim = self._keyring.verify(request.match_info["token"], self._clock())
         if isinstance(claim, Refused):
+            log.info("a signed link was refused", extra={"why": claim.why.value})
             return page(403, "Link refused", f"<p>{html.escape(claim.message)}. Nothing was changed.</p>")
-        try:
-            found = await self._store.incident(claim.incident, 0)
-        except StoreError as err:
-            return _unavailable(err)
-        return _unknown(claim.incident) if found is None else (claim, found[0])
+        return await self._still_to_do(claim)
 
-    async def _again(self, claim: Claim) -> web.Response:
+    async def _still_to_do(self, claim: Claim) -> tuple[Claim, Incident] | web.Response:
+        """The claim and its incident as it is now while the action is still to do, else the page to answer."""
         try:
             found = await self._store.incident(claim.incident, 0)
         except StoreError as err:
@@ -112,10 +107,7 @@ class LinkPages:
         if found is None:
             return _unknown(claim.incident)
         incident = found[0]
-        if incident.status in _DONE[claim.action]:
-            return _already(claim, incident)
-        why = f"{html.escape(incident.id)} is {html.escape(incident.status.value)}: it cannot be {_PAST[claim.action]}."
-        return page(409, "Nothing to do", f"<p>{why}</p>" + _facts(incident))
+        return _already(claim, incident) if incident.status in _DONE[claim.action] else (claim, incident)
 
 
 def page(status: int, title: str, body: str) -> web.Response:
@@ -149,6 +141,11 @@ def _form(claim: Claim) -> str:
 def _already(claim: Claim, incident: Incident) -> web.Response:
     said = f"<p>{html.escape(incident.id)} is already {html.escape(incident.status.value)}: nothing was changed.</p>"
     return page(200, f"Already {incident.status.value}", said + _facts(incident))
+
+
+def _impossible(claim: Claim, incident: Incident) -> web.Response:
+    why = f"{html.escape(incident.id)} is {html.escape(incident.status.value)}: it cannot be {_PAST[claim.action]}."
+    return page(409, "Nothing to do", f"<p>{why}</p>" + _facts(incident))
 
 
 def _unknown(id: str) -> web.Response:
