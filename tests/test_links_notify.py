@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
@@ -19,6 +20,7 @@ from receiver.engine.processor import Processor
 from receiver.incidents.book import Book, IncidentPolicy
 from receiver.incidents.lifecycle import IncidentStatus, Signal
 from receiver.notify.cadence import Cadence
+from receiver.notify.channel import Channel
 from receiver.notify.composer import RouteComposer
 from receiver.notify.content import Audience, Compose, Detail, Markup, Message
 from receiver.notify.http import Http
@@ -153,7 +155,13 @@ async def test_the_engine_signs_links_for_internal_channels_with_its_clock(store
     await incident(store, clock, [internal, external])
     composer = Rendering()
     notifier = Notifier(
-        store, {"slack": internal, "statuspage": external}, composer, Http(), clock, lambda _: None, signer=SIGNER
+        store,
+        {c.name: cast(Channel, c) for c in (internal, external)},
+        composer,
+        Http(),
+        clock,
+        lambda _: None,
+        signer=SIGNER,
     )
     clock.at += timedelta(minutes=3)
     await notifier.drain()

@@ -84,8 +84,11 @@ def test_an_expired_link_signed_elsewhere_is_forged_not_expired() -> None:
 
 def _signed(payload: bytes, secret: bytes = NEW) -> str:
     """A correctly signed token around any payload (what only a holder of the secret could make)."""
-    encode = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
-    return f"{encode(payload)}.{encode(links._mac(secret, payload))}"
+    return f"{_b64(payload)}.{_b64(links._mac(secret, payload))}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @pytest.mark.parametrize(
