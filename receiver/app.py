@@ -33,6 +33,8 @@ from receiver.engine.processor import Processor
 from receiver.engine.runner import Runner
 from receiver.kube import Kube
 from receiver.metrics import Metrics
+from receiver.notify.channels.pagerduty import PagerDutySettings
+from receiver.notify.channels.slack import SlackSettings
 from receiver.playbooks.model import load_dirs
 from receiver.store import Backend, InboxStore, Store, StoreError, backends
 from receiver.timer import REAL, Timer
@@ -42,8 +44,10 @@ from receiver.web.auth import Credentials
 from receiver.web.connections import ConnectionGuard, GuardMetrics, Limits, fitted
 from receiver.web.incidents_api import IncidentCommands, IncidentsApi
 from receiver.web.links import LinkPages
+from receiver.web.pagerduty_webhooks import PagerDutyWebhooks
 from receiver.web.runs_api import RunCommands, RunsApi
 from receiver.web.scrape import Scrape
+from receiver.web.slack_interactions import SlackInteractions
 from receiver.web.webhook import WebhookHandler
 
 log = logging.getLogger(__name__)
@@ -141,6 +145,7 @@ def _routes(
     IncidentsApi(store, commands, Credentials.for_api(settings.api)).add_routes(app.router)
     LinkPages(store, commands, settings.oncall.links.keyring(), clock).add_routes(app.router)
     RunsApi(store, run_commands, Credentials.for_api(settings.api)).add_routes(app.router)
+    _interactions(app, settings, clock, commands, run_commands)
     app.router.add_get("/api/v1/openapi.yaml", openapi.document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.Readiness(store, clock, settings.engine.stall_after).handle)
@@ -149,6 +154,23 @@ def _routes(
     scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, limits, clock, incidents)
     metrics.channels(sorted(settings.notify.channels))
     app.router.add_get("/metrics", scrape.handle)
+
+
+def _interactions(
+    app: web.Application, settings: Settings, clock: Clock, commands: IncidentCommands, run_commands: RunCommands
+) -> None:
+    """Slack's button clicks and PagerDuty's webhooks: answered 403 until their secrets are configured."""
+    channels = settings.notify.channels.values()
+    people = settings.oncall.people.items()
+    slack = [c.signing_secret.get_secret_value() for c in channels if isinstance(c, SlackSettings) and c.signing_secret]
+    slack_people = {p.slack_user: name for name, p in people if p.slack_user}
+    interactions = SlackInteractions(slack, slack_people, commands, run_commands, clock)
+    app.router.add_post("/api/v1/slack/interactions", interactions.handle)
+    pagerduty = [
+        c.webhook_secret.get_secret_value() for c in channels if isinstance(c, PagerDutySettings) and c.webhook_secret
+    ]
+    pagerduty_people = {p.pagerduty_user: name for name, p in people if p.pagerduty_user}
+    app.router.add_post("/api/v1/pagerduty/webhooks", PagerDutyWebhooks(pagerduty, pagerduty_people, commands).handle)
 
 
 async def _opened(_: web.Application, *, store: Backend) -> AsyncIterator[None]:

@@ -291,6 +291,8 @@ async def test_every_route_answers_as_the_document_says(
     await call("GET", f"/api/v1/runs/{runs[0]['id']}", 401)
     for path in ("/api/v1/openapi.yaml", "/healthz", "/readyz", "/metrics"):
         await call("GET", path, 200)
+    for path in ("/api/v1/slack/interactions", "/api/v1/pagerduty/webhooks"):  # tests/test_interactions.py: the rest
+        await call("POST", path, 403, data=b"payload=%7B%7D")
 
     unguarded = create_app(
         make_settings(data_dir=str(tmp_path / "other")), registry=CollectorRegistry(), clock=clock, engine="inline"

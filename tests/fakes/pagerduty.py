@@ -25,6 +25,14 @@ It follows PagerDuty's public documentation:
   (source: .../docs/events-API-v2/03-Change-Events.md): ``POST /v2/change/enqueue`` with ``routing_key``,
   ``payload.summary`` (at most 1024 characters), optional source, timestamp, custom_details, and ``links``.
 
+Webhooks (v3), the other way: ``signed_webhook`` builds what a webhook subscription sends when an
+incident changes in PagerDuty, ``{"event": {"id", "event_type", "resource_type": "incident",
+"occurred_at", "agent": {"id", "type": "user_reference", "summary"}, "data": {the incident, with
+"incident_key": the Events API dedup_key}}}``, signed in ``X-PagerDuty-Signature`` as ``v1=`` HMAC-SHA256
+of the body under each secret, comma-separated (several while a secret is rotated):
+https://developer.pagerduty.com/docs/webhooks/webhook-signatures/ ,
+https://developer.pagerduty.com/docs/webhooks/v3-overview/ .
+
 The answer bodies are the ones PagerDuty's clients document and test against: 202
 ``{"status": "success", "message": "Event processed", "dedup_key": ...}`` and 400
 ``{"status": "invalid event", "message": "Event object is invalid", "errors": [...]}``.
@@ -41,6 +49,8 @@ notification PagerDuty sends when an alert opens, so a test asserts "paged once"
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Iterable, Mapping
@@ -325,3 +335,43 @@ class PagerDutyFake(FakeServer):
             return admitted
         self.change_events.append(admitted[0])
         return web.json_response({"status": "success", "message": "Change event processed"}, status=202)
+
+
+def webhook_event(event_type: str, incident_key: str, *, agent: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A v3 webhook body for an incident whose ``incident_key`` (the Events API dedup_key) is given."""
+    status = {"incident.acknowledged": "acknowledged", "incident.resolved": "resolved"}.get(event_type, "triggered")
+    return {
+        "event": {
+            "id": "01" + uuid.uuid4().hex[:24].upper(),
+            "event_type": event_type,
+            "resource_type": "incident",
+            "occurred_at": "2026-11-22T09:05:00.000Z",
+            "agent": dict(agent) if agent is not None else None,
+            "client": None,
+            "data": {
+                "id": "Q0FAKEINC01",
+                "type": "incident",
+                "self": "https://api.pagerduty.com/incidents/Q0FAKEINC01",
+                "html_url": "https://fake.pagerduty.com/incidents/Q0FAKEINC01",
+                "number": 7,
+                "status": status,
+                "incident_key": incident_key,
+                "created_at": "2026-11-22T09:00:00Z",
+                "title": "an incident",
+                "service": {"id": "P0SERVICE1", "type": "service_reference", "summary": "shop"},
+                "urgency": "high",
+            },
+        }
+    }
+
+
+def user_agent(id: str, summary: str) -> dict[str, Any]:
+    """The ``agent`` of a change a person made in PagerDuty."""
+    return {"id": id, "type": "user_reference", "summary": summary, "self": f"https://api.pagerduty.com/users/{id}"}
+
+
+def signed_webhook(secrets: Iterable[str], document: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """The body and headers PagerDuty sends: one ``v1=`` signature per secret, comma-separated."""
+    body = json.dumps(document).encode()
+    signatures = ",".join("v1=" + hmac.new(s.encode(), body, hashlib.sha256).hexdigest() for s in secrets)
+    return body, {"Content-Type": "application/json", "X-PagerDuty-Signature": signatures}

@@ -52,6 +52,13 @@ Where the documentation leaves a choice, the fake's is stated here:
 - a missing ``channel`` or ``ts`` argument is ``invalid_arguments``;
 - ``msg_too_long`` (documented without a threshold) is not produced by the
   fake's own rules: script it with ``fake.api_error("msg_too_long")``.
+- interactivity: ``signed_interaction`` builds the request Slack sends to an app's Interactivity Request
+  URL when someone clicks a button (``block_actions``, a form field ``payload`` holding JSON, signed
+  ``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}`` with the app's signing secret):
+  https://api.slack.com/authentication/verifying-requests-from-slack ,
+  https://api.slack.com/reference/interaction-payloads/block-actions ; a posted ``actions`` block is
+  checked against the button's limits (25 elements, ``action_id`` 255, ``value`` 2,000, label 75):
+  https://api.slack.com/reference/block-kit/block-elements#button .
 Not implemented: ``oldest``/``latest`` filters of the history methods, the
 workspace-wide posting limit, the tiers of methods other than chat.postMessage
 (script a 429 with ``fake.rate_limit(...)``), files, reactions, scheduled messages.
@@ -61,6 +68,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import urllib.parse
 from dataclasses import dataclass, field, replace
@@ -83,6 +92,10 @@ MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3_000
 MAX_HEADER_TEXT = 150
 MAX_ATTACHMENTS = 100
+MAX_ACTIONS = 25
+MAX_ACTION_ID = 255
+MAX_VALUE = 2_000
+MAX_BUTTON_TEXT = 75
 HISTORY_DEFAULT_LIMIT = 100
 HISTORY_MAX_LIMIT = 999
 REPLIES_DEFAULT_LIMIT = 1_000
@@ -535,11 +548,64 @@ def block_problems(blocks: list[Any]) -> list[str]:
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             problems.append(f"missing required field: type [json-pointer:/blocks/{i}]")
             continue
+        if block["type"] == "actions":
+            problems += action_problems(block.get("elements"), i)
+            continue
         text = block.get("text")
         limit = {"section": MAX_SECTION_TEXT, "header": MAX_HEADER_TEXT}.get(block["type"])
         if limit is not None and isinstance(text, dict) and len(str(text.get("text", ""))) > limit:
             problems.append(f"must be less than {limit + 1} characters [json-pointer:/blocks/{i}/text/text]")
     return problems
+
+
+def action_problems(elements: Any, i: int) -> list[str]:
+    """What is wrong with an actions block's buttons. Pure."""
+    where = f"[json-pointer:/blocks/{i}/elements]"
+    if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_ACTIONS:
+        return [f"must be a list of 1 to {MAX_ACTIONS} elements {where}"]
+    problems = []
+    for n, element in enumerate(elements):
+        if not isinstance(element, dict) or element.get("type") != "button":
+            problems.append(f"only buttons here {where[:-1]}/{n}]")
+            continue
+        label = element.get("text") or {}
+        if len(str(element.get("action_id", ""))) > MAX_ACTION_ID or len(str(element.get("value", ""))) > MAX_VALUE:
+            problems.append(f"action_id or value too long {where[:-1]}/{n}]")
+        if label.get("type") != "plain_text" or not 1 <= len(str(label.get("text", ""))) <= MAX_BUTTON_TEXT:
+            problems.append(f"a button's text is plain_text of 1 to {MAX_BUTTON_TEXT} characters {where[:-1]}/{n}]")
+    return problems
+
+
+def signed_interaction(
+    secret: str, user: str, actions: list[tuple[str, str]], timestamp: int, *, kind: str = "block_actions"
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of the request Slack sends when ``user`` clicks buttons (action_id, value)."""
+    payload = {
+        "type": kind,
+        "team": {"id": TEAM, "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+        "api_app_id": APP_ID,
+        "container": {"type": "message", "channel_id": "C0FAKE0001", "message_ts": "1700000000.000100"},
+        "trigger_id": "1234.5678.abcdef",
+        "response_url": "https://hooks.slack.com/actions/T0FAKE0001/1/fake",
+        "actions": [
+            {"type": "button", "action_id": a, "block_id": "b", "value": v, "action_ts": f"{timestamp}.000200"}
+            for a, v in actions
+        ],
+    }
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    return body, slack_signature_headers(secret, body, timestamp)
+
+
+def slack_signature_headers(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """The headers Slack signs ``body`` with, sent at ``timestamp`` (Unix seconds)."""
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(timestamp),
+        "X-Slack-Signature": f"v0={digest}",
+    }
 
 
 def parse_metadata(value: Any) -> dict[str, Any] | None:

@@ -28,7 +28,8 @@ from receiver.notify.channel import ChannelSettingsBase, ChannelType, Io, Replay
 from receiver.notify.channels.endpoint import Document, EndpointChannel, fitted
 from receiver.notify.content import Compose, Markup, Message, one_line, truncate
 from receiver.notify.http import Response
-from receiver.notify.model import Delivery, Failed, Reason, Result, Sent
+from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, Skipped
+from receiver.notify.pagerduty_webhooks import came_from_pagerduty
 
 ENQUEUE = "/v2/enqueue"
 MAX_EVENT_BYTES = 512_000
@@ -48,6 +49,8 @@ ACTIONS: Mapping[Signal, str] = {
     Signal.RESOLVED: "resolve",
 }
 """The event each signal sends; the other signals send nothing."""
+FOLLOWED = frozenset({Signal.ACKNOWLEDGED, Signal.RESOLVED})
+"""What PagerDuty may tell us of (webhooks) as well as hear from us."""
 SEVERITIES: Mapping[str, str] = {"SEV1": "critical", "SEV2": "error", "SEV3": "warning", "SEV4": "info"}
 UNCLASSIFIED = "warning"
 """PagerDuty's severity of an incident not classified yet."""
@@ -66,6 +69,8 @@ class PagerDutySettings(ChannelSettingsBase):
     """``payload.source``: what PagerDuty shows as the affected system."""
     client: str = "receiver"
     """``client``: the name PagerDuty shows for the sender, linked to the incident's page."""
+    webhook_secret: pydantic.SecretStr | None = None
+    """A v3 webhook subscription's secret (``env:NAME``): ``POST /api/v1/pagerduty/webhooks`` accepts what it signs."""
 
     @pydantic.field_validator("routing_key")
     @classmethod
@@ -81,6 +86,13 @@ class PagerDutySettings(ChannelSettingsBase):
         if not re.fullmatch(r"https?://[^/?#\s]+", value.rstrip("/")):
             raise ValueError("an http(s) URL of the Events API host, without a path (https://events.pagerduty.com)")
         return value.rstrip("/")
+
+    @pydantic.field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: pydantic.SecretStr | None) -> pydantic.SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("an empty webhook secret is refused")
+        return value
 
     @pydantic.field_validator("source", "client")
     @classmethod
@@ -218,7 +230,12 @@ class PagerDutyChannel(EndpointChannel[PagerDutySettings]):
         return fitted(compose, Markup.PLAIN, functools.partial(trigger, self.settings, delivery), MAX_EVENT_BYTES)
 
     async def send(self, delivery: Delivery, compose: Compose, io: Io) -> Result:
-        """The delivery's event; a test's alert is resolved right after its trigger (nobody has to)."""
+        """The delivery's event; a test's alert is resolved right after its trigger (nobody has to).
+
+        Not for an acknowledgement or resolution a PagerDuty webhook made: PagerDuty has it already (no loop).
+        """
+        if delivery.signal in FOLLOWED and came_from_pagerduty(delivery.actor):
+            return Skipped("came from PagerDuty")
         result = await EndpointChannel.send(self, delivery, compose, io)
         if delivery.signal is not Signal.TEST or not may_have_triggered(result):
             return result

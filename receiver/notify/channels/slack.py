@@ -35,6 +35,7 @@ from receiver.notify.channels.slack_blocks import Payload, fitted_main, fitted_r
 from receiver.notify.content import Audience, Compose
 from receiver.notify.http import Response, Unreachable
 from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, Skipped
+from receiver.notify.slack_actions import awaiting_run
 
 MAIN_EVENT = "receiver_incident"
 """The metadata ``event_type`` of an incident's message."""
@@ -83,6 +84,21 @@ class SlackSettings(ChannelSettingsBase):
     api_url: str = "https://slack.com/api"
     mention: str = pydantic.Field(default="", max_length=500)
     """Put before the incident's message (``<!subteam^S0123ABCD>``): trusted, sent as written."""
+    signing_secret: pydantic.SecretStr | None = None
+    """The Slack app's signing secret (``env:NAME``): with it the messages carry buttons (acknowledge, resolve,
+    approve or reject a run) and ``POST /api/v1/slack/interactions`` accepts the clicks Slack signs with it."""
+
+    @pydantic.field_validator("signing_secret")
+    @classmethod
+    def _secret(cls, value: pydantic.SecretStr | None) -> pydantic.SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("an empty signing secret is refused")
+        return value
+
+    @property
+    def interactive(self) -> bool:
+        """Whether the messages carry buttons (a signing secret is configured to check their clicks)."""
+        return self.signing_secret is not None
 
     @pydantic.field_validator("channel")
     @classmethod
@@ -275,6 +291,10 @@ class Slack:
         """Slack's rate for posting: about one message a second per channel (webhooks alike)."""
         return INTERVAL
 
+    def _interactive(self, delivery: Delivery) -> str:
+        """The incident whose buttons the message carries: none without a signing secret, nor in a test."""
+        return delivery.incident if self._settings.interactive and delivery.signal is not Signal.TEST else ""
+
 
 class SlackApi(Slack):
     """A Slack channel posting with a bot token."""
@@ -300,7 +320,7 @@ class SlackApi(Slack):
     def preview(self, delivery: Delivery, compose: Compose) -> Mapping[str, Any]:
         """The calls ``send`` would make (without the lookups a resumed delivery makes first)."""
         channel, ts = delivery.thread.get("channel") or self._destination(delivery), delivery.thread.get("ts")
-        main = self._main(compose)
+        main = self._main(delivery, compose)
         if self._edits_only(delivery):
             calls = [("chat.update", {"channel": channel, "ts": ts, **main})]
         elif ts:
@@ -335,7 +355,7 @@ class SlackApi(Slack):
         if found.ts:
             posted = Posted(channel, found.ts, (*notes, found.note))
         else:
-            answer = await api.call("chat.postMessage", self._first(delivery, self._main(compose), channel))
+            answer = await api.call("chat.postMessage", self._first(delivery, self._main(delivery, compose), channel))
             if answer.failed is not None:
                 return answer.failed
             posted = Posted(str(answer.body["channel"]), str(answer.body["ts"]), (*notes, *found.notes))
@@ -383,7 +403,7 @@ class SlackApi(Slack):
 
     async def _edit(self, api: WebApi, delivery: Delivery, compose: Compose, posted: Posted) -> Posted | Failed:
         """The incident's message edited; posted anew if someone deleted it."""
-        main = self._main(compose)
+        main = self._main(delivery, compose)
         answer = await api.call("chat.update", {"channel": posted.channel, "ts": posted.ts, **main})
         if answer.code != "message_not_found":
             return answer.failed or posted
@@ -412,14 +432,15 @@ class SlackApi(Slack):
 
     # ---- payloads ---------------------------------------------------------------------------------
 
-    def _main(self, compose: Compose) -> Payload:
-        return fitted_main(compose, self._settings.mention)
+    def _main(self, delivery: Delivery, compose: Compose) -> Payload:
+        return fitted_main(compose, self._settings.mention, self._interactive(delivery))
 
     def _first(self, delivery: Delivery, main: Payload, channel: str) -> Payload:
         return {"channel": channel, **main, "metadata": _metadata(MAIN_EVENT, delivery), **_QUIET}
 
     def _reply(self, delivery: Delivery, compose: Compose, channel: str, ts: str) -> Payload:
-        reply = fitted_reply(compose)
+        run = awaiting_run(delivery.text) if delivery.signal is Signal.RUN_AWAITING_APPROVAL else None
+        reply = fitted_reply(compose, run if run and self._settings.interactive else "")
         return {"channel": channel, "thread_ts": ts, **reply, "metadata": _metadata(REPLY_EVENT, delivery), **_QUIET}
 
     def _destination(self, delivery: Delivery) -> str:
@@ -502,7 +523,7 @@ class SlackWebhook(Slack):
     def _payload(self, delivery: Delivery, compose: Compose) -> Payload:
         """The incident as it is now; the operator's mention on the first post to the channel only."""
         mention = "" if delivery.thread.get("posted") else self._settings.mention
-        return {**fitted_main(compose, mention), **_QUIET}
+        return {**fitted_main(compose, mention, self._interactive(delivery)), **_QUIET}
 
 
 def build(name: str, settings: SlackSettings) -> SlackApi | SlackWebhook:

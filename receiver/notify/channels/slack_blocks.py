@@ -23,6 +23,7 @@ from typing import Any
 
 from receiver.notify import escaping
 from receiver.notify.content import TRUNCATED, Compose, Markup, Message, fit, join_lines, one_line, truncate
+from receiver.notify.slack_actions import MAX_VALUE, Op
 
 MAX_TEXT = 40_000
 """A message's ``text``: Slack truncates past this."""
@@ -40,6 +41,9 @@ MAX_BLOCKS = 50
 FIELD = 1_000
 """Most of one untrusted line (services, the latest event) in the message's details, escaped."""
 FENCE = "```"
+
+MAX_CONFIRM_TITLE = 100
+MAX_CONFIRM_TEXT = 300
 
 Block = dict[str, Any]
 Payload = dict[str, Any]
@@ -138,34 +142,77 @@ def fallback(message: Message, mention: str, event: bool) -> str:
     return cut(f"{mention} {line}".strip(), MAX_TEXT)
 
 
-def main_payload(message: Message, mention: str = "") -> Payload:
-    """The incident's message: header, details, then the body. Pure."""
-    blocks = [header(message.title), section(details(message, mention)), *map(section, chunks(message.body))]
+def button(op: Op, label: str, value: str, style: str = "", confirm: Block | None = None) -> Block:
+    """A button whose click comes back as ``op`` on ``value`` (``slack_actions``). Pure."""
+    if len(value) > MAX_VALUE:
+        raise ValueError(f"a button's value is at most {MAX_VALUE} characters")
+    found: Block = {"type": "button", "action_id": op.value, "text": {"type": "plain_text", "text": label}}
+    found["value"] = value
+    if style:
+        found["style"] = style
+    if confirm is not None:
+        found["confirm"] = confirm
+    return found
+
+
+def incident_buttons(incident: str, status: str) -> list[Block]:
+    """Acknowledge while it is triggered, Resolve until it is resolved. Pure."""
+    buttons = [button(Op.ACKNOWLEDGE, "Acknowledge", incident, "primary")] if status == "triggered" else []
+    return buttons + ([button(Op.RESOLVE, "Resolve", incident)] if status != "resolved" else [])
+
+
+def run_buttons(run: str) -> list[Block]:
+    """Approve (asking first: it changes the cluster) and Reject a run awaiting approval. Pure."""
+    confirm = {
+        "title": {"type": "plain_text", "text": one_line(f"Approve run {run}?", MAX_CONFIRM_TITLE)},
+        "text": {"type": "plain_text", "text": "The playbook runs now and changes the cluster as planned."},
+        "confirm": {"type": "plain_text", "text": "Approve"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
+    return [button(Op.APPROVE, "Approve", run, "primary", confirm), button(Op.REJECT, "Reject", run, "danger")]
+
+
+def actions(buttons: list[Block]) -> list[Block]:
+    """An actions block holding ``buttons`` (none when there are none). Pure."""
+    return [{"type": "actions", "elements": buttons}] if buttons else []
+
+
+def main_payload(message: Message, mention: str = "", buttons: list[Block] | None = None) -> Payload:
+    """The incident's message: header, details, the buttons, then the body. Pure."""
+    blocks = [header(message.title), section(details(message, mention)), *actions(buttons or [])]
+    blocks += map(section, chunks(message.body))
     return {"text": fallback(message, mention, event=False), "blocks": blocks}
 
 
-def reply_payload(message: Message) -> Payload:
-    """A follow-up in the incident's thread: what happened, then the body. Pure."""
+def reply_payload(message: Message, buttons: list[Block] | None = None) -> Payload:
+    """A follow-up in the incident's thread: what happened, the buttons, then the body. Pure."""
     event = field(message.event) or field(message.title) or "Update"
-    blocks = [section(f"*{event}*"), *map(section, chunks(message.body))]
+    blocks = [section(f"*{event}*"), *actions(buttons or []), *map(section, chunks(message.body))]
     return {"text": fallback(message, "", event=True), "blocks": blocks}
 
 
 def excess(payload: Payload) -> int:
     """By how much ``payload`` is over the limits on blocks, characters and bytes (0: it fits). Pure."""
     blocks = payload["blocks"]
-    characters = sum(len(b["text"]["text"]) for b in blocks)
+    characters = sum(len(b["text"]["text"]) for b in blocks if "text" in b)
     text = len(payload["text"])
     echo = len(json.dumps([payload["text"], blocks], ensure_ascii=True, separators=(",", ":")))
     over = max(0, len(blocks) - MAX_BLOCKS) + max(0, characters - MAX_MESSAGE) + max(0, text - MAX_TEXT)
     return over + max(0, echo - MAX_ECHO)
 
 
-def fitted_main(compose: Compose, mention: str = "") -> Payload:
-    """The richest incident message within the limits: evidence dropped first, then alerts, then the body cut."""
-    return fit(compose, Markup.SLACK, lambda message: main_payload(message, mention), excess, 0)
+def fitted_main(compose: Compose, mention: str = "", incident: str = "") -> Payload:
+    """The richest incident message within the limits: evidence dropped first, then alerts, then the body cut.
+
+    With ``incident`` (the channel is interactive) it carries the buttons its status calls for.
+    """
+    return fit(compose, Markup.SLACK, lambda m: main_payload(m, mention, _buttons(incident, m)), excess, 0)
 
 
-def fitted_reply(compose: Compose) -> Payload:
-    """The richest follow-up within the limits, degraded as ``fitted_main``."""
-    return fit(compose, Markup.SLACK, reply_payload, excess, 0)
+def fitted_reply(compose: Compose, run: str = "") -> Payload:
+    """The richest follow-up within the limits, degraded as ``fitted_main``; Approve / Reject with ``run``."""
+    return fit(compose, Markup.SLACK, lambda m: reply_payload(m, run_buttons(run) if run else []), excess, 0)
+
+
+def _buttons(incident: str, message: Message) -> list[Block]:
+    return incident_buttons(incident, message.status) if incident else []
