@@ -145,7 +145,7 @@ def violations(spec: dict[str, Any], answer: Answer) -> list[str]:
     ref, media = _schema_ref(spec, answer)
     if answer.content_type not in media:
         return [f"{answer.method} {answer.path} {answer.status}: {answer.content_type} is not among {sorted(media)}"]
-    if ref is None:
+    if ref is None or answer.content_type != "application/json":  # another documented type (Slack's empty 200)
         return []
     resource = DRAFT202012.create_resource(spec)
     validator = Draft202012Validator(
