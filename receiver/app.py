@@ -35,6 +35,8 @@ from receiver.kube import Kube
 from receiver.metrics import Metrics
 from receiver.notify.channels.pagerduty import PagerDutySettings
 from receiver.notify.channels.slack import SlackSettings
+from receiver.notify.http import Http
+from receiver.notify.slack_actions import origin
 from receiver.playbooks.model import load_dirs
 from receiver.store import Backend, InboxStore, Store, StoreError, backends
 from receiver.timer import REAL, Timer
@@ -47,7 +49,7 @@ from receiver.web.links import LinkPages
 from receiver.web.pagerduty_webhooks import PagerDutyWebhooks
 from receiver.web.runs_api import RunCommands, RunsApi
 from receiver.web.scrape import Scrape
-from receiver.web.slack_interactions import SlackInteractions
+from receiver.web.slack_interactions import ResponseUrl, SlackInteractions
 from receiver.web.webhook import WebhookHandler
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ RUNNER = web.AppKey("runner", Runner)
 """The app's runner when processing runs inline, for tests that wait for runs to end."""
 GUARD = web.AppKey("guard", ConnectionGuard)
 """What bounds the app's connections and the time to send a request; ``receiver.web.serving`` listens through it."""
+RESPONSE_SECONDS = 5.0
+"""How long an answer to a Slack click may take to post to its ``response_url``."""
 ENGINE_STOP_SECONDS = 5.0
 """How long the engine may take to finish its step at shutdown before it is killed."""
 
@@ -162,15 +166,33 @@ def _interactions(
     """Slack's button clicks and PagerDuty's webhooks: answered 403 until their secrets are configured."""
     channels = settings.notify.channels.values()
     people = settings.oncall.people.items()
-    slack = [c.signing_secret.get_secret_value() for c in channels if isinstance(c, SlackSettings) and c.signing_secret]
-    slack_people = {p.slack_user: name for name, p in people if p.slack_user}
-    interactions = SlackInteractions(slack, slack_people, commands, run_commands, clock)
+    interactive = [c for c in channels if isinstance(c, SlackSettings) and c.signing_secret]
+    http = Http(timeout=RESPONSE_SECONDS)  # for the answers to clicks, posted to their response_url
+    app.cleanup_ctx.append(functools.partial(_closing, http=http))
+    interactions = SlackInteractions(
+        [c.signing_secret.get_secret_value() for c in interactive if c.signing_secret],
+        {p.slack_user: name for name, p in people if p.slack_user},
+        commands,
+        run_commands,
+        clock,
+        respond=ResponseUrl(http),
+        origins=[origin(c.api_url) for c in interactive],
+    )
     app.router.add_post("/api/v1/slack/interactions", interactions.handle)
-    pagerduty = [
-        c.webhook_secret.get_secret_value() for c in channels if isinstance(c, PagerDutySettings) and c.webhook_secret
-    ]
-    pagerduty_people = {p.pagerduty_user: name for name, p in people if p.pagerduty_user}
-    app.router.add_post("/api/v1/pagerduty/webhooks", PagerDutyWebhooks(pagerduty, pagerduty_people, commands).handle)
+    paging = [c for c in channels if isinstance(c, PagerDutySettings)]
+    webhooks = PagerDutyWebhooks(
+        [c.webhook_secret.get_secret_value() for c in paging if c.webhook_secret],
+        {p.pagerduty_user: name for name, p in people if p.pagerduty_user},
+        commands,
+    )
+    app.router.add_post("/api/v1/pagerduty/webhooks", webhooks.handle)
+
+
+async def _closing(_: web.Application, *, http: Http) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await http.close()
 
 
 async def _opened(_: web.Application, *, store: Backend) -> AsyncIterator[None]:

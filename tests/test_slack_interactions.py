@@ -35,10 +35,12 @@ from receiver.notify.slack_actions import (
     Interaction,
     Op,
     Refusal,
+    answerable,
     awaiting_run,
     decide,
     forged,
     interaction,
+    origin,
 )
 from receiver.web.slack_interactions import SlackInteractions
 from tests import channel_support as support
@@ -59,8 +61,14 @@ NOW = int(T0.timestamp())
 T = TypeVar("T")
 
 
-def clicked(*actions: tuple[str, str], user: str = ALICE, at: int = NOW, secret: str = SECRET) -> Any:
-    return signed_interaction(secret, user, list(actions), at)
+NOWHERE = "https://not-slack.invalid/actions/T0FAKE0001/1/x"
+"""A ``response_url`` the app must not post to (not Slack's, not a configured origin): no traffic leaves 127.0.0.1."""
+
+
+def clicked(
+    *actions: tuple[str, str], user: str = ALICE, at: int = NOW, secret: str = SECRET, url: str = NOWHERE
+) -> Any:
+    return signed_interaction(secret, user, list(actions), at, response_url=url)
 
 
 # ---- the signature and the replay window ------------------------------------------------------
@@ -142,7 +150,7 @@ def test_any_change_to_the_body_fails_the_signature(original: bytes, data: st.Da
 
 
 def test_a_click_is_read_from_the_form_as_slack_sends_it() -> None:
-    body, _ = clicked((Op.ACKNOWLEDGE.value, support.INCIDENT))
+    body, _ = signed_interaction(SECRET, ALICE, [(Op.ACKNOWLEDGE.value, support.INCIDENT)], NOW)
     found = interaction(body)
     assert found == Interaction(
         ALICE, ((Op.ACKNOWLEDGE.value, support.INCIDENT),), "https://hooks.slack.com/actions/T0FAKE0001/1/fake"
@@ -210,6 +218,23 @@ def test_what_a_button_asks(action: tuple[str, str], user: str, expected: Comman
         assert decided == expected
     else:
         assert isinstance(decided, Refusal) and expected.why in decided.why
+
+
+@pytest.mark.parametrize(
+    ("url", "answered"),
+    [
+        ("https://hooks.slack.com/actions/T1/2/abc", True),
+        ("http://hooks.slack.com/actions/T1/2/abc", False),
+        ("https://hooks.slack.com.evil.example/actions", False),
+        ("https://hooks.slack.com@evil.example/actions", False),
+        ("https://evil.example/actions", False),
+        ("http://127.0.0.1:8080/actions/T1/2/abc", True),  # under a configured channel's API origin
+        ("http://127.0.0.1:8080.evil.example/actions", False),
+        ("", False),
+    ],
+)
+def test_answers_go_only_to_slack_or_a_configured_origin(url: str, answered: bool) -> None:
+    assert answerable(url, [origin("http://127.0.0.1:8080/api")]) is answered
 
 
 def test_the_run_a_notification_announces_is_read_from_the_runners_line() -> None:
@@ -404,6 +429,7 @@ async def test_the_buttons_slack_shows_acknowledge_then_resolve_as_the_clicking_
     assert (acked["timeline"][-1]["actor"], acked["timeline"][-1]["text"]) == ("alice", "acknowledged in Slack")
     again = await click(client, clicked((Op.ACKNOWLEDGE.value, id), at=now))
     assert again == f"{id}: an incident that is acknowledged cannot become acknowledged"
+    assert slack.received("/actions/") == []  # its response_url is neither Slack's nor a configured origin
     await eventually(
         lambda: _async(posted_buttons(slack) == {Op.RESOLVE.value: id}), "the message edited: Resolve only"
     )
@@ -493,8 +519,10 @@ async def test_a_run_is_approved_from_its_button_by_a_configured_person_only(
 
     assert await eventually(approve_shown, "Approve in the thread") == [run]
     now = int(clock.now.timestamp())
-    refused = await click(client, clicked((Op.APPROVE.value, run), user=STRANGER, at=now))
+    refused = await click(client, clicked((Op.APPROVE.value, run), user=STRANGER, at=now, url=slack.response_url()))
     assert f"{STRANGER} is not" in refused and await run_status(client, run) == "awaiting_approval"
+    [told] = await eventually(lambda: _async(slack.received("/actions/")), "the answer posted to the response_url")
+    assert told.body == {"response_type": "ephemeral", "replace_original": False, "text": refused}
     assert await click(client, clicked((Op.APPROVE.value, run), at=now)) == ""
     started = await (await client.get(f"/api/v1/runs/{run}", headers=API)).json()
     assert (started["status"], started["reason"]) == ("running", "approved by alice: approved in Slack")

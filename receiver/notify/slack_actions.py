@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 REPLAY_WINDOW = timedelta(minutes=5)
 """A request signed longer ago than this (or this far in the future) is refused: it may be a replay."""
@@ -41,6 +41,8 @@ MAX_VALUE = 2_000
 INCIDENT_ID = re.compile(r"INC-[0-9]{8}-[0-9]{4,9}")
 RUN_ID = re.compile(r"[0-9]{1,18}")
 USER_ID = re.compile(r"[A-Z0-9]{2,40}")
+RESPONSE_HOST = "hooks.slack.com"
+"""Where Slack's ``response_url`` points (an interaction's answers to the clicking user go there)."""
 AWAITING = re.compile(r"run ([0-9]{1,18}) awaits approval")
 """How the runner says a run waits for approval, in the timeline line a notification carries."""
 
@@ -181,3 +183,21 @@ def awaiting_run(text: str) -> str | None:
     """The id of the run a ``run_awaiting_approval`` notification's text announces, if it names one. Pure."""
     found = AWAITING.match(text)
     return found[1] if found else None
+
+
+def answerable(url: str, origins: Sequence[str] = ()) -> bool:
+    """Whether ``url`` is a ``response_url`` to post to: Slack's hooks host over HTTPS, or under one of ``origins``
+    (the configured channels' API origins: a proxy, a test's fake). Pure."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme == "https" and parts.hostname == RESPONSE_HOST and not parts.username:
+        return True
+    return any(url.startswith(origin.rstrip("/") + "/") for origin in origins if origin)
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url`` (empty if it has none). Pure."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""

@@ -6,8 +6,10 @@ a configured signing secret within the last five minutes (``receiver.notify.slac
 (``IncidentCommands``, ``RunCommands``): the engine stays the one writer. Slack wants an answer
 within 3 seconds and does not retry: a change still under way after ``ANSWER_WITHIN`` carries on and
 the click is answered at once. What the clicking user should hear (refused, unknown, already done)
-is answered as an ephemeral message; a click that did what it asked is answered with an empty 200,
-and the incident's message shows the change when the channel edits it.
+is an ephemeral message, in the answer and posted to the interaction's ``response_url`` (Slack shows
+what is posted there; its hooks host only, or a configured channel's API origin); a click that did
+what it asked is answered with an empty 200, and the incident's message shows the change when the
+channel edits it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -25,7 +28,8 @@ from receiver.incidents.book import UnknownIncident
 from receiver.incidents.lifecycle import InvalidTransition
 from receiver.notify import escaping
 from receiver.notify.content import Markup
-from receiver.notify.slack_actions import Command, Op, Refusal, decide, forged, interaction
+from receiver.notify.http import Http, Unreachable
+from receiver.notify.slack_actions import Command, Op, Refusal, answerable, decide, forged, interaction
 from receiver.store import StoreError
 from receiver.web.errors import json_error
 from receiver.web.incidents_api import IncidentCommands
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 ANSWER_WITHIN = 2.0
 """Seconds a click waits for its change before it is answered anyway (Slack gives up after 3)."""
 NOT_CONFIGURED = "Slack interactivity is not configured: set signing_secret on a Slack channel (README: Slack buttons)"
+Respond = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+"""Posts an answer to an interaction's ``response_url``."""
 DONE = {Op.ACKNOWLEDGE: "acknowledged", Op.RESOLVE: "resolved", Op.APPROVE: "approved", Op.REJECT: "rejected"}
 
 
@@ -49,9 +55,14 @@ class SlackInteractions:
         runs: RunCommands,
         clock: Clock,
         answer_within: float = ANSWER_WITHIN,
+        respond: Respond | None = None,
+        origins: Sequence[str] = (),
     ) -> None:
-        """``secrets``: the signing secrets of the interactive channels; ``people``: Slack user id -> person."""
+        """``secrets``: the signing secrets of the interactive channels; ``people``: Slack user id -> person;
+        ``respond`` posts to a ``response_url`` (on Slack's hooks host, or under one of ``origins``)."""
         self._secrets = tuple(secrets)
+        self._respond = respond
+        self._origins = tuple(origins)
         self._people = people
         self._clock = clock
         self._answer_within = answer_within
@@ -61,7 +72,7 @@ class SlackInteractions:
             Op.APPROVE: runs.approve,
             Op.REJECT: runs.reject,
         }
-        self._under_way: set[asyncio.Task[str]] = set()
+        self._under_way: set[asyncio.Task[Any]] = set()
 
     async def handle(self, request: web.Request) -> web.Response:
         """Check the signature on the raw body, then carry out each button's command."""
@@ -84,16 +95,24 @@ class SlackInteractions:
         if not told:
             return _taken()
         text = "\n".join(escaping.escape(s, Markup.SLACK) for s in told)
-        return web.json_response({"response_type": "ephemeral", "replace_original": False, "text": text})
+        answer = {"response_type": "ephemeral", "replace_original": False, "text": text}
+        if self._respond is not None and answerable(clicked.response_url, self._origins):
+            self._background(self._respond(clicked.response_url, answer), "slack response_url")
+        return web.json_response(answer)
+
+    def _background(self, work: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._under_way.add(task)
+        task.add_done_callback(self._under_way.discard)
+        return task
 
     async def _carry_out(self, decision: Command | Refusal) -> str:
         """What the clicking user is told of one button (empty: done as asked)."""
         if isinstance(decision, Refusal):
             log.info("a Slack button was refused", extra={"reason": decision.why})
             return decision.why
-        task = asyncio.create_task(self._command(decision), name=f"slack {decision.op.value} {decision.target}")
-        self._under_way.add(task)
-        task.add_done_callback(self._under_way.discard)
+        task = self._background(self._command(decision), f"slack {decision.op.value} {decision.target}")
         try:
             return await asyncio.wait_for(asyncio.shield(task), self._answer_within)
         except TimeoutError:
@@ -118,3 +137,19 @@ class SlackInteractions:
 def _taken() -> web.Response:
     """Slack's acknowledgement: 200, nothing to say."""
     return web.Response(status=200, text="", content_type="text/plain")
+
+
+class ResponseUrl:
+    """Posts answers to interactions' ``response_url`` (what the clicking user alone sees); failures are logged."""
+
+    def __init__(self, http: Http) -> None:
+        self._http = http
+
+    async def __call__(self, url: str, answer: Mapping[str, Any]) -> None:
+        try:
+            response = await self._http.request("POST", url, json=dict(answer))
+        except Unreachable as err:
+            log.warning("an answer to a Slack click was not delivered", extra={"error": str(err)})
+            return
+        if response.status >= 300:
+            log.warning("Slack refused an answer to a click", extra={"status": response.status})

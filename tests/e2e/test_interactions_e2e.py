@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.e2e.harness import Receiver, eventually
 from tests.e2e.test_notifications_e2e import (
@@ -33,6 +33,7 @@ __all__ = ["providers"]  # the fixture, used by name
 SLACK_SECRET = "e2e-slack-signing-secret-0123456789"
 PAGERDUTY_SECRET = "e2e-pagerduty-webhook-secret-01234"
 ALICE = "U0E2EALICE"
+T = TypeVar("T")
 
 
 def settings(providers: Providers) -> dict[str, Any]:
@@ -73,6 +74,10 @@ async def opened(receiver: Receiver, pod: str) -> str:
     return await eventually(found, "the incident", 20)
 
 
+async def _async(value: T) -> T:
+    return value
+
+
 async def post(receiver: Receiver, path: str, request: tuple[bytes, dict[str, str]]) -> tuple[int, str]:
     data, headers = request
     async with receiver.http.post(receiver.url + path, data=data, headers=headers) as response:
@@ -90,16 +95,30 @@ async def test_a_slack_button_acknowledges_and_a_pagerduty_webhook_resolves_with
         e["action_id"]: e["value"] for b in message.blocks or [] if b["type"] == "actions" for e in b["elements"]
     }
     assert buttons == {"receiver_acknowledge": shop, "receiver_resolve": shop}
+    answers = providers.slack.response_url()
 
-    forged = signed_interaction("not-the-secret", ALICE, [("receiver_acknowledge", shop)], int(time.time()))
+    forged = signed_interaction(
+        "not-the-secret", ALICE, [("receiver_acknowledge", shop)], int(time.time()), response_url=answers
+    )
     status, said = await post(receiver, "/api/v1/slack/interactions", forged)
     assert status == 401 and "does not match" in said
-    stale = signed_interaction(SLACK_SECRET, ALICE, [("receiver_acknowledge", shop)], int(time.time()) - 600)
+    stale = signed_interaction(
+        SLACK_SECRET, ALICE, [("receiver_acknowledge", shop)], int(time.time()) - 600, response_url=answers
+    )
     assert (await post(receiver, "/api/v1/slack/interactions", stale))[0] == 401
     assert (await api(receiver, "GET", f"/api/v1/incidents/{shop}"))["status"] == "triggered"
 
-    click = signed_interaction(SLACK_SECRET, ALICE, [("receiver_acknowledge", shop)], int(time.time()))
+    click = signed_interaction(
+        SLACK_SECRET, ALICE, [("receiver_acknowledge", shop)], int(time.time()), response_url=answers
+    )
     assert await post(receiver, "/api/v1/slack/interactions", click) == (200, "")
+    again = signed_interaction(
+        SLACK_SECRET, ALICE, [("receiver_acknowledge", shop)], int(time.time()), response_url=answers
+    )
+    status, said = await post(receiver, "/api/v1/slack/interactions", again)
+    assert status == 200 and "cannot become acknowledged" in said  # told to the clicking user alone ...
+    [told] = await eventually(lambda: _async(providers.slack.received("/actions/")), "the answer at its response_url")
+    assert "cannot become acknowledged" in told.body["text"]  # ... where Slack shows it
     acked = await settled(receiver, shop, acknowledged={"slack", "pagerduty"})
     assert acked["status"] == "acknowledged"
     assert [e["actor"] for e in acked["timeline"] if e["kind"] == "acknowledged"] == ["alice"]

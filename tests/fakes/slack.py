@@ -58,7 +58,9 @@ Where the documentation leaves a choice, the fake's is stated here:
   https://api.slack.com/authentication/verifying-requests-from-slack ,
   https://api.slack.com/reference/interaction-payloads/block-actions ; a posted ``actions`` block is
   checked against the button's limits (25 elements, ``action_id`` 255, ``value`` 2,000, label 75):
-  https://api.slack.com/reference/block-kit/block-elements#button .
+  https://api.slack.com/reference/block-kit/block-elements#button ; what the app posts to the
+  interaction's ``response_url`` (``SlackFake.response_url()``) is recorded and answered ``{"ok": true}``
+  (the documentation shows no error bodies: the fake's 400s for a body without text are its choice).
 Not implemented: ``oldest``/``latest`` filters of the history methods, the
 workspace-wide posting limit, the tiers of methods other than chat.postMessage
 (script a 429 with ``fake.rate_limit(...)``), files, reactions, scheduled messages.
@@ -258,6 +260,21 @@ class SlackFake(FakeServer):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/services/{team}/{bot}/{secret}", self._webhook)
+        app.router.add_post("/actions/{team}/{id}/{token}", self._response_url)
+
+    def response_url(self) -> str:
+        """An interaction's ``response_url`` here (what is posted to it is recorded: ``received("/actions/")``)."""
+        return f"{self.url}/actions/{TEAM}/1/fakeResponseToken"
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        """Slack's answer to a post to a ``response_url``: ``{"ok": true}`` for a JSON message with text."""
+        try:
+            answer = json.loads(await request.read())
+        except ValueError:
+            return web.json_response({"ok": False, "error": "invalid_payload"}, status=400)
+        if not isinstance(answer, dict) or not answer.get("text"):
+            return web.json_response({"ok": False, "error": "no_text"}, status=400)
+        return web.json_response({"ok": True})
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -577,7 +594,13 @@ def action_problems(elements: Any, i: int) -> list[str]:
 
 
 def signed_interaction(
-    secret: str, user: str, actions: list[tuple[str, str]], timestamp: int, *, kind: str = "block_actions"
+    secret: str,
+    user: str,
+    actions: list[tuple[str, str]],
+    timestamp: int,
+    *,
+    kind: str = "block_actions",
+    response_url: str = "https://hooks.slack.com/actions/T0FAKE0001/1/fake",
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of the request Slack sends when ``user`` clicks buttons (action_id, value)."""
     payload = {
@@ -587,7 +610,7 @@ def signed_interaction(
         "api_app_id": APP_ID,
         "container": {"type": "message", "channel_id": "C0FAKE0001", "message_ts": "1700000000.000100"},
         "trigger_id": "1234.5678.abcdef",
-        "response_url": "https://hooks.slack.com/actions/T0FAKE0001/1/fake",
+        "response_url": response_url,
         "actions": [
             {"type": "button", "action_id": a, "block_id": "b", "value": v, "action_ts": f"{timestamp}.000200"}
             for a, v in actions
