@@ -40,7 +40,7 @@ from receiver.notify.slack_actions import origin
 from receiver.playbooks.model import load_dirs
 from receiver.store import Backend, InboxStore, Store, StoreError, backends
 from receiver.timer import REAL, Timer
-from receiver.web import errors, health, openapi
+from receiver.web import errors, health, openapi, slack_socket
 from receiver.web.alerts_api import AlertsApi
 from receiver.web.auth import Credentials
 from receiver.web.connections import ConnectionGuard, GuardMetrics, Limits, fitted
@@ -50,6 +50,7 @@ from receiver.web.pagerduty_webhooks import PagerDutyWebhooks
 from receiver.web.runs_api import RunCommands, RunsApi
 from receiver.web.scrape import Scrape
 from receiver.web.slack_interactions import ResponseUrl, SlackInteractions
+from receiver.web.slack_socket import SocketMode
 from receiver.web.webhook import WebhookHandler
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,9 @@ def create_app(
             _engine_process, engine=engine_process, ingestor=ingestor, store=store, clock=clock, settings=settings
         )
     commands = (processor, runner) if engine == "inline" else (engine_process, engine_process)
-    _routes(app, settings, metrics, store, ingestor, policy, clock, *commands, playbooks=playbooks)
+    interactions = _routes(app, settings, metrics, store, ingestor, policy, clock, *commands, playbooks=playbooks)
     app.cleanup_ctx.append(run)
+    _socket_mode(app, settings, interactions)  # after the engine: its clicks need it running
     return app
 
 
@@ -138,8 +140,10 @@ def _routes(
     run_commands: RunCommands,
     *,
     playbooks: list[str],
-) -> None:
-    """``playbooks``: the names of the loaded playbooks, whose circuit breakers /metrics reports."""
+) -> SlackInteractions:
+    """``playbooks``: the names of the loaded playbooks, whose circuit breakers /metrics reports.
+
+    Returns what takes Slack's clicks (Socket Mode connections use it too)."""
     webhook = WebhookHandler(
         ingestor, Credentials.for_webhook(settings.webhook), metrics, settings.webhook.max_body_bytes
     )
@@ -149,7 +153,7 @@ def _routes(
     IncidentsApi(store, commands, Credentials.for_api(settings.api)).add_routes(app.router)
     LinkPages(store, commands, settings.oncall.links.keyring(), clock).add_routes(app.router)
     RunsApi(store, run_commands, Credentials.for_api(settings.api)).add_routes(app.router)
-    _interactions(app, settings, clock, commands, run_commands)
+    interactions = _interactions(app, settings, clock, commands, run_commands)
     app.router.add_get("/api/v1/openapi.yaml", openapi.document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.Readiness(store, clock, settings.engine.stall_after).handle)
@@ -158,15 +162,17 @@ def _routes(
     scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, limits, clock, incidents)
     metrics.channels(sorted(settings.notify.channels))
     app.router.add_get("/metrics", scrape.handle)
+    return interactions
 
 
 def _interactions(
     app: web.Application, settings: Settings, clock: Clock, commands: IncidentCommands, run_commands: RunCommands
-) -> None:
+) -> SlackInteractions:
     """Slack's button clicks and PagerDuty's webhooks: answered 403 until their secrets are configured."""
     channels = settings.notify.channels.values()
     people = settings.oncall.people.items()
-    interactive = [c for c in channels if isinstance(c, SlackSettings) and c.signing_secret]
+    slack = [c for c in channels if isinstance(c, SlackSettings)]
+    interactive = [c for c in slack if c.interactive]
     http = Http(timeout=RESPONSE_SECONDS)  # for the answers to clicks, posted to their response_url
     app.cleanup_ctx.append(functools.partial(_closing, http=http))
     interactions = SlackInteractions(
@@ -186,6 +192,16 @@ def _interactions(
         commands,
     )
     app.router.add_post("/api/v1/pagerduty/webhooks", webhooks.handle)
+    return interactions
+
+
+def _socket_mode(app: web.Application, settings: Settings, interactions: SlackInteractions) -> None:
+    """A Socket Mode connection per Slack app with an app-level token, opened once the engine runs."""
+    slack = [c for c in settings.notify.channels.values() if isinstance(c, SlackSettings)]
+    apps = {(c.api_url, c.app_token.get_secret_value()) for c in slack if c.app_token}
+    for api_url, app_token in sorted(apps):
+        socket = SocketMode(api_url, app_token, interactions)
+        app.cleanup_ctx.append(functools.partial(slack_socket.running, socket=socket))
 
 
 async def _closing(_: web.Application, *, http: Http) -> AsyncIterator[None]:

@@ -131,6 +131,12 @@ def interaction(body: bytes) -> Interaction | None:
         payload = None
     if not isinstance(payload, dict):
         raise ValueError("payload: must be a JSON object")
+    return interaction_of(payload)
+
+
+def interaction_of(payload: Mapping[str, Any]) -> Interaction | None:
+    """The ``block_actions`` interaction a decoded payload is (None: another kind). ValueError naming what is wrong.
+    Pure."""
     if payload.get("type") != "block_actions":
         return None
     return _block_actions(payload)
@@ -201,3 +207,45 @@ def origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url`` (empty if it has none). Pure."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+# ---- Socket Mode ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A Socket Mode message to acknowledge by its ``envelope_id``; ``payload`` is an interaction's when ``type``
+    is ``interactive``."""
+
+    envelope_id: str
+    type: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Slack is about to close the connection (``refresh_requested``, ``warning``, ``link_disabled``)."""
+
+    reason: str
+
+
+def socket_message(text: str) -> Envelope | Disconnect | None:
+    """What a Socket Mode text frame is: an envelope to acknowledge, a disconnect, or nothing to act on
+    (``hello``, anything unknown). Pure.
+
+    https://api.slack.com/apis/socket-mode : ``{"envelope_id", "type", "payload", "accepts_response_payload"}``,
+    acknowledged by sending back ``{"envelope_id": ...}``.
+    """
+    try:
+        message: Any = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    if message.get("type") == "disconnect":
+        return Disconnect(str(message.get("reason") or "unknown")[:100])
+    envelope_id = message.get("envelope_id")
+    if not isinstance(envelope_id, str) or not envelope_id or len(envelope_id) > 200:
+        return None
+    payload = message.get("payload")
+    return Envelope(envelope_id, str(message.get("type") or ""), payload if isinstance(payload, dict) else {})

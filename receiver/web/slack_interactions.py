@@ -29,7 +29,7 @@ from receiver.incidents.lifecycle import InvalidTransition
 from receiver.notify import escaping
 from receiver.notify.content import Markup
 from receiver.notify.http import Http, Unreachable
-from receiver.notify.slack_actions import Command, Op, Refusal, answerable, decide, forged, interaction
+from receiver.notify.slack_actions import Command, Interaction, Op, Refusal, answerable, decide, forged, interaction
 from receiver.store import StoreError
 from receiver.web.errors import json_error
 from receiver.web.incidents_api import IncidentCommands
@@ -90,15 +90,20 @@ class SlackInteractions:
             return json_error(400, str(err))
         if clicked is None:
             return _taken()  # another kind of interaction: nothing of ours to do
-        said = [await self._carry_out(d) for d in decide(clicked, self._people)]
-        told = [s for s in said if s]
-        if not told:
+        text = await self.act(clicked)
+        if not text:
             return _taken()
-        text = "\n".join(escaping.escape(s, Markup.SLACK) for s in told)
-        answer = {"response_type": "ephemeral", "replace_original": False, "text": text}
-        if self._respond is not None and answerable(clicked.response_url, self._origins):
+        return web.json_response({"response_type": "ephemeral", "replace_original": False, "text": text})
+
+    async def act(self, clicked: Interaction) -> str:
+        """Carry out each button of ``clicked``; what the clicking user should hear (empty: all done as asked),
+        also posted to its ``response_url``. Shared by the HTTP endpoint and Socket Mode."""
+        said = [await self._carry_out(d) for d in decide(clicked, self._people)]
+        text = "\n".join(escaping.escape(s, Markup.SLACK) for s in said if s)
+        if text and self._respond is not None and answerable(clicked.response_url, self._origins):
+            answer = {"response_type": "ephemeral", "replace_original": False, "text": text}
             self._background(self._respond(clicked.response_url, answer), "slack response_url")
-        return web.json_response(answer)
+        return text
 
     def _background(self, work: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(work)

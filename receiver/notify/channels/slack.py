@@ -88,6 +88,10 @@ class SlackSettings(ChannelSettingsBase):
     """The Slack app's signing secret (``env:NAME``): with it the messages carry buttons (acknowledge, resolve,
     approve or reject a run) and ``POST /api/v1/slack/interactions`` accepts the clicks Slack signs with it."""
 
+    app_token: pydantic.SecretStr | None = None
+    """An app-level token (``xapp-...``, scope ``connections:write``; ``env:NAME``): the clicks come over Socket
+    Mode, a websocket the receiver opens, for clusters Slack cannot reach (no signing secret needed)."""
+
     @pydantic.field_validator("signing_secret")
     @classmethod
     def _secret(cls, value: pydantic.SecretStr | None) -> pydantic.SecretStr | None:
@@ -95,10 +99,17 @@ class SlackSettings(ChannelSettingsBase):
             raise ValueError("an empty signing secret is refused")
         return value
 
+    @pydantic.field_validator("app_token")
+    @classmethod
+    def _app_token(cls, value: pydantic.SecretStr | None) -> pydantic.SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("an app-level token starts with xapp- (Basic Information → App-Level Tokens)")
+        return value
+
     @property
     def interactive(self) -> bool:
-        """Whether the messages carry buttons (a signing secret is configured to check their clicks)."""
-        return self.signing_secret is not None
+        """Whether the messages carry buttons: their clicks can be taken (signed requests, or Socket Mode)."""
+        return self.signing_secret is not None or self.app_token is not None
 
     @pydantic.field_validator("channel")
     @classmethod
