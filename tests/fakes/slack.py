@@ -61,6 +61,12 @@ Where the documentation leaves a choice, the fake's is stated here:
   https://api.slack.com/reference/block-kit/block-elements#button ; what the app posts to the
   interaction's ``response_url`` (``SlackFake.response_url()``) is recorded and answered ``{"ok": true}``
   (the documentation shows no error bodies: the fake's 400s for a body without text are its choice).
+- Socket Mode: ``apps.connections.open`` takes only an app-level token (``xapp-``; any other method
+  refuses one: ``not_allowed_token_type``) and answers a one-use websocket URL; the connection says
+  ``hello``, carries the envelopes a test pushes (``push_interaction``) and records the
+  acknowledgements (``{"envelope_id": ...}``); ``disconnect()`` sends Slack's ``disconnect`` notice
+  and closes: https://api.slack.com/apis/socket-mode , https://api.slack.com/methods/apps.connections.open .
+  Slack's redelivery of an envelope left unacknowledged is not imitated.
 Not implemented: ``oldest``/``latest`` filters of the history methods, the
 workspace-wide posting limit, the tiers of methods other than chat.postMessage
 (script a 429 with ``fake.rate_limit(...)``), files, reactions, scheduled messages.
@@ -68,21 +74,26 @@ workspace-wide posting limit, the tiers of methods other than chat.postMessage
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import json
 import urllib.parse
+import uuid
 from dataclasses import dataclass, field, replace
+from types import TracebackType
 from typing import Any, Literal
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from receiver.clock import Clock, utc_now
 from tests.fakes.server import PARSED, FakeServer, Fault, TokenBucket, retry_after
 
 TOKEN = "xoxb-0000000000-0000000000000-fakefakefakefakefakefake"
+APP_TOKEN = "xapp-1-A0FAKEAPP1-0000000000000-fakefakefakefakefakefakefakefakefakefake"
+"""An app-level token: the only kind ``apps.connections.open`` takes, and one no other method takes."""
 TEAM = "T0FAKE0001"
 BOT_USER = "U0FAKEBOT1"
 BOT_ID = "B0FAKEBOT1"
@@ -204,6 +215,17 @@ class SlackFake(FakeServer):
         self.post_per_second = post_per_second
         self.webhook_burst = webhook_burst
         self._webhook_buckets: dict[tuple[str, str], TokenBucket] = {}
+        self.tokens[APP_TOKEN] = "active"
+        self.app_tokens = {APP_TOKEN}
+        self.sockets: list[web.WebSocketResponse] = []
+        """The Socket Mode connections open now, oldest first."""
+        self.connections = 0
+        """Socket Mode connections opened so far."""
+        self.socket_acks: list[str] = []
+        """The ``envelope_id`` of every acknowledgement received, in order."""
+        self._tickets: set[str] = set()
+        self._caller = ""
+        self._socket_changed = asyncio.Condition()
 
     # ---- what a test sets up and reads -------------------------------------------------------
 
@@ -261,6 +283,76 @@ class SlackFake(FakeServer):
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/services/{team}/{bot}/{secret}", self._webhook)
         app.router.add_post("/actions/{team}/{id}/{token}", self._response_url)
+        app.router.add_get("/link/", self._link)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for ws in list(self.sockets):
+            await ws.close()
+        await super().__aexit__(kind, exc, tb)
+
+    # ---- Socket Mode -------------------------------------------------------------------------
+
+    async def wait_for_socket(self, connections: int = 1, *, within: float = 10.0) -> web.WebSocketResponse:
+        """The newest connection, once ``connections`` have been opened and one is open."""
+        async with asyncio.timeout(within), self._socket_changed:
+            await self._socket_changed.wait_for(lambda: self.connections >= connections and bool(self.sockets))
+        return self.sockets[-1]
+
+    async def push_interaction(self, payload: dict[str, Any]) -> str:
+        """An ``interactive`` envelope carrying ``payload`` sent over the newest connection; its ``envelope_id``."""
+        envelope_id = str(uuid.uuid4())
+        envelope = {"envelope_id": envelope_id, "type": "interactive", "payload": payload}
+        await (await self.wait_for_socket()).send_json(envelope | {"accepts_response_payload": False})
+        return envelope_id
+
+    async def wait_for_ack(self, envelope_id: str, *, within: float = 10.0) -> None:
+        async with asyncio.timeout(within), self._socket_changed:
+            await self._socket_changed.wait_for(lambda: envelope_id in self.socket_acks)
+
+    async def disconnect(self, reason: str = "refresh_requested") -> None:
+        """Slack's notice that it closes the connections, then the close."""
+        for ws in list(self.sockets):
+            await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "fake"}})
+            await ws.close()
+
+    def _connections_open(self, args: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+        if self._caller not in self.app_tokens:
+            raise ApiError("not_allowed_token_type")
+        ticket = uuid.uuid4().hex
+        self._tickets.add(ticket)
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.url.rsplit(':', 1)[1]}/link/?ticket={ticket}"}
+
+    async def _link(self, request: web.Request) -> web.StreamResponse:
+        """A Socket Mode connection: ``hello``, then envelopes; what the client sends back are acknowledgements."""
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return plain(401, "invalid ticket")
+        self._tickets.discard(ticket)  # a URL opens one connection
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        self.connections += 1
+        await ws.send_json(
+            {"type": "hello", "num_connections": len(self.sockets), "connection_info": {"app_id": APP_ID}}
+        )
+        await self._socket_notify()
+        try:
+            async for frame in ws:
+                if frame.type is WSMsgType.TEXT:
+                    sent = json.loads(frame.data)
+                    if isinstance(sent, dict) and isinstance(sent.get("envelope_id"), str):
+                        self.socket_acks.append(sent["envelope_id"])
+                        await self._socket_notify()
+        finally:
+            self.sockets.remove(ws)
+            await self._socket_notify()
+        return ws
+
+    async def _socket_notify(self) -> None:
+        async with self._socket_changed:
+            self._socket_changed.notify_all()
 
     def response_url(self) -> str:
         """An interaction's ``response_url`` here (what is posted to it is recorded: ``received("/actions/")``)."""
@@ -307,6 +399,7 @@ class SlackFake(FakeServer):
             "chat.update": self._update,
             "conversations.history": self._history,
             "conversations.replies": self._replies,
+            "apps.connections.open": self._connections_open,
         }
 
     async def _arguments(self, request: web.Request, warnings: list[str]) -> dict[str, Any]:
@@ -347,6 +440,9 @@ class SlackFake(FakeServer):
             raise ApiError("invalid_auth")
         if state in TOKEN_ERRORS:
             raise ApiError(TOKEN_ERRORS[state])
+        self._caller = token
+        if token in self.app_tokens and request.match_info["method"] != "apps.connections.open":
+            raise ApiError("not_allowed_token_type")
 
     # ---- the methods -------------------------------------------------------------------------
 
@@ -593,6 +689,25 @@ def action_problems(elements: Any, i: int) -> list[str]:
     return problems
 
 
+def block_actions(
+    user: str, actions: list[tuple[str, str]], timestamp: int, *, kind: str = "block_actions", response_url: str = ""
+) -> dict[str, Any]:
+    """The interaction payload Slack sends when ``user`` clicks buttons (action_id, value)."""
+    return {
+        "type": kind,
+        "team": {"id": TEAM, "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+        "api_app_id": APP_ID,
+        "container": {"type": "message", "channel_id": "C0FAKE0001", "message_ts": "1700000000.000100"},
+        "trigger_id": "1234.5678.abcdef",
+        "response_url": response_url or "https://hooks.slack.com/actions/T0FAKE0001/1/fake",
+        "actions": [
+            {"type": "button", "action_id": a, "block_id": "b", "value": v, "action_ts": f"{timestamp}.000200"}
+            for a, v in actions
+        ],
+    }
+
+
 def signed_interaction(
     secret: str,
     user: str,
@@ -603,19 +718,7 @@ def signed_interaction(
     response_url: str = "https://hooks.slack.com/actions/T0FAKE0001/1/fake",
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of the request Slack sends when ``user`` clicks buttons (action_id, value)."""
-    payload = {
-        "type": kind,
-        "team": {"id": TEAM, "domain": "fake"},
-        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
-        "api_app_id": APP_ID,
-        "container": {"type": "message", "channel_id": "C0FAKE0001", "message_ts": "1700000000.000100"},
-        "trigger_id": "1234.5678.abcdef",
-        "response_url": response_url,
-        "actions": [
-            {"type": "button", "action_id": a, "block_id": "b", "value": v, "action_ts": f"{timestamp}.000200"}
-            for a, v in actions
-        ],
-    }
+    payload = block_actions(user, actions, timestamp, kind=kind, response_url=response_url)
     body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
     return body, slack_signature_headers(secret, body, timestamp)
 
