@@ -129,7 +129,10 @@ def test_what_an_event_asks(document: dict[str, Any], expected: Change | Ignored
     assert event(_body(document), PEOPLE) == expected
 
 
-@pytest.mark.parametrize("raw", [b"", b"[]", b"{}", b'{"event": {}}', b'{"event": {"event_type": 1}}', b"\xff"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"[]", b"{}", b'{"event": {}}', b'{"event": {"event_type": 1}}', b"\xff", b'{"event": ' + b"[" * 100_000],
+)
 def test_a_body_that_is_not_a_webhook_says_so(raw: bytes) -> None:
     with pytest.raises(ValueError, match=r"event\.event_type"):
         event(raw, PEOPLE)

@@ -171,6 +171,7 @@ def test_another_kind_of_interaction_is_nothing_to_do() -> None:
         (b"payload=1&payload=2", "one payload field"),
         (b"payload=%5B1%5D", "payload: must be a JSON object"),
         (b"payload=%7Bnot+json", "payload: must be a JSON object"),
+        (b"payload=" + b"%5B" * 100_000, "payload: must be a JSON object"),  # nested too deep: refused, not a crash
         (b"payload=%7B%22type%22%3A%22block_actions%22%7D", "payload.user.id"),
         (
             b"payload=%7B%22type%22%3A%22block_actions%22%2C%22user%22%3A%7B%22id%22%3A%22U0A%22%7D%7D",

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import orjson
 
 from receiver.notify.content import one_line
 
@@ -80,7 +81,7 @@ def event(body: bytes, people: Mapping[str, str]) -> Change | Ignored:
     Raises ValueError naming what is wrong with a body that is not a v3 webhook. Pure.
     """
     try:
-        document: Any = json.loads(body)
+        document: Any = orjson.loads(body)
     except ValueError:
         document = None
     found = document.get("event") if isinstance(document, dict) else None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import orjson
 
 REPLAY_WINDOW = timedelta(minutes=5)
 """A request signed longer ago than this (or this far in the future) is refused: it may be a replay."""
@@ -126,7 +127,7 @@ def interaction(body: bytes) -> Interaction | None:
     if len(found) != 1:
         raise ValueError("the body must carry one payload field")
     try:
-        payload: Any = json.loads(found[0])
+        payload: Any = orjson.loads(found[0])
     except ValueError:
         payload = None
     if not isinstance(payload, dict):
@@ -237,7 +238,7 @@ def socket_message(text: str) -> Envelope | Disconnect | None:
     acknowledged by sending back ``{"envelope_id": ...}``.
     """
     try:
-        message: Any = json.loads(text)
+        message: Any = orjson.loads(text)
     except ValueError:
         return None
     if not isinstance(message, dict):

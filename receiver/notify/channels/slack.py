@@ -87,7 +87,6 @@ class SlackSettings(ChannelSettingsBase):
     signing_secret: pydantic.SecretStr | None = None
     """The Slack app's signing secret (``env:NAME``): with it the messages carry buttons (acknowledge, resolve,
     approve or reject a run) and ``POST /api/v1/slack/interactions`` accepts the clicks Slack signs with it."""
-
     app_token: pydantic.SecretStr | None = None
     """An app-level token (``xapp-...``, scope ``connections:write``; ``env:NAME``): the clicks come over Socket
     Mode, a websocket the receiver opens, for clusters Slack cannot reach (no signing secret needed)."""
@@ -303,7 +302,7 @@ class Slack:
         return INTERVAL
 
     def _interactive(self, delivery: Delivery) -> str:
-        """The incident whose buttons the message carries: none without a signing secret, nor in a test."""
+        """The incident whose buttons the message carries: none if the clicks cannot be taken, nor in a test."""
         return delivery.incident if self._settings.interactive and delivery.signal is not Signal.TEST else ""
 
 
