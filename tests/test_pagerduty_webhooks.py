@@ -7,11 +7,9 @@ sees what PagerDuty would have been told.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -30,6 +28,7 @@ from receiver.notify.model import Sent, Skipped
 from receiver.notify.pagerduty_webhooks import Change, Ignored, event, forged
 from tests import channel_support as support
 from tests.conftest import Clock
+from tests.e2e.harness import eventually
 from tests.fakes.pagerduty import PagerDutyFake, signed_webhook, user_agent, webhook_event
 from tests.payloads import body
 from tests.test_http import Client
@@ -174,17 +173,6 @@ ACTIONS = {Signal.ACKNOWLEDGED: "acknowledge", Signal.RESOLVED: "resolve"}
 
 
 # ---- webhooks on a real app ----------------------------------------------------------------------
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, seconds: float = 10.0) -> T:
-    """``check``'s first truthy answer, polled for at most ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +44,7 @@ from receiver.notify.slack_actions import (
 from receiver.web.slack_interactions import SlackInteractions
 from tests import channel_support as support
 from tests.conftest import T0, Clock
+from tests.e2e.harness import eventually
 from tests.fakes.slack import TOKEN, SlackFake, block_problems, signed_interaction, slack_signature_headers
 from tests.payloads import body
 from tests.test_http import Client
@@ -352,17 +352,6 @@ def test_the_signing_secret_comes_from_the_environment(tmp_path: Path) -> None:
 
 
 # ---- clicks on a real app -------------------------------------------------------------------------
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, seconds: float = 10.0) -> T:
-    """``check``'s first truthy answer, polled for at most ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

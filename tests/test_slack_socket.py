@@ -6,9 +6,7 @@ so the clicks can only come over the websocket the app opens to the fake (``apps
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -19,6 +17,7 @@ from receiver.config import Settings
 from receiver.notify.channels.slack import SlackSettings
 from receiver.notify.slack_actions import Disconnect, Envelope, Op, socket_message
 from tests.conftest import Clock
+from tests.e2e.harness import eventually
 from tests.fakes.slack import APP_TOKEN, TOKEN, SlackFake, block_actions
 from tests.payloads import body
 from tests.test_http import Client
@@ -55,17 +54,6 @@ def test_the_app_token_is_an_app_level_token_and_a_secret() -> None:
     assert settings.interactive and APP_TOKEN not in repr(settings)
     with pytest.raises(ValueError, match="starts with xapp-"):
         SlackSettings.model_validate(raw | {"app_token": TOKEN})
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, seconds: float = 10.0) -> T:
-    """``check``'s first truthy answer, polled for at most ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ interaction, a form field ``payload`` holding JSON, signed with the Slack app's 
 module checks the signature (``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}``, compared in constant
 time, the timestamp within ``REPLAY_WINDOW`` of now either way), reads the payload, and turns each
 button into a ``Command`` on an incident or a run, or a ``Refusal`` saying why not. The web handler
-(``receiver.web.slack_interactions``) does the HTTP and carries the commands out; nothing here reads
-a clock, a store or the network.
+(``receiver.web.slack_interactions``) does the HTTP and carries the commands out; Socket Mode's
+frames are read here too (``socket_message``); nothing here reads a clock, a store or the network.
 
 Who clicked: the configured person whose ``slack_user`` is the clicking user's id, else
 ``slack:<user id>``. Anyone in the channel may acknowledge or resolve (they see the incident, and the

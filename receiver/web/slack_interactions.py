@@ -9,7 +9,7 @@ the click is answered at once. What the clicking user should hear (refused, unkn
 is an ephemeral message, in the answer and posted to the interaction's ``response_url`` (Slack shows
 what is posted there; its hooks host only, or a configured channel's API origin); a click that did
 what it asked is answered with an empty 200, and the incident's message shows the change when the
-channel edits it.
+channel edits it. Socket Mode (``receiver.web.slack_socket``) hands its clicks to ``act`` as well.
 """
 
 from __future__ import annotations
