@@ -238,6 +238,29 @@ def test_answers_go_only_to_slack_or_a_configured_origin(url: str, answered: boo
     assert answerable(url, [origin("http://127.0.0.1:8080/api")]) is answered
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([*(o.value for o in Op), "other"]),
+            st.sampled_from([support.INCIDENT, "42"]) | st.text(max_size=40),
+        ),
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_every_button_is_a_command_a_person_may_give_or_a_refusal(actions: list[tuple[str, str]], known: bool) -> None:
+    user = ALICE if known else STRANGER
+    decided = decide(Interaction(user, tuple(actions)), PEOPLE)
+    assert len(decided) == len(actions)
+    for (action_id, value), one in zip(actions, decided, strict=True):
+        if isinstance(one, Command):
+            assert (one.op.value, one.target) == (action_id, value)
+            assert one.actor == ("alice" if known else f"slack:{STRANGER}")
+            assert known or not one.op.on_run  # only a configured person approves or rejects
+        else:
+            assert isinstance(one, Refusal) and one.why
+
+
 def test_the_run_a_notification_announces_is_read_from_the_runners_line() -> None:
     assert awaiting_run("run 17 awaits approval (POST /api/v1/runs/17/approve)") == "17"
     assert awaiting_run("run 17 started") is None
