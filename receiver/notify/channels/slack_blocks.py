@@ -165,7 +165,10 @@ def run_buttons(run: str) -> list[Block]:
     """Approve (asking first: it changes the cluster) and Reject a run awaiting approval. Pure."""
     confirm = {
         "title": {"type": "plain_text", "text": one_line(f"Approve run {run}?", MAX_CONFIRM_TITLE)},
-        "text": {"type": "plain_text", "text": "The playbook runs now and changes the cluster as planned."},
+        "text": {
+            "type": "plain_text",
+            "text": one_line(f"Run {run} starts now: its playbook changes the cluster as planned.", MAX_CONFIRM_TEXT),
+        },
         "confirm": {"type": "plain_text", "text": "Approve"},
         "deny": {"type": "plain_text", "text": "Cancel"},
     }
