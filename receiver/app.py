@@ -43,6 +43,7 @@ from receiver.timer import REAL, Timer
 from receiver.web import errors, health, openapi, slack_socket
 from receiver.web.alerts_api import AlertsApi
 from receiver.web.auth import Credentials
+from receiver.web.calendar_api import CalendarApi
 from receiver.web.connections import ConnectionGuard, GuardMetrics, Limits, fitted
 from receiver.web.incidents_api import IncidentCommands, IncidentsApi
 from receiver.web.links import LinkPages
@@ -154,12 +155,14 @@ def _routes(
     LinkPages(store, commands, settings.oncall.links.keyring(), clock).add_routes(app.router)
     RunsApi(store, run_commands, Credentials.for_api(settings.api)).add_routes(app.router)
     interactions = _interactions(app, settings, clock, commands, run_commands)
+    schedules, people = settings.oncall.schedule_values(), frozenset(settings.oncall.people)
+    CalendarApi(schedules, people, Credentials.for_api(settings.api), clock).add_routes(app.router)
     app.router.add_get("/api/v1/openapi.yaml", openapi.document)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.Readiness(store, clock, settings.engine.stall_after).handle)
     limits = settings.remediation.guardrails.limits()
     incidents = settings.incidents.policy()
-    scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, limits, clock, incidents)
+    scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, limits, clock, incidents, schedules)
     metrics.channels(sorted(settings.notify.channels))
     app.router.add_get("/metrics", scrape.handle)
     return interactions

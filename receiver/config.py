@@ -929,6 +929,13 @@ class LinkSettings(_Section):
         return None
 
 
+class CoverageSettings(_Section):
+    """The coverage check: how far ahead gaps in the schedules are looked for (README: Coverage)."""
+
+    weeks: Annotated[int, pydantic.Field(ge=1, le=52)] = 4
+    """Weeks ahead of now that ``config check``, the engine's start and its daily check look at."""
+
+
 class OncallSettings(_Section):
     """People and the schedules that say who of them is on call (README: On call)."""
 
@@ -937,6 +944,7 @@ class OncallSettings(_Section):
     schedules: dict[str, ScheduleSettings] = {}
     """name -> the schedule (its name is a metric label: lowercase letters, digits, - and _)."""
     links: LinkSettings = LinkSettings()
+    coverage: CoverageSettings = CoverageSettings()
 
     @pydantic.field_validator("schedules")
     @classmethod

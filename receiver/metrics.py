@@ -82,6 +82,12 @@ class Tally:
     """Times the notification sender failed and was started again."""
     interrupted: list[str] = field(default_factory=list)
     """Channel per notification marked interrupted (it may or may not have been delivered: not sent again)."""
+    coverage_gaps: dict[str, float] | None = None
+    """The coverage check's uncovered seconds ahead, by schedule (None: no check in this step); set, not added."""
+    coverage_checked: float = 0.0
+    """When that check ran, Unix seconds."""
+    coverage_restarts: int = 0
+    """Times the coverage check's loop failed and was started again."""
 
     @classmethod
     def of_incidents(cls, changes: Changes) -> Tally:
@@ -126,6 +132,9 @@ class Tally:
             "failed": self.failed,
             "notifier_restarts": self.notifier_restarts,
             "interrupted": self.interrupted,
+            "coverage_gaps": self.coverage_gaps,
+            "coverage_checked": self.coverage_checked,
+            "coverage_restarts": self.coverage_restarts,
         }
 
     @classmethod
@@ -151,7 +160,14 @@ class Tally:
             failed=[(str(c), str(r)) for c, r in raw.get("failed", [])],
             notifier_restarts=int(raw.get("notifier_restarts", 0)),
             interrupted=[str(c) for c in raw.get("interrupted", [])],
+            coverage_gaps=_gaps(raw.get("coverage_gaps")),
+            coverage_checked=float(raw.get("coverage_checked", 0.0)),
+            coverage_restarts=int(raw.get("coverage_restarts", 0)),
         )
+
+
+def _gaps(raw: Mapping[str, Any] | None) -> dict[str, float] | None:
+    return None if raw is None else {str(s): float(v) for s, v in raw.items()}
 
 
 class Metrics:
@@ -301,6 +317,7 @@ class Metrics:
             "Times the notification sender failed and was started again (its log says why).",
             registry=registry,
         )
+        self._oncall(registry)
         self.engine_restarts = Counter(
             "receiver_engine_restarts",
             "Times the engine process ended unexpectedly and was started again.",
@@ -410,6 +427,7 @@ class Metrics:
         if tally.evidence_restarts:
             self.evidence_restarts.inc(tally.evidence_restarts)
         self._add_notifications(tally)
+        self._add_coverage(tally)
 
     def _add_notifications(self, tally: Tally) -> None:
         for channel, seconds in tally.sent:
@@ -421,6 +439,53 @@ class Metrics:
             self.notifications_interrupted.labels(channel).inc()
         if tally.notifier_restarts:
             self.notifier_restarts.inc(tally.notifier_restarts)
+
+    def _oncall(self, registry: CollectorRegistry) -> None:
+        self.on_call = Gauge(
+            "receiver_oncall_on_call",
+            "1 for whoever is on call now, by schedule and person (read at scrape time).",
+            ["schedule", "person"],
+            registry=registry,
+        )
+        self.oncall_nobody = Gauge(
+            "receiver_oncall_nobody",
+            "1 while nobody is on call in a schedule, else 0 (read at scrape time).",
+            ["schedule"],
+            registry=registry,
+        )
+        self.coverage_gap = Gauge(
+            "receiver_oncall_coverage_gap_seconds",
+            "Seconds in the coverage check's window ahead (oncall.coverage.weeks) with nobody on call, by schedule.",
+            ["schedule"],
+            registry=registry,
+        )
+        self.coverage_checked = Gauge(
+            "receiver_oncall_coverage_checked_timestamp_seconds",
+            "When the coverage check last ran, Unix seconds; 0 before it has.",
+            registry=registry,
+        )
+        self.coverage_restarts = Counter(
+            "receiver_oncall_coverage_restarts",
+            "Times the coverage check's loop failed and was started again (its log says why).",
+            registry=registry,
+        )
+
+    def _add_coverage(self, tally: Tally) -> None:
+        if tally.coverage_gaps is not None:
+            self.coverage_gap.clear()  # a schedule that is gone leaves no series behind
+            for schedule, seconds in tally.coverage_gaps.items():
+                self.coverage_gap.labels(schedule).set(seconds)
+            self.coverage_checked.set(tally.coverage_checked)
+        if tally.coverage_restarts:
+            self.coverage_restarts.inc(tally.coverage_restarts)
+
+    def on_call_now(self, people: Mapping[str, str | None]) -> None:
+        """Set who is on call now, by schedule (None: nobody), read at scrape time."""
+        self.on_call.clear()  # the previous person's series ends at the handoff
+        for schedule, person in people.items():
+            if person is not None:
+                self.on_call.labels(schedule, person).set(1)
+            self.oncall_nobody.labels(schedule).set(int(person is None))
 
     def channels(self, names: Sequence[str]) -> None:
         """Make every channel's series exist from the start (the chart's alerts read them)."""

@@ -463,6 +463,7 @@ def test_the_alerts_on_the_daemons_health_pass_promtool_and_fire_when_they_shoul
         "ReceiverNotifierRestarting",
         "ReceiverNotificationsRefused",
         "ReceiverNotificationsInterrupted",
+        "ReceiverOnCallCoverageGap",
     } <= names
     tests = tmp_path / "rules_test.yaml"
     annotations = {r["alert"]: r["annotations"] for g in rule["spec"]["groups"] for r in g["rules"]}
@@ -479,9 +480,9 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
 
     def expect(alert: str, **labels: str) -> dict[str, Any]:
         text = {
-            k: v.replace("{{ $labels.playbook }}", labels.get("playbook", "")).replace(
-                "{{ $labels.channel }}", labels.get("channel", "")
-            )
+            k: v.replace("{{ $labels.playbook }}", labels.get("playbook", ""))
+            .replace("{{ $labels.channel }}", labels.get("channel", ""))
+            .replace("{{ $labels.schedule }}", labels.get("schedule", ""))
             for k, v in annotations[alert].items()
         }
         return {"exp_labels": labels, "exp_annotations": text}
@@ -490,6 +491,7 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
     captures = "receiver_evidence_captures_total"
     failed, sent = "receiver_notifications_failed_total", "receiver_notifications_sent_total"
     interrupted = "receiver_notifications_interrupted_total"
+    gap = "receiver_oncall_coverage_gap_seconds"
     return {
         "rule_files": [rules],
         "evaluation_interval": "1m",
@@ -526,6 +528,9 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                     {"series": f'{failed}{{{sel},channel="email",reason="client_error"}}', "values": "0 0 1x10"},
                     {"series": f'{sent}{{{sel},channel="email"}}', "values": "0+1x12"},
                     {"series": f'{interrupted}{{{sel},channel="email"}}', "values": "0 1x10"},
+                    # on call: "primary" gets a gap of a day from minute 3 (a daily check found it); "secondary" none
+                    {"series": f'{gap}{{{sel},schedule="primary"}}', "values": "0 0 0 86400x10"},
+                    {"series": f'{gap}{{{sel},schedule="secondary"}}', "values": "0x13"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "1m", "alertname": "ReceiverDown", "exp_alerts": []},
@@ -602,6 +607,12 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                         "eval_time": "2m",
                         "alertname": "ReceiverNotificationsInterrupted",
                         "exp_alerts": [expect("ReceiverNotificationsInterrupted", severity="warning", channel="email")],
+                    },
+                    {"eval_time": "2m", "alertname": "ReceiverOnCallCoverageGap", "exp_alerts": []},
+                    {
+                        "eval_time": "3m",
+                        "alertname": "ReceiverOnCallCoverageGap",
+                        "exp_alerts": [expect("ReceiverOnCallCoverageGap", severity="warning", schedule="primary")],
                     },
                     {
                         "eval_time": "5m",

@@ -24,6 +24,7 @@ from receiver.cli import evidence as evidence_cli
 from receiver.cli import notify as notify_cli
 from receiver.cli import oncall as oncall_cli
 from receiver.cli import playbooks as playbooks_cli
+from receiver.clock import Clock, utc_now
 from receiver.store import StoreError, backends
 from receiver.web import serving
 from receiver.web.tls import TlsError, server_context
@@ -83,7 +84,8 @@ def _load(path: Path | None, overrides: dict[str, Any]) -> config.Settings | Non
         return None
 
 
-def _check(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace, clock: Clock = utc_now) -> int:
+    """Validate the file: errors exit 2; the coverage check's gaps are printed as warnings and do not."""
     settings = _load(args.file, {})
     if settings is None:
         return EXIT_CONFIG
@@ -96,6 +98,8 @@ def _check(args: argparse.Namespace) -> int:
     links_off = settings.oncall.links.off_because(settings.notify.external_url)
     if links_off:
         print(f"{args.file}: note: {links_off}", file=sys.stderr)
+    for warning in oncall_cli.coverage_warnings(settings, clock()):
+        print(f"{args.file}: {warning}", file=sys.stderr)
     print(f"{args.file}: ok")
     return 0
 

@@ -3,7 +3,8 @@
 ``who [--schedule S] [--at TIME]`` prints ``schedule: person`` for one schedule or all of them (``nobody``
 when nobody is on call), at ``TIME`` or now. ``shifts --schedule S --from T --to T`` prints the shifts
 in that window, clipped to it, each in UTC and in the schedule's own zone, so a handoff across a DST
-change can be read off directly. Both read the settings only: no store, no daemon.
+change can be read off directly. Both read the settings only: no store, no daemon. ``coverage_warnings``
+is what ``receiver config check`` prints of the coverage check (gaps ahead: warnings, not errors).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from receiver import config
 from receiver.clock import Clock, utc_now
+from receiver.oncall.coverage import check
 from receiver.oncall.schedules import Schedule, Shift, shifts, who
 
 EXIT_USAGE = 2
@@ -70,6 +72,13 @@ def run(args: argparse.Namespace, settings: config.Settings, clock: Clock = utc_
     if not found:
         print(f"nobody is on call from {_utc(args.start)} to {_utc(args.end)}")
     return 0
+
+
+def coverage_warnings(settings: config.Settings, now: datetime) -> list[str]:
+    """One line per finding of the coverage check from ``now`` (``oncall.coverage.weeks`` ahead), by key."""
+    oncall = settings.oncall
+    coverage = check(oncall.schedule_values(), now, oncall.coverage.weeks)
+    return [f"warning: {finding.where}: {finding.describe()}" for finding in coverage.findings]
 
 
 def describe(shift: Shift, schedule: Schedule) -> str:

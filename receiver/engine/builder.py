@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from receiver.clock import Clock
 from receiver.config import Settings
+from receiver.engine.coverage import coverage_loop
 from receiver.engine.evidence import EvidenceWorker
 from receiver.engine.notifier import Notifier, RetryPolicy
 from receiver.engine.processor import Processor, expiry_loop
@@ -94,8 +95,22 @@ class Engine:
         if self.notifier is not None:
             sender = self._supervised(self.notifier.run, "the notification sender", Tally(notifier_restarts=1))
             self._upkeep.append(asyncio.create_task(sender, name="notifier"))
+        if self._settings.oncall.schedules:
+            coverage = self._supervised(self._coverage, "the coverage check", Tally(coverage_restarts=1))
+            self._upkeep.append(asyncio.create_task(coverage, name="coverage"))
         for task in (self._processing, *self._upkeep):
             task.add_done_callback(self._ended)
+
+    async def _coverage(self) -> None:
+        """The coverage check, at once and daily, its results told like every count."""
+        oncall = self._settings.oncall
+        schedules = oncall.schedule_values()
+
+        def tell(tally: Tally) -> None:
+            if self._report is not None:
+                self._report(self.processor.cursor, tally)
+
+        await coverage_loop(schedules, oncall.coverage.weeks, self._clock, tell)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """A task ended: unless the engine is stopping, that is a failure, logged and told through ``failed``."""

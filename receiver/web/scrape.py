@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from aiohttp import web
@@ -14,6 +14,7 @@ from receiver.incidents.correlation import service_of
 from receiver.incidents.lifecycle import IncidentStatus
 from receiver.incidents.watchdog import alarm_labels
 from receiver.metrics import Metrics
+from receiver.oncall.schedules import Schedule, who
 from receiver.playbooks.guardrails import Limits, breaker_opens
 from receiver.store import (
     AlertStore,
@@ -44,16 +45,19 @@ class Scrape:
         limits: Limits | None = None,
         clock: Clock = utc_now,
         incidents: IncidentPolicy | None = None,
+        schedules: Mapping[str, Schedule] | None = None,
     ) -> None:
         """``playbooks``, ``limits``: whose circuit breakers to report, and how many failures open one;
         ``clock``: what the age of the oldest unprocessed notification (and the watchdog) is measured against;
-        ``incidents``: whose dead man's switch to report (None: the defaults)."""
+        ``incidents``: whose dead man's switch to report (None: the defaults);
+        ``schedules``: whose person on call now to report, by name."""
         self._metrics = metrics
         self._store = store
         self._queue_depth = queue_depth
         self._playbooks = tuple(playbooks)
         self._limits = limits or Limits()
         self._clock = clock
+        self._schedules = dict(schedules or {})
         policy = incidents or IncidentPolicy()
         self._watchdog = policy.watchdog
         self._alarm = IncidentQuery(
@@ -84,6 +88,7 @@ class Scrape:
         self._metrics.watchdog_missing.set(int(any(i.firing for i in alarm)))
         self._metrics.outbox_pending.set(outbox)
         self._metrics.outbox_oldest_age.set(waited_seconds(unsent, now))
+        self._metrics.on_call_now({name: who(schedule, now) for name, schedule in self._schedules.items()})
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
