@@ -38,6 +38,7 @@ from tests import corpus
 from tests.conftest import Clock
 from tests.payloads import alert, body
 from tests.store_contract.test_runs import every_status
+from tests.test_oncall_calendar_api import ONCALL
 from tests.test_runs import APPROVAL, FAST_CRASHLOOP
 
 _METHODS = {"get", "post", "put", "patch", "delete"}
@@ -199,6 +200,7 @@ async def test_every_route_answers_as_the_document_says(
             "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/", "secret": HOOK_SECRET}},
             "routes": [{"channels": ["hook"]}],
         },
+        oncall=ONCALL,
     )
     app = create_app(
         settings, registry=CollectorRegistry(), clock=clock, engine="inline", kube=Kube(None, dry_run=True)
@@ -289,6 +291,12 @@ async def test_every_route_answers_as_the_document_says(
         await call("GET", f"/api/v1/runs/{run['id']}", 200, headers=API)
     await call("GET", "/api/v1/runs/abc", 404, headers=API)
     await call("GET", f"/api/v1/runs/{runs[0]['id']}", 401)
+    for path in ("/api/v1/schedules/primary.ics", "/api/v1/people/alice.ics"):
+        assert (await call("GET", path + "?weeks=1", 200, headers=API)).startswith("BEGIN:VCALENDAR")
+        await call("GET", path + "?weeks=0", 400, headers=API)
+        await call("GET", path, 401)
+    await call("GET", "/api/v1/schedules/nope.ics", 404, headers=API)
+    await call("GET", "/api/v1/people/nope.ics", 404, headers=API)
     for path in ("/api/v1/openapi.yaml", "/healthz", "/readyz", "/metrics"):
         await call("GET", path, 200)
     for path in ("/api/v1/slack/interactions", "/api/v1/pagerduty/webhooks"):  # tests/test_interactions.py: the rest
