@@ -27,7 +27,11 @@ from tests.conftest import T0, Clock
 
 TOKEN = "api-token-0123456789"
 API = {"Authorization": f"Bearer {TOKEN}"}
-ONCALL = {
+SECONDARY = {
+    "timezone": "UTC",
+    "layers": [{"rotations": [{"participants": ["carol"], "shift": "weekly", "start": "2026-11-01T00:00"}]}],
+}
+ONCALL: dict[str, Any] = {
     "people": {
         "alice": {"timezone": "Europe/Berlin"},
         "bob": {"timezone": "UTC"},
@@ -42,10 +46,7 @@ ONCALL = {
             ],
             "overrides": [{"person": "carol", "start": "2026-11-24T12:00:00Z", "end": "2026-11-24T14:00:00Z"}],
         },
-        "secondary": {
-            "timezone": "UTC",
-            "layers": [{"rotations": [{"participants": ["carol"], "shift": "weekly", "start": "2026-11-01T00:00"}]}],
-        },
+        "secondary": SECONDARY,
     },
 }
 
@@ -202,7 +203,7 @@ def test_config_check_of_a_covered_schedule_warns_of_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "receiver.yml"
-    oncall = {**ONCALL, "schedules": {"secondary": ONCALL["schedules"]["secondary"]}}  # type: ignore[index]
+    oncall = {"people": ONCALL["people"], "schedules": {"secondary": SECONDARY}}
     path.write_text(yaml.safe_dump({"oncall": oncall}))
     assert cli.main(["config", "check", str(path)]) == 0
     assert capsys.readouterr() == (f"{path}: ok\n", "")
