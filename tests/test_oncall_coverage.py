@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -17,10 +18,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from receiver.clock import FixedClock
+from receiver.config import Settings
 from receiver.engine.coverage import checked, coverage_loop
+from receiver.engine.process import EngineProcess
 from receiver.metrics import Metrics, Tally
 from receiver.oncall.coverage import Coverage, Gap, Kind, check, gaps
 from receiver.oncall.schedules import DAILY, HOURLY, WEEKLY, Layer, Override, Rotation, Schedule, shifts
+from receiver.store.sqlite import SQLiteStore
+from tests.conftest import T0
+from tests.e2e.harness import eventually
+from tests.test_oncall_calendar_api import ONCALL
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -202,3 +210,26 @@ def test_who_is_on_call_now_is_an_info_metric_that_moves_at_the_handoff() -> Non
     assert value("receiver_oncall_on_call", {"schedule": "primary", "person": "bob"}) == 1
     assert value("receiver_oncall_on_call", {"schedule": "secondary", "person": "carol"}) == 1
     assert value("receiver_oncall_nobody", {"schedule": "secondary"}) == 0
+
+
+async def test_the_engine_process_checks_the_schedules_it_is_given_and_reports_across_the_link(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The settings frame carries ``oncall`` to the engine process; its check reaches the web's metrics."""
+    settings = make_settings(engine={"nice": 0}, oncall=ONCALL)
+    store = SQLiteStore(settings.database_path, role="web")
+    await store.open()
+    registry = CollectorRegistry()
+    engine = EngineProcess(settings, Metrics(registry), clock=FixedClock(T0))
+    try:
+        await engine.start(cursor=0)
+
+        async def checked_once() -> bool:
+            return registry.get_sample_value("receiver_oncall_coverage_checked_timestamp_seconds") == T0.timestamp()
+
+        await eventually(checked_once, "the engine's coverage check to report", 20)
+        gap = registry.get_sample_value("receiver_oncall_coverage_gap_seconds", {"schedule": "primary"})
+        assert gap == (datetime(2026, 11, 23, 8, tzinfo=UTC) - T0).total_seconds()
+    finally:
+        await engine.close(grace_seconds=10)
+        await store.close()

@@ -41,7 +41,7 @@ Report = Callable[[int, Tally], None]
 
 
 class Engine:
-    """The processor, the runner, the expiry loop and the evidence worker of one engine, and their tasks."""
+    """The processor, the runner, the expiry loop, the evidence worker and the coverage check, and their tasks."""
 
     def __init__(
         self,
