@@ -1,5 +1,6 @@
 """The coverage check: gaps per schedule (tables), gaps and shifts tiling the window (property), the engine's loop
-(logged at warning, reported, daily on its own sleep), its counts crossing the engine link, and the metrics.
+(logged at warning, reported, daily on its own sleep, started again and counted when it fails), its counts
+crossing the engine link (the engine process checks the schedules it is given), and the metrics.
 
 Instants are fixed or come from the test's clock: nothing depends on today's date.
 """
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,8 +22,10 @@ from prometheus_client import CollectorRegistry
 
 from receiver.clock import FixedClock
 from receiver.config import Settings
+from receiver.engine import builder
 from receiver.engine.coverage import checked, coverage_loop
 from receiver.engine.process import EngineProcess
+from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
 from receiver.oncall.coverage import Coverage, Gap, Kind, check, gaps
 from receiver.oncall.schedules import DAILY, HOURLY, WEEKLY, Layer, Override, Rotation, Schedule, shifts
@@ -233,3 +237,34 @@ async def test_the_engine_process_checks_the_schedules_it_is_given_and_reports_a
     finally:
         await engine.close(grace_seconds=10)
         await store.close()
+
+
+async def test_a_failing_check_is_logged_counted_and_started_again(
+    make_settings: Callable[..., Settings], store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(oncall=ONCALL)
+    reports: list[Tally] = []
+    calls = []
+
+    async def fails_once(*args: Any) -> None:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("an unexpected bug")
+        await coverage_loop(*args)
+
+    monkeypatch.setattr(builder, "coverage_loop", fails_once)
+    engine = builder.build(
+        settings, store, clock=FixedClock(T0), kube=Kube(None, dry_run=True), report=lambda _, t: reports.append(t)
+    )
+    engine.start()
+    try:
+
+        async def checked_after_restart() -> bool:
+            return any(t.coverage_gaps is not None for t in reports)
+
+        await eventually(checked_after_restart, "the check, after it was started again", 20)
+        assert engine.failed is not None and not engine.failed.done()
+    finally:
+        await engine.stop()
+    assert sum(t.coverage_restarts for t in reports) == 1
+    assert [t.coverage_checked for t in reports if t.coverage_gaps is not None] == [T0.timestamp()]
