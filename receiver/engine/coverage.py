@@ -4,7 +4,9 @@ A gap found weeks ahead is a warning people can act on before a page reaches nob
 every configured schedule over the next ``oncall.coverage.weeks`` (``receiver.oncall.coverage``, pure),
 logs each gap at warning level and reports the uncovered seconds per schedule, with the check's time,
 for ``/metrics`` (``receiver_oncall_coverage_gap_seconds``), where the chart's alert reads them. The time
-is the injected clock's; the wait between checks is ``sleep``'s (a test passes its own).
+is the injected clock's; the wait between checks is ``sleep``'s (a test passes its own). Evaluating weeks
+of hourly rotations takes a while (seconds for a year of them), so the check runs in a worker thread:
+the engine's loop goes on processing meanwhile.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ async def coverage_loop(
 ) -> None:
     """Check now, then every ``every``, until cancelled; each result goes to ``report``."""
     while True:
-        report(checked(schedules, clock(), weeks))
+        report(await asyncio.to_thread(checked, schedules, clock(), weeks))
         await sleep(every.total_seconds())
 
 

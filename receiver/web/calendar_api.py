@@ -4,17 +4,22 @@
 ``GET /api/v1/people/{name}.ics`` answer ``text/calendar`` rendered by ``receiver.oncall.ical`` over
 ``?weeks=`` weeks (1 to 52, default 4) from 00:00 UTC today, read from the settings: no store, no engine.
 They are reads of the API and are authorised like its other reads (the API token when one is set).
-404 names an unknown schedule or person; 400 names a bad parameter.
+404 names an unknown schedule or person; 400 names a bad parameter. Weeks of hourly shifts take a while
+to evaluate (seconds for a year of them): a calendar is computed in a worker thread, one at a time, and
+a schedule's events are kept for the window (the day), so fetching again costs nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Mapping
+from datetime import datetime
 
 from aiohttp import web
 
 from receiver.clock import Clock
-from receiver.oncall.ical import Event, calendar, events, window
+from receiver.oncall.ical import calendar, events, window
 from receiver.oncall.schedules import Schedule
 from receiver.web.auth import Credentials, unauthorized
 from receiver.web.errors import json_error
@@ -25,6 +30,9 @@ MAX_WEEKS = 52
 CONTENT_TYPE = "text/calendar"
 _SHOWN = 100
 """At most this many characters of a name that names nothing are repeated in the error."""
+_KEPT = 256
+"""Event lists kept (schedule, person, window): every schedule's and person's of a day, several times over."""
+_events = functools.lru_cache(maxsize=_KEPT)(events)
 
 
 class CalendarApi:
@@ -37,6 +45,7 @@ class CalendarApi:
         self._people = people
         self._credentials = credentials
         self._clock = clock
+        self._computing = asyncio.Lock()
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register both calendar routes."""
@@ -57,7 +66,7 @@ class CalendarApi:
         except ValueError as err:
             return json_error(400, str(err))
         start, end = window(self._clock(), weeks)
-        return self._answer(f"On call: {name}", events(schedule, start, end, person))
+        return await self._answer(f"On call: {name}", [schedule], start, end, person)
 
     async def person(self, request: web.Request) -> web.Response:
         """One person's shifts in every schedule."""
@@ -71,12 +80,23 @@ class CalendarApi:
         except ValueError as err:
             return json_error(400, str(err))
         start, end = window(self._clock(), weeks)
-        found = [e for s in self._schedules.values() for e in events(s, start, end, name)]
-        return self._answer(f"On call: {name}", found)
+        return await self._answer(f"On call: {name}", list(self._schedules.values()), start, end, name)
 
-    def _answer(self, title: str, found: list[Event]) -> web.Response:
-        body = calendar(title, found, self._clock())
+    async def _answer(
+        self, title: str, schedules: list[Schedule], start: datetime, end: datetime, person: str | None
+    ) -> web.Response:
+        """The calendar of ``person``'s shifts (everyone's: None) in ``schedules``, computed off the event loop."""
+        stamp = self._clock()
+        async with self._computing:
+            body = await asyncio.to_thread(_render, title, schedules, start, end, person, stamp)
         return web.Response(text=body, content_type=CONTENT_TYPE, charset="utf-8")
+
+
+def _render(
+    title: str, schedules: list[Schedule], start: datetime, end: datetime, person: str | None, stamp: datetime
+) -> str:
+    found = [event for schedule in schedules for event in _events(schedule, start, end, person)]
+    return calendar(title, found, stamp)
 
 
 def _weeks(request: web.Request) -> int:
