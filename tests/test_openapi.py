@@ -195,12 +195,11 @@ async def test_every_route_answers_as_the_document_says(
         api={"token": "api-token-0123456789"},
         webhook={"bearer_token": "hook-token-0123456789", "max_body_bytes": 65536},
         remediation={"playbook_dirs": [str(playbook_dir)]},
-        oncall={"links": {"secret": LINK_SECRET}},
+        oncall={**ONCALL, "links": {"secret": LINK_SECRET}},
         notify={  # a channel nothing listens to: its notifications fail and wait for their retry, documented too
             "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/", "secret": HOOK_SECRET}},
             "routes": [{"channels": ["hook"]}],
         },
-        oncall=ONCALL,
     )
     app = create_app(
         settings, registry=CollectorRegistry(), clock=clock, engine="inline", kube=Kube(None, dry_run=True)
