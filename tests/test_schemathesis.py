@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 import requests
@@ -148,6 +149,22 @@ def _coherent(case: Any) -> bool:
     return all(_times_coherent(a) for a in case.body.get("alerts", []) if isinstance(a, dict))
 
 
+REQUEST_LINE_BYTES = 8190
+"""aiohttp's HTTP parser refuses a longer request line (400, text/plain) before any route or middleware sees it."""
+
+
+def _fits(case: Any) -> bool:
+    """Whether the request line fits the HTTP parser's limit: a server limit, the same for every operation.
+
+    Hypothesis draws string literals from the project's own modules, so a module added anywhere can turn a
+    generated path parameter into kilobytes of percent-encoded characters; such a request never reaches
+    the operation under test.
+    """
+    path = quote(case.formatted_path, safe="/")
+    query = urlencode(case.query or {}, doseq=True)
+    return len(path) + len(query) + len(case.method) + 16 < REQUEST_LINE_BYTES
+
+
 def _utf8(value: Any) -> bool:
     try:
         json.dumps(value, ensure_ascii=False).encode()
@@ -178,8 +195,9 @@ def test_every_operation_answers_as_documented(base_url: str, token: str, method
     schema = _schema(base_url, API_TOKEN if token == "api" else HOOK_TOKEN)
     operation = schema[path][method.upper()]
     checks = [check for check in CHECKS.get_all() if check.__name__ in CHECKED]
-    positive = operation.as_strategy(generation_mode=GenerationMode.POSITIVE).filter(_coherent)
-    strategy = st.one_of(positive, operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    positive = operation.as_strategy(generation_mode=GenerationMode.POSITIVE).filter(_coherent).filter(_fits)
+    negative = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE).filter(_fits)
+    strategy = st.one_of(positive, negative)
 
     @given(case=strategy)
     @settings(
