@@ -33,10 +33,22 @@ from receiver.notify import channels as channel_types
 from receiver.notify.cadence import Cadence
 from receiver.notify.channels import ChannelSettings
 from receiver.notify.composer import RouteComposer
+from receiver.notify.escalation import Ladders, PolicyRoute
 from receiver.notify.model import Target
 from receiver.notify.routing import Route, default_routes
 from receiver.notify.templates import TemplateError
 from receiver.oncall.links import Keyring, Signer, keyring_of
+from receiver.oncall.policies import (
+    CONTACT_KINDS,
+    Contact,
+    Person,
+    Policy,
+    Ref,
+    RefKind,
+    Roster,
+    Step,
+    conventional,
+)
 from receiver.oncall.schedules import DAILY, HOURLY, WEEKLY, Layer, OffSlot, Override, Rotation, Schedule
 from receiver.oncall.turns import Change
 from receiver.playbooks.guardrails import Limits
@@ -701,6 +713,16 @@ ShiftPattern = Annotated[
 ]
 
 
+_SLACK_MEMBER = re.compile(r"[UW][A-Z0-9]{2,30}")
+
+
+class ContactRuleSettings(_Section):
+    """Reach a person by ``contact`` ``after`` a step fires (default: at once)."""
+
+    contact: Literal["slack", "email"]
+    after: Duration | None = None
+
+
 class PersonSettings(_Section):
     """Someone who can be on call: where they live and how they are reached."""
 
@@ -711,6 +733,21 @@ class PersonSettings(_Section):
     email: Name | None = None
     pagerduty_user: Name | None = None
     """Their PagerDuty user id (``PXPGF42``)."""
+    rules: list[ContactRuleSettings] = []
+    """How escalation reaches them, in order (``[{contact: slack}, {contact: email, after: 5m}]``);
+    empty: every contact point they have, at once."""
+
+    @pydantic.field_validator("slack_user")
+    @classmethod
+    def _slack_member(cls, value: str | None) -> str | None:
+        if value is not None and not _SLACK_MEMBER.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Slack member id (U or W, then capital letters and digits)")
+        return value
+
+    def person(self, name: str) -> Person:
+        """The person escalation pages."""
+        addresses = {k: v for k, v in (("slack", self.slack_user), ("email", self.email)) if v}
+        return Person(name, addresses, tuple(Contact(r.contact, r.after or timedelta(0)) for r in self.rules))
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -927,6 +964,39 @@ class LinkSettings(_Section):
         if not external_url:
             return "notifications carry no acknowledge/resolve links: notify.external_url is not set"
         return None
+def _ref(text: str) -> str:
+    Ref.parse(text)  # ValueError naming what is wrong
+    return text
+
+
+class StepSettings(_Section):
+    """Notify ``notify`` at once, then wait ``wait`` for an acknowledgement."""
+
+    notify: Annotated[list[Annotated[str, pydantic.AfterValidator(_ref)]], pydantic.Field(min_length=1)]
+    """``person:NAME``, ``schedule:NAME`` (whoever is on call when the step fires) or ``channel:NAME`` (a
+    notify channel, optionally ``channel:NAME:DESTINATION``)."""
+    wait: Duration = timedelta(minutes=5)
+
+
+class PolicySettings(_Section):
+    """Steps in order; gone through again ``repeat`` more times while nobody acknowledges."""
+
+    steps: Annotated[list[StepSettings], pydantic.Field(min_length=1)]
+    repeat: Annotated[int, pydantic.Field(ge=0, le=10)] = 0
+
+    def policy(self, name: str) -> Policy:
+        """The policy these settings describe, named ``name``."""
+        steps = tuple(Step(tuple(Ref.parse(t) for t in s.notify), s.wait) for s in self.steps)
+        return Policy(name, steps, self.repeat)
+
+
+class PolicyRouteSettings(_Section):
+    """Incidents matching ``matchers`` escalate by ``policy`` (the first route that matches decides)."""
+
+    name: str = ""
+    matchers: list[MatcherText] = []
+    """On ``severity``, ``status``, ``service`` and the opening alert's labels, as notification routes."""
+    policy: Name
 
 
 class CoverageSettings(_Section):
@@ -937,7 +1007,7 @@ class CoverageSettings(_Section):
 
 
 class OncallSettings(_Section):
-    """People and the schedules that say who of them is on call (README: On call)."""
+    """People, the schedules that say who of them is on call, and how incidents escalate (README: On call)."""
 
     people: dict[Name, PersonSettings] = {}
     """name -> the person's time zone and contact points."""
@@ -945,11 +1015,53 @@ class OncallSettings(_Section):
     """name -> the schedule (its name is a metric label: lowercase letters, digits, - and _)."""
     links: LinkSettings = LinkSettings()
     coverage: CoverageSettings = CoverageSettings()
+    policies: dict[str, PolicySettings] | None = None
+    """name -> an escalation policy; unset: the practice's ``default`` and ``sev1`` ladders over the
+    schedules or people named primary, secondary, manager and lead; ``{}``: no escalation."""
+    policy_routes: list[PolicyRouteSettings] = []
+    """Which policy an incident escalates by; unmatched: ``sev1`` for a SEV1 if there is one, else ``default``."""
+    contacts: dict[Literal["slack", "email"], str] = {}
+    """contact kind -> the notify channel that reaches people there; default: the one channel of that type."""
 
-    @pydantic.field_validator("schedules")
+    @pydantic.field_validator("schedules", "policies")
     @classmethod
-    def _names(cls, schedules: dict[str, Any]) -> dict[str, Any]:
-        return _label_names("schedule", schedules)
+    def _names(cls, named: dict[str, Any] | None, info: pydantic.ValidationInfo) -> dict[str, Any] | None:
+        return None if named is None else _label_names(str(info.field_name).removesuffix("s"), named)
+
+    @pydantic.model_validator(mode="after")
+    def _policies_resolve(self) -> OncallSettings:
+        """Every route names a policy, every step a configured person or schedule (else: the key path)."""
+        policies = self.policy_values()
+        for n, route in enumerate(self.policy_routes):
+            if route.policy not in policies:
+                raise ValueError(f"policy_routes.{n}.policy: {route.policy!r} is not in oncall.policies")
+        for name, settings in (self.policies or {}).items():
+            for n, step in enumerate(settings.steps):
+                for t, text in enumerate(step.notify):
+                    ref = Ref.parse(text)
+                    known = self.people if ref.kind is RefKind.PERSON else self.schedules
+                    if ref.kind is not RefKind.CHANNEL and ref.name not in known:
+                        where = f"policies.{name}.steps.{n}.notify.{t}"
+                        raise ValueError(f"{where}: {ref.name!r} is not in oncall.{ref.kind.value}s")
+        return self
+
+    def policy_values(self) -> dict[str, Policy]:
+        """The configured policies, or the conventional ones when none are configured."""
+        if self.policies is None:
+            people = {name: p.person(name) for name, p in self.people.items()}
+            return conventional(people, self.schedule_values())
+        return {name: settings.policy(name) for name, settings in self.policies.items()}
+
+    def policy_route_list(self) -> tuple[PolicyRoute, ...]:
+        """The policy routes as values."""
+        return tuple(
+            PolicyRoute(r.name or f"policy route {n}", tuple(matchers.parse(m) for m in r.matchers), r.policy)
+            for n, r in enumerate(self.policy_routes)
+        )
+
+    def roster(self) -> Roster:
+        """People and schedules, as escalation resolves its steps against them."""
+        return Roster({name: p.person(name) for name, p in self.people.items()}, self.schedule_values())
 
     @pydantic.model_validator(mode="after")
     def _people_are_configured(self) -> OncallSettings:
@@ -994,6 +1106,40 @@ class Settings(_Section):
     evidence: EvidenceSettings = EvidenceSettings()
     notify: NotifySettings = NotifySettings()
     oncall: OncallSettings = OncallSettings()
+
+    def ladders(self) -> Ladders:
+        """What escalation decides with (no policies: nothing escalates)."""
+        kinds = {name: channel.type for name, channel in self.notify.channels.items()}
+        oncall = self.oncall
+        return Ladders(
+            oncall.policy_values(), oncall.policy_route_list(), oncall.roster(), self._contacts(), kinds
+        )
+
+    def _contacts(self) -> dict[str, str]:
+        """contact kind -> channel: as configured, else the one channel of that type (none when several)."""
+        found: dict[str, str] = {str(kind): name for kind, name in self.oncall.contacts.items()}
+        for kind in CONTACT_KINDS:
+            of_kind = [name for name, channel in self.notify.channels.items() if channel.type == kind]
+            if kind not in found and len(of_kind) == 1:
+                found[kind] = of_kind[0]
+        return found
+
+    @pydantic.model_validator(mode="after")
+    def _contacts_are_channels(self) -> Settings:
+        """``oncall.contacts`` and channel step targets name configured channels of the right type."""
+        channels = self.notify.channels
+        for kind, name in self.oncall.contacts.items():
+            if name not in channels:
+                raise ValueError(f"oncall.contacts.{kind}: {name!r} is not in notify.channels")
+            if channels[name].type != kind:
+                raise ValueError(f"oncall.contacts.{kind}: {name!r} is a {channels[name].type} channel, not {kind}")
+        for policy in self.oncall.policy_values().values():
+            for n, step in enumerate(policy.steps):
+                for ref in step.targets:
+                    if ref.kind is RefKind.CHANNEL and Target.parse(ref.name).channel not in channels:
+                        where = f"oncall.policies.{policy.name}.steps.{n}.notify"
+                        raise ValueError(f"{where}: channel {ref.name!r} is not in notify.channels")
+        return self
 
     @pydantic.model_validator(mode="after")
     def _api_token_is_its_own(self) -> Settings:

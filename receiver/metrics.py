@@ -88,6 +88,14 @@ class Tally:
     """When that check ran, Unix seconds."""
     coverage_restarts: int = 0
     """Times the coverage check's loop failed and was started again."""
+    steps: list[tuple[str, int]] = field(default_factory=list)
+    """(policy, step number from 1) per escalation step fired."""
+    nobody: list[str] = field(default_factory=list)
+    """Policy per fired step that reached nobody (a schedule with nobody on call)."""
+    acknowledgements: list[tuple[str, float, str, str]] = field(default_factory=list)
+    """(severity, seconds from detection, path, person) per acknowledgement."""
+    escalation_restarts: int = 0
+    """Times the escalation loop failed and was started again."""
 
     @classmethod
     def of_incidents(cls, changes: Changes) -> Tally:
@@ -135,6 +143,10 @@ class Tally:
             "coverage_gaps": self.coverage_gaps,
             "coverage_checked": self.coverage_checked,
             "coverage_restarts": self.coverage_restarts,
+            "steps": self.steps,
+            "nobody": self.nobody,
+            "acknowledgements": self.acknowledgements,
+            "escalation_restarts": self.escalation_restarts,
         }
 
     @classmethod
@@ -163,6 +175,10 @@ class Tally:
             coverage_gaps=_gaps(raw.get("coverage_gaps")),
             coverage_checked=float(raw.get("coverage_checked", 0.0)),
             coverage_restarts=int(raw.get("coverage_restarts", 0)),
+            steps=[(str(p), int(n)) for p, n in raw.get("steps", [])],
+            nobody=[str(p) for p in raw.get("nobody", [])],
+            acknowledgements=[(str(s), float(t), str(p), str(b)) for s, t, p, b in raw.get("acknowledgements", [])],
+            escalation_restarts=int(raw.get("escalation_restarts", 0)),
         )
 
 
@@ -293,6 +309,37 @@ class Metrics:
             "From a notification's writing (with the change that caused it) to its delivery, by channel.",
             ["channel"],
             buckets=_NOTIFY_BUCKETS,
+            registry=registry,
+        )
+        self.escalation_steps = Counter(
+            "receiver_escalation_steps",
+            "Escalation steps fired, by policy and step (from 1): people paged because nobody acknowledged.",
+            ["policy", "step"],
+            registry=registry,
+        )
+        self.escalation_nobody = Counter(
+            "receiver_escalation_nobody_on_call",
+            "Escalation steps that reached nobody (a schedule with nobody on call, a target not configured), by"
+            " policy: an incident someone should have been paged for.",
+            ["policy"],
+            registry=registry,
+        )
+        self.escalations_active = Gauge(
+            "receiver_escalations_active",
+            "Incidents escalating now: not acknowledged, a step or its wait still to come (read at scrape time).",
+            registry=registry,
+        )
+        self.escalation_restarts = Counter(
+            "receiver_escalation_restarts",
+            "Times the escalation loop failed and was started again (a store fault or a bug: see the error log).",
+            registry=registry,
+        )
+        self.acknowledged_by = Histogram(
+            "receiver_acknowledge_seconds",
+            "Seconds from detection to acknowledgement, by severity, path (link, slack, pagerduty, api) and the"
+            " configured person who acknowledged (other: anyone else).",
+            ["severity", "path", "person"],
+            buckets=_RESPONSE_BUCKETS,
             registry=registry,
         )
         self.outbox_pending = Gauge(
@@ -439,6 +486,17 @@ class Metrics:
             self.notifications_interrupted.labels(channel).inc()
         if tally.notifier_restarts:
             self.notifier_restarts.inc(tally.notifier_restarts)
+        self._add_escalations(tally)
+
+    def _add_escalations(self, tally: Tally) -> None:
+        for policy, step in tally.steps:
+            self.escalation_steps.labels(policy, str(step)).inc()
+        for policy in tally.nobody:
+            self.escalation_nobody.labels(policy).inc()
+        for severity, seconds, path, person in tally.acknowledgements:
+            self.acknowledged_by.labels(severity, path, person).observe(seconds)
+        if tally.escalation_restarts:
+            self.escalation_restarts.inc(tally.escalation_restarts)
 
     def _oncall(self, registry: CollectorRegistry) -> None:
         self.on_call = Gauge(

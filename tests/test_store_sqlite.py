@@ -272,7 +272,8 @@ async def test_a_version_1_state_database_is_upgraded_and_keeps_its_alerts(tmp_p
             .replace(tables.RESET_SCHEMA, "")
             .replace(tables.EVIDENCE_SCHEMA, "")
             .replace(tables.WATCHDOG_SCHEMA, "")
-            .replace(tables.OUTBOX_SCHEMA, "")  # none of them in v1
+            .replace(tables.OUTBOX_SCHEMA, "")
+            .replace(tables.ESCALATION_SCHEMA, "")  # none of them in v1
             .replace("id            INTEGER PRIMARY KEY,  -- in order of first sight: a new alert is appended\n", "")
             .replace("fingerprint   TEXT NOT NULL,", "fingerprint   TEXT PRIMARY KEY NOT NULL,")
             + "PRAGMA user_version = 1;"

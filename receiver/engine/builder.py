@@ -10,12 +10,14 @@ counts go) is an argument, so a second wiring cannot grow back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from receiver.clock import Clock
 from receiver.config import Settings
 from receiver.engine.coverage import coverage_loop
+from receiver.engine.escalating import escalation_loop
 from receiver.engine.evidence import EvidenceWorker
 from receiver.engine.notifier import Notifier, RetryPolicy
 from receiver.engine.processor import Processor, expiry_loop
@@ -25,6 +27,7 @@ from receiver.kube import Kube
 from receiver.metrics import Tally
 from receiver.notify import channels as channel_types
 from receiver.notify.channel import Channel
+from receiver.notify.escalation import Escalator
 from receiver.notify.http import Http
 from receiver.notify.planning import Channels, Planner
 from receiver.playbooks.remediation import Remediation
@@ -98,6 +101,10 @@ class Engine:
         if self._settings.oncall.schedules:
             coverage = self._supervised(self._coverage, "the coverage check", Tally(coverage_restarts=1))
             self._upkeep.append(asyncio.create_task(coverage, name="coverage"))
+        if self.processor.escalates:
+            loop = functools.partial(escalation_loop, self.processor, self._clock)
+            ladder = self._supervised(loop, "the escalation loop", Tally(escalation_restarts=1))
+            self._upkeep.append(asyncio.create_task(ladder, name="escalation"))
         for task in (self._processing, *self._upkeep):
             task.add_done_callback(self._ended)
 
@@ -188,9 +195,11 @@ def build(
         )
 
     channels = {name: channel_types.build(name, c) for name, c in settings.notify.channels.items()}
-    planner, notifier, http = None, None, None
+    planner, notifier, http, escalator = None, None, None, None
     if channels:
         planner = Planner(settings.notify.route_list(), _listeners(channels), settings.notify.cadence_policy())
+        ladders = settings.ladders()
+        escalator = Escalator(ladders) if ladders.policies else None
         http = Http()
         notifier = _notifier(settings, store, channels, http, clock, lambda tally: report(processor.cursor, tally))
 
@@ -228,6 +237,7 @@ def build(
         remediation=remediation,
         evidence=settings.evidence.per_incident if settings.evidence.enabled else 0,
         planner=planner,
+        escalator=escalator,
     )
     return Engine(processor, runner, remediation, adapter, settings, clock, evidence, report, notifier, http)
 

@@ -35,6 +35,8 @@ from receiver.incidents.book import Book, Changes, UnknownIncident
 from receiver.incidents.lifecycle import EventKind, IncidentStatus, Signal
 from receiver.incidents.watchdog import Sightings, armed, arrived
 from receiver.metrics import Tally
+from receiver.notify.escalation import ACTOR as ESCALATION_ACTOR
+from receiver.notify.escalation import Escalator, Fired
 from receiver.notify.planning import Notices, Planner
 from receiver.playbooks.plan import AlertFacts
 from receiver.playbooks.remediation import Remediation
@@ -82,13 +84,18 @@ class Processor:
         remediation: Remediation | None = None,
         evidence: int = 0,
         planner: Planner | None = None,
+        escalator: Escalator | None = None,
     ) -> None:
         """``linger``: seconds to let entries gather after a partial batch (fewer, larger transactions).
 
         ``book``: the incidents the news goes to (None: alerts only, no incidents).
         ``evidence``: how many alerts of an incident that opens ask for evidence (0: evidence is off).
         ``planner``: who hears of incident changes (None: nobody; the outbox stays empty).
+        ``escalator``: who is paged until someone acknowledges (None: nobody is; needs a planner).
         """
+        self._escalator = escalator if planner is not None else None
+        self.paging = asyncio.Event()
+        """Set when an escalation starts or moves (the escalation loop looks at its deadlines again)."""
         self._evidence = evidence
         self._planner = planner
         self._store = store
@@ -165,7 +172,8 @@ class Processor:
             await self._guarded(self._store.process(batch))
             self.cursor = last
             self._sighted(batch.watchdog)
-        tally = Tally() if self._book is None else Tally.of_incidents(batch.changes)
+            self._paged(batch.notices)
+        tally = Tally() if self._book is None else self._tally(batch.changes)
         for item in batch.processed:
             tally.count(item.notification, item.decisions)
             _log(item)
@@ -183,6 +191,7 @@ class Processor:
             changes = self._booked(lambda book: self._follow_expired(book, now, expired))
             notices = self._booked(lambda book: self._notices(book, changes or Changes(), None, None)) or Notices()
             await self._guarded(self._store.expire(Expiry(cutoff, now, expired, changes or Changes(), notices)))
+            self._paged(notices)
         for fingerprint in expired:
             log.info("alert expired: no update for %s", self._policy.expire_after, extra={"fingerprint": fingerprint})
         tally = Tally() if changes is None else Tally.of_incidents(changes)
@@ -194,6 +203,34 @@ class Processor:
         """Resolve incidents quiet for long enough; let the book forget old resolved ones."""
         if self._book is not None:  # without a book (alerts only) there is nothing to resolve
             await self._change(lambda book: book.tick(now), remind=now)
+
+    async def escalate(self, now: datetime) -> int:
+        """Fire the escalation steps due at ``now`` (each with its pages and timeline line); how many fired."""
+        escalator = self._escalator
+        if escalator is None or self._book is None:
+            return 0
+        fired: list[Fired] = []
+
+        def change(book: Book) -> Changes:
+            for incident_id in escalator.due(now):
+                fired.append(escalator.fire(book.incidents.get(incident_id), incident_id, now))
+            lines = [(f.incident, f.text) for f in fired if f.text]
+            return book.annotate(lines, now, ESCALATION_ACTOR, EventKind.ESCALATION)
+
+        await self._change(change, paging=fired)
+        tally = Tally(steps=[(f.policy, f.step) for f in fired if f.step], nobody=[f.policy for f in fired if f.nobody])
+        if tally.steps or tally.nobody:
+            self._report(self.cursor, tally)
+        return sum(1 for f in fired if f.step)
+
+    @property
+    def escalates(self) -> bool:
+        """Whether incidents escalate (policies and channels are configured)."""
+        return self._escalator is not None
+
+    def next_escalation(self) -> datetime | None:
+        """When the earliest escalation step is due (None: nothing escalates)."""
+        return None if self._escalator is None else self._escalator.next_due()
 
     async def watch(self, now: datetime) -> None:
         """The dead man's switch: the watchdog's arrivals (as stored) against ``now``.
@@ -286,11 +323,13 @@ class Processor:
         *,
         remind: datetime | None = None,
         step: tuple[str, str] | None = None,
+        paging: Sequence[Fired] = (),
     ) -> int:
         """Apply a change to the book and record it with what it tells people; how many notifications it wrote.
 
         ``id``: an incident the book may have to read first; ``remind``: also remind of updates overdue
-        at that time; ``step``: a playbook's notify step (channel, text) to send.
+        at that time; ``step``: a playbook's notify step (channel, text) to send; ``paging``: escalation steps
+        fired by ``change`` (their notices are written with it).
         """
         if self._book is None:
             raise UnknownIncident(id or "")
@@ -307,6 +346,9 @@ class Processor:
             try:
                 changes = change(book)
                 notices = self._notices(book, changes, remind, step)
+                for fired in paging:
+                    notices = (notices or Notices()).extend(fired.notices)
+                    self._adopt(fired.notices)
             except Exception:
                 book.discard()
                 self._book_loaded = False  # the planner may have moved on: both are loaded again
@@ -314,7 +356,8 @@ class Processor:
             await self._guarded(self._store.record(changes, notices=notices))
         told = notices is not None and bool(notices.intents)  # the report wakes the sender: nothing waits for a poll
         if changes.opened or changes.acknowledged or changes.resolved or changes.suppressed or told:
-            self._report(self.cursor, Tally.of_incidents(changes))
+            self._report(self.cursor, self._tally(changes))
+        self._paged(notices)
         return len(notices.intents) if notices is not None else 0
 
     def _notices(
@@ -323,14 +366,37 @@ class Processor:
         """What a change tells people (None without a planner)."""
         if self._planner is None:
             return None
-        notices = self._planner.plan(changes, book.incidents, self._clock())
+        now = self._clock()
+        notices = self._planner.plan(changes, book.incidents, now)
+        if self._escalator is not None:
+            notices.extend(self._escalator.follow(changes, book.incidents, now))
         if step is not None and changes.events:
             incident_id, event, _ = changes.events[-1]
             notices.extend(self._planner.step(book.incidents[incident_id], step[0], replace(event, text=step[1])))
         if remind is not None:
             notices.extend(self._planner.remind(book.incidents, remind))
             self._planner.forget(book.incidents)
+            if self._escalator is not None:
+                self._escalator.forget(book.incidents)
         return notices
+
+    def _adopt(self, notices: Notices) -> None:
+        """The targets a fired step paged hear how the incident ends."""
+        if self._planner is not None:
+            self._planner.adopt(notices.targets)
+
+    def _paged(self, notices: Notices | None) -> None:
+        """Wake the escalation loop when escalations moved (written: their deadlines are in the store)."""
+        if notices is not None and notices.escalations:
+            self.paging.set()
+
+    def _tally(self, changes: Changes) -> Tally:
+        """What incident changes count, with who acknowledged through which path."""
+        tally = Tally.of_incidents(changes)
+        if self._escalator is not None and self._book is not None:
+            acks = self._escalator.acknowledgements(changes, self._book.incidents)
+            tally.acknowledgements = [(a.severity, a.seconds, a.path, a.by) for a in acks]
+        return tally
 
     async def _decided(self, entries: Entries) -> Batch:
         """Read the states the entries need, decide every alert, and tell the book the news: the batch to write."""
@@ -374,6 +440,10 @@ class Processor:
         if self._planner is not None:
             self._planner.reset()
             self._planner.restore(loaded.targets, loaded.due)
+        if self._escalator is not None:
+            self._escalator.reset()
+            self._escalator.restore(loaded.escalations)
+            self.paging.set()
         self._book.set_counters(loaded.numbers, loaded.last_seq)
         for incident in loaded.incidents:
             self._book.restore(incident)

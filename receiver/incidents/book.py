@@ -430,6 +430,14 @@ class Book:
             self._changes.signal(incident, signal, event)
         return self.settle(now)
 
+    def annotate(self, entries: list[tuple[str, str]], now: datetime, actor: str, kind: EventKind) -> Changes:
+        """Add several lines to timelines at once ((incident id, text) each; an unknown incident is skipped)."""
+        for id, text in entries:
+            incident = self.incidents.get(id)
+            if incident is not None:
+                self._changes.event(incident, TimelineEvent(now, kind, text, actor))
+        return self.settle(now)
+
     def _get(self, id: str) -> Incident:
         try:
             return self.incidents[id]

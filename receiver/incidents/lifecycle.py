@@ -44,6 +44,8 @@ class EventKind(StrEnum):
     """Evidence of an alert was captured from the cluster (or why it could not be)."""
     NOTIFICATION = "notification"
     """A notification was sent, failed, or was interrupted (or an update reminder was due)."""
+    ESCALATION = "escalation"
+    """A step of an escalation policy fired (whom it paged, how), or the escalation ended unacknowledged."""
 
 
 class Signal(StrEnum):
@@ -75,6 +77,8 @@ class Signal(StrEnum):
     """The incident's next update is overdue."""
     STEP = "step"
     """A playbook's ``notify`` step."""
+    PAGED = "paged"
+    """A step of an escalation policy pages a person (or a channel) (``receiver.notify.escalation``)."""
     TEST = "test"
     """``receiver notify test``."""
 

@@ -90,6 +90,8 @@ class Intent:
     """An ``alerts_changed`` refresh: dropped when a row of the same incident and target is still pending."""
     route: str = ""
     """The route that gave the incident this target (its templates render it)."""
+    due: datetime | None = None
+    """When it is first due, if later than its writing (a person's later contact rule: email after 5m)."""
 
     @property
     def key(self) -> str:

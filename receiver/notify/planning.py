@@ -26,12 +26,17 @@ from receiver.incidents.lifecycle import EventKind, IncidentStatus, Signal, Time
 from receiver.notify.cadence import Cadence
 from receiver.notify.model import Intent, Target
 from receiver.notify.routing import IncidentFacts, Route, routed
+from receiver.oncall.policies import Escalation
 
 Wants = Callable[[str, Signal], bool]
 """(channel name, signal) -> whether that channel sends anything for it."""
 _REMINDER_KIND = EventKind.NOTIFICATION
 MERGEABLE = frozenset({Signal.ALERTS_CHANGED, Signal.SERVICES_JOINED, Signal.RUN_BLOCKED})
 """News that only adds to what a pending row will render: merged into it (``receiver.store.sqlite_outbox``)."""
+PAGE_ROUTE = "person:"
+"""The route of a paged person's target (``person:alice``, ``receiver.notify.escalation``)."""
+FOLLOWS_PAGE = frozenset({Signal.PAGED, Signal.ACKNOWLEDGED, Signal.MITIGATED, Signal.RESOLVED})
+"""All a paged person hears afterwards where they were paged: how the incident ends, not every change."""
 RESETS_CADENCE = frozenset({Signal.STATUS_UPDATE, Signal.NOTE})
 """A person's status update or note is an update: the next one is due a full interval later."""
 
@@ -47,15 +52,21 @@ class Notices:
     """incident -> its next update deadline (None: none any more)."""
     at: datetime | None = None
     """When they were decided: the rows' creation time, and when they are first due."""
+    escalations: dict[str, Escalation | None] = field(default_factory=dict)
+    """incident -> where its escalation stands now (None: it ended) (``receiver.notify.escalation``)."""
+    cancel: set[str] = field(default_factory=set)
+    """Incidents whose pages still waiting to be sent are not sent any more (it was acknowledged)."""
 
     def __bool__(self) -> bool:
-        return bool(self.intents or self.targets or self.due)
+        return bool(self.intents or self.targets or self.due or self.escalations or self.cancel)
 
     def extend(self, other: Notices) -> Notices:
         """These notices and ``other``'s (decided later), as one."""
         self.intents.extend(other.intents)
         self.targets.extend(other.targets)
         self.due.update(other.due)
+        self.escalations.update(other.escalations)
+        self.cancel |= other.cancel
         self.at = other.at or self.at
         return self
 
@@ -117,10 +128,14 @@ class Planner:
     def step(self, incident: Incident, channel: str, event: TimelineEvent) -> Notices:
         """A playbook's ``notify`` step: to ``channel``, or every channel of the incident for ``default``."""
         notices = Notices(at=event.at)
-        targets = list(self.targets.get(incident.id, {})) if channel == "default" else [Target.parse(channel)]
+        known = self.targets.get(incident.id, {})
+        if channel == "default":
+            targets = [target for target, route in known.items() if not is_page_route(route)]
+        else:
+            targets = [Target.parse(channel)]
         for target in targets:
             if target.channel in self.channels.kinds and self.channels.wants(target.channel, Signal.STEP):
-                key = _key(Signal.STEP, event)
+                key = event_key(Signal.STEP, event)
                 notices.intents.append(self._intent(incident.id, Signal.STEP, event, target, key))
         return notices
 
@@ -136,9 +151,9 @@ class Planner:
                 continue
             text = f"a status update was due at {due:%Y-%m-%d %H:%M} UTC: post one (POST .../{incident_id}/updates)"
             event = TimelineEvent(now, _REMINDER_KIND, text)
-            for target in self.targets.get(incident_id, {}):
-                if self.channels.wants(target.channel, Signal.REMINDER):
-                    key = _key(Signal.REMINDER, event)
+            for target, route in self.targets.get(incident_id, {}).items():
+                if self._hears(route, target, Signal.REMINDER):
+                    key = event_key(Signal.REMINDER, event)
                     notices.intents.append(self._intent(incident_id, Signal.REMINDER, event, target, key))
             self._set_due(incident_id, self.cadence.next_after(incident.severity, now), notices)
         return notices
@@ -156,9 +171,9 @@ class Planner:
         told: set[Target] = set()
         seen: dict[str, int] = {}
         for signal, event in signals:
-            key = _key(signal, event, seen)
+            key = event_key(signal, event, seen)
             for target in known:
-                if self.channels.wants(target.channel, signal):
+                if self._hears(known[target], target, signal):
                     intent = self._intent(incident.id, signal, event, target, key, known[target])
                     notices.intents.append(_mergeable(intent) if signal in MERGEABLE else intent)
                     told.add(target)
@@ -171,17 +186,28 @@ class Planner:
         if refreshed:
             event = TimelineEvent(now, _REMINDER_KIND, "alerts changed")
             for target in known:
-                if target not in told and self.channels.wants(target.channel, Signal.ALERTS_CHANGED):
-                    key = _key(Signal.ALERTS_CHANGED, event)
+                if target not in told and self._hears(known[target], target, Signal.ALERTS_CHANGED):
+                    key = event_key(Signal.ALERTS_CHANGED, event)
                     intent = self._intent(incident.id, Signal.ALERTS_CHANGED, event, target, key, known[target])
                     notices.intents.append(_mergeable(intent))
+
+    def _hears(self, route: str, target: Target, signal: Signal) -> bool:
+        """Whether ``target`` (given by ``route``) is sent ``signal``."""
+        if is_page_route(route) and signal not in FOLLOWS_PAGE:
+            return False
+        return self.channels.wants(target.channel, signal)
+
+    def adopt(self, targets: Iterable[tuple[str, Target, str]]) -> None:
+        """Targets escalation paged: they hear how the incident ends (a known target keeps its route)."""
+        for incident, target, route in targets:
+            self.targets.setdefault(incident, {}).setdefault(target, route)
 
     def _route(self, incident: Incident, known: dict[Target, str], notices: Notices) -> list[Target]:
         """Add the targets the routes give the incident now; the ones added."""
         if incident.status is IncidentStatus.RESOLVED:
             return []  # it ends where it was told; an old one read back for a note is not routed anew
         added = []
-        for target, route in routed(_facts(incident), self.routes):
+        for target, route in routed(facts_of(incident), self.routes):
             if target not in known and target.channel in self.channels.kinds:
                 known[target] = route
                 notices.targets.append((incident.id, target, route))
@@ -213,7 +239,12 @@ class Planner:
         return Intent(incident, signal, key, target, kind, event.text, event.actor, event.at, route=route)
 
 
-def _facts(incident: Incident) -> IncidentFacts:
+def is_page_route(route: str) -> bool:
+    """Whether a target was added by paging a person (it hears only ``FOLLOWS_PAGE``)."""
+    return route.startswith(PAGE_ROUTE)
+
+
+def facts_of(incident: Incident) -> IncidentFacts:
     first = next(iter(incident.members.values()), None)
     return IncidentFacts(
         str(incident.severity) if incident.severity else "",
@@ -223,7 +254,7 @@ def _facts(incident: Incident) -> IncidentFacts:
     )
 
 
-def _key(signal: Signal, event: TimelineEvent, seen: dict[str, int] | None = None) -> str:
+def event_key(signal: Signal, event: TimelineEvent, seen: dict[str, int] | None = None) -> str:
     """The event part of an idempotency key: ``opened`` once per incident, else the signal and its instant."""
     if signal is Signal.OPENED:
         return "opened"

@@ -51,7 +51,7 @@ def routed(facts: IncidentFacts, routes: Sequence[Route]) -> list[tuple[Target, 
     """The targets the incident goes to, each with the route that chose it (the first), in route order."""
     chosen: dict[Target, str] = {}
     for route in routes:
-        if not all(_matches(m, facts) for m in route.matchers):
+        if not all(matches(m, facts) for m in route.matchers):
             continue
         for target in route.targets:
             chosen.setdefault(target, route.name)
@@ -60,7 +60,7 @@ def routed(facts: IncidentFacts, routes: Sequence[Route]) -> list[tuple[Target, 
     return list(chosen.items())
 
 
-def _matches(matcher: Matcher, facts: IncidentFacts) -> bool:
+def matches(matcher: Matcher, facts: IncidentFacts) -> bool:
     if matcher.name == "service":
         hits = [matcher.matches({"service": s}) for s in sorted(facts.services) or [""]]
         return all(hits) if matcher.op in ("!=", "!~") else any(hits)

@@ -79,6 +79,7 @@ _HEADLINES = {
     Signal.STATUS_UPDATE: "Status update",
     Signal.REMINDER: "Update overdue",
     Signal.STEP: "Playbook step",
+    Signal.PAGED: "Paged",
     Signal.TEST: "Test",
 }
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -135,7 +136,7 @@ class HappeningView:
 
 def template_for(signal: Signal) -> TemplateName:
     """Which template tells of ``signal``. Pure."""
-    if signal in (Signal.OPENED, Signal.TEST):
+    if signal in (Signal.OPENED, Signal.TEST, Signal.PAGED):
         return "declared"
     if signal is Signal.RESOLVED:
         return "resolved"

@@ -53,6 +53,7 @@ from receiver.incidents.severity import Severity
 from receiver.incidents.watchdog import Sightings
 from receiver.notify.model import Delivery, NotificationRecord, State, Target
 from receiver.notify.planning import Notices
+from receiver.oncall.policies import Escalation
 from receiver.playbooks.plan import PlannedStep
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
@@ -205,6 +206,8 @@ class WorkingSet:
     """The channels of these incidents: (incident, target, route)."""
     due: Mapping[str, datetime] = field(default_factory=dict)
     """The next status update deadline of these incidents that have one."""
+    escalations: Sequence[Escalation] = ()
+    """Where the escalations of these incidents stand (``receiver.notify.escalation``)."""
 
 
 class InboxStore(Protocol):
@@ -432,6 +435,10 @@ class OutboxStore(Protocol):
 
     async def outbox_backlog(self) -> tuple[int, datetime | None]:
         """Rows pending or sending, and when the oldest was written."""
+        ...
+
+    async def escalations_active(self) -> int:
+        """How many incidents escalate now (a step or its wait still to come)."""
         ...
 
     async def notifications(

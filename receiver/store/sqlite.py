@@ -50,6 +50,7 @@ from receiver.store import (
     StoreError,
     WorkingSet,
 )
+from receiver.store import sqlite_escalations as escalation_tables
 from receiver.store import sqlite_evidence as evidence_tables
 from receiver.store import sqlite_incidents as incident_tables
 from receiver.store import sqlite_listing as listing
@@ -187,7 +188,7 @@ class SQLiteStore:
             run_tables.write(db, batch.runs)
             evidence_tables.write(db, batch.evidence)
             watchdog_tables.write(db, batch.watchdog)
-            outbox_tables.write(db, batch.notices)
+            _write_notices(db, batch.notices)
             return added
 
         self._ids.add(self._incidents_transaction(db, work))  # only once committed: a rolled-back batch leaves them
@@ -212,13 +213,16 @@ class SQLiteStore:
         incident_tables.write(db, changes, self._members)
         run_tables.write(db, runs)
         if notices:
-            outbox_tables.write(db, notices)
+            _write_notices(db, notices)
 
     async def load_incidents(self, since: datetime) -> WorkingSet:
         def read(db: sqlite3.Connection) -> WorkingSet:
             loaded = incident_tables.load(db, since)
-            targets, due = outbox_tables.load(db, [i.id for i in loaded.incidents])
-            return replace(loaded, watchdog=watchdog_tables.load(db), targets=tuple(targets), due=due)
+            ids = [i.id for i in loaded.incidents]
+            targets, due = outbox_tables.load(db, ids)
+            escalations = escalation_tables.load(db, ids)
+            watchdog = watchdog_tables.load(db)
+            return replace(loaded, watchdog=watchdog, targets=tuple(targets), due=due, escalations=tuple(escalations))
 
         return await self._read(read)
 
@@ -272,7 +276,7 @@ class SQLiteStore:
         def work(db: sqlite3.Connection) -> None:
             tables.expire(db, expiry)
             incident_tables.write(db, expiry.changes, self._members)
-            outbox_tables.write(db, expiry.notices)
+            _write_notices(db, expiry.notices)
 
         if expiry.fingerprints:
             await self._state.run(lambda db: self._incidents_transaction(db, work))
@@ -386,6 +390,9 @@ class SQLiteStore:
     async def outbox_backlog(self) -> tuple[int, datetime | None]:
         return await self._read(outbox_tables.backlog)
 
+    async def escalations_active(self) -> int:
+        return await self._read(escalation_tables.active)
+
     async def notifications(
         self, *, incident: str | None = None, state: State | None = None, before: int | None = None, limit: int = 100
     ) -> list[NotificationRecord]:
@@ -490,3 +497,8 @@ class SQLiteStore:
         except sqlite3.Error as err:
             raise StoreError(f"{self._path}: {err}") from err
 
+
+def _write_notices(db: sqlite3.Connection, notices: Notices) -> None:
+    """What a change tells people and where its escalations stand, in the change's transaction."""
+    outbox_tables.write(db, notices)
+    escalation_tables.write(db, notices)

@@ -98,6 +98,13 @@ _INSERT = (
 )
 
 
+_CANCEL = (
+    "UPDATE outbox SET state = 'skipped', next_attempt_at = NULL,"
+    " last_error = 'not sent: the escalation ended before it was due (acknowledged, mitigated or resolved)'"
+    " WHERE incident = ? AND signal = 'paged' AND state = 'pending'"
+)
+
+
 def write(db: sqlite3.Connection, notices: Notices) -> None:
     """Record a change's notifications, new targets and deadlines (a repeated key adds nothing)."""
     if not notices:
@@ -110,6 +117,8 @@ def write(db: sqlite3.Connection, notices: Notices) -> None:
             [(incident, str(target), route) for incident, target, route in notices.targets],
         )
     at = micros(notices.at)
+    for incident in sorted(notices.cancel):  # before the change's own rows: nothing waits behind a cancelled page
+        db.execute(_CANCEL, (incident,))
     for intent in notices.intents:
         if intent.mergeable and _merge(db, intent):
             continue
@@ -127,7 +136,7 @@ def write(db: sqlite3.Connection, notices: Notices) -> None:
                 micros(intent.at),
                 int(intent.mergeable),
                 at,
-                at,
+                max(at, micros(intent.due)) if intent.due is not None else at,
             ),
         )
     for incident, due in notices.due.items():

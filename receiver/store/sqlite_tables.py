@@ -25,6 +25,7 @@ import orjson
 from receiver.alerts.dedup import AlertState, Decision, Outcome, Status
 from receiver.alerts.wire import Alert
 from receiver.store import AlertEvent, Batch, Expiry, InboxEntry, Processed, StoreError
+from receiver.store.sqlite_escalations import SCHEMA as ESCALATION_SCHEMA
 from receiver.store.sqlite_evidence import SCHEMA as EVIDENCE_SCHEMA
 from receiver.store.sqlite_incidents import SCHEMA as INCIDENT_SCHEMA
 from receiver.store.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
@@ -37,7 +38,7 @@ T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 """Of the inbox database."""
-STATE_SCHEMA_VERSION = 8
+STATE_SCHEMA_VERSION = 9
 INBOX_SCHEMA = """
 CREATE TABLE inbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -85,7 +86,7 @@ CREATE TABLE alert_events (
     notification_id INTEGER REFERENCES notifications (id)
 );
 CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
-{INCIDENT_SCHEMA}{RUN_SCHEMA}{RESET_SCHEMA}{EVIDENCE_SCHEMA}{WATCHDOG_SCHEMA}{OUTBOX_SCHEMA}"""
+{INCIDENT_SCHEMA}{RUN_SCHEMA}{RESET_SCHEMA}{EVIDENCE_SCHEMA}{WATCHDOG_SCHEMA}{OUTBOX_SCHEMA}{ESCALATION_SCHEMA}"""
 _COPIED = (
     "fingerprint, status, starts_at, ends_at, first_seen, last_seen, last_changed, flips, labels, annotations,"
     " generator_url"
@@ -104,6 +105,7 @@ CREATE INDEX alerts_by_status ON alerts (status);
     5: EVIDENCE_SCHEMA,
     6: WATCHDOG_SCHEMA,
     7: OUTBOX_SCHEMA,
+    8: ESCALATION_SCHEMA,
 }
 """Scripts that bring a state database from a version to the next.
 
@@ -111,7 +113,8 @@ CREATE INDEX alerts_by_status ON alerts (status);
 their own table, no longer fake runs; 5 -> 6: evidence requests and results; 6 -> 7: the watchdog's
 arrivals (the dead man's switch), none yet: it arms again at the next two, as it did after any restart before;
 7 -> 8: the notification outbox, the channels of each incident, update deadlines (empty: incidents opened
-before the upgrade are routed at their next change)."""
+before the upgrade are routed at their next change); 8 -> 9: escalation deadlines (none: incidents opened before
+the upgrade do not escalate)."""
 PRUNE_CHUNK = 10_000
 """Rows of the news log looked at per pruning statement."""
 INBOX_ALIAS = "ib"

@@ -78,9 +78,10 @@ class Scrape:
             watchdog = await watchdog_last_seen(self._store, self._watchdog.matchers)
             alarm = await self._store.incidents(self._alarm)
             outbox, unsent = await self._store.outbox_backlog()
+            escalating = await self._store.escalations_active()
         except StoreError:  # the counters still tell the story; readiness reports the store
             counts, backlog, incidents, breakers, oldest, watchdog, alarm = {}, 0, {}, {}, None, None, []
-            outbox, unsent = 0, None
+            outbox, unsent, escalating = 0, None, 0
         now = self._clock()
         self._metrics.refresh(counts, self._queue_depth(), backlog, incidents, breakers)
         self._metrics.oldest_unprocessed_age.set(waited_seconds(oldest, now))
@@ -89,6 +90,7 @@ class Scrape:
         self._metrics.outbox_pending.set(outbox)
         self._metrics.outbox_oldest_age.set(waited_seconds(unsent, now))
         self._metrics.on_call_now({name: who(schedule, now) for name, schedule in self._schedules.items()})
+        self._metrics.escalations_active.set(escalating)
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -42,6 +42,7 @@ ROUTING_KEY = re.compile(r"[A-Za-z0-9]{32}")
 ACTIONS: Mapping[Signal, str] = {
     Signal.OPENED: "trigger",
     Signal.ESCALATED: "trigger",
+    Signal.PAGED: "trigger",
     Signal.SERVICES_JOINED: "trigger",
     Signal.REOPENED: "trigger",
     Signal.TEST: "trigger",
