@@ -157,6 +157,7 @@ class Escalator:
             incident = incidents.get(incident_id)
             if signal in STOPS:
                 self._stop(incident_id, notices)
+                notices.cancel.add(incident_id)  # even after the ladder ended: a page not sent yet is not needed
             elif incident is None or incident.severity is None:
                 continue
             elif signal in STARTS:
@@ -189,7 +190,7 @@ class Escalator:
             return Fired(incident_id, "", notices)
         waited = _waited(policy, current)
         if current.exhausted:
-            self._stop(incident_id, notices)
+            self._stop(incident_id, notices, cancel=False)  # nobody acknowledged: what is still due is sent
             text = f"{waited}escalation {policy.name} ended: nobody acknowledged after {_rounds(policy.rounds)}"
             return Fired(incident_id, text, notices, policy.name)
         step = policy.steps[current.step]
@@ -255,10 +256,12 @@ class Escalator:
             notices.cancel.add(incident.id)  # a stricter policy takes over: the old one's later contacts go
         self._set(Escalation(incident.id, policy.name, 0, 0, now, now), notices)
 
-    def _stop(self, incident: str, notices: Notices) -> None:
+    def _stop(self, incident: str, notices: Notices, *, cancel: bool = True) -> None:
+        """End ``incident``'s escalation; with ``cancel``, its pages still waiting are not sent."""
         if self.state.pop(incident, None) is not None:
             notices.escalations[incident] = None
-            notices.cancel.add(incident)
+            if cancel:
+                notices.cancel.add(incident)
 
     def _set(self, escalation: Escalation, notices: Notices | None = None) -> None:
         self.state[escalation.incident] = escalation
