@@ -20,6 +20,7 @@ from prometheus_client import disable_created_metrics
 from receiver import __version__, config, logs
 from receiver import timer as timers
 from receiver.app import GUARD, create_app
+from receiver.cli import escalation as escalation_cli
 from receiver.cli import evidence as evidence_cli
 from receiver.cli import notify as notify_cli
 from receiver.cli import oncall as oncall_cli
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "notify":
         settings = _load(Path(args.config) if args.config else None, {})
         return EXIT_CONFIG if settings is None else notify_cli.run(args, settings)
+    if args.command == "escalation":
+        settings = _load(Path(args.config) if args.config else None, {})
+        return EXIT_CONFIG if settings is None else escalation_cli.run(args, settings)
     if args.command == "oncall":
         settings = _load(Path(args.config) if args.config else None, {})
         return EXIT_CONFIG if settings is None else oncall_cli.run(args, settings)
@@ -71,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     evidence_cli.add_parser(commands)
     notify_cli.add_parser(commands)
     oncall_cli.add_parser(commands)
+    escalation_cli.add_parser(commands)
     return parser
 
 

@@ -29,8 +29,8 @@ from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import EventKind, IncidentStatus, Signal, TimelineEvent
 from receiver.notify.model import Intent, Target
 from receiver.notify.planning import PAGE_ROUTE, Notices, event_key, facts_of
-from receiver.notify.routing import matches
-from receiver.oncall.policies import Escalation, Person, Policy, Reached, RefKind, Roster
+from receiver.notify.routing import IncidentFacts, matches
+from receiver.oncall.policies import Contact, Escalation, Person, Policy, Reached, RefKind, Roster
 
 ACTOR = "escalation"
 """The timeline's actor of a fired step."""
@@ -59,9 +59,22 @@ class Ladders:
     kinds: Mapping[str, str] = field(default_factory=dict)
     """channel name -> its type (``slack``)."""
 
+    def reaching(self, person: Person) -> list[tuple[Contact, Target | None]]:
+        """Each of ``person``'s contact rules and where it sends (None: no channel of that kind)."""
+        found: list[tuple[Contact, Target | None]] = []
+        for contact in person.contacts():
+            channel = self.contacts.get(contact.kind)
+            known = channel is not None and channel in self.kinds
+            found.append((contact, Target(channel, person.addresses[contact.kind]) if known and channel else None))
+        return found
+
     def choose(self, incident: Incident) -> Policy | None:
-        """The policy for ``incident``: the first route that matches, else ``sev1`` for a SEV1, else ``default``."""
-        facts = facts_of(incident)
+        """The policy for ``incident``."""
+        return self.choose_for(facts_of(incident))
+
+    def choose_for(self, facts: IncidentFacts) -> Policy | None:
+        """The policy for an incident so described: the first route that matches, else ``sev1`` for a SEV1,
+        else ``default``."""
         for route in self.routes:
             if all(matches(m, facts) for m in route.matchers):
                 return self.policies.get(route.policy)
@@ -229,12 +242,10 @@ class Escalator:
     def _contacts(self, incident: str, person: Person, event: TimelineEvent, notices: Notices) -> str:
         said = []
         route = f"{PAGE_ROUTE}{person.name}"
-        for contact in person.contacts():
-            channel = self.ladders.contacts.get(contact.kind)
-            if channel is None or channel not in self.ladders.kinds:
+        for contact, target in self.ladders.reaching(person):
+            if target is None:
                 said.append(f"no {contact.kind} channel")
                 continue
-            target = Target(channel, person.addresses[contact.kind])
             notices.targets.append((incident, target, route))
             due = event.at + contact.after if contact.after else None
             notices.intents.append(self._intent(incident, target, event, route, due))
@@ -297,3 +308,42 @@ def _waited(policy: Policy, at: Escalation) -> str:
         return ""
     before = policy.steps[at.step - 1] if at.step > 0 else policy.steps[-1]
     return f"no acknowledgement in {span(before.wait)}: "
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One line of an escalation's plan: at ``at``, step ``where`` reaches ``who`` ``how``."""
+
+    at: datetime
+    where: str
+    who: str
+    how: str = ""
+
+
+def plan(ladders: Ladders, policy: Policy, start: Escalation) -> list[Planned]:
+    """Who gets what, when, through which channel, if nobody acknowledges, from where ``start`` stands,
+    under the schedules as they will be at each step (``receiver escalation plan``). Pure."""
+    lines: list[Planned] = []
+    at, step, round = start.due, start.step, start.round
+    while step >= 0:
+        where = _where(policy, Escalation(start.incident, policy.name, step, round, at, start.started))
+        for reached in ladders.roster.reach(policy.steps[step], at):
+            lines.extend(_planned(ladders, reached, at, where))
+        at += policy.steps[step].wait
+        step, round = policy.after(step, round) or (-1, round)
+    lines.append(Planned(at, f"escalation {policy.name} ends", "nobody acknowledged"))
+    return lines
+
+
+def _planned(ladders: Ladders, reached: Reached, at: datetime, where: str) -> list[Planned]:
+    if reached.ref.kind is RefKind.CHANNEL:
+        return [Planned(at, where, str(reached.ref), f"to {Target.parse(reached.ref.name)}")]
+    if reached.nobody:
+        return [Planned(at, where, f"nobody on call in {reached.ref}")]
+    who = reached.person + (f" ({reached.ref})" if reached.ref.kind is RefKind.SCHEDULE else "")
+    person = ladders.roster.people[reached.person]
+    found = [
+        Planned(at + rule.after, where, who, f"{rule.kind} to {target}" if target else f"no {rule.kind} channel")
+        for rule, target in ladders.reaching(person)
+    ]
+    return found or [Planned(at, where, who, "no contact point")]

@@ -441,6 +441,10 @@ class OutboxStore(Protocol):
         """How many incidents escalate now (a step or its wait still to come)."""
         ...
 
+    async def escalation_of(self, incident: str) -> Escalation | None:
+        """Where ``incident``'s escalation stands (None: it does not escalate)."""
+        ...
+
     async def notifications(
         self, *, incident: str | None = None, state: State | None = None, before: int | None = None, limit: int = 100
     ) -> list[NotificationRecord]:

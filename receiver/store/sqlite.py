@@ -34,6 +34,7 @@ from receiver.incidents.lifecycle import TimelineEvent
 from receiver.incidents.severity import Severity
 from receiver.notify.model import Delivery, NotificationRecord, Reason, State
 from receiver.notify.planning import Notices
+from receiver.oncall.policies import Escalation
 from receiver.playbooks.plan import PlannedStep
 from receiver.playbooks.records import BreakerReset, RunRecord, RunSummary, StartedRun, StepRecord
 from receiver.playbooks.runs import RunIntent, RunStatus
@@ -392,6 +393,10 @@ class SQLiteStore:
 
     async def escalations_active(self) -> int:
         return await self._read(escalation_tables.active)
+
+    async def escalation_of(self, incident: str) -> Escalation | None:
+        found = await self._read(lambda db: escalation_tables.load(db, [incident]))
+        return found[0] if found else None
 
     async def notifications(
         self, *, incident: str | None = None, state: State | None = None, before: int | None = None, limit: int = 100
