@@ -759,3 +759,22 @@ async def test_the_http_edge_reads_a_long_answer_to_its_end(slack: SlackFake, io
     answer = await io.http.request("POST", f"{slack.url}/api/chat.postMessage", json={})
 
     assert answer.body == long
+
+
+async def test_a_page_to_a_person_posts_in_the_app_s_direct_message_and_is_found_there_after_a_crash(
+    slack: SlackFake, io: Io, clock: Clock
+) -> None:
+    slack.add_user("U0ALICE01")
+    channel = api_channel(slack)
+    page = delivery(Signal.PAGED, destination="U0ALICE01", event="paged@1")
+    first = sent(await channel.send(page, composer(), io))
+    dm = slack.dm("U0ALICE01")
+    assert first.thread["channel"] == dm.id
+    assert len(slack.messages(dm.id)) == 2  # the incident, and the page in its thread
+    assert slack.messages(ALERTS) == []  # not in the team's channel
+
+    again = sent(await channel.send(replace(page, resumed=True), composer(), io))
+
+    assert "found the message posted before the crash" in again.note and again.thread == first.thread
+    assert len(slack.messages(dm.id)) == 2  # looked up in the DM conversations.open named: not paged twice
+    assert "/api/conversations.open" in [r.path for r in slack.requests[-4:]]

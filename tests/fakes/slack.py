@@ -235,6 +235,16 @@ class SlackFake(FakeServer):
         self.channels[id] = channel
         return channel
 
+    def add_user(self, id: str) -> Channel:
+        """A workspace member: ``chat.postMessage`` to their id posts in the app's direct message with them
+        (https://docs.slack.dev/reference/methods/chat.postMessage, "channel": a user ID posts to the app's
+        DM), and ``conversations.open`` names that DM. The DM channel, whose id is ``D`` + the user's."""
+        return self.add_channel("D" + id[1:], f"dm-{id}")
+
+    def dm(self, user: str) -> Channel:
+        """The app's direct message with ``user``."""
+        return self.channels["D" + user[1:]]
+
     def channel_settings(self, channel: str) -> dict[str, Any]:
         """The receiver's ``notify.channels`` entry posting to ``channel`` here with the bot token."""
         return {"type": "slack", "token": self.token, "channel": channel, "api_url": self.url + "/api"}
@@ -400,6 +410,7 @@ class SlackFake(FakeServer):
             "conversations.history": self._history,
             "conversations.replies": self._replies,
             "apps.connections.open": self._connections_open,
+            "conversations.open": self._open,
         }
 
     async def _arguments(self, request: web.Request, warnings: list[str]) -> dict[str, Any]:
@@ -517,10 +528,21 @@ class SlackFake(FakeServer):
 
     # ---- channels and timestamps -------------------------------------------------------------
 
+    def _open(self, args: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+        """conversations.open with ``users`` (one member): the app's DM with them
+        (https://docs.slack.dev/reference/methods/conversations.open; ``user_not_found``)."""
+        user = required(args, "users")
+        dm = self.channels.get("D" + user[1:]) if user[:1] in ("U", "W") else None
+        if dm is None:
+            raise ApiError("user_not_found")
+        return {"ok": True, "channel": {"id": dm.id}, "already_open": True}
+
     def _channel(self, ref: str) -> Channel:
-        """A channel by ID, or by name with or without ``#``."""
+        """A channel by ID (a member's ID: the app's DM with them), or by name with or without ``#``."""
         if ref in self.channels:
             return self.channels[ref]
+        if ref[:1] in ("U", "W") and "D" + ref[1:] in self.channels:
+            return self.channels["D" + ref[1:]]
         name = ref.removeprefix("#")
         for channel in self.channels.values():
             if channel.name == name:

@@ -48,6 +48,8 @@ CLOCK_MARGIN = timedelta(minutes=5)
 """A lookup reads messages from this long before the delivery was written (our clock against Slack's)."""
 INTERVAL = 1.0
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
+MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+"""A workspace member's id: a page to a person posts in the app's direct message with them."""
 """A channel's id: public (C), private (G), direct (D)."""
 
 AUTH_CODES = frozenset(
@@ -357,7 +359,9 @@ class SlackApi(Slack):
 
     async def _open(self, api: WebApi, delivery: Delivery, compose: Compose, note: str = "") -> Result:
         """The incident's message (found again if a crash interrupted its post), and the news under it."""
-        channel = self._destination(delivery)
+        channel = await self._conversation(api, delivery)
+        if isinstance(channel, Failed):
+            return channel
         found = await self._look(api, delivery, "conversations.history", {"channel": channel}, MAIN_EVENT)
         if isinstance(found, Failed):
             return found
@@ -455,6 +459,19 @@ class SlackApi(Slack):
 
     def _destination(self, delivery: Delivery) -> str:
         return delivery.target.destination or self._settings.channel
+
+    async def _conversation(self, api: WebApi, delivery: Delivery) -> str | Failed:
+        """Where the incident's first post goes: the destination, or for a person paged (a member id), the
+        app's direct message with them once a crash makes it look for an earlier post there (history is read
+        by conversation id; ``conversations.open`` names it)."""
+        destination = self._destination(delivery)
+        if not (delivery.resumed and MEMBER_ID.fullmatch(destination)):
+            return destination
+        answer = await api.call("conversations.open", {"users": destination})
+        if answer.failed is not None:
+            return answer.failed
+        opened = answer.body.get("channel")
+        return str(opened["id"]) if isinstance(opened, dict) and "id" in opened else destination
 
     @staticmethod
     def _edits_only(delivery: Delivery) -> bool:
