@@ -464,6 +464,8 @@ def test_the_alerts_on_the_daemons_health_pass_promtool_and_fire_when_they_shoul
         "ReceiverNotificationsRefused",
         "ReceiverNotificationsInterrupted",
         "ReceiverOnCallCoverageGap",
+        "ReceiverEscalationRestarting",
+        "ReceiverNobodyOnCall",
     } <= names
     tests = tmp_path / "rules_test.yaml"
     annotations = {r["alert"]: r["annotations"] for g in rule["spec"]["groups"] for r in g["rules"]}
@@ -524,6 +526,11 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                     {"series": f'{sent}{{{sel},channel="slack"}}', "values": "0+1x20"},
                     {"series": f"receiver_outbox_oldest_pending_age_seconds{{{sel}}}", "values": "0 0 600+60x20"},
                     {"series": f"receiver_notifier_restarts_total{{{sel}}}", "values": "0 0 0 1 2 3"},
+                    {"series": f"receiver_escalation_restarts_total{{{sel}}}", "values": "0 0 1 2 3 3"},
+                    {
+                        "series": f'receiver_escalation_nobody_on_call_total{{{sel},policy="default"}}',
+                        "values": "0 0 1 1 1 1",
+                    },
                     # email: one destination refused for good (a mailbox that does not exist), one interrupted
                     {"series": f'{failed}{{{sel},channel="email",reason="client_error"}}', "values": "0 0 1x10"},
                     {"series": f'{sent}{{{sel},channel="email"}}', "values": "0+1x12"},
@@ -613,6 +620,18 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
                         "eval_time": "3m",
                         "alertname": "ReceiverOnCallCoverageGap",
                         "exp_alerts": [expect("ReceiverOnCallCoverageGap", severity="warning", schedule="primary")],
+                    },
+                    {"eval_time": "1m", "alertname": "ReceiverEscalationRestarting", "exp_alerts": []},
+                    {
+                        "eval_time": "4m",
+                        "alertname": "ReceiverEscalationRestarting",
+                        "exp_alerts": [expect("ReceiverEscalationRestarting", severity="critical", **instance)],
+                    },
+                    {"eval_time": "1m", "alertname": "ReceiverNobodyOnCall", "exp_alerts": []},
+                    {
+                        "eval_time": "3m",
+                        "alertname": "ReceiverNobodyOnCall",
+                        "exp_alerts": [expect("ReceiverNobodyOnCall", severity="critical", policy="default")],
                     },
                     {
                         "eval_time": "5m",

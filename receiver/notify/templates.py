@@ -136,7 +136,7 @@ class HappeningView:
 
 def template_for(signal: Signal) -> TemplateName:
     """Which template tells of ``signal``. Pure."""
-    if signal in (Signal.OPENED, Signal.TEST, Signal.PAGED):
+    if signal in (Signal.OPENED, Signal.TEST):
         return "declared"
     if signal is Signal.RESOLVED:
         return "resolved"
