@@ -164,6 +164,8 @@ def _routes(
     incidents = settings.incidents.policy()
     scrape = Scrape(metrics, store, lambda: ingestor.pending, playbooks, limits, clock, incidents, schedules)
     metrics.channels(sorted(settings.notify.channels))
+    if settings.notify.channels:
+        metrics.policies(sorted(settings.oncall.policy_values()))
     app.router.add_get("/metrics", scrape.handle)
     return interactions
 

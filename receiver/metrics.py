@@ -545,6 +545,11 @@ class Metrics:
                 self.on_call.labels(schedule, person).set(1)
             self.oncall_nobody.labels(schedule).set(int(person is None))
 
+    def policies(self, names: Sequence[str]) -> None:
+        """Make every escalation policy's series exist from the start (the chart's alerts read them)."""
+        for name in names:
+            self.escalation_nobody.labels(name)
+
     def channels(self, names: Sequence[str]) -> None:
         """Make every channel's series exist from the start (the chart's alerts read them)."""
         for name in names:

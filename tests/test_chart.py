@@ -485,6 +485,7 @@ def _rule_tests(rules: str, annotations: dict[str, dict[str, str]]) -> dict[str,
             k: v.replace("{{ $labels.playbook }}", labels.get("playbook", ""))
             .replace("{{ $labels.channel }}", labels.get("channel", ""))
             .replace("{{ $labels.schedule }}", labels.get("schedule", ""))
+            .replace("{{ $labels.policy }}", labels.get("policy", ""))
             for k, v in annotations[alert].items()
         }
         return {"exp_labels": labels, "exp_annotations": text}
