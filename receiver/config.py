@@ -1115,6 +1115,15 @@ class Settings(_Section):
             oncall.policy_values(), oncall.policy_route_list(), oncall.roster(), self._contacts(), kinds
         )
 
+    def coverage_policies(self) -> tuple[dict[str, Policy], set[str]]:
+        """The policies whose steps the coverage check looks at (none without channels: nothing escalates),
+        and the people a page can reach (a contact point of theirs has a channel)."""
+        if not self.notify.channels:
+            return {}, set()
+        ladders = self.ladders()
+        people = ladders.roster.people
+        return dict(ladders.policies), {n for n, p in people.items() if any(t for _, t in ladders.reaching(p))}
+
     def _contacts(self) -> dict[str, str]:
         """contact kind -> channel: as configured, else the one channel of that type (none when several)."""
         found: dict[str, str] = {str(kind): name for kind, name in self.oncall.contacts.items()}

@@ -134,3 +134,23 @@ def test_without_policies_it_says_so_and_exits_2(tmp_path: Path, capsys: pytest.
     path.write_text(yaml.safe_dump({"oncall": {"policies": {}}}))
     assert cli.main(["escalation", "plan", "--severity", "SEV2", "--config", str(path)]) == 2
     assert "no escalation policy" in capsys.readouterr().err
+
+
+def test_config_check_warns_of_an_escalation_step_that_pages_nobody(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the real clock, as an operator runs it: the only schedule the step pages starts 10 days from now."""
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=10)
+    rotation = {"participants": ["alice"], "shift": "daily", "start": start.strftime("%Y-%m-%dT%H:%M")}
+    oncall = {
+        "people": {"alice": {"timezone": "UTC", "slack_user": "U0ALICE"}},
+        "schedules": {"later": {"timezone": "UTC", "layers": [{"rotations": [rotation]}]}},
+        "policies": {"default": {"steps": [{"notify": ["schedule:later"]}, {"notify": ["person:alice"]}]}},
+    }
+    path = tmp_path / "receiver.yml"
+    path.write_text(yaml.safe_dump({"notify": SETTINGS["notify"], "oncall": oncall}))
+    assert cli.main(["config", "check", str(path)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if ": warning: " in line]
+    assert [w.split(": ")[2] for w in warnings] == ["oncall.schedules.later", "oncall.policies.default.steps.0"]
+    assert "this escalation step pages nobody from " in warnings[1]
+    assert f" to {start:%Y-%m-%dT%H:%M:%SZ} (" in warnings[1]

@@ -27,7 +27,8 @@ from receiver.engine.coverage import checked, coverage_loop
 from receiver.engine.process import EngineProcess
 from receiver.kube import Kube
 from receiver.metrics import Metrics, Tally
-from receiver.oncall.coverage import Coverage, Gap, Kind, check, gaps
+from receiver.oncall.coverage import Coverage, EmptyStep, Gap, Kind, check, gaps
+from receiver.oncall.policies import Policy, Ref, RefKind, Step
 from receiver.oncall.schedules import DAILY, HOURLY, WEEKLY, Layer, Override, Rotation, Schedule, shifts
 from receiver.store.sqlite import SQLiteStore
 from tests.conftest import T0
@@ -246,11 +247,11 @@ async def test_a_failing_check_is_logged_counted_and_started_again(
     reports: list[Tally] = []
     calls = []
 
-    async def fails_once(*args: Any) -> None:
+    async def fails_once(*args: Any, **kwargs: Any) -> None:
         calls.append(args)
         if len(calls) == 1:
             raise RuntimeError("an unexpected bug")
-        await coverage_loop(*args)
+        await coverage_loop(*args, **kwargs)
 
     monkeypatch.setattr(builder, "coverage_loop", fails_once)
     engine = builder.build(
@@ -268,3 +269,36 @@ async def test_a_failing_check_is_logged_counted_and_started_again(
         await engine.stop()
     assert sum(t.coverage_restarts for t in reports) == 1
     assert [t.coverage_checked for t in reports if t.coverage_gaps is not None] == [T0.timestamp()]
+
+
+def _policy(*targets: str) -> Policy:
+    return Policy("default", (Step((Ref(RefKind.PERSON, "alice"),)), Step(tuple(Ref.parse(t) for t in targets))))
+
+
+@pytest.mark.parametrize(
+    ("targets", "reachable", "empty"),
+    [
+        # primary starts on 7 Dec 09:00 Berlin (08:00 UTC): before that, a step paging only it pages nobody
+        (("schedule:primary",), {"alice"}, [(_utc(1), _utc(7, 8))]),
+        (("schedule:primary", "person:bob"), {"alice", "bob"}, []),  # bob can be reached: never empty
+        (("schedule:primary", "person:bob"), {"alice"}, [(_utc(1), _utc(7, 8))]),  # bob has no contact point
+        (("schedule:primary", "channel:pagerduty"), {"alice"}, []),
+    ],
+)
+def test_an_escalation_step_that_pages_nobody_is_a_finding_with_its_key(
+    targets: tuple[str, ...], reachable: set[str], empty: list[tuple[datetime, datetime]]
+) -> None:
+    coverage = check({"primary": PRIMARY}, _utc(1), 4, {"default": _policy(*targets)}, reachable)
+    found = [f for f in coverage.findings if isinstance(f, EmptyStep)]
+    assert [(f.start, f.end) for f in found] == empty
+    assert all(f.where == "oncall.policies.default.steps.1" and f.kind is Kind.EMPTY_STEP for f in found)
+    if found:
+        assert found[0].describe().startswith("this escalation step pages nobody from 2026-12-01T00:00:00Z to")
+
+
+def test_a_step_over_two_schedules_is_empty_only_where_both_have_nobody() -> None:
+    nights = _schedule("nights", (_rotation("bob", start=datetime(2026, 12, 3, 9, 0)),))
+    policies = {"default": _policy("schedule:primary", "schedule:nights")}
+    coverage = check({"primary": PRIMARY, "nights": nights}, _utc(1), 4, policies, {"alice"})
+    [empty] = [f for f in coverage.findings if isinstance(f, EmptyStep)]
+    assert (empty.start, empty.end) == (_utc(1), _utc(3, 8))  # nights starts first: 3 Dec 09:00 Berlin

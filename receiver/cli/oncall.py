@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, settings: config.Settings, clock: Clock = utc_
 def coverage_warnings(settings: config.Settings, now: datetime) -> list[str]:
     """One line per finding of the coverage check from ``now`` (``oncall.coverage.weeks`` ahead), by key."""
     oncall = settings.oncall
-    coverage = check(oncall.schedule_values(), now, oncall.coverage.weeks)
+    coverage = check(oncall.schedule_values(), now, oncall.coverage.weeks, *settings.coverage_policies())
     return [f"warning: {finding.where}: {finding.describe()}" for finding in coverage.findings]
 
 

@@ -117,7 +117,10 @@ class Engine:
             if self._report is not None:
                 self._report(self.processor.cursor, tally)
 
-        await coverage_loop(schedules, oncall.coverage.weeks, self._clock, tell)
+        policies, reachable = self._settings.coverage_policies()
+        await coverage_loop(
+            schedules, oncall.coverage.weeks, self._clock, tell, policies=policies, reachable=reachable
+        )
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """A task ended: unless the engine is stopping, that is a failure, logged and told through ``failed``."""

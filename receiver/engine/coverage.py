@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 
 from receiver.clock import Clock
 from receiver.metrics import Tally
-from receiver.oncall.coverage import check
+from receiver.oncall.coverage import Finding, Gap, check
+from receiver.oncall.policies import Policy
 from receiver.oncall.schedules import Schedule
 
 log = logging.getLogger(__name__)
@@ -27,17 +28,24 @@ EVERY = timedelta(days=1)
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def checked(schedules: Mapping[str, Schedule], now: datetime, weeks: int) -> Tally:
-    """Check coverage from ``now`` for ``weeks`` weeks: each gap logged at warning; the totals as a Tally."""
-    coverage = check(schedules, now, weeks)
-    for gap in coverage.gaps:
+def checked(
+    schedules: Mapping[str, Schedule],
+    now: datetime,
+    weeks: int,
+    policies: Mapping[str, Policy] | None = None,
+    reachable: Collection[str] = (),
+) -> Tally:
+    """Check coverage from ``now`` for ``weeks`` weeks: each finding (a gap, an escalation step that pages
+    nobody) logged at warning; the totals as a Tally."""
+    coverage = check(schedules, now, weeks, policies, reachable)
+    for finding in coverage.findings:
         log.warning(
             "on-call coverage gap in %s: %s",
-            gap.where,
-            gap.describe(),
-            extra={"schedule": gap.schedule, "start": _iso(gap.start), "end": _iso(gap.end)},
+            finding.where,
+            finding.describe(),
+            extra={"where": finding.where, **_about(finding), "start": _iso(finding.start), "end": _iso(finding.end)},
         )
-    if not coverage.gaps:
+    if not coverage.findings:
         log.info("every schedule has someone on call until %s", _iso(coverage.end))
     return Tally(coverage_gaps=coverage.gap_seconds(), coverage_checked=now.timestamp())
 
@@ -49,11 +57,18 @@ async def coverage_loop(
     report: Callable[[Tally], None],
     sleep: Sleep = asyncio.sleep,
     every: timedelta = EVERY,
+    policies: Mapping[str, Policy] | None = None,
+    reachable: Collection[str] = (),
 ) -> None:
     """Check now, then every ``every``, until cancelled; each result goes to ``report``."""
     while True:
-        report(await asyncio.to_thread(checked, schedules, clock(), weeks))
+        report(await asyncio.to_thread(checked, schedules, clock(), weeks, policies, reachable))
         await sleep(every.total_seconds())
+
+
+def _about(finding: Finding) -> dict[str, str]:
+    """What a log line names: the schedule with a gap, or the policy whose step pages nobody."""
+    return {"schedule": finding.schedule} if isinstance(finding, Gap) else {"policy": finding.policy}
 
 
 def _iso(at: datetime) -> str:

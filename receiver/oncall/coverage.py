@@ -10,11 +10,12 @@ that resolves to nobody) join it without changing its readers. Pure: the instant
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from receiver.oncall.policies import Policy, RefKind, Step
 from receiver.oncall.schedules import Schedule, Shift, shifts
 
 DEFAULT_WEEKS = 4
@@ -24,6 +25,7 @@ class Kind(StrEnum):
     """What a finding is about (the lead's escalation policies add the kind of a step that pages nobody)."""
 
     GAP = "gap"
+    EMPTY_STEP = "empty_step"
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,31 @@ class Gap:
         return f"nobody is on call from {_utc(self.start)} to {_utc(self.end)} ({_length(self.end - self.start)})"
 
 
-Finding = Gap
+@dataclass(frozen=True)
+class EmptyStep:
+    """Step ``step`` (from 0) of ``policy`` pages nobody from ``start`` to ``end``: every schedule it names has
+    nobody on call then, and it names no one else who can be reached (a person with a contact point, a channel)."""
+
+    policy: str
+    step: int
+    start: datetime
+    end: datetime
+    kind: Kind = field(default=Kind.EMPTY_STEP, init=False)
+
+    @property
+    def where(self) -> str:
+        """The settings key the finding is about."""
+        return f"oncall.policies.{self.policy}.steps.{self.step}"
+
+    def describe(self) -> str:
+        """One line for people."""
+        span = f"{_utc(self.start)} to {_utc(self.end)} ({_length(self.end - self.start)})"
+        return f"this escalation step pages nobody from {span}: every schedule it names has nobody on call"
+
+
+Finding = Gap | EmptyStep
 """Every kind of finding; each has ``kind``, ``where`` (a settings key) and ``describe()``. Add a kind as a
-dataclass with those three, to this union (``Gap | EmptyStep``) and to ``Kind``."""
+dataclass with those three, to this union and to ``Kind``."""
 
 
 @dataclass(frozen=True)
@@ -95,13 +119,56 @@ def uncovered(name: str, found: list[Shift], start: datetime, end: datetime) -> 
     return holes
 
 
-def check(schedules: Mapping[str, Schedule], now: datetime, weeks: int = DEFAULT_WEEKS) -> Coverage:
-    """The coverage of every schedule from ``now`` for ``weeks`` weeks (pure; schedules checked by name order)."""
+def check(
+    schedules: Mapping[str, Schedule],
+    now: datetime,
+    weeks: int = DEFAULT_WEEKS,
+    policies: Mapping[str, Policy] | None = None,
+    reachable: Collection[str] = (),
+) -> Coverage:
+    """The coverage of every schedule from ``now`` for ``weeks`` weeks, and the escalation steps of
+    ``policies`` that page nobody then (``reachable``: the people who have a contact point). Pure."""
     start = now.astimezone(UTC)
     end = start + timedelta(weeks=weeks)
     names = tuple(sorted(schedules))
-    found = tuple(gap for name in names for gap in gaps(schedules[name], start, end))
-    return Coverage(start, end, names, found)
+    holes = {name: gaps(schedules[name], start, end) for name in names}
+    found: list[Finding] = [gap for name in names for gap in holes[name]]
+    for name, policy in sorted((policies or {}).items()):
+        for n, step in enumerate(policy.steps):
+            found.extend(EmptyStep(name, n, a, b) for a, b in _nobody(step, holes, reachable, start, end))
+    return Coverage(start, end, names, tuple(found))
+
+
+Span = tuple[datetime, datetime]
+
+
+def _nobody(
+    step: Step, holes: Mapping[str, list[Gap]], reachable: Collection[str], start: datetime, end: datetime
+) -> list[Span]:
+    """Where every target of ``step`` reaches nobody: the intersection of each target's spans of nobody
+    (a person without a contact point, or a schedule that is not configured, reaches nobody throughout)."""
+    spans: list[Span] = [(start, end)]
+    for ref in step.targets:
+        if ref.kind is RefKind.CHANNEL or (ref.kind is RefKind.PERSON and ref.name in reachable):
+            return []
+        if ref.kind is RefKind.SCHEDULE and ref.name in holes:
+            spans = _intersect(spans, [(g.start, g.end) for g in holes[ref.name]])
+    return spans
+
+
+def _intersect(a: list[Span], b: list[Span]) -> list[Span]:
+    """The spans in both ordered, non-overlapping lists."""
+    found: list[Span] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo < hi:
+            found.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return found
 
 
 def _utc(at: datetime) -> str:
