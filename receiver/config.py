@@ -719,7 +719,10 @@ _SLACK_MEMBER = re.compile(r"[UW][A-Z0-9]{2,30}")
 class ContactRuleSettings(_Section):
     """Reach a person by ``contact`` ``after`` a step fires (default: at once)."""
 
-    contact: Literal["slack", "email"]
+    contact: Annotated[str, pydantic.Field(pattern=r"^(slack|email|channel:[^:\s]+(:\S+)?)$")]
+    """``slack`` or ``email`` (their ``slack_user``, ``email``, through ``oncall.contacts``), or
+    ``channel:NAME`` for a notify channel of their own (a PagerDuty routing key that pages them, an SMS
+    gateway webhook), optionally ``channel:NAME:DESTINATION``."""
     after: Duration | None = None
 
 
@@ -1142,6 +1145,12 @@ class Settings(_Section):
                 raise ValueError(f"oncall.contacts.{kind}: {name!r} is not in notify.channels")
             if channels[name].type != kind:
                 raise ValueError(f"oncall.contacts.{kind}: {name!r} is a {channels[name].type} channel, not {kind}")
+        for name, person in self.oncall.people.items():
+            for n, rule in enumerate(person.rules):
+                own = Contact(rule.contact).channel
+                if own is not None and Target.parse(own).channel not in channels:
+                    where = f"oncall.people.{name}.rules.{n}.contact"
+                    raise ValueError(f"{where}: channel {own!r} is not in notify.channels")
         for policy in self.oncall.policy_values().values():
             for n, step in enumerate(policy.steps):
                 for ref in step.targets:

@@ -312,3 +312,22 @@ async def test_the_loop_waits_until_the_next_deadline_and_no_longer(world: World
 )
 def test_waits_are_said_as_people_write_them(seconds: int, text: str) -> None:
     assert span(timedelta(seconds=seconds)) == text
+
+
+async def test_a_person_reached_through_a_channel_of_their_own_is_paged_there(world: World) -> None:
+    """``{contact: channel:NAME}``: a PagerDuty routing key whose service pages them (an SMS gateway alike)."""
+    dave = Person("dave", {}, (Contact("channel:pagerduty"), Contact("channel:sms", timedelta(minutes=2))))
+    ladders = Ladders(
+        {"default": Policy("default", (Step((Ref(RefKind.PERSON, "dave"),)),))},
+        (),
+        Roster({"dave": dave}, {}),
+        {},
+        KINDS,
+    )
+    world.processor = processor(world.store, world.clock, world.tallies, ladders)
+    incident = await world.open("web-7d4b9c6f5-x2x9z")
+    await world.at(0)
+    [line] = await world.lines(incident)
+    assert line.startswith("default step 1/1: paged dave by channel:pagerduty, no channel:sms channel;")
+    [page] = await world.pages(incident)
+    assert (page.target, page.state) == (Target("pagerduty"), State.PENDING)

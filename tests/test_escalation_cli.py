@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pydantic
 import pytest
 import yaml
 
@@ -154,3 +155,35 @@ def test_config_check_warns_of_an_escalation_step_that_pages_nobody(
     assert [w.split(": ")[2] for w in warnings] == ["oncall.schedules.later", "oncall.policies.default.steps.0"]
     assert "this escalation step pages nobody from " in warnings[1]
     assert f" to {start:%Y-%m-%dT%H:%M:%SZ} (" in warnings[1]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"policy_routes": [{"policy": "nightly"}]}, "policy_routes.0.policy: 'nightly' is not in oncall.policies"),
+        (
+            {"policies": {"default": {"steps": [{"notify": ["schedule:nights"]}]}}, "policy_routes": []},
+            "policies.default.steps.0.notify.0: 'nights' is not in oncall.schedules",
+        ),
+        ({"policies": {"default": {"steps": [{"notify": ["team:sre"]}]}}}, "'team' is not person, schedule or channel"),
+        (
+            {"policies": {"default": {"steps": [{"notify": ["channel:pager"]}]}}, "policy_routes": []},
+            "oncall.policies.default.steps.0.notify: channel 'pager' is not in notify.channels",
+        ),
+        ({"contacts": {"slack": "email"}}, "oncall.contacts.slack: 'email' is a email channel, not slack"),
+        (
+            {"people": {"dave": {"timezone": "UTC", "rules": [{"contact": "channel:pd-dave"}]}}},
+            "oncall.people.dave.rules.0.contact: channel 'pd-dave' is not in notify.channels",
+        ),
+        ({"people": {"dave": {"timezone": "UTC", "rules": [{"contact": "phone"}]}}}, "people.dave.rules.0.contact"),
+        ({"people": {"dave": {"timezone": "UTC", "slack_user": "alice"}}}, "'alice' is not a Slack member id"),
+        ({"policies": {"default": {"steps": [{"notify": ["person:alice"]}], "repeat": 11}}}, "repeat"),
+    ],
+)
+def test_escalation_settings_that_cannot_work_are_refused_naming_the_key(change: dict[str, Any], error: str) -> None:
+    oncall = {**SETTINGS["oncall"], **change}
+    if "people" in change:
+        oncall["people"] = {**SETTINGS["oncall"]["people"], **change["people"]}
+    with pytest.raises(pydantic.ValidationError) as refused:
+        config.Settings.model_validate({**SETTINGS, "oncall": oncall})
+    assert error in str(refused.value)

@@ -63,6 +63,10 @@ class Ladders:
         """Each of ``person``'s contact rules and where it sends (None: no channel of that kind)."""
         found: list[tuple[Contact, Target | None]] = []
         for contact in person.contacts():
+            if contact.channel is not None:
+                own = Target.parse(contact.channel)
+                found.append((contact, own if own.channel in self.kinds else None))
+                continue
             channel = self.contacts.get(contact.kind)
             known = channel is not None and channel in self.kinds
             found.append((contact, Target(channel, person.addresses[contact.kind]) if known and channel else None))

@@ -20,7 +20,9 @@ from enum import StrEnum
 from receiver.oncall.schedules import Schedule, who
 
 CONTACT_KINDS = ("slack", "email")
-"""The contact points a person's rules may name (each reached through a configured channel of that kind)."""
+"""The contact points a person's rules may name (each reached through a configured channel of that kind),
+besides ``channel:NAME``: a channel of their own (a PagerDuty routing key that pages them, an SMS gateway)."""
+OWN_CHANNEL = "channel:"
 
 
 class RefKind(StrEnum):
@@ -56,10 +58,16 @@ class Ref:
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """One of a person's rules: reach them by ``kind`` (``slack``, ``email``), ``after`` the step fires."""
+    """One of a person's rules: reach them by ``kind`` (``slack``, ``email``, ``channel:NAME``), ``after`` the
+    step fires."""
 
     kind: str
     after: timedelta = timedelta(0)
+
+    @property
+    def channel(self) -> str | None:
+        """The notify channel of their own a ``channel:NAME`` rule names (None for slack and email)."""
+        return self.kind.removeprefix(OWN_CHANNEL) if self.kind.startswith(OWN_CHANNEL) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +83,7 @@ class Person:
     def contacts(self) -> tuple[Contact, ...]:
         """The rules that can be followed (a rule naming a contact point they lack is left out)."""
         rules = self.rules or tuple(Contact(kind) for kind in CONTACT_KINDS if kind in self.addresses)
-        return tuple(rule for rule in rules if rule.kind in self.addresses)
+        return tuple(rule for rule in rules if rule.kind in self.addresses or rule.channel)
 
 
 @dataclass(frozen=True, slots=True)
