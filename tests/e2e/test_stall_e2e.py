@@ -19,6 +19,10 @@ TOKEN = {"Authorization": "Bearer e2e-token"}
 IDLE_CONNECTIONS = 1_100
 TRICKLES = 4
 LIMITS = {"server": {"header_timeout": "3s", "body_timeout": "3s"}}
+ANSWERED_WITHIN = 2.0
+"""Seconds a proper post may take beside the stalling clients: well under the 3 s header timeout, which a
+receiver that made it wait for an idle connection to time out would need at least (a 1 s bound failed once
+at 1.03 s on a loaded 2-core machine)."""
 
 
 @contextlib.asynccontextmanager
@@ -94,13 +98,13 @@ async def test_idle_and_trickling_clients_do_not_keep_alertmanager_waiting(
             async with idle_connections(receiver.port, IDLE_CONNECTIONS) as connected:
                 assert connected > 1024, connected  # more than the receiver may have open
                 answered = [await _post_once(receiver) for _ in range(3)]
-                assert max(answered) < 1.0, answered
+                assert max(answered) < ANSWERED_WITHIN, answered
             answers = await asyncio.wait_for(asyncio.gather(*trickles), 60)
         finally:
             for task in trickles:
                 task.cancel()
             await asyncio.gather(*trickles, return_exceptions=True)
         assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers
-        assert await _post_once(receiver) < 1.0
+        assert await _post_once(receiver) < ANSWERED_WITHIN
     finally:
         await receiver.close()
