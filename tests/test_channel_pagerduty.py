@@ -156,7 +156,7 @@ async def test_severity_mapping(fake: PagerDutyFake, io: Io, severity: str, expe
 def test_which_signals_it_sends(signal: Signal) -> None:
     sends = {
         Signal.OPENED, Signal.ESCALATED, Signal.SERVICES_JOINED, Signal.REOPENED,
-        Signal.ACKNOWLEDGED, Signal.RESOLVED, Signal.TEST,
+        Signal.ACKNOWLEDGED, Signal.RESOLVED, Signal.TEST, Signal.PAGED,
     }  # fmt: skip
     assert channel("https://events.pagerduty.com").wants(signal) is (signal in sends)
 

@@ -332,7 +332,8 @@ async def test_resets_stored_as_fake_runs_move_to_their_own_table(tmp_path: Path
     with sqlite3.connect(tmp_path / "r.db") as db:  # back to version 4, as it stored resets
         db.executescript(
             "DROP TABLE breaker_resets; DROP TABLE evidence; DROP TABLE watchdog;"
-            " DROP TABLE outbox; DROP TABLE notify_targets; DROP TABLE update_cadence; PRAGMA user_version = 4;"
+            " DROP TABLE outbox; DROP TABLE notify_targets; DROP TABLE update_cadence; DROP TABLE escalations;"
+            " PRAGMA user_version = 4;"
         )
         for at in (1, 2, 3):
             db.execute(failed, (f"f{at}", at, at, at))
