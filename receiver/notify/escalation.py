@@ -28,6 +28,7 @@ from receiver.alerts.matchers import Matcher
 from receiver.incidents.book import Changes, Incident
 from receiver.incidents.lifecycle import EventKind, IncidentStatus, Signal, TimelineEvent
 from receiver.notify.model import Intent, Target
+from receiver.notify.pagerduty_webhooks import FROM_PAGERDUTY
 from receiver.notify.planning import PAGE_ROUTE, Notices, event_key, facts_of
 from receiver.notify.routing import IncidentFacts, matches
 from receiver.oncall.policies import Contact, Escalation, Person, Policy, Reached, RefKind, Roster
@@ -126,6 +127,12 @@ def path_of(event: TimelineEvent) -> str:
     return next((path for words, path in PATHS.items() if words in text), "api")
 
 
+def acknowledger(actor: str, people: Mapping[str, Person]) -> str:
+    """The configured person an acknowledgement's actor is (``pagerduty: bob`` is bob), else ``other``."""
+    name = actor.removeprefix(FROM_PAGERDUTY).strip()
+    return name if name in people else "other"
+
+
 class Escalator:
     """The open escalations, and what changes and deadlines do to them."""
 
@@ -192,7 +199,7 @@ class Escalator:
             incident = incidents.get(incident_id)
             if signal is not Signal.ACKNOWLEDGED or incident is None or incident.severity is None:
                 continue
-            by = event.actor if event.actor in self.ladders.roster.people else "other"
+            by = acknowledger(event.actor, self.ladders.roster.people)
             seconds = max(0.0, incident.lifecycle.time_to_acknowledge or 0.0)
             found.append(Acknowledgement(str(incident.severity), seconds, path_of(event), by))
         return found
