@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from receiver.cli.oncall import coverage_warnings
 from receiver.config import Settings
 from receiver.notify.escalation import Ladders
@@ -33,12 +31,11 @@ async def test_an_acknowledgement_in_pagerduty_by_a_configured_person_is_counted
     assert [(a[2], a[3]) for a in acks] == [("pagerduty", "bob")]
 
 
-@pytest.mark.xfail(strict=True, reason="review #15: the coverage check has no finding for a step that pages nobody")
 def test_config_check_warns_of_a_policy_step_that_reaches_nobody() -> None:
     """The issue's coverage check reports "a step of a policy that resolves to nobody", and README (Escalation)
     says config check prints ``warning: oncall.policies.default.steps.0: this escalation step pages nobody``.
     Here carol has only an email address and no email channel is configured: the default policy's second step
-    pages nobody, and only the timeline says so when it fires ("carol has no contact point to page")."""
+    pages nobody (a person with no channel to reach them counts as nobody)."""
     settings = Settings.model_validate(
         {
             **SETTINGS,
