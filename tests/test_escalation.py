@@ -144,8 +144,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     store = SQLiteStore(tmp_path / "r.db")
     await store.open()
     clock, tallies = Now(), []
-    yield World(tmp_path / "r.db", store, processor(store, clock, tallies), clock, tallies)
-    await store.close()
+    world = World(tmp_path / "r.db", store, processor(store, clock, tallies), clock, tallies)
+    yield world
+    await world.store.close()  # the one open now (a restart test reopens it)
 
 
 async def test_a_policy_is_driven_through_every_step_and_round_each_at_its_deadline(world: World) -> None:
