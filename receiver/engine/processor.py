@@ -151,7 +151,8 @@ class Processor:
                 with contextlib.suppress(StoreError):
                     self.cursor = await self._store.cursor()
                 continue
-            if processed >= self._batch_size:  # more is waiting
+            if processed >= self._batch_size:  # more is waiting: first let what the batch woke take its turn,
+                await asyncio.sleep(0)  # so the steps it made due fire before the next batch, not after it
                 continue
             if not processed:  # idle: what wakes it is taken at once (a lone alert waits for no linger)
                 await self._wake.wait()
