@@ -20,6 +20,7 @@ import pytest
 from receiver.alerts.dedup import DedupPolicy
 from receiver.engine.notifier import Notifier, RetryPolicy
 from receiver.engine.processor import Processor
+from receiver.engine.stories import story_of
 from receiver.incidents.book import Book, IncidentPolicy
 from receiver.incidents.lifecycle import Signal
 from receiver.metrics import Tally
@@ -30,11 +31,11 @@ from receiver.notify.http import Http
 from receiver.notify.model import Delivery, Failed, Reason, Result, Sent, State, Target
 from receiver.notify.planning import Channels, Planner
 from receiver.notify.routing import Route
-from receiver.notify.story import Story
+from receiver.notify.story import Happening, Story
 from receiver.playbooks.actions import notify as notify_action
 from receiver.playbooks.actions.base import Context
 from receiver.playbooks.actions.base import Outcome as ActionOutcome
-from receiver.store import Outcome, StoreError
+from receiver.store import IncidentQuery, Outcome, StoreError
 from receiver.store.sqlite import SQLiteStore
 from tests.corpus import alert, payload
 
@@ -170,6 +171,17 @@ async def test_an_incident_that_opens_is_sent_once_with_its_outcome_recorded_and
     assert [t.sent for t in world.tallies] == [[("slack", 2.0)]]
     await notifier.drain()
     assert len(world.channel.asked) == 1  # nothing is sent twice
+
+
+async def test_a_story_names_each_alert_and_its_service_though_the_store_keeps_neither(world: World) -> None:
+    """Members read back from the store carry their labels only: the story works out each alert's name and
+    service (messages listed every alert as ``-  (SEV3)``)."""
+    await world.fire("web-7d4b9c6f5-x2x9z")
+    [incident] = await world.store.incidents(IncidentQuery())
+    found = await world.store.incident(incident.id, 50)
+    assert found is not None
+    story = story_of(*found, Happening(Signal.OPENED, "", "receiver", T0), "")
+    assert [(a.name, a.service, a.severity) for a in story.alerts] == [("KubePodCrashLooping", "shop/web", "SEV3")]
 
 
 async def test_a_rate_limit_sets_the_next_attempt_from_retry_after_never_a_sleep(world: World) -> None:

@@ -105,7 +105,8 @@ async def _preview(
                 continue
             key = f"preview/{signal}"
             delivery = _delivery(target.channel, channel.kind, incident, signal, now, key, target, route)
-            story = await stories.read(store, delivery, settings.notify.link(incident))
+            correlation = settings.incidents.policy().correlation
+            story = await stories.read(store, delivery, settings.notify.link(incident), correlation=correlation)
             wanted = channel.wants(signal)
             out[str(target)] = channel.preview(delivery, _compose(composer, story, channel, route)) if wanted else None
     except stories.UnknownStory:

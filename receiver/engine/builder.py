@@ -272,6 +272,7 @@ def _notifier(
         report,
         link=notify.link,
         signer=settings.oncall.links.signer(notify.external_url),
+        correlation=settings.incidents.policy().correlation,
         retry=retry,
         concurrency=notify.concurrency,
         retention=notify.retention,

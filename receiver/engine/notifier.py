@@ -35,6 +35,7 @@ from typing import Protocol
 from receiver.clock import Clock
 from receiver.engine import stories
 from receiver.engine.waking import woken
+from receiver.incidents.correlation import CorrelationPolicy
 from receiver.incidents.lifecycle import Signal
 from receiver.metrics import Tally
 from receiver.notify.channel import Channel, Io, Replay
@@ -95,6 +96,7 @@ class Notifier:
         *,
         link: Callable[[str], str] = lambda _: "",
         signer: Signer | None = None,
+        correlation: CorrelationPolicy | None = None,
         retry: RetryPolicy | None = None,
         concurrency: int = 8,
         retention: timedelta = timedelta(days=30),
@@ -103,6 +105,8 @@ class Notifier:
 
         ``signer``: makes the signed acknowledge/resolve links of internal messages (None: no links).
 
+        ``correlation``: how the stories find each alert's service (None: the default policy).
+
         ``retention``: how long rows that ended are kept (they are the incident's record of who was told).
         """
         self._retention = retention
@@ -110,6 +114,7 @@ class Notifier:
         self._orphans = True
         """Rows may be left ``sending`` that nothing here sends (at start; after a failed write)."""
         self._store = store
+        self._correlation = correlation
         self._channels = dict(channels)
         self._composer = composer
         self._io = Io(http, clock)
@@ -268,7 +273,14 @@ class Notifier:
         extra = {"update": delivery.text} if delivery.signal is Signal.STATUS_UPDATE else None
         signed = (self._signer, self._clock()) if self._signer and channel.audience == "internal" else None
         try:
-            story = await stories.read(self._store, delivery, self._link(delivery.incident), extra, signed=signed)
+            story = await stories.read(
+                self._store,
+                delivery,
+                self._link(delivery.incident),
+                extra,
+                signed=signed,
+                correlation=self._correlation,
+            )
         except stories.UnknownStory:
             return Failed(Reason.CLIENT_ERROR, f"incident {delivery.incident} is not in the store", permanent=True)
         except StoreError as err:

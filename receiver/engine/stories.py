@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from receiver.incidents.book import Incident
+from receiver.incidents.correlation import CorrelationPolicy, service_of
 from receiver.incidents.lifecycle import EventKind, TimelineEvent
 from receiver.notify.model import Delivery, paged_person
 from receiver.notify.story import ActionLink, AlertLine, EventLine, EvidenceLine, Happening, RunLine, Story
@@ -42,10 +43,12 @@ async def read(
     extra: Mapping[str, str] | None = None,
     *,
     signed: tuple[Signer, datetime] | None = None,
+    correlation: CorrelationPolicy | None = None,
 ) -> Story:
     """The story of ``delivery``'s incident, as it is now. UnknownStory, StoreError.
 
     ``signed``: the signer of action links and the time now (None: the story carries no links).
+    ``correlation``: finds each alert's service (None: the default policy's subjects).
     """
     found = await store.incident(delivery.incident, TIMELINE_LINES)
     if found is None:
@@ -56,7 +59,7 @@ async def read(
     _, due = await store.notify_state(incident.id)
     happening = Happening(delivery.signal, delivery.text, delivery.actor, delivery.at)
     return replace(
-        story_of(incident, timeline, happening, link),
+        story_of(incident, timeline, happening, link, correlation),
         next_update_at=due.get(incident.id),
         runs=tuple(RunLine(r.id, r.playbook, r.status.value, r.reason) for r in runs),
         evidence=tuple(EvidenceLine(e.outcome or "", e.summary) for e in evidence),
@@ -73,20 +76,31 @@ def action_links(signer: Signer, now: datetime, incident: Incident, delivery: De
     return tuple(ActionLink(action.value, action.label, url) for action, url in offered)
 
 
-def story_of(incident: Incident, timeline: list[TimelineEvent], happening: Happening, link: str) -> Story:
-    """The story of an incident as the book or the store has it (no runs, no evidence). Pure."""
+def story_of(
+    incident: Incident,
+    timeline: list[TimelineEvent],
+    happening: Happening,
+    link: str,
+    correlation: CorrelationPolicy | None = None,
+) -> Story:
+    """The story of an incident as the book or the store has it (no runs, no evidence). Pure.
+
+    Members read from the store carry no name or service (the book works them out when it loads them):
+    they are worked out here from the labels, the service with ``correlation``.
+    """
+    policy = correlation or CorrelationPolicy()
     lifecycle = incident.lifecycle
     acknowledged = [e.actor for e in timeline if e.kind is EventKind.ACKNOWLEDGED]
     alerts = tuple(
         AlertLine(
-            m.name,
+            m.name or m.labels.get("alertname", m.fingerprint),
             m.labels,
             {},
             m.firing,
             str(m.classification.severity),
             m.role,
             m.fired_at,
-            m.service,
+            m.service or service_of(m.labels, policy),
         )
         for m in incident.members.values()
     )

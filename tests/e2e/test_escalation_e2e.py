@@ -288,6 +288,7 @@ async def test_nobody_acknowledges_so_the_secondary_is_paged_after_the_wait_and_
     assert all(arrived(m) >= deadline for m in dm(providers, BOB, shop))
     assert fired_2 <= arrived(page) <= fired_2 + SENT
     assert "step 2/2: paged bob (schedule:secondary)" in str(page.blocks)
+    assert "- KubePodCrashLooping (SEV3, shop/web)" in str(page.blocks)  # the alert, named
     final = await settled(receiver, shop)
     assert final["status"] == "triggered"
     assert {e["actor"] for e in final["timeline"] if e["kind"] == "escalation"} == {"escalation"}
